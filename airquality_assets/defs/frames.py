@@ -1,0 +1,180 @@
+"""Parsed, typed hourly frames and the merged, cleaned ``hourly_observations``.
+
+Each asset validates its frame with its Pandera schema inside the step and reports the
+result as a blocking asset check: a violation fails the check (with every failure case in
+its metadata) and stops downstream assets, while the frame is still stored for inspection.
+Nothing is dropped silently.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from airquality_assets import schemas
+from airquality_assets.columns import POLLUTANTS, TIME
+from airquality_assets.defs.checks import completeness_result, schema_check_result
+from airquality_assets.defs.metadata import frame_metadata
+from airquality_assets.defs.partitions import (
+    daily_location_partitions,
+    neighbouring_days,
+    single_run,
+    split_key,
+)
+from airquality_assets.defs.resources import RawStore
+from airquality_assets.settings import get_settings
+from airquality_assets.transforms.cleaning import clean_observations, influence_hours
+from airquality_assets.transforms.merging import merge_hourly
+from airquality_assets.transforms.parsing import parse_many
+
+COMPLETENESS_THRESHOLD = 0.20  # share of missing target hours above which the check warns
+
+
+def _column_schema(schema: type) -> dg.TableSchema:
+    """The frame's columns as Dagster shows them, derived from the Pandera model."""
+    dagster_type = pandera_schema_to_dagster_type(schema)
+    return dagster_type.metadata["schema"].schema  # type: ignore[index,union-attr]
+
+
+def _checks(asset: str, blocking: bool) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "schema",
+            asset=asset,
+            blocking=blocking,
+            description="Pandera schema: dtypes, ranges, unique (location, time), monotonic",
+        ),
+        dg.AssetCheckSpec(
+            "completeness",
+            asset=asset,
+            description=f"At most {COMPLETENESS_THRESHOLD:.0%} of the target hours missing",
+        ),
+    ]
+
+
+def _parse_partitions(
+    context: dg.AssetExecutionContext, raw_store: RawStore, raw_asset: str, kind: str
+) -> pd.DataFrame:
+    """Parse every body of the run, per location in day order (a later body wins a duplicate
+    hour), into one typed frame."""
+    days_by_location: dict[str, list[str]] = {}
+    for partition_key in context.partition_keys:
+        day, location = split_key(partition_key)
+        days_by_location.setdefault(location, []).append(day)
+    frames = []
+    for location, days in days_by_location.items():
+        bodies = [raw_store.read(raw_asset, location, day) for day in sorted(days)]
+        frame = parse_many(bodies, location, kind=kind)  # type: ignore[arg-type]
+        dropped = frame.attrs.get("duplicates_dropped", 0)
+        if dropped:
+            context.log.warning(f"{raw_asset} {location}: {dropped} duplicate hour(s) dropped")
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    context.log.info(
+        f"parsed {len(context.partition_keys)} {raw_asset} bodies into {len(frame)} rows"
+    )
+    return frame
+
+
+def _emit(
+    asset: str, frame: pd.DataFrame, schema: type, watch: list[str]
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    yield dg.Output(frame, metadata=frame_metadata(frame, watch))
+    yield schema_check_result(asset, schema, frame)
+    yield completeness_result(asset, frame, watch, COMPLETENESS_THRESHOLD)
+
+
+@dg.asset(
+    partitions_def=daily_location_partitions,
+    backfill_policy=single_run,
+    deps=["raw_air_quality"],
+    check_specs=_checks("air_quality_hourly", blocking=False),
+    group_name="frames",
+    kinds={"pandas", "parquet"},
+    metadata={"dagster/column_schema": _column_schema(schemas.AirQualityHourlySchema)},
+    description="OpenWeatherMap records as a typed frame: one row per (location, UTC hour).",
+)
+def air_quality_hourly(
+    context: dg.AssetExecutionContext, raw_store: RawStore
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    frame = _parse_partitions(context, raw_store, "raw_air_quality", "air")
+    yield from _emit(
+        "air_quality_hourly", frame, schemas.AirQualityHourlySchema, get_settings().targets
+    )
+
+
+@dg.asset(
+    partitions_def=daily_location_partitions,
+    backfill_policy=single_run,
+    deps=["raw_weather"],
+    check_specs=_checks("weather_hourly", blocking=False),
+    group_name="frames",
+    kinds={"pandas", "parquet"},
+    metadata={"dagster/column_schema": _column_schema(schemas.WeatherHourlySchema)},
+    description="Visual Crossing hourly records as a typed frame, keyed by epoch (DST-safe).",
+)
+def weather_hourly(
+    context: dg.AssetExecutionContext, raw_store: RawStore
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    frame = _parse_partitions(context, raw_store, "raw_weather", "weather")
+    yield from _emit(
+        "weather_hourly", frame, schemas.WeatherHourlySchema, ["temp", "humidity", "pressure"]
+    )
+
+
+class ObservationsConfig(dg.Config):
+    interpolation_limit_hours: int = 3
+    """Gaps of at most this many consecutive hours are interpolated; longer ones stay missing.
+    At most 10 with the default spike rule: each day is computed with one day of context on
+    either side, so nothing may reach further than 24 hours."""
+
+
+@dg.asset(
+    partitions_def=daily_location_partitions,
+    backfill_policy=single_run,
+    ins={
+        "air": dg.AssetIn("air_quality_hourly", partition_mapping=neighbouring_days),
+        "weather": dg.AssetIn("weather_hourly", partition_mapping=neighbouring_days),
+    },
+    check_specs=_checks("hourly_observations", blocking=True),
+    group_name="frames",
+    kinds={"pandas", "parquet"},
+    metadata={"dagster/column_schema": _column_schema(schemas.HourlyObservationsSchema)},
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "Air quality and weather joined per location on a full hourly grid; short gaps "
+        "interpolated, long gaps left missing and counted, outliers removed by a documented "
+        "rule. Incremental: day D is computed from days D-1..D+1 only, so an hourly update "
+        "reads three days, not the whole history."
+    ),
+)
+def hourly_observations(
+    context: dg.AssetExecutionContext,
+    config: ObservationsConfig,
+    air: pd.DataFrame,
+    weather: pd.DataFrame,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    reach = influence_hours(config.interpolation_limit_hours)
+    if config.interpolation_limit_hours < 0 or reach > 24:
+        raise dg.Failure(
+            f"interpolation_limit_hours={config.interpolation_limit_hours} lets cleaning reach "
+            f"{reach} h; day D is computed from D-1..D+1, so the reach must be at most 24 h"
+        )
+    merged = merge_hourly(air, weather)
+    cleaned, stats = clean_observations(
+        merged, interpolation_limit_hours=config.interpolation_limit_hours
+    )
+    own = {split_key(k) for k in context.partition_keys}
+    days = cleaned[TIME].dt.strftime("%Y-%m-%d")
+    keep = [(d, loc) in own for d, loc in zip(days, cleaned["location"], strict=True)]
+    frame = cleaned.loc[keep].reset_index(drop=True)
+    context.log.info(f"hourly_observations: {len(frame)} rows; cleaning: {stats}")
+    watch = [p for p in POLLUTANTS if p in get_settings().targets] + ["temp", "humidity"]
+    output_meta = frame_metadata(frame, watch)
+    output_meta["cleaning"] = dg.MetadataValue.json(stats.as_metadata())
+    yield dg.Output(frame, metadata=output_meta)
+    yield schema_check_result("hourly_observations", schemas.HourlyObservationsSchema, frame)
+    yield completeness_result(
+        "hourly_observations", frame, get_settings().targets, COMPLETENESS_THRESHOLD
+    )

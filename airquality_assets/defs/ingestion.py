@@ -1,0 +1,132 @@
+"""Raw pulls: one response body per (UTC day, location), stored exactly as returned.
+
+A backfill of any length runs as one run per location (single-run backfill policy); inside
+it, each partition is its own request and its own atomic file, so one failed day never
+touches the files of other days, nor the previous file of the failed day.
+"""
+
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from airquality_assets.defs.partitions import daily_location_partitions, single_run, split_key
+from airquality_assets.defs.resources import (
+    AirPollutionSourceResource,
+    RawStore,
+    WeatherSourceResource,
+)
+from airquality_assets.settings import get_settings
+from airquality_assets.sources.base import Location, RawResponse, SourceError
+
+PROGRESS_EVERY = 100
+
+
+def _pull_partitions(
+    context: dg.AssetExecutionContext,
+    asset_name: str,
+    raw_store: RawStore,
+    fetch: Callable[[Location, date], RawResponse],
+) -> dg.MaterializeResult:
+    """Pull and store every partition of the run; fail at the end listing what failed.
+
+    An authentication error (401) fails at once: every other day would fail the same way.
+    """
+    settings = get_settings()
+    keys = context.partition_keys
+    total_bytes = total_records = 0
+    total_seconds = 0.0
+    failures: list[str] = []
+    started = time.perf_counter()
+    for index, partition_key in enumerate(keys, start=1):
+        day_text, location_name = split_key(partition_key)
+        location = settings.location(location_name)
+        try:
+            response = fetch(location, date.fromisoformat(day_text))
+        except SourceError as exc:
+            if exc.status == 401:
+                raise dg.Failure(
+                    description=f"{asset_name}: authentication failed, stopping: {exc}"
+                ) from exc
+            context.log.error(f"{asset_name} {partition_key}: {exc} (previous file kept)")
+            failures.append(f"{partition_key}: {exc}")
+            continue
+        raw_store.write(asset_name, location_name, day_text, response.body)
+        total_bytes += len(response.body)
+        total_records += response.record_count
+        total_seconds += response.duration_s
+        if index % PROGRESS_EVERY == 0 or index == len(keys):
+            context.log.info(
+                f"{asset_name}: {index}/{len(keys)} partitions pulled, {total_records} records"
+            )
+    if failures:
+        raise dg.Failure(
+            description=(
+                f"{asset_name}: {len(failures)} of {len(keys)} partition pull(s) failed; "
+                "successful ones were stored, failed ones kept their previous file"
+            ),
+            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "partitions": len(keys),
+            "bytes": total_bytes,
+            "records": total_records,
+            "request_seconds": round(total_seconds, 3),
+            "wall_seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(hours=23)
+
+
+@dg.asset(
+    partitions_def=daily_location_partitions,
+    backfill_policy=single_run,
+    group_name="ingestion",
+    kinds={"python", "json"},
+    description=(
+        "Hourly air pollution per UTC day and location, as the OpenWeatherMap Air Pollution "
+        "history endpoint returned it (or the replay source, in the same JSON shape)."
+    ),
+)
+def raw_air_quality(
+    context: dg.AssetExecutionContext,
+    air_pollution_source: AirPollutionSourceResource,
+    raw_store: RawStore,
+) -> dg.MaterializeResult:
+    client = air_pollution_source.client()
+    return _pull_partitions(
+        context,
+        "raw_air_quality",
+        raw_store,
+        lambda location, day: client.history(location, *_day_bounds(day)),
+    )
+
+
+@dg.asset(
+    partitions_def=daily_location_partitions,
+    backfill_policy=single_run,
+    group_name="ingestion",
+    kinds={"python", "json"},
+    description=(
+        "Hourly weather per UTC day and location, as the Visual Crossing Timeline API "
+        "returned it (metric units, timezone=Z), or the replay source in the same shape."
+    ),
+)
+def raw_weather(
+    context: dg.AssetExecutionContext,
+    weather_source: WeatherSourceResource,
+    raw_store: RawStore,
+) -> dg.MaterializeResult:
+    client = weather_source.client()
+    return _pull_partitions(
+        context,
+        "raw_weather",
+        raw_store,
+        lambda location, day: client.timeline(location, day, day),
+    )

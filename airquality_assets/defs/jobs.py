@@ -1,0 +1,29 @@
+"""Asset jobs: the data half (a date range is one run per location) and the model half."""
+
+import dagster as dg
+
+from airquality_assets.defs.mlflow import end_mlflow_run_on_failure, end_mlflow_run_on_success
+from airquality_assets.settings import get_settings
+
+data_half_job = dg.define_asset_job(
+    "data_half",
+    selection=dg.AssetSelection.groups("ingestion", "frames"),
+    description="Pull raw air quality and weather, parse, merge and validate hourly frames.",
+)
+
+# demo: candidates run one after another in one process, paying the ~20 s keras+mlflow
+# import once. full: every candidate is its own process (2 at a time on 2 cores); a
+# Kubernetes or Celery executor can spread them over machines instead.
+_executor = (
+    dg.in_process_executor
+    if get_settings().profile == "demo"
+    else dg.multiprocess_executor.configured({"max_concurrent": 2})
+)
+
+training_job = dg.define_asset_job(
+    "training",
+    selection=dg.AssetSelection.groups("model"),
+    executor_def=_executor,
+    hooks={end_mlflow_run_on_failure, end_mlflow_run_on_success},
+    description="Sequence tensors, grid search in MLflow, evaluation and the promotion gate.",
+)

@@ -1,0 +1,106 @@
+"""``sequence_tensors``: the hourly feature matrix and valid window ends per split."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from airquality_assets.settings import get_settings
+from airquality_assets.transforms.features import MissingFeatureError
+from airquality_assets.transforms.windowing import (
+    SPLITS,
+    EmptySplitError,
+    InsufficientDataError,
+    SequenceTensors,
+    SplitSpec,
+    build_sequence_tensors,
+    tensor_summary,
+    windows,
+)
+
+
+class SequenceConfig(dg.Config):
+    lookback_hours: int = 24
+    """Hours of history each window sees."""
+    max_horizon_hours: int = 24
+    """Forecast every hour from 1 to this (1 is the minimum)."""
+    train_end: str | None = "2012-12-31"
+    """Last day (UTC, inclusive) of the training period; None = 70/15/15 by time."""
+    validation_end: str | None = "2013-12-31"
+    """Last day of the validation period; the test period is everything after."""
+    features: list[str] | None = None
+    """Feature columns in order; None = targets, default weather, calendar encodings."""
+
+
+def _check_finite(tensors: SequenceTensors) -> dg.AssetCheckResult:
+    """Every split non-empty and every window cut from it finite (no NaN/inf)."""
+    problems: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for split in SPLITS:
+        ends = tensors.ends.get(split, np.empty(0))
+        counts[split] = len(ends)
+        if len(ends) == 0:
+            problems[split] = "empty"
+            continue
+        x, y = windows(tensors, split)
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            problems[split] = "NaN or inf in windows"
+    return dg.AssetCheckResult(
+        check_name="finite_non_empty_splits",
+        passed=not problems,
+        metadata={"windows": dg.MetadataValue.json(counts), "problems": str(problems or "none")},
+    )
+
+
+@dg.asset(
+    io_manager_key="tensors_io_manager",
+    group_name="model",
+    kinds={"numpy"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "finite_non_empty_splits",
+            asset="sequence_tensors",
+            blocking=True,
+            description="No NaN/inf in any window; train, validation and test all non-empty",
+        )
+    ],
+    description=(
+        "Look-back windows as an hourly matrix plus valid window end indices per "
+        "chronological split; scalers fitted on the training period only. Windows never "
+        "cross a gap or a location boundary and are cut as views when needed."
+    ),
+)
+def sequence_tensors(
+    context: dg.AssetExecutionContext, config: SequenceConfig, hourly_observations: pd.DataFrame
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    settings = get_settings()
+    split = (
+        SplitSpec(train_end=config.train_end, validation_end=config.validation_end)
+        if config.train_end and config.validation_end
+        else SplitSpec(train_end=None, validation_end=None)
+    )
+    try:
+        tensors = build_sequence_tensors(
+            hourly_observations,
+            feature_names=config.features,
+            targets=settings.targets,
+            lookback=config.lookback_hours,
+            horizons=range(1, config.max_horizon_hours + 1),
+            split=split,
+        )
+    except (InsufficientDataError, EmptySplitError, MissingFeatureError) as exc:
+        raise dg.Failure(description=f"cannot build sequence tensors: {exc}") from exc
+    summary = tensor_summary(tensors)
+    context.log.info(f"sequence_tensors: {summary}")
+    yield dg.Output(
+        tensors,
+        metadata={
+            "summary": dg.MetadataValue.json(summary),
+            "feature_names": ", ".join(tensors.feature_names),
+            "targets": ", ".join(tensors.target_names),
+            "split_mode": tensors.split_mode,
+            **{f"{s}_windows": len(tensors.ends[s]) for s in SPLITS},
+        },
+    )
+    yield _check_finite(tensors)

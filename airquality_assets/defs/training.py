@@ -1,0 +1,193 @@
+"""The model half: grid search as parallel steps, evaluation, and the promotion gate.
+
+``tuned_lstm`` is a graph-backed asset: one step plans the candidates of the profile, one
+``train_candidate`` step per candidate runs (side by side under the multiprocess executor,
+or spread across machines by a Kubernetes/Celery executor), and ``select_best`` picks the
+lowest validation loss. Keras, JAX and MLflow are imported inside the steps only, so loading
+these definitions (the UI, sensors, the data half) never pays their start-up.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from airquality_assets.defs.mlflow import MLFLOW_KEY
+from airquality_assets.settings import get_settings
+from airquality_assets.transforms.windowing import SequenceTensors
+
+PICKLE = "pickle_io_manager"
+
+
+def _target_index(tensors: SequenceTensors) -> list[int]:
+    index = tensors.target_columns
+    missing = [n for n, i in zip(tensors.target_names, index, strict=True) if i is None]
+    if missing:
+        raise dg.Failure(
+            f"target pollutant(s) {missing} are not among the features {tensors.feature_names}; "
+            "the model corrects the last observed value, so each target must be a feature"
+        )
+    return [int(i) for i in index if i is not None]
+
+
+class GridConfig(dg.Config):
+    profile: str = get_settings().profile
+    """``demo`` (a few small candidates, minutes) or ``full`` (the reference grid, hours)."""
+
+
+@dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE))
+def plan_candidates(context: dg.OpExecutionContext, config: GridConfig) -> Iterator[Any]:
+    """One dynamic output per hyper-parameter candidate of the profile."""
+    from airquality_assets.ml.grid import grid_for_profile
+
+    try:
+        grid = grid_for_profile(config.profile)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
+    context.log.info(f"profile {config.profile}: {len(grid)} candidate(s)")
+    for params in grid:
+        yield dg.DynamicOutput(params.as_dict(), mapping_key=params.name)
+
+
+@dg.op(out=dg.Out(dict, io_manager_key=PICKLE), required_resource_keys={MLFLOW_KEY})
+def train_candidate(
+    context: dg.OpExecutionContext, tensors: SequenceTensors, params: dict
+) -> dict[str, Any]:
+    """Train one candidate, log it as a nested MLflow run, save its model package."""
+    from airquality_assets.ml.model import LSTMParams
+    from airquality_assets.ml.training_steps import fit_and_log_candidate
+
+    candidate = LSTMParams.from_dict(params)
+    context.log.info(f"training candidate {candidate.name}: {params}")
+    try:
+        summary = fit_and_log_candidate(
+            tensors,
+            candidate,
+            target_feature_index=_target_index(tensors),
+            output_dir=get_settings().data_dir / "candidates" / context.run_id,
+            log=context.log.info,
+        )
+    except dg.Failure:
+        raise
+    except Exception as exc:
+        raise dg.Failure(
+            description=f"candidate {candidate.name} {params} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    context.log.info(
+        f"candidate {candidate.name}: best val_loss {summary['val_loss']:.4f} after "
+        f"{summary['epochs']} epoch(s) in {summary['fit_seconds']:.1f} s"
+    )
+    return summary
+
+
+@dg.op(out=dg.Out(dict, io_manager_key=PICKLE))
+def select_best(context: dg.OpExecutionContext, candidates: list[dict]) -> dict[str, Any]:
+    """The candidate with the lowest validation loss (never the test set: that is for scoring)."""
+    ranked = sorted(candidates, key=lambda c: c["val_loss"])
+    table = "\n".join(
+        f"| {c['name']} | {c['val_loss']:.4f} | {c['val_rmse_mean']:.2f} | {c['epochs']} |"
+        for c in ranked
+    )
+    context.add_output_metadata(
+        {
+            "best": ranked[0]["name"],
+            "candidates": dg.MetadataValue.md(
+                "| candidate | val loss | val RMSE (ug/m3) | epochs |\n|---|---|---|---|\n" + table
+            ),
+        }
+    )
+    return {**ranked[0], "all_candidates": [c["name"] for c in ranked]}
+
+
+@dg.graph_asset(
+    group_name="model",
+    kinds={"keras", "mlflow"},
+    description=(
+        "Grid search: one step per candidate (fan-out), each its own nested MLflow run; the "
+        "fan-in step keeps the candidate with the lowest validation loss."
+    ),
+)
+def tuned_lstm(sequence_tensors: SequenceTensors) -> dict:
+    trained = plan_candidates().map(lambda params: train_candidate(sequence_tensors, params))
+    return select_best(trained.collect())
+
+
+@dg.asset(
+    io_manager_key=PICKLE,
+    group_name="model",
+    kinds={"keras", "mlflow"},
+    required_resource_keys={MLFLOW_KEY},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "beats_persistence",
+            asset="model_evaluation",
+            blocking=True,
+            description="The tuned model's mean test RMSE is below persistence's",
+        )
+    ],
+    description=(
+        "The tuned model against persistence, seasonal-naive, climatology and Ridge on the "
+        "test window, per pollutant and horizon, in ug/m3."
+    ),
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext, tuned_lstm: dict, sequence_tensors: SequenceTensors
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    from airquality_assets.ml.training_steps import evaluate_candidate
+
+    started = time.perf_counter()
+    report = evaluate_candidate(sequence_tensors, tuned_lstm)
+    context.log.info(f"evaluation took {time.perf_counter() - started:.1f} s")
+    ratio = report["rmse_ratio_vs_persistence"]
+    yield dg.Output(
+        report,
+        metadata={
+            "candidate": tuned_lstm["name"],
+            "test_rmse_mean": report["score"],
+            "rmse_ratio_vs_persistence": ratio,
+            "rmse_ratio_vs_ridge": report["rmse_ratio_vs_ridge"],
+            "comparison": dg.MetadataValue.md(report["markdown"]),
+            "rmse_by_horizon": dg.MetadataValue.md(report["plot_markdown"]),
+            "plot_path": dg.MetadataValue.path(report["plot_path"]),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="beats_persistence",
+        passed=bool(ratio < 1.0),
+        metadata={"rmse_ratio_vs_persistence": ratio},
+        description=None if ratio < 1.0 else f"model RMSE is {ratio:.3f}x persistence",
+    )
+
+
+@dg.asset(
+    io_manager_key=PICKLE,
+    group_name="model",
+    kinds={"mlflow"},
+    required_resource_keys={MLFLOW_KEY},
+    description=(
+        "Registers the tuned model in the MLflow registry and moves alias 'champion' only if "
+        "it beats the current champion on the same test window; the decision is recorded."
+    ),
+)
+def champion_model(
+    context: dg.AssetExecutionContext, model_evaluation: dict, sequence_tensors: SequenceTensors
+) -> dg.Output[dict]:
+    from airquality_assets.ml.training_steps import promote
+
+    decision = promote(
+        sequence_tensors, model_evaluation, registered_name=get_settings().model_name
+    )
+    context.log.info(f"promotion: {decision['reason']}")
+    return dg.Output(
+        decision,
+        metadata={
+            "promoted": decision["promoted"],
+            "reason": decision["reason"],
+            "registered_model": decision["registered_name"],
+            "new_version": str(decision["new_version"]),
+            "champion_version": str(decision["champion_version"]),
+            "candidate_score": decision["candidate_score"],
+            "previous_champion_score": str(decision["previous_champion_score"]),
+        },
+    )

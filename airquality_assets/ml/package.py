@@ -1,0 +1,82 @@
+"""The model package: the one hand-over format between training, MLflow, BentoML and drift.
+
+A package is a directory holding ``model.keras`` (a self-contained Keras 3 model: input
+``(batch, lookback, n_features)`` float32 in raw units in ``feature_names`` order, output
+``(batch, n_horizons, n_targets)`` in ug/m3, any scaling done by layers inside the model)
+and ``metadata.json`` (:class:`ModelMetadata`). Keras is imported only inside the functions
+that need it, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass
+class ModelMetadata:
+    """What serving and drift detection need to use a model without its training run."""
+
+    feature_names: list[str]
+    target_pollutants: list[str]
+    lookback: int
+    horizons: list[int]
+    training_window: dict[str, str]  # {"start": iso, "end": iso}
+    model_name: str = "airquality-lstm"
+    model_version: str = "unregistered"
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    # per feature: {"quantiles": [...], "mean": m, "std": s, "sample": [...]} of training rows
+    reference_profile: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        return cls(**json.loads(text))
+
+
+def write_metadata(metadata: ModelMetadata, directory: str | os.PathLike[str]) -> Path:
+    """Write ``metadata.json`` atomically (temp file in the same directory + rename)."""
+    target = Path(directory) / METADATA_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".metadata-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(metadata.to_json())
+    os.replace(tmp, target)
+    return target
+
+
+def read_metadata(directory: str | os.PathLike[str]) -> ModelMetadata:
+    path = Path(directory) / METADATA_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no {METADATA_FILE} in model package {directory}")
+    return ModelMetadata.from_json(path.read_text(encoding="utf-8"))
+
+
+def save_package(model: Any, metadata: ModelMetadata, directory: str | os.PathLike[str]) -> Path:
+    """Save a Keras model and its metadata as a package directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / MODEL_FILE)
+    write_metadata(metadata, directory)
+    return directory
+
+
+def load_package(directory: str | os.PathLike[str]) -> tuple[Any, ModelMetadata]:
+    """Load ``(keras_model, metadata)`` from a package directory."""
+    import keras
+
+    import airquality_assets  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
+
+    directory = Path(directory)
+    model = keras.saving.load_model(directory / MODEL_FILE)
+    return model, read_metadata(directory)

@@ -1,0 +1,294 @@
+"""Promotion gate on the MLflow model registry, using aliases only.
+
+Registry stages (Staging/Production) are deprecated in MLflow; an alias (``champion``) is a
+movable pointer to one version, which is exactly "the model serving uses". The gate:
+
+1. registers every candidate as a new version (so each decision has a version to live on),
+   tagged with its score;
+2. waits until the version is ``READY`` and its logged model is ``READY`` with an
+   ``MLmodel`` file in place: the alias must never point at a half-written model, whatever
+   crashes later;
+3. asks ``evaluate_champion(champion_uri)`` for the current champion's score *on the same
+   test window* as the candidate (lower is better). Scores stored at the champion's own
+   promotion were computed on an older window and are not comparable;
+4. moves the alias only if the candidate is strictly better, or if there is no champion;
+5. records the decision (reason, both scores, previous champion) as tags and description on
+   the new version *before* moving the alias, so a consumer that follows the alias always
+   finds a fully described version. A crash between step 5 and the alias move leaves a
+   version tagged ``promotion_decision=promoted`` without the alias; the alias is the source
+   of truth, and re-running the gate is safe.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airquality_assets.ml.package import ModelMetadata
+
+DEFAULT_ALIAS = "champion"
+TAG_DECISION = "promotion_decision"
+TAG_REASON = "promotion_reason"
+TAG_SCORE_NAME = "score_name"
+TAG_PREVIOUS = "previous_champion_version"
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Outcome of one gate run; ``as_metadata()`` is meant for Dagster asset metadata."""
+
+    promoted: bool
+    reason: str
+    new_version: str
+    previous_champion_version: str | None
+    candidate_score: float
+    champion_score: float | None
+    score_name: str = "score"
+    registered_name: str = ""
+    alias: str = DEFAULT_ALIAS
+
+    def as_metadata(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RegistrationError(RuntimeError):
+    """The new version never became READY (or its model files are missing)."""
+
+
+def _model_id_from_uri(model_uri: str) -> str | None:
+    """``models:/m-abc`` (an MLflow 3 logged model) -> ``m-abc``; else None."""
+    prefix = "models:/"
+    if model_uri.startswith(prefix):
+        rest = model_uri[len(prefix) :].strip("/")
+        if rest.startswith("m-") and "/" not in rest:
+            return rest
+    return None
+
+
+def _wait_until_ready(
+    client: Any, name: str, version: str, model_id: str | None, timeout_s: float
+) -> None:
+    """Block until version ``version`` and its files are complete, or raise."""
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
+
+    from airquality_assets.ml.tracking import load_mlmodel
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while True:
+        mv = client.get_model_version(name, version)
+        status = ModelVersionStatus.from_string(mv.status)
+        if status == ModelVersionStatus.READY:
+            break
+        if status == ModelVersionStatus.FAILED_REGISTRATION:
+            raise RegistrationError(
+                f"{name} v{version} failed registration: {mv.status_message or 'no message'}"
+            )
+        if time.monotonic() > deadline:
+            raise RegistrationError(f"{name} v{version} not READY after {timeout_s:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    if model_id is not None:
+        logged = client.get_logged_model(model_id)
+        if logged.status != LoggedModelStatus.READY:
+            raise RegistrationError(
+                f"logged model {model_id} behind {name} v{version} is {logged.status}, not READY"
+            )
+    # The artifact store is the last thing that could be incomplete: MLmodel is written last
+    # by log_model, and loading it proves the storage location is reachable.
+    try:
+        load_mlmodel(client.get_model_version_download_uri(name, version))
+    except Exception as exc:  # any storage error means: do not point the alias here
+        raise RegistrationError(f"{name} v{version} has no readable MLmodel: {exc}") from exc
+
+
+def _current_alias_version(client: Any, name: str, alias: str) -> str | None:
+    aliases = getattr(client.get_registered_model(name), "aliases", None) or {}
+    version = aliases.get(alias)
+    return None if version is None else str(version)
+
+
+def _ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+
+
+def _fmt(score: float | None) -> str:
+    return "none" if score is None else f"{score:.6g}"
+
+
+def register_and_maybe_promote(
+    client: Any,
+    model_uri: str,
+    registered_name: str,
+    candidate_score: float,
+    score_name: str,
+    evaluate_champion: Callable[[str], float] | None,
+    alias: str = DEFAULT_ALIAS,
+    tags: Mapping[str, str] | None = None,
+    *,
+    run_id: str | None = None,
+    ready_timeout_s: float = 300.0,
+) -> PromotionDecision:
+    """Register ``model_uri`` as a new version of ``registered_name``; move ``alias`` if it wins.
+
+    ``candidate_score`` and the champion's score are "lower is better" (e.g. mean test RMSE)
+    and must come from the same test window: ``evaluate_champion`` receives the champion's
+    pinned URI (``models:/<name>/<version>``, never the moving alias) and returns its score
+    on the candidate's test window. Without a callback an existing champion is only
+    replaced if its version carries a ``score_name`` tag, and the reason says so, because
+    that score may come from another window. A non-finite candidate score never promotes;
+    a non-finite champion score (a broken champion) loses to any finite candidate.
+    """
+    candidate_score = float(candidate_score)
+    model_id = _model_id_from_uri(model_uri)
+    if run_id is None and model_id is not None:
+        run_id = client.get_logged_model(model_id).source_run_id
+
+    _ensure_registered_model(client, registered_name)
+    previous = _current_alias_version(client, registered_name, alias)
+    version_tags = {
+        **(tags or {}),
+        TAG_SCORE_NAME: score_name,
+        score_name: repr(candidate_score),
+        TAG_DECISION: "pending",
+    }
+    mv = client.create_model_version(
+        registered_name,
+        source=model_uri,
+        run_id=run_id,
+        tags=version_tags,
+        description=f"candidate {score_name}={_fmt(candidate_score)}; promotion pending",
+        model_id=model_id,
+    )
+    version = str(mv.version)
+    _wait_until_ready(client, registered_name, version, model_id, ready_timeout_s)
+
+    champion_score: float | None = None
+    if previous is None:
+        promote = math.isfinite(candidate_score)
+        reason = (
+            f"no '{alias}' yet: candidate v{version} becomes {alias}"
+            if promote
+            else f"candidate {score_name} is not finite ({candidate_score}); nothing promoted"
+        )
+    else:
+        source = "re-evaluated on the same test window"
+        if evaluate_champion is not None:
+            try:
+                champion_score = float(evaluate_champion(f"models:/{registered_name}/{previous}"))
+            except Exception as exc:
+                # Keep the alias where it is and leave an explanation on the version.
+                failure = f"champion v{previous} evaluation failed: {exc!r}; {alias} stays"
+                _record(
+                    client, registered_name, version, False, failure, previous, None, score_name
+                )
+                raise
+        else:
+            stored = client.get_model_version(registered_name, previous).tags.get(score_name)
+            champion_score = float(stored) if stored is not None else None
+            source = "stored at its registration (NOT re-evaluated; window may differ)"
+        if not math.isfinite(candidate_score):
+            promote = False
+            reason = f"candidate {score_name} is not finite ({candidate_score}); {alias} stays"
+        elif champion_score is None:
+            promote = False
+            reason = f"{alias} v{previous} has no comparable {score_name}; {alias} stays"
+        elif not math.isfinite(champion_score) or candidate_score < champion_score:
+            promote = True
+            reason = (
+                f"candidate {score_name}={_fmt(candidate_score)} < {alias} v{previous} "
+                f"{score_name}={_fmt(champion_score)} ({source}): promoted"
+            )
+        else:
+            promote = False
+            reason = (
+                f"candidate {score_name}={_fmt(candidate_score)} >= {alias} v{previous} "
+                f"{score_name}={_fmt(champion_score)} ({source}): {alias} stays on v{previous}"
+            )
+
+    if promote:
+        # Best-effort guard against a concurrent gate run that moved the alias meanwhile.
+        now = _current_alias_version(client, registered_name, alias)
+        if now != previous:
+            promote = False
+            reason = (
+                f"{alias} moved from v{previous} to v{now} during this evaluation; "
+                "not promoted, re-run the gate against the new champion"
+            )
+    _record(client, registered_name, version, promote, reason, previous, champion_score, score_name)
+    if promote:
+        client.set_registered_model_alias(registered_name, alias, version)
+    return PromotionDecision(
+        promoted=promote,
+        reason=reason,
+        new_version=version,
+        previous_champion_version=previous,
+        candidate_score=candidate_score,
+        champion_score=champion_score,
+        score_name=score_name,
+        registered_name=registered_name,
+        alias=alias,
+    )
+
+
+def _record(
+    client: Any,
+    name: str,
+    version: str,
+    promoted: bool,
+    reason: str,
+    previous: str | None,
+    champion_score: float | None,
+    score_name: str,
+) -> None:
+    """Write the decision onto the version (tags for machines, description for people)."""
+    tags = {
+        TAG_DECISION: "promoted" if promoted else "rejected",
+        TAG_REASON: reason[:5000],
+        TAG_PREVIOUS: previous or "none",
+    }
+    if champion_score is not None:
+        tags[f"champion_{score_name}"] = repr(champion_score)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=reason)
+
+
+def load_champion(
+    registered_name: str, alias: str = DEFAULT_ALIAS, *, client: Any | None = None
+) -> tuple[str, str, ModelMetadata | None]:
+    """Resolve ``alias`` once: ``(pinned model URI, version, package metadata)``.
+
+    The URI is pinned (``models:/<name>/<version>``) so a later load cannot race with a
+    promotion that moves the alias. Metadata comes from the logged model's MLmodel (see
+    ``tracking.read_package_metadata``) with ``model_name``/``model_version`` filled in
+    from the registry; it is None for versions logged without metadata. Raises
+    ``MlflowException`` if the alias does not exist.
+    """
+    from mlflow import MlflowClient
+
+    from airquality_assets.ml.tracking import read_package_metadata
+
+    client = client or MlflowClient()
+    mv = client.get_model_version_by_alias(registered_name, alias)
+    version = str(mv.version)
+    metadata = read_package_metadata(
+        client.get_model_version_download_uri(registered_name, version),
+        run_id=mv.run_id,
+        tracking_uri=client.tracking_uri,
+    )
+    if metadata is not None:
+        metadata.model_name = registered_name
+        metadata.model_version = version
+    return f"models:/{registered_name}/{version}", version, metadata

@@ -1,0 +1,144 @@
+"""Deployment settings read from the environment, with defaults for the embedded demo.
+
+Everything that differs between the demo, CI and production is chosen here by environment
+variables, never by editing code: which sources (replay or live APIs), which locations, the
+partition date range, where files go and which training profile runs.
+
+=============================  =====================================  ======================
+variable                       meaning                                default
+=============================  =====================================  ======================
+``AIRQUALITY_DATA_DIR``        raw files, frames, tensors, MLflow     ``<project>/.data``
+``AIRQUALITY_SOURCE``          ``replay`` (bundled data) or ``live``  ``replay``
+``AIRQUALITY_LOCATIONS``       ``name:lat:lon`` comma-separated       the bundled station
+``AIRQUALITY_START_DATE``      first daily partition (UTC)            2010-01-01 (replay)
+``AIRQUALITY_END_DATE``        end of partitions, exclusive           2015-01-01 (replay)
+``AIRQUALITY_REPLAY_NOW``      the replay source's clock (UTC)        2014-12-31T00:00:00Z
+``AIRQUALITY_TARGETS``         target pollutants, comma-separated     ``pm2_5``
+``AIRQUALITY_PROFILE``         training profile ``demo`` or ``full``  ``demo``
+``AIRQUALITY_EXPERIMENT``      MLflow experiment name                 airquality-forecast
+``AIRQUALITY_MODEL_NAME``      MLflow registered model name           airquality-lstm
+``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
+=============================  =====================================  ======================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from airquality_assets.sources.base import Location
+
+BUNDLED_STATION = Location(name="beijing", latitude=39.95, longitude=116.47)
+REPLAY_FIRST_DATE = date(2010, 1, 1)
+REPLAY_END_DATE = date(2015, 1, 1)
+REPLAY_DEFAULT_NOW = datetime(2014, 12, 31, tzinfo=UTC)
+
+
+def project_root() -> Path:
+    """The source checkout holding this package (where ``pyproject.toml`` lives)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def parse_locations(text: str) -> list[Location]:
+    """Parse ``"name:lat:lon,name:lat:lon"``; names become partition keys, so must be unique."""
+    locations: list[Location] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            name, lat, lon = (piece.strip() for piece in item.split(":"))
+            location = Location(name=name, latitude=float(lat), longitude=float(lon))
+        except ValueError as exc:
+            raise ValueError(
+                f"AIRQUALITY_LOCATIONS item {item!r} is not 'name:latitude:longitude'"
+            ) from exc
+        if not -90 <= location.latitude <= 90 or not -180 <= location.longitude <= 180:
+            raise ValueError(f"AIRQUALITY_LOCATIONS item {item!r} has coordinates out of range")
+        locations.append(location)
+    names = [loc.name for loc in locations]
+    if not locations or len(set(names)) != len(names):
+        raise ValueError(f"AIRQUALITY_LOCATIONS must list unique locations, got {text!r}")
+    return locations
+
+
+def _parse_date(text: str, variable: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{variable}={text!r} is not a YYYY-MM-DD date") from exc
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO instant to tz-aware UTC; a naive value is taken as UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    source: str = "replay"
+    locations: list[Location] = field(default_factory=lambda: [BUNDLED_STATION])
+    start_date: date = REPLAY_FIRST_DATE
+    end_date: date | None = REPLAY_END_DATE
+    replay_now: datetime = REPLAY_DEFAULT_NOW
+    targets: list[str] = field(default_factory=lambda: ["pm2_5"])
+    profile: str = "demo"
+    experiment_name: str = "airquality-forecast"
+    model_name: str = "airquality-lstm"
+
+    @property
+    def location_names(self) -> list[str]:
+        return [loc.name for loc in self.locations]
+
+    def location(self, name: str) -> Location:
+        for loc in self.locations:
+            if loc.name == name:
+                return loc
+        raise KeyError(f"unknown location {name!r}; configured: {self.location_names}")
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        source = env.get("AIRQUALITY_SOURCE", "replay").strip().lower()
+        if source not in {"replay", "live"}:
+            raise ValueError(f"AIRQUALITY_SOURCE must be 'replay' or 'live', got {source!r}")
+        data_dir = Path(env.get("AIRQUALITY_DATA_DIR") or project_root() / ".data")
+        default_end = REPLAY_END_DATE.isoformat() if source == "replay" else ""
+        end_text = env.get("AIRQUALITY_END_DATE", default_end).strip()
+        targets = [t.strip() for t in env.get("AIRQUALITY_TARGETS", "pm2_5").split(",")]
+        profile = env.get("AIRQUALITY_PROFILE", "demo").strip()
+        if profile not in {"demo", "full"}:
+            raise ValueError(f"AIRQUALITY_PROFILE must be 'demo' or 'full', got {profile!r}")
+        locations_text = env.get("AIRQUALITY_LOCATIONS", "")
+        return cls(
+            data_dir=data_dir.resolve(),
+            source=source,
+            locations=parse_locations(locations_text) if locations_text else [BUNDLED_STATION],
+            start_date=_parse_date(
+                env.get("AIRQUALITY_START_DATE", REPLAY_FIRST_DATE.isoformat()),
+                "AIRQUALITY_START_DATE",
+            ),
+            end_date=_parse_date(end_text, "AIRQUALITY_END_DATE") if end_text else None,
+            replay_now=parse_instant(
+                env.get("AIRQUALITY_REPLAY_NOW", REPLAY_DEFAULT_NOW.isoformat())
+            ),
+            targets=[t for t in targets if t],
+            profile=profile,
+            experiment_name=env.get("AIRQUALITY_EXPERIMENT", "airquality-forecast"),
+            model_name=env.get("AIRQUALITY_MODEL_NAME", "airquality-lstm"),
+        )
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """``MLFLOW_TRACKING_URI`` if set, else SQLite under the data directory."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.data_dir / "mlflow-artifacts").as_uri()
+
+
+def get_settings() -> Settings:
+    """Settings of this process (read once per call: cheap, and tests can monkeypatch env)."""
+    return Settings.from_env()

@@ -1,0 +1,308 @@
+"""HTTP plumbing shared by the live API clients: retrying session, key scrubbing, clear errors.
+
+Retries are delegated to urllib3's :class:`~urllib3.util.retry.Retry` mounted on a
+:class:`requests.Session` rather than written by hand, because urllib3 already gets the
+subtle parts right (exponential backoff with jitter, ``Retry-After`` in both its seconds and
+HTTP-date forms, counting connect/read/status failures against one budget, draining the
+connection between attempts).
+
+Everything that leaves this module as text (exception messages, URLs for metadata) has the
+API key removed: Visual Crossing echoes the key in its 401 body, and requests/urllib3 put
+the full request URL (with ``appid=``/``key=``) into their exception messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
+from urllib3.util.retry import Retry
+
+from airquality_assets.sources.base import SourceError
+
+#: Transient statuses worth another attempt. 400/401/403/404 are deliberately absent: a bad
+#: key or a bad location will not get better by asking again, and retrying them only burns
+#: quota and delays the error the on-call engineer needs to see.
+RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+#: Query parameters that carry credentials in the APIs we call (OWM ``appid``, VC ``key``).
+SECRET_PARAMS: frozenset[str] = frozenset({"appid", "key", "apikey", "api_key"})
+
+REDACTED = "***"
+USER_AGENT = "airquality-assets/0.1 (+requests)"
+_MAX_REASON_CHARS = 300
+
+_SECRET_PARAM_RE = re.compile(
+    r"(?P<name>\b(?:" + "|".join(sorted(SECRET_PARAMS)) + r"))=(?P<value>[^&\s'\"#)]+)",
+    re.IGNORECASE,
+)
+_HTML_TITLE_RE = re.compile(r"<title[^>]*>(?P<title>.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG_RE = re.compile(r"<[^>]+>")
+_WHITESPACE_RE = re.compile(r"\s+")
+
+_STATUS_HINTS: dict[int, str] = {
+    400: "bad request (check the location's coordinates and the requested dates)",
+    401: "unauthorized (API key wrong, not yet active, or the plan lacks this endpoint)",
+    403: "forbidden (the plan does not include this endpoint)",
+    404: "not found (check base_url and the endpoint path)",
+    429: "rate limit or quota exceeded",
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before a pull fails for good.
+
+    ``max_retries`` counts retries, so a request is sent at most ``max_retries + 1`` times.
+    The sleep before retry *n* (n >= 2) is ``backoff_factor * 2**(n-1)`` plus up to
+    ``backoff_jitter_s`` of random jitter, capped at ``backoff_max_s``; urllib3 retries the
+    first failure immediately. A ``Retry-After`` header replaces the backoff for that attempt
+    and is capped at ``max_retry_after_s`` (urllib3's ``retry_after_max``), so a hostile or
+    buggy header (``Retry-After: 86400``) cannot stall a run for a day.
+    """
+
+    max_retries: int = 4
+    backoff_factor: float = 1.0
+    backoff_jitter_s: float = 0.5
+    backoff_max_s: float = 60.0
+    max_retry_after_s: int = 120
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.max_retry_after_s < 0:
+            raise ValueError("max_retry_after_s must be >= 0")
+
+    @property
+    def max_attempts(self) -> int:
+        return self.max_retries + 1
+
+
+def build_retry(policy: RetryPolicy) -> Retry:
+    """The urllib3 retry configuration for a policy.
+
+    Only ``total`` is set, so connection errors, read timeouts and retryable statuses all
+    draw on one budget and a pull makes at most ``policy.max_attempts`` requests.
+    ``raise_on_status=False`` makes urllib3 hand back the last failed response instead of
+    raising ``MaxRetryError``, so its status and body can go into a :class:`SourceError`.
+    """
+    return Retry(
+        total=policy.max_retries,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=policy.backoff_factor,
+        backoff_jitter=policy.backoff_jitter_s,
+        backoff_max=policy.backoff_max_s,
+        respect_retry_after_header=True,
+        retry_after_max=policy.max_retry_after_s,
+        raise_on_status=False,
+    )
+
+
+def build_session(policy: RetryPolicy, user_agent: str = USER_AGENT) -> requests.Session:
+    """A :class:`requests.Session` that retries transient failures according to ``policy``."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=build_retry(policy))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
+    return session
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove API keys from ``text``: literal values (also URL-quoted) and ``key=...`` params.
+
+    The literal pass catches keys echoed in prose (VC: ``No account found with API key
+    'XXXX'``); the parameter pass catches URLs even when the secret is not known here.
+    """
+    for secret in secrets:
+        if not secret:
+            continue
+        for variant in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(variant, REDACTED)
+    return _SECRET_PARAM_RE.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with every credential query parameter removed (for metadata and logs)."""
+    parts = urlsplit(url)
+    kept = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name.lower() not in SECRET_PARAMS
+    ]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def format_coordinate(value: float) -> str:
+    """Decimal degrees as plain text (no exponent), at most 6 decimals (about 0.1 m)."""
+    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _trim(text: str, limit: int = _MAX_REASON_CHARS) -> str:
+    text = _WHITESPACE_RE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def summarize_body(body: bytes, secrets: Sequence[str] = ()) -> str:
+    """A short, key-free description of an error body, whatever format it came in.
+
+    OWM sends JSON ``{"cod": 401 | "400", "message": ...}`` (``cod`` is an int for some
+    errors and a string for others, so it is not relied on); VC sends plain text; proxies in
+    front of either send HTML error pages, for which the ``<title>`` (or the tag-stripped
+    text) is enough.
+    """
+    text = scrub(body.decode("utf-8", errors="replace"), secrets).strip()
+    if not text:
+        return "(empty body)"
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str | int | float):
+        return _trim(str(parsed["message"]))
+    if text.startswith("<"):
+        title = _HTML_TITLE_RE.search(text)
+        text = title.group("title") if title else _HTML_TAG_RE.sub(" ", text)
+        return _trim(text) or "(HTML page without text)"
+    return _trim(text)
+
+
+def status_hint(status: int) -> str:
+    """What a status usually means for these APIs, so the error says what to check."""
+    if status in _STATUS_HINTS:
+        return _STATUS_HINTS[status]
+    if status >= 500:
+        return "server error"
+    return "unexpected response"
+
+
+def attempts_made(response: requests.Response) -> int:
+    """How many requests urllib3 sent to obtain ``response`` (1 + retries taken)."""
+    retries = getattr(response.raw, "retries", None)
+    history = getattr(retries, "history", None) or ()
+    return len(history) + 1
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What one pull is about, so every error it raises names it (and never the key)."""
+
+    source: str
+    location: str
+    time_range: str
+    api_key: str
+
+    def error(self, reason: str, status: int | None = None) -> SourceError:
+        """A :class:`SourceError` for this call, with the key scrubbed out of ``reason``."""
+        return SourceError(
+            source=self.source,
+            location=self.location,
+            time_range=self.time_range,
+            reason=scrub(reason, [self.api_key]),
+            status=status,
+        )
+
+
+def error_from_response(response: requests.Response, ctx: CallContext) -> SourceError:
+    """Turn a final non-2xx response into a :class:`SourceError` (status, hint, body gist)."""
+    status = response.status_code
+    reason = f"{status_hint(status)}: {summarize_body(response.content, [ctx.api_key])}"
+    attempts = attempts_made(response)
+    if attempts > 1:
+        reason += f" (gave up after {attempts} attempts)"
+    return ctx.error(reason, status=status)
+
+
+def _describe_transport_error(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, ReadTimeoutError | requests.exceptions.ReadTimeout):
+        return f"read timed out (timeout {timeout_s:g} s)"
+    if isinstance(exc, NewConnectionError):
+        return f"could not connect: {exc}"
+    if isinstance(exc, ConnectTimeoutError | requests.exceptions.ConnectTimeout):
+        return f"connect timed out (timeout {timeout_s:g} s)"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        # Headers arrived but the body was cut off; requests reads bodies after urllib3's
+        # retry loop, so this one is not retried here (the run's retry policy can).
+        return f"connection broken while reading the response body: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def error_from_exception(
+    exc: requests.RequestException, ctx: CallContext, timeout_s: float, max_attempts: int
+) -> SourceError:
+    """Turn a transport failure (refused, timed out, reset, bad header) into a SourceError.
+
+    requests wraps urllib3's ``MaxRetryError`` (whose text contains the full URL, key
+    included); the underlying cause is more useful and is what gets described.
+    """
+    inner = exc.args[0] if exc.args else None
+    if isinstance(inner, MaxRetryError) and inner.reason is not None:
+        reason = _describe_transport_error(inner.reason, timeout_s)
+        reason += f" (gave up after {max_attempts} attempts)"
+    else:
+        reason = _describe_transport_error(exc, timeout_s)
+    return ctx.error(_trim(scrub(reason, [ctx.api_key])), status=None)
+
+
+def send_get(
+    session: requests.Session,
+    url: str,
+    params: Sequence[tuple[str, str]],
+    timeout_s: float,
+    ctx: CallContext,
+    max_attempts: int,
+) -> requests.Response:
+    """GET with the session's retries; a transport failure becomes a :class:`SourceError`.
+
+    Non-2xx responses are returned, not raised, so a client can inspect the body first (VC
+    quota texts); call :func:`error_from_response` on them. The SourceError is raised
+    outside the ``except`` block on purpose: chaining would attach the requests exception,
+    whose message contains the URL with the key, to every logged traceback.
+    """
+    try:
+        return session.get(url, params=list(params), timeout=timeout_s)
+    except requests.RequestException as exc:
+        failure = error_from_exception(exc, ctx, timeout_s, max_attempts)
+    raise failure
+
+
+class MinIntervalThrottle:
+    """Keeps at least ``min_interval_s`` between the starts of consecutive calls.
+
+    A client-side guard for per-minute limits (OWM free plan: 60 calls/min). It spaces
+    logical calls; the retries urllib3 makes inside one call are spaced by backoff and
+    ``Retry-After`` instead. Thread-safe, per instance (per process), not global.
+    """
+
+    def __init__(self, min_interval_s: float) -> None:
+        if min_interval_s < 0:
+            raise ValueError("min_interval_s must be >= 0")
+        self.min_interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._last_start: float | None = None
+
+    def wait(self) -> None:
+        """Block until the next call may start, then record that it starts now."""
+        with self._lock:
+            now = time.monotonic()
+            if self._last_start is not None:
+                delay = self._last_start + self.min_interval_s - now
+                if delay > 0:
+                    time.sleep(delay)
+                    now = time.monotonic()
+            self._last_start = now

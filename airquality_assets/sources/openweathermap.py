@@ -1,0 +1,173 @@
+"""Live client for the OpenWeatherMap Air Pollution API (history, current, forecast).
+
+It returns the response body byte for byte (:class:`RawResponse`); turning it into rows,
+filtering ``start <= dt <= end`` and removing duplicate hours is the parser's job, so the raw
+asset on disk is exactly what OWM sent and can be re-parsed later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import requests
+
+from airquality_assets.sources import http
+from airquality_assets.sources.base import Location, RawResponse
+
+DEFAULT_BASE_URL = "https://api.openweathermap.org"
+_AIR_POLLUTION_PATH = "/data/2.5/air_pollution"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_utc(name: str, value: datetime) -> datetime:
+    """Reject naive datetimes: guessing a zone would silently shift every hour of a pull."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _iso_utc(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class OpenWeatherMapClient:
+    """:class:`~airquality_assets.sources.base.AirPollutionSource` backed by the live OWM API.
+
+    Transient failures (429, 5xx, connection errors, read timeouts) are retried by urllib3
+    with exponential backoff and jitter, honouring ``Retry-After`` up to
+    ``max_retry_after_s``; 400/401/404 fail at once. Calls are spaced at least
+    ``min_interval_s`` apart (default 1 s = OWM's free 60 calls/min) per client instance.
+    Anything that cannot be used ends as a :class:`SourceError` without the key in it.
+    """
+
+    source_name = "openweathermap"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_s: float = 30,
+        max_retries: int = 4,
+        backoff_factor: float = 1.0,
+        backoff_jitter_s: float = 0.5,
+        max_retry_after_s: int = 120,
+        min_interval_s: float = 1.0,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if not api_key:
+            raise ValueError("OpenWeatherMap api_key is empty (is OPENWEATHER_API_KEY set?)")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.policy = http.RetryPolicy(
+            max_retries=max_retries,
+            backoff_factor=backoff_factor,
+            backoff_jitter_s=backoff_jitter_s,
+            max_retry_after_s=max_retry_after_s,
+        )
+        self._session = http.build_session(self.policy)
+        self._throttle = http.MinIntervalThrottle(min_interval_s)
+        self._clock = clock
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def history(self, location: Location, start: datetime, end: datetime) -> RawResponse:
+        """Hourly records for ``start .. end`` (tz-aware; sent as integer unix seconds).
+
+        OWM does not document whether the bounds are inclusive, so the parser filters
+        ``start <= dt <= end``; the body here is returned unchanged.
+        """
+        start_utc = _require_utc("start", start)
+        end_utc = _require_utc("end", end)
+        if start_utc > end_utc:
+            raise ValueError(f"start {start_utc.isoformat()} is after end {end_utc.isoformat()}")
+        params = [
+            ("start", str(int(start_utc.timestamp()))),
+            ("end", str(int(end_utc.timestamp()))),
+        ]
+        time_range = f"{_iso_utc(start_utc)}..{_iso_utc(end_utc)}"
+        return self._get("/history", location, params, time_range)
+
+    def current(self, location: Location) -> RawResponse:
+        """The current hour's record (one element in ``list``)."""
+        return self._get("", location, [], "current hour")
+
+    def forecast(self, location: Location) -> RawResponse:
+        """Hourly forecast for about the next 4 days (about 96 elements; not fixed)."""
+        return self._get("/forecast", location, [], "forecast")
+
+    def now(self) -> datetime:
+        """Wall-clock UTC floored to the hour: OWM's records are on whole UTC hours."""
+        return self._clock().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> OpenWeatherMapClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _get(
+        self,
+        suffix: str,
+        location: Location,
+        extra_params: Sequence[tuple[str, str]],
+        time_range: str,
+    ) -> RawResponse:
+        ctx = http.CallContext(self.source_name, location.name, time_range, self._api_key)
+        params = [
+            ("lat", http.format_coordinate(location.latitude)),
+            ("lon", http.format_coordinate(location.longitude)),
+            *extra_params,
+            ("appid", self._api_key),
+        ]
+        url = f"{self.base_url}{_AIR_POLLUTION_PATH}{suffix}"
+        self._throttle.wait()
+        started = time.monotonic()
+        response = http.send_get(
+            self._session, url, params, self.timeout_s, ctx, self.policy.max_attempts
+        )
+        duration_s = time.monotonic() - started
+        if not response.ok:
+            raise http.error_from_response(response, ctx)
+        record_count = _count_records(response, ctx)
+        return RawResponse(
+            body=response.content,
+            record_count=record_count,
+            duration_s=duration_s,
+            url=http.redact_url(response.url),
+        )
+
+
+def _count_records(response: requests.Response, ctx: http.CallContext) -> int:
+    """Validate a 200 body (JSON object with a ``list`` array) and count its elements.
+
+    A 200 is not trusted blindly: a proxy can return an HTML page, and a dropped connection
+    can leave truncated JSON; storing either would poison the raw asset. An empty ``list``
+    is valid (e.g. a window before OWM's history starts).
+    """
+    body = response.content
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        gist = http.summarize_body(body, [ctx.api_key])
+        raise ctx.error(
+            f"HTTP 200 body is not valid JSON (truncated or not JSON): {gist}",
+            status=response.status_code,
+        ) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("list"), list):
+        found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
+        raise ctx.error(
+            f"HTTP 200 JSON has no 'list' array (found {found})", status=response.status_code
+        )
+    return len(payload["list"])

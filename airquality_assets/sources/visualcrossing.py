@@ -1,0 +1,262 @@
+"""Live client for the Visual Crossing Timeline Weather API (hourly, metric, UTC).
+
+Cost is what limits this API: the free plan allows 1000 records per day and hourly history
+costs 24 records per day requested. Callers (the raw weather asset) request one UTC day per
+partition, which is the chunking: every request costs about 24 records, a failure loses one
+day, and this client's daily budget can refuse the next day cleanly instead of VC answering
+with a plain-text 429.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from airquality_assets.sources import http
+from airquality_assets.sources.base import Location, RawResponse
+
+DEFAULT_BASE_URL = (
+    "https://weather.visualcrossing.com/VisualCrossingWebServices/rest/services/timeline"
+)
+#: With ``timezone=Z`` every requested day is a UTC day of exactly 24 hourly records.
+HOURS_PER_DAY = 24
+FREE_TIER_DAILY_RECORDS = 1000
+
+#: Bodies meaning "daily record quota used up" (VC sends them with 429, possibly with 200).
+_QUOTA_TEXTS: tuple[bytes, ...] = (
+    b"You have exceeded the maximum number of daily result records",
+    b"Maximum daily cost exceeded",
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_daily_quota_text(body: bytes) -> bool:
+    return any(text in body[:500] for text in _QUOTA_TEXTS)
+
+
+class DailyRecordBudget:
+    """Records this client has spent today (UTC), from each response's ``queryCost``.
+
+    The budget is per client instance, i.e. per process: two processes pulling with the
+    same key each believe they have the full budget. VC's own reset time is not documented;
+    this budget assumes 00:00 UTC. ``limit=None`` disables it (paid plans).
+    """
+
+    def __init__(self, limit: int | None, clock: Callable[[], datetime]) -> None:
+        if limit is not None and limit < 0:
+            raise ValueError("daily_record_budget must be >= 0 or None")
+        self.limit = limit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._day: date | None = None
+        self._spent = 0
+
+    def _roll_over(self) -> None:
+        today = self._clock().astimezone(UTC).date()
+        if today != self._day:
+            self._day = today
+            self._spent = 0
+
+    def remaining(self) -> int | None:
+        """Records left today, or None when unlimited."""
+        with self._lock:
+            self._roll_over()
+            return None if self.limit is None else max(self.limit - self._spent, 0)
+
+    def refusal(self, expected_cost: int) -> str | None:
+        """Why a request costing ``expected_cost`` must not be sent, or None if it may."""
+        remaining = self.remaining()
+        if remaining is None or expected_cost <= remaining:
+            return None
+        return (
+            f"refused before sending: the request would cost about {expected_cost} records "
+            f"but only {remaining} of this client's daily budget of {self.limit} remain "
+            "(daily_record_budget; Visual Crossing free tier is 1000 records/day; "
+            "the budget resets at 00:00 UTC)"
+        )
+
+    def charge(self, cost: int) -> None:
+        """Count records VC billed for a successful response."""
+        with self._lock:
+            self._roll_over()
+            self._spent += max(cost, 0)
+
+    def exhaust(self) -> None:
+        """VC said the daily quota is used up: refuse everything else today."""
+        with self._lock:
+            self._roll_over()
+            if self.limit is not None:
+                self._spent = max(self._spent, self.limit)
+
+
+class VisualCrossingClient:
+    """:class:`~airquality_assets.sources.base.WeatherSource` backed by the live VC API.
+
+    Requests ``unitGroup=metric`` (VC defaults to US units), ``include=days,hours`` and
+    ``timezone=Z`` so dates in the URL and every hour in the answer are UTC, which keeps a
+    day at 24 records and avoids DST repeats. Retries work as in
+    :mod:`airquality_assets.sources.http`; the body is returned byte for byte.
+    """
+
+    source_name = "visualcrossing"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout_s: float = 30,
+        max_retries: int = 4,
+        backoff_factor: float = 1.0,
+        backoff_jitter_s: float = 0.5,
+        max_retry_after_s: int = 120,
+        daily_record_budget: int | None = FREE_TIER_DAILY_RECORDS,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if not api_key:
+            raise ValueError("Visual Crossing api_key is empty (is VISUAL_CROSSING_API_KEY set?)")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.policy = http.RetryPolicy(
+            max_retries=max_retries,
+            backoff_factor=backoff_factor,
+            backoff_jitter_s=backoff_jitter_s,
+            max_retry_after_s=max_retry_after_s,
+        )
+        self._session = http.build_session(self.policy)
+        self._clock = clock
+        self.budget = DailyRecordBudget(daily_record_budget, clock)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def timeline(self, location: Location, start: date, end: date) -> RawResponse:
+        """Hourly weather for the UTC days ``start`` .. ``end`` inclusive.
+
+        Intended to be called with ``start == end`` (one partition = one UTC day, about 24
+        records). Multi-day ranges work but are checked against the daily budget as a whole
+        (24 records per day) before anything is sent.
+        """
+        _require_dates(start, end)
+        time_range = f"{start.isoformat()}..{end.isoformat()} (UTC days)"
+        ctx = http.CallContext(self.source_name, location.name, time_range, self._api_key)
+        expected_cost = HOURS_PER_DAY * ((end - start).days + 1)
+        refusal = self.budget.refusal(expected_cost)
+        if refusal is not None:
+            raise ctx.error(refusal)
+
+        started = time.monotonic()
+        response = http.send_get(
+            self._session,
+            self._url(location, start, end),
+            self._params(),
+            self.timeout_s,
+            ctx,
+            self.policy.max_attempts,
+        )
+        duration_s = time.monotonic() - started
+        payload = self._validated_payload(response, ctx)
+        self.budget.charge(_query_cost(payload, default=expected_cost))
+        return RawResponse(
+            body=response.content,
+            record_count=_count_hours(payload),
+            duration_s=duration_s,
+            url=http.redact_url(response.url),
+        )
+
+    def now(self) -> datetime:
+        """Wall-clock UTC floored to the hour (VC hourly records are on whole hours)."""
+        return self._clock().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> VisualCrossingClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _url(self, location: Location, start: date, end: date) -> str:
+        point = (
+            f"{http.format_coordinate(location.latitude)},"
+            f"{http.format_coordinate(location.longitude)}"
+        )
+        return f"{self.base_url}/{quote(point, safe='')}/{start.isoformat()}/{end.isoformat()}"
+
+    def _params(self) -> list[tuple[str, str]]:
+        return [
+            ("key", self._api_key),
+            ("unitGroup", "metric"),
+            ("include", "days,hours"),
+            ("contentType", "json"),
+            ("timezone", "Z"),
+        ]
+
+    def _validated_payload(
+        self, response: requests.Response, ctx: http.CallContext
+    ) -> dict[str, Any]:
+        """The decoded body of a usable answer; anything else becomes a SourceError.
+
+        VC's quota text can arrive in a body that claims success, so a 200 is trusted only
+        if it is a JSON object with a ``days`` array.
+        """
+        body = response.content
+        if _is_daily_quota_text(body):
+            self.budget.exhaust()
+        if not response.ok:
+            raise http.error_from_response(response, ctx)
+        if body.lstrip().startswith(b"You have exceeded"):
+            gist = http.summarize_body(body, [ctx.api_key])
+            raise ctx.error(f"{http.status_hint(429)} (sent with HTTP 200): {gist}", status=429)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            gist = http.summarize_body(body, [ctx.api_key])
+            raise ctx.error(
+                f"HTTP 200 body is not valid JSON (truncated or not JSON): {gist}",
+                status=response.status_code,
+            ) from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("days"), list):
+            found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
+            raise ctx.error(
+                f"HTTP 200 JSON has no 'days' array (found {found})", status=response.status_code
+            )
+        return payload
+
+
+def _require_dates(start: date, end: date) -> None:
+    """Plain dates only: a datetime would be sent with a time and change VC's meaning."""
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, datetime) or not isinstance(value, date):
+            raise TypeError(f"{name} must be a datetime.date (a UTC day), got {value!r}")
+    if start > end:
+        raise ValueError(f"start {start.isoformat()} is after end {end.isoformat()}")
+
+
+def _count_hours(payload: dict[str, Any]) -> int:
+    """Number of hour objects over all days (a DST fall-back day in local time has 25)."""
+    return sum(
+        len(day["hours"])
+        for day in payload["days"]
+        if isinstance(day, dict) and isinstance(day.get("hours"), list)
+    )
+
+
+def _query_cost(payload: dict[str, Any], default: int) -> int:
+    """VC's billed records for this response; the expected cost if the field is missing."""
+    cost = payload.get("queryCost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        return int(cost)
+    return default

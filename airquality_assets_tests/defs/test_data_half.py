@@ -1,0 +1,112 @@
+"""The data half materialized in process from the bundled replay data, then read back."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from airquality_assets.defs.frames import air_quality_hourly, hourly_observations, weather_hourly
+from airquality_assets.defs.freshness import hourly_observations_freshness
+from airquality_assets.defs.ingestion import raw_air_quality, raw_weather
+from airquality_assets.defs.resources import AirPollutionSourceResource, build_resources
+from airquality_assets.settings import Settings
+from airquality_assets.sources.base import AirPollutionSource, SourceError
+from airquality_assets.storage import frame_path, raw_path
+
+ASSETS = [raw_air_quality, raw_weather, air_quality_hourly, weather_hourly, hourly_observations]
+RANGE = {
+    "dagster/asset_partition_range_start": "2014-03-01|beijing",
+    "dagster/asset_partition_range_end": "2014-03-02|beijing",
+}
+
+
+def _materialize(settings: Settings, assets=ASSETS, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*assets, hourly_observations_freshness],
+        resources=build_resources(settings),
+        tags=RANGE,
+        instance=dg.DagsterInstance.ephemeral(),
+        **kwargs,
+    )
+
+
+def test_two_days_of_one_location(settings: Settings) -> None:
+    result = _materialize(settings, raise_on_error=True)
+    assert result.success
+    base = settings.data_dir
+    for day in (date(2014, 3, 1), date(2014, 3, 2)):
+        body = json.loads(raw_path(base, "raw_air_quality", "beijing", day).read_bytes())
+        assert {"coord", "list"} <= body.keys()
+        assert "days" in json.loads(raw_path(base, "raw_weather", "beijing", day).read_bytes())
+
+    observations = pd.concat(
+        pd.read_parquet(frame_path(base, "hourly_observations", "beijing", day))
+        for day in (date(2014, 3, 1), date(2014, 3, 2))
+    )
+    assert len(observations) == 48  # a full hourly grid: every UTC hour of both days
+    assert observations["time"].is_monotonic_increasing
+    assert str(observations["time"].dt.tz) == "UTC"
+    assert observations["pm2_5"].notna().sum() > 40
+    assert observations["temp"].notna().all()
+
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+    assert checks[("hourly_observations", "schema")]
+    assert checks[("air_quality_hourly", "schema")]
+    assert checks[("weather_hourly", "schema")]
+
+    mats = result.asset_materializations_for_node("hourly_observations")
+    assert {m.partition for m in mats} == {"2014-03-01|beijing", "2014-03-02|beijing"}
+    assert mats[0].metadata["dagster/row_count"].value == 48
+
+
+class _FlakySource(AirPollutionSourceResource):
+    """Serves the replay data except for one day, which fails like a 503 after retries."""
+
+    failing_day: str
+
+    def client(self) -> AirPollutionSource:
+        from airquality_assets.sources.replay import ReplayAirPollutionSource
+
+        inner = ReplayAirPollutionSource()
+        failing_day = self.failing_day
+
+        class _Client:
+            source_name = "flaky"
+
+            def history(self, location, start, end):
+                if start.date().isoformat() == failing_day:
+                    raise SourceError("flaky", location.name, f"{start}..{end}", "down", 503)
+                return inner.history(location, start, end)
+
+            def now(self):
+                return inner.now()
+
+        return _Client()  # type: ignore[return-value]
+
+
+def test_failed_pull_keeps_previous_file_and_fails_clearly(settings: Settings) -> None:
+    first = _materialize(settings, assets=[raw_air_quality])
+    assert first.success
+    path: Path = raw_path(settings.data_dir, "raw_air_quality", "beijing", date(2014, 3, 2))
+    before = path.read_bytes()
+    path.write_bytes(before)  # the "previous" good file
+
+    resources = build_resources(settings)
+    resources["air_pollution_source"] = _FlakySource(failing_day="2014-03-02")
+    with pytest.raises(dg.Failure, match=r"1 of 2 partition pull\(s\) failed"):
+        dg.materialize(
+            [raw_air_quality],
+            resources=resources,
+            tags=RANGE,
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*.tmp"))

@@ -1,0 +1,273 @@
+"""MLflow tracking + the alias-only promotion gate, on a throw-away SQLite store.
+
+No training: three hand-set models on a task with a known answer (the pollutant rises by
+exactly 1 ug/m3 per hour), so "worse" and "better" are exact, not statistical:
+
+* v1 "persistence": delta head at zero, RMSE = sqrt(mean(h^2)) over horizons 1..3;
+* v2 "worse": constant +10 ug/m3 delta, RMSE = sqrt(mean((10 - h)^2)), clearly worse;
+* v3 "better": delta head bias = h / target_std, the exact answer, RMSE ~ 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airquality_assets.ml.model import HEAD_LAYER, LSTMParams, build_lstm
+from airquality_assets.ml.package import ModelMetadata
+from airquality_assets.ml.registry import (
+    TAG_DECISION,
+    TAG_REASON,
+    load_champion,
+    register_and_maybe_promote,
+)
+from airquality_assets.ml.tracking import (
+    CandidateRun,
+    configure_tracking,
+    default_artifact_location,
+    default_tracking_uri,
+    log_candidate_run,
+)
+
+LOOKBACK, HORIZONS, FEATURES = 6, 3, 2
+TARGET_STD = 4.0
+NAME = "airquality-lstm-test"
+PARAMS = LSTMParams(
+    units=4, layers=1, dropout=0.0, learning_rate=1e-3, batch_size=8, epochs=1, patience=1
+)
+METADATA = ModelMetadata(
+    feature_names=["pm2_5", "temp"],
+    target_pollutants=["pm2_5"],
+    lookback=LOOKBACK,
+    horizons=[1, 2, 3],
+    training_window={"start": "2020-01-01T00:00:00+00:00", "end": "2020-02-01T00:00:00+00:00"},
+)
+
+
+def make_window(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Test window: pm2_5 = 20 + hour index, temp noise; y = last + h exactly."""
+    rng = np.random.default_rng(1)
+    starts = rng.uniform(0, 50, n)
+    steps = np.arange(LOOKBACK)
+    level = 20 + starts[:, None] + steps[None, :]
+    temp = rng.normal(10, 3, (n, LOOKBACK))
+    X = np.stack([level, temp], axis=-1).astype(np.float32)
+    y = (level[:, -1:] + np.arange(1, HORIZONS + 1)[None, :])[:, :, None].astype(np.float32)
+    return X, y
+
+
+X_TEST, Y_TEST = make_window()
+#: label -> (where the candidate was logged, its test score)
+Candidates = dict[str, tuple[CandidateRun, float]]
+
+
+def make_model(delta_ugm3_per_horizon: list[float]) -> Any:
+    """A model whose forecast is exactly last value + the given per-horizon delta."""
+    model = build_lstm(
+        PARAMS,
+        lookback=LOOKBACK,
+        n_features=FEATURES,
+        n_horizons=HORIZONS,
+        n_targets=1,
+        target_feature_index=[0],
+        feature_mean=[45.0, 10.0],
+        feature_std=[15.0, 3.0],
+        target_std=[TARGET_STD],
+    )
+    head = model.get_layer(HEAD_LAYER)
+    kernel, _ = head.get_weights()
+    bias = np.asarray(delta_ugm3_per_horizon, dtype=np.float32) / TARGET_STD
+    head.set_weights([np.zeros_like(kernel), bias])
+    return model
+
+
+def score(model: Any) -> float:
+    """Mean test RMSE over horizons: the gate's score, lower is better."""
+    forecast = np.asarray(model.predict(X_TEST, verbose=0))
+    return float(np.sqrt(((forecast - Y_TEST) ** 2).mean(axis=(0, 2))).mean())
+
+
+def metrics_frame(model: Any) -> pd.DataFrame:
+    forecast = np.asarray(model.predict(X_TEST, verbose=0))
+    err = forecast[:, :, 0] - Y_TEST[:, :, 0]
+    return pd.DataFrame(
+        {
+            "pollutant": "pm2_5",
+            "horizon": [1, 2, 3],
+            "rmse": np.sqrt((err**2).mean(axis=0)),
+            "mae": np.abs(err).mean(axis=0),
+        }
+    )
+
+
+def evaluate_champion(model_uri: str) -> float:
+    """What the real pipeline does: load the champion, score it on the candidate's window."""
+    import mlflow.keras
+
+    return score(mlflow.keras.load_model(model_uri))
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    import mlflow
+
+    data_dir = tmp_path_factory.mktemp("mlflow-data")
+    previous = mlflow.get_tracking_uri()
+    configure_tracking(data_dir, "test-grid")
+    yield data_dir
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="module")
+def candidates(tracking: Path) -> Candidates:
+    """Three candidates logged as nested runs of one grid run."""
+    import mlflow
+
+    logged: dict[str, tuple[CandidateRun, float]] = {}
+    history = {"loss": [1.0, 0.5], "val_loss": [1.2, 0.7], "learning_rate": [1e-3, 5e-4]}
+    with mlflow.start_run(run_name="grid"):
+        for label, delta in {
+            "persistence": [0.0, 0.0, 0.0],
+            "worse": [10.0, 10.0, 10.0],
+            "better": [1.0, 2.0, 3.0],
+        }.items():
+            model = make_model(delta)
+            run = log_candidate_run(
+                PARAMS,
+                history,
+                metrics_frame(model),
+                {"loss_curve.png": b"\x89PNG fake", "forecast": b"\x89PNG fake"},
+                model,
+                X_TEST[:4],
+                metadata=METADATA,
+                fit_seconds=1.5,
+                run_name=f"candidate-{label}",
+            )
+            logged[label] = (run, score(model))
+    return logged
+
+
+def test_default_locations_live_under_the_data_dir(tmp_path: Path) -> None:
+    uri = default_tracking_uri(tmp_path)
+    assert uri.startswith("sqlite:///") and uri.endswith("/mlflow.db")
+    assert str(tmp_path.resolve()) in uri
+    assert default_artifact_location(tmp_path).startswith("file://")
+
+
+def test_candidate_runs_are_nested_with_params_metrics_and_artifacts(
+    candidates: Candidates,
+) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run_info, _ = candidates["persistence"]
+    run = client.get_run(run_info.run_id)
+    parent_id = run.data.tags["mlflow.parentRunId"]
+    assert client.get_run(parent_id).info.run_name == "grid"
+    assert all(
+        client.get_run(r.run_id).data.tags["mlflow.parentRunId"] == parent_id
+        for r, _ in candidates.values()
+    )
+    assert run.data.params["units"] == "4" and run.data.params["name"] == PARAMS.name
+    metrics = run.data.metrics
+    expected_rmse_h2 = 2.0  # persistence on a +1/h ramp misses by exactly h
+    assert metrics["test_rmse_pm2_5_h02"] == pytest.approx(expected_rmse_h2, rel=1e-5)
+    assert metrics["test_rmse_pm2_5_mean"] == pytest.approx(2.0, rel=1e-5)
+    assert "test_mae_mean" in metrics and metrics["fit_seconds"] == 1.5
+    assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 2
+    curve = client.get_metric_history(run_info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in curve] == [(0, 1.2), (1, 0.7)]
+    artifacts = {a.path for a in client.list_artifacts(run_info.run_id, "plots")}
+    assert artifacts == {"plots/loss_curve.png", "plots/forecast.png"}
+    package = {a.path for a in client.list_artifacts(run_info.run_id, "model_package")}
+    assert package == {"model_package/metadata.json"}
+    assert run_info.model_uri.startswith("models:/")
+
+
+def test_logged_model_has_explicit_requirements_and_a_tensor_signature(
+    candidates: Candidates,
+) -> None:
+    import mlflow
+
+    run_info, _ = candidates["persistence"]
+    info = mlflow.models.get_model_info(run_info.model_uri)
+    location = mlflow.MlflowClient().get_logged_model(run_info.model_id).artifact_location
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [
+        -1,
+        LOOKBACK,
+        FEATURES,
+    ]
+    requirements = Path(
+        mlflow.artifacts.download_artifacts(f"{location}/requirements.txt")
+    ).read_text()
+    assert "keras==" in requirements and "jax==" in requirements
+
+
+def test_gate_promotes_first_rejects_worse_then_promotes_better(candidates: Candidates) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    (first, first_score), (worse, worse_score), (better, better_score) = (
+        candidates[k] for k in ("persistence", "worse", "better")
+    )
+    assert better_score < first_score < worse_score
+
+    decision = register_and_maybe_promote(
+        client, first.model_uri, NAME, first_score, "test_rmse_mean", evaluate_champion
+    )
+    assert decision.promoted and decision.new_version == "1"
+    assert decision.previous_champion_version is None and decision.champion_score is None
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+
+    decision = register_and_maybe_promote(
+        client, worse.model_uri, NAME, worse_score, "test_rmse_mean", evaluate_champion
+    )
+    assert not decision.promoted and decision.new_version == "2"
+    assert decision.previous_champion_version == "1"
+    assert decision.champion_score == pytest.approx(first_score, rel=1e-6)
+    assert "stays on v1" in decision.reason
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+    v2 = client.get_model_version(NAME, "2")
+    assert v2.tags[TAG_DECISION] == "rejected" and v2.tags[TAG_REASON] == decision.reason
+    assert v2.description == decision.reason
+    assert float(v2.tags["test_rmse_mean"]) == pytest.approx(worse_score)
+
+    decision = register_and_maybe_promote(
+        client,
+        better.model_uri,
+        NAME,
+        better_score,
+        "test_rmse_mean",
+        evaluate_champion,
+        tags={"profile": "test"},
+    )
+    assert decision.promoted and decision.new_version == "3"
+    assert decision.previous_champion_version == "1"
+    v3 = client.get_model_version(NAME, "3")
+    assert v3.tags[TAG_DECISION] == "promoted" and v3.tags["profile"] == "test"
+    assert v3.status == "READY"
+
+    uri, version, metadata = load_champion(NAME, client=client)
+    assert (uri, version) == (f"models:/{NAME}/3", "3")
+    assert metadata is not None and metadata.feature_names == METADATA.feature_names
+    assert (metadata.model_name, metadata.model_version) == (NAME, "3")
+    assert evaluate_champion(uri) == pytest.approx(better_score, abs=1e-6)
+
+
+def test_equal_score_does_not_move_the_alias(candidates: Candidates) -> None:
+    """Strictly better only: re-registering a model as good as the champion keeps the alias."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run, run_score = candidates["persistence"]
+    name = f"{NAME}-ties"
+    first = register_and_maybe_promote(client, run.model_uri, name, run_score, "s", None)
+    tie = register_and_maybe_promote(client, run.model_uri, name, run_score, "s", None)
+    assert first.promoted and not tie.promoted
+    assert "NOT re-evaluated" in tie.reason
+    assert str(client.get_model_version_by_alias(name, "champion").version) == first.new_version

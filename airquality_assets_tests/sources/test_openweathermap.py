@@ -1,0 +1,356 @@
+"""OpenWeatherMapClient against a real local HTTP server: requests, bodies, every error class."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from airquality_assets.sources.base import AirPollutionSource, Location, RawResponse, SourceError
+from airquality_assets.sources.openweathermap import OpenWeatherMapClient
+from airquality_assets_tests.sources import closed_port, fixture_bytes, local_server
+
+KEY = "0123456789abcdef0123456789abcdef"
+LONDON = Location("london", 51.5074, -0.1278)
+START = datetime(2024, 3, 4, 0, tzinfo=UTC)  # 1709510400
+END = datetime(2024, 3, 4, 23, tzinfo=UTC)  # 1709593200
+HISTORY = "/data/2.5/air_pollution/history"
+JSON = "application/json; charset=utf-8"
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[HTTPServer]:
+    with local_server() as srv:
+        yield srv
+
+
+@pytest.fixture
+def server(shared_server: HTTPServer) -> Iterator[HTTPServer]:
+    """The module's server, reset; fails the test if a request matched no handler."""
+    shared_server.clear()
+    yield shared_server
+    shared_server.check_assertions()
+
+
+@pytest.fixture
+def slow_server() -> Iterator[HTTPServer]:
+    """A server of its own for tests whose handlers outlive the client's timeout."""
+    with local_server() as srv:
+        yield srv
+
+
+def make_client(server: HTTPServer, **overrides: Any) -> OpenWeatherMapClient:
+    """A client tuned for tests: no throttle, near-zero backoff, short timeouts."""
+    options: dict[str, Any] = {
+        "base_url": server.url_for("/"),
+        "timeout_s": 2.0,
+        "max_retries": 3,
+        "backoff_factor": 0.001,
+        "backoff_jitter_s": 0.0,
+        "min_interval_s": 0.0,
+    }
+    options.update(overrides)
+    return OpenWeatherMapClient(KEY, **options)
+
+
+def serve(server: HTTPServer, body: bytes | str, status: int = 200, **headers: str) -> None:
+    server.expect_oneshot_request(HISTORY).respond_with_data(
+        body, status=status, content_type=JSON, headers=headers or None
+    )
+
+
+def fetch_history(client: OpenWeatherMapClient) -> RawResponse:
+    return client.history(LONDON, START, END)
+
+
+def expect_failure(client: OpenWeatherMapClient) -> SourceError:
+    with pytest.raises(SourceError) as caught:
+        fetch_history(client)
+    error = caught.value
+    assert KEY not in str(error)
+    assert KEY not in repr(error)
+    assert KEY not in "".join(traceback.format_exception(error))
+    assert error.source == "openweathermap"
+    assert error.location == "london"
+    assert error.time_range == "2024-03-04T00:00:00Z..2024-03-04T23:00:00Z"
+    return error
+
+
+# --- success paths ---------------------------------------------------------------------
+
+
+def test_history_sends_exact_parameters_and_returns_body_unchanged(server: HTTPServer) -> None:
+    body = fixture_bytes("owm_history_london_2024-03-04.json")
+    serve(server, body)
+    raw = fetch_history(make_client(server))
+
+    assert raw.body == body
+    assert raw.record_count == 24
+    assert raw.duration_s >= 0
+    (request, _), *_ = server.log
+    assert request.method == "GET"
+    assert request.path == HISTORY
+    assert list(request.args.items(multi=True)) == [
+        ("lat", "51.5074"),
+        ("lon", "-0.1278"),
+        ("start", "1709510400"),
+        ("end", "1709593200"),
+        ("appid", KEY),
+    ]
+    assert KEY not in raw.url
+    assert "appid" not in raw.url
+    assert raw.url.endswith(f"{HISTORY}?lat=51.5074&lon=-0.1278&start=1709510400&end=1709593200")
+
+
+def test_history_converts_other_zones_to_unix_seconds(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_history_empty.json"))
+    paris = timezone(timedelta(hours=1))
+    make_client(server).history(
+        LONDON, datetime(2024, 3, 4, 1, tzinfo=paris), datetime(2024, 3, 4, 3, tzinfo=paris)
+    )
+    (request, _), *_ = server.log
+    assert request.args["start"] == "1709510400"
+    assert request.args["end"] == "1709517600"
+
+
+def test_history_rejects_naive_or_reversed_ranges(server: HTTPServer) -> None:
+    client = make_client(server)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        client.history(LONDON, datetime(2024, 3, 4), END)
+    with pytest.raises(ValueError, match="after end"):
+        client.history(LONDON, END, START)
+    assert server.log == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "fixture", "count"),
+    [
+        ("current", "/data/2.5/air_pollution", "owm_current_london.json", 1),
+        ("forecast", "/data/2.5/air_pollution/forecast", "owm_forecast_london.json", 96),
+    ],
+)
+def test_current_and_forecast(
+    server: HTTPServer, method: str, path: str, fixture: str, count: int
+) -> None:
+    body = fixture_bytes(fixture)
+    server.expect_request(path).respond_with_data(body, content_type=JSON)
+    raw = getattr(make_client(server), method)(LONDON)
+    assert raw.body == body
+    assert raw.record_count == count
+    (request, _), *_ = server.log
+    assert request.path == path
+    assert list(request.args.items(multi=True)) == [
+        ("lat", "51.5074"),
+        ("lon", "-0.1278"),
+        ("appid", KEY),
+    ]
+
+
+def test_empty_list_is_valid(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_history_empty.json"))
+    raw = fetch_history(make_client(server))
+    assert raw.record_count == 0
+    assert raw.body == b'{"coord":{"lon":-0.1278,"lat":51.5074},"list":[]}'
+
+
+def test_duplicates_and_nulls_are_returned_unchanged(server: HTTPServer) -> None:
+    """Deduplication and null handling belong to the parser, not the client."""
+    body = fixture_bytes("owm_history_duplicates_nulls.json")
+    serve(server, body)
+    raw = fetch_history(make_client(server))
+    assert raw.body == body
+    assert raw.record_count == 4  # 3 distinct hours, one of them twice
+
+
+def test_client_satisfies_protocol_and_hides_key_in_repr(server: HTTPServer) -> None:
+    client = make_client(server)
+    assert isinstance(client, AirPollutionSource)
+    assert client.source_name == "openweathermap"
+    assert KEY not in repr(client)
+
+
+def test_empty_key_is_rejected_early() -> None:
+    with pytest.raises(ValueError, match="OPENWEATHER_API_KEY"):
+        OpenWeatherMapClient("")
+
+
+def test_now_is_utc_floored_to_the_hour() -> None:
+    fixed = datetime(2024, 3, 4, 14, 37, 12, 999, tzinfo=timezone(timedelta(hours=2)))
+    client = OpenWeatherMapClient(KEY, clock=lambda: fixed)
+    assert client.now() == datetime(2024, 3, 4, 12, tzinfo=UTC)
+    assert OpenWeatherMapClient(KEY).now().tzinfo is UTC
+
+
+def test_min_interval_spaces_consecutive_calls(server: HTTPServer) -> None:
+    server.expect_request(HISTORY).respond_with_data(
+        fixture_bytes("owm_history_empty.json"), content_type=JSON
+    )
+    client = make_client(server, min_interval_s=0.2)
+    started = time.monotonic()
+    for _ in range(3):
+        fetch_history(client)
+    assert time.monotonic() - started >= 0.39
+    assert len(server.log) == 3
+
+
+# --- client errors: no retry -------------------------------------------------------------
+
+
+def test_401_bad_key_fails_at_once(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_error_401.json"), status=401)
+    error = expect_failure(make_client(server))
+    assert error.status == 401
+    assert "Invalid API key" in error.reason
+    assert "HTTP 401" in str(error)
+    assert len(server.log) == 1
+
+
+def test_400_bad_location_with_string_cod_fails_at_once(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_error_400_wrong_latitude.json"), status=400)
+    error = expect_failure(make_client(server))
+    assert error.status == 400
+    assert "wrong latitude" in error.reason
+    assert len(server.log) == 1
+
+
+def test_404_fails_at_once(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_error_404.json"), status=404)
+    error = expect_failure(make_client(server))
+    assert error.status == 404
+    assert "not found" in error.reason
+    assert len(server.log) == 1
+
+
+# --- transient errors: retried -----------------------------------------------------------
+
+
+def test_429_with_retry_after_waits_then_succeeds(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_error_429.json"), status=429, **{"Retry-After": "1"})
+    serve(server, fixture_bytes("owm_history_empty.json"))
+    started = time.monotonic()
+    raw = fetch_history(make_client(server))
+    assert time.monotonic() - started >= 0.95  # waited for Retry-After, not the tiny backoff
+    assert raw.record_count == 0
+    assert len(server.log) == 2
+
+
+def test_429_without_retry_after_is_retried(server: HTTPServer) -> None:
+    serve(server, fixture_bytes("owm_error_429.json"), status=429)
+    serve(server, fixture_bytes("owm_history_london_2024-03-04.json"))
+    assert fetch_history(make_client(server)).record_count == 24
+    assert len(server.log) == 2
+
+
+def test_429_forever_names_the_quota(server: HTTPServer) -> None:
+    server.expect_request(HISTORY).respond_with_data(
+        fixture_bytes("owm_error_429.json"), status=429, content_type=JSON
+    )
+    error = expect_failure(make_client(server, max_retries=1))
+    assert error.status == 429
+    assert "rate limit or quota exceeded" in error.reason
+    assert "temporary blocked" in error.reason
+    assert len(server.log) == 2
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_5xx_then_success(server: HTTPServer, status: int) -> None:
+    serve(server, fixture_bytes("owm_error_502.html"), status=status)
+    serve(server, b"", status=status)
+    serve(server, fixture_bytes("owm_history_london_2024-03-04.json"))
+    raw = fetch_history(make_client(server))
+    assert raw.record_count == 24
+    assert len(server.log) == 3
+
+
+def test_503_forever_gives_up_after_all_attempts(server: HTTPServer) -> None:
+    server.expect_request(HISTORY).respond_with_data(
+        fixture_bytes("owm_error_502.html").replace(b"502", b"503"), status=503
+    )
+    error = expect_failure(make_client(server, max_retries=3))
+    assert error.status == 503
+    assert "503 Bad Gateway" in error.reason  # HTML trimmed to its title
+    assert "<html>" not in error.reason
+    assert "gave up after 4 attempts" in error.reason
+    assert len(server.log) == 4
+
+
+def _slow(request: Request) -> Response:
+    time.sleep(0.6)
+    return Response(fixture_bytes("owm_history_empty.json"), content_type=JSON)
+
+
+def test_read_timeout_then_success(slow_server: HTTPServer) -> None:
+    slow_server.expect_oneshot_request(HISTORY).respond_with_handler(_slow)
+    serve(slow_server, fixture_bytes("owm_history_london_2024-03-04.json"))
+    raw = fetch_history(make_client(slow_server, timeout_s=0.2))
+    assert raw.record_count == 24
+
+
+def test_read_timeout_forever_is_a_clear_error(slow_server: HTTPServer) -> None:
+    slow_server.expect_request(HISTORY).respond_with_handler(_slow)
+    error = expect_failure(make_client(slow_server, timeout_s=0.2, max_retries=1))
+    assert error.status is None
+    assert "read timed out (timeout 0.2 s)" in error.reason
+    assert "gave up after 2 attempts" in error.reason
+
+
+def test_connection_refused_is_a_clear_error() -> None:
+    client = OpenWeatherMapClient(
+        KEY,
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        max_retries=2,
+        backoff_factor=0.001,
+        backoff_jitter_s=0.0,
+        min_interval_s=0.0,
+    )
+    error = expect_failure(client)
+    assert error.status is None
+    assert "could not connect" in error.reason
+    assert "no HTTP response" in str(error)
+
+
+def _cut_off(request: Request) -> Response:
+    """Headers promise 500 bytes, the connection ends after 15: a dropped download."""
+    response = Response(b'{"coord":{"lon"', content_type=JSON)
+    response.headers["Content-Length"] = "500"
+    return response
+
+
+def test_connection_dropped_mid_body_is_a_clear_error(server: HTTPServer) -> None:
+    server.expect_request(HISTORY).respond_with_handler(_cut_off)
+    error = expect_failure(make_client(server))
+    assert error.status is None
+    assert "connection broken while reading the response body" in error.reason
+    assert "IncompleteRead" in error.reason
+
+
+# --- bad 200 bodies: not retried, not stored --------------------------------------------
+
+
+def test_truncated_json_is_rejected(server: HTTPServer) -> None:
+    body = fixture_bytes("owm_history_london_2024-03-04.json")
+    serve(server, body[: len(body) // 2])
+    error = expect_failure(make_client(server))
+    assert error.status == 200
+    assert "not valid JSON" in error.reason
+    assert len(server.log) == 1
+
+
+def test_html_200_is_rejected(server: HTTPServer) -> None:
+    serve(server, b"<html><head><title>Captive portal</title></head></html>")
+    error = expect_failure(make_client(server))
+    assert "not valid JSON" in error.reason
+    assert "Captive portal" in error.reason
+
+
+@pytest.mark.parametrize("body", [b'{"coord":{"lon":1,"lat":2}}', b'{"list":{}}', b"[]"])
+def test_json_without_list_array_is_rejected(server: HTTPServer, body: bytes) -> None:
+    serve(server, body)
+    error = expect_failure(make_client(server))
+    assert "no 'list' array" in error.reason

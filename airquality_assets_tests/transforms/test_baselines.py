@@ -1,0 +1,127 @@
+"""Baselines on series small enough to compute by hand; Ridge learns from training only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airquality_assets.transforms.baselines import (
+    baseline_forecasts,
+    climatology_forecast,
+    climatology_table,
+    fit_ridge,
+    persistence_forecast,
+    seasonal_naive_forecast,
+)
+from airquality_assets.transforms.windowing import SplitSpec, build_sequence_tensors, windows
+from airquality_assets_tests.transforms.test_windowing import make_frame
+
+FRACTIONS = SplitSpec(train_end=None, validation_end=None)
+
+
+def counting_frame(hours: int, start: str = "2020-01-01") -> pd.DataFrame:
+    """pm2_5 equals the row number: every forecast names the row it copied."""
+    return pd.DataFrame(
+        {
+            "location": "x",
+            "time": pd.date_range(start, periods=hours, freq="h", tz="UTC"),
+            "pm2_5": np.arange(hours, dtype=float),
+            "temp": 1.0,
+        }
+    )
+
+
+def test_persistence_repeats_the_last_input_value() -> None:
+    tensors = build_sequence_tensors(counting_frame(40), ["pm2_5"], ["pm2_5"], 4, [1, 2, 3])
+    ends = np.array([3, 10, 20])
+    forecast = persistence_forecast(tensors, ends)
+    assert forecast.shape == (3, 3, 1) and forecast.dtype == np.float32
+    np.testing.assert_array_equal(forecast[:, :, 0], [[3, 3, 3], [10, 10, 10], [20, 20, 20]])
+
+
+def test_persistence_falls_back_to_last_observed_inside_the_window() -> None:
+    frame = counting_frame(40)
+    frame.loc[[10, 20, 19, 18, 17], "pm2_5"] = np.nan  # target is not a feature here
+    tensors = build_sequence_tensors(frame, ["temp"], ["pm2_5"], 4, [1], FRACTIONS)
+    forecast = persistence_forecast(tensors, np.array([10, 20, 21]))
+    # t=10 -> row 9; t=20: rows 17..20 all missing -> NaN; t=21 -> row 21
+    np.testing.assert_array_equal(forecast[:, 0, 0], [9, np.nan, 21])
+
+
+def test_seasonal_naive_uses_the_latest_same_hour_at_or_before_t() -> None:
+    tensors = build_sequence_tensors(counting_frame(200), ["pm2_5"], ["pm2_5"], 4, range(1, 7))
+    forecast = seasonal_naive_forecast(tensors, np.array([10]), period=4)[0, :, 0]
+    # h=1..4: k=1 -> rows t+h-4 = 7, 8, 9, 10; h=5,6: k=2 -> rows t+h-8 = 7, 8
+    np.testing.assert_array_equal(forecast, [7, 8, 9, 10, 7, 8])
+
+    daily = build_sequence_tensors(counting_frame(400), ["pm2_5"], ["pm2_5"], 24, range(1, 25))
+    forecast = seasonal_naive_forecast(daily, np.array([100]))[0, :, 0]
+    np.testing.assert_array_equal(forecast, np.arange(77, 101))  # same hour yesterday
+
+
+def test_seasonal_naive_is_nan_across_a_location_boundary() -> None:
+    frame = pd.concat([counting_frame(100).assign(location=name) for name in ("a", "b")])
+    tensors = build_sequence_tensors(frame, ["pm2_5"], ["pm2_5"], 2, [1, 5], FRACTIONS)
+    forecast = seasonal_naive_forecast(tensors, np.array([101, 110]), period=4)
+    # end 101 is b's hour 1: h=1 -> row 101+1-4=98 and h=5 -> row 101+5-8=98 are a's rows
+    assert np.isnan(forecast[0]).all()
+    # end 110 is b's hour 10: both horizons read row 107 (b's hour 7), before the 2 h window
+    np.testing.assert_array_equal(forecast[1, :, 0], [7, 7])
+
+
+def test_climatology_is_the_training_mean_by_target_hour() -> None:
+    frame = counting_frame(24 * 10)
+    hour = frame["time"].dt.hour.to_numpy()
+    frame["pm2_5"] = hour * 10.0
+    frame.loc[frame["time"] >= "2020-01-08", "pm2_5"] += 1000.0  # after the train cut
+    frame.loc[(frame["time"] < "2020-01-02") & (hour == 5), "pm2_5"] = 110.0  # one odd day
+    spec = SplitSpec(train_end="2020-01-05", validation_end="2020-01-07")
+    tensors = build_sequence_tensors(frame, ["pm2_5"], ["pm2_5"], 2, [1, 2, 3], spec)
+    table = climatology_table(tensors)
+    assert table.shape == (1, 24, 1)
+    assert table[0, 5, 0] == pytest.approx((110 + 4 * 50) / 5)  # 5 training days at 05:00
+    assert table[0, 7, 0] == 70.0  # the +1000 test values never enter
+    end_time = pd.Timestamp("2020-01-09 03:00", tz="UTC").timestamp()
+    end = np.flatnonzero(tensors.times == end_time)
+    forecast = climatology_forecast(tensors, end)
+    np.testing.assert_allclose(forecast[0, :, 0], [40.0, 62.0, 60.0])  # hours 4, 5, 6
+
+
+def test_ridge_is_fitted_on_training_windows_only() -> None:
+    frame = make_frame(24 * 30)
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], 24, [1, 6, 24], FRACTIONS)
+    ridge = fit_ridge(tensors, alpha=3.0)
+    assert ridge.n_train_windows == tensors.ends["train"].size
+    assert ridge.alpha == 3.0 and ridge.model.alpha == 3.0
+
+    # same training windows + scaler, different test data -> identical coefficients
+    last_train_hour = tensors.times[tensors.ends["train"]].max() + 24 * 3600
+    changed = frame.copy()
+    later = changed["time"] > pd.Timestamp(int(last_train_hour), unit="s", tz="UTC")
+    changed.loc[later, ["pm2_5", "temp"]] *= 3.0
+    changed_tensors = build_sequence_tensors(changed, None, ["pm2_5"], 24, [1, 6, 24], FRACTIONS)
+    np.testing.assert_array_equal(changed_tensors.ends["train"], tensors.ends["train"])
+    np.testing.assert_array_equal(fit_ridge(changed_tensors, 3.0).model.coef_, ridge.model.coef_)
+
+    ends = tensors.ends["test"]
+    forecast = ridge.predict(tensors, ends)
+    _, y = windows(tensors, "test")
+    assert forecast.shape == y.shape == (ends.size, 3, 1)
+    ridge_rmse = np.sqrt(np.mean((forecast - y) ** 2))
+    persistence_rmse = np.sqrt(np.mean((persistence_forecast(tensors, ends) - y) ** 2))
+    assert ridge_rmse < persistence_rmse  # a daily cycle is learnable, persistence ignores it
+
+
+def test_baseline_forecasts_share_the_target_shape() -> None:
+    tensors = build_sequence_tensors(make_frame(24 * 20), None, ["pm2_5"], split=FRACTIONS)
+    ends = tensors.ends["test"]
+    forecasts = baseline_forecasts(tensors, ends)
+    assert list(forecasts) == ["persistence", "seasonal_naive", "climatology", "ridge"]
+    for forecast in forecasts.values():
+        assert forecast.shape == (ends.size, 24, 1) and forecast.dtype == np.float32
+        assert np.isfinite(forecast).all()
+    np.testing.assert_array_equal(  # at h=24 "same hour yesterday" is the value at t
+        forecasts["seasonal_naive"][:, -1], forecasts["persistence"][:, -1]
+    )
+    assert "ridge" not in baseline_forecasts(tensors, ends, ridge_alpha=None)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: set up, then run the main job on the embedded default
+# (bundled replay data, no API keys, SQLite and local files).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+exec .venv/bin/python -m airquality_assets.demo "$@"

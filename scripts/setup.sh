@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create the project's virtualenv from the lock file (idempotent) and a project-local
+# DAGSTER_HOME. Sourced by demo.sh and test.sh; safe to run on its own.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+  echo "airquality-assets needs Python 3.11 (found $("$PYTHON" --version 2>&1))" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
+fi
+# Installs exactly the locked versions; a no-op in a second or so when nothing changed.
+echo "==> installing locked dependencies (requirements.lock)"
+.venv/bin/uv pip sync --quiet --python .venv/bin/python requirements.lock
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+
+export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
+mkdir -p "$DAGSTER_HOME"
+cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: set up, lint, then run the default test suite.
+# Extra arguments go to pytest (e.g. `-m slow` for the end-to-end tests).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+# Tests use their own temporary DAGSTER_HOME and data directories.
+unset DAGSTER_HOME AIRQUALITY_DATA_DIR
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "==> pytest"
+exec .venv/bin/python -m pytest "$@"
