@@ -19,7 +19,9 @@ fi
 # Installs exactly the locked versions; a no-op in a second or so when nothing changed.
 echo "==> installing locked dependencies (requirements.lock)"
 .venv/bin/uv pip sync --quiet --python .venv/bin/python requirements.lock
-.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+# compat mode: a plain .pth path entry, so packages and modules added later import too.
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps --reinstall-package airquality-assets \
+  --config-settings editable_mode=compat -e .
 
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
 mkdir -p "$DAGSTER_HOME"

@@ -11,11 +11,18 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.defs.partitions import split_key
-from airquality_assets.storage import frame_path, read_frames, write_frame_atomic
+from airquality_assets.storage import (
+    frame_path,
+    read_frames,
+    write_frame_atomic,
+    write_table_atomic,
+)
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -40,20 +47,29 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
             return
 
-        days = obj[TIME].dt.strftime("%Y-%m-%d") if len(obj) else pd.Series([], dtype=str)
-        groups = {key: part for key, part in obj.groupby([obj[LOCATION], days], sort=False)}
-        empty = obj.iloc[0:0]
+        # One pandas->Arrow conversion, then a zero-copy slice per (location, day) group.
+        obj = obj.sort_values([LOCATION, TIME], kind="stable").reset_index(drop=True)
+        table = pa.Table.from_pandas(obj, preserve_index=False)
+        group_keys = (
+            obj[LOCATION].astype(str) + "|" + obj[TIME].dt.strftime("%Y-%m-%d")
+        ).to_numpy()
+        starts = np.flatnonzero(np.r_[True, group_keys[1:] != group_keys[:-1]][: len(obj)])
+        stops = np.r_[starts[1:], len(group_keys)]
+        groups = {
+            tuple(group_keys[a].split("|")[::-1]): (a, b)
+            for a, b in zip(starts, stops, strict=True)
+        }
         written = 0
         for partition_key in context.asset_partition_keys:
             day, location = split_key(partition_key)
-            part = groups.pop((location, day), empty)
-            write_frame_atomic(
-                part.reset_index(drop=True),
+            start, stop = groups.pop((day, location), (0, 0))
+            write_table_atomic(
+                table.slice(start, stop - start),
                 frame_path(base, name, location, date.fromisoformat(day)),
             )
             written += 1
         if groups:
-            stray = sorted(f"{day}|{loc}" for loc, day in groups)
+            stray = sorted(f"{day}|{loc}" for day, loc in groups)
             raise ValueError(
                 f"{name} produced rows outside its partitions {stray[:5]}"
                 f"{' ...' if len(stray) > 5 else ''}; nothing beyond the run's keys is stored"

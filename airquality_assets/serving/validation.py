@@ -49,13 +49,18 @@ _HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a request: where (a JSON-path-like field) and why."""
+    """One thing wrong with a request: where (a JSON-path-like field) and why.
+
+    ``code`` is a short fixed category (``missing_field``, ``not_finite``, ...) used as a
+    Prometheus label, where the free-text ``reason`` would explode cardinality.
+    """
 
     field: str
     reason: str
+    code: str = "invalid"
 
     def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "reason": self.reason}
+        return {"field": self.field, "reason": self.reason, "code": self.code}
 
 
 class ValidationError(ValueError):
@@ -71,8 +76,11 @@ class ValidationError(ValueError):
         reason: str,
         status: int = 422,
         problems: Sequence[Problem] | None = None,
+        code: str = "invalid",
     ) -> None:
-        self.problems: list[Problem] = list(problems) if problems else [Problem(field, reason)]
+        self.problems: list[Problem] = (
+            list(problems) if problems else [Problem(field, reason, code)]
+        )
         self.field = self.problems[0].field
         self.reason = self.problems[0].reason
         self.status = status
@@ -135,19 +143,26 @@ def parse_json(body: bytes) -> Any:
     rejected later, per field, by :func:`validate_request` (so the message names the field).
     """
     if not body or not body.strip():
-        raise ValidationError("body", "empty request body", status=400)
+        raise ValidationError("body", "empty request body", 400, code="empty_body")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValidationError("body", f"not UTF-8: {exc.reason}", status=400) from None
+        raise ValidationError(
+            "body", f"not UTF-8: {exc.reason}", 400, code="malformed_json"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(
-            "body", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", 400
+            "body",
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            400,
+            code="malformed_json",
         ) from None
     except RecursionError:
-        raise ValidationError("body", "JSON nested too deeply", status=400) from None
+        raise ValidationError(
+            "body", "JSON nested too deeply", 400, code="malformed_json"
+        ) from None
 
 
 def _parse_time(value: Any) -> tuple[datetime | None, str | None]:
@@ -178,18 +193,18 @@ def _bounds(name: str) -> tuple[float, float]:
     return _RANGES.get(name, (-math.inf, math.inf))
 
 
-def _number_problem(name: str, value: Any) -> str:
-    """Why ``value`` is not acceptable for field ``name`` (only called once it failed)."""
+def _number_problem(name: str, value: Any) -> tuple[str, str]:
+    """(reason, code) why ``value`` is not acceptable for ``name`` (called once it failed)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a number, got {type(value).__name__}"
+        return f"must be a number, got {type(value).__name__}", "not_a_number"
     if isinstance(value, int) and abs(value) >= 1e300:
-        return "number too large"
+        return "number too large", "out_of_range"
     if not math.isfinite(value):
-        return f"must be finite, got {value}"
+        return f"must be finite, got {value}", "not_finite"
     if name in POLLUTANTS and value < 0:
-        return f"negative concentration {value} ug/m3"
+        return f"negative concentration {value} ug/m3", "negative_concentration"
     low, high = _bounds(name)
-    return f"{value} outside [{low:g}, {high:g}]"
+    return f"{value} outside [{low:g}, {high:g}]", "out_of_range"
 
 
 def _validate_location(
@@ -204,16 +219,21 @@ def _validate_location(
     observations = entry.get("observations") if isinstance(entry, Mapping) else None
     obs_path = f"{prefix}observations"
     if observations is None:
-        problems.append(Problem(obs_path, "missing; expected a list of hourly observations"))
+        problems.append(
+            Problem(obs_path, "missing; expected a list of hourly observations", "missing_field")
+        )
         return None
     if not isinstance(observations, list):
-        problems.append(Problem(obs_path, f"must be a list, got {type(observations).__name__}"))
+        problems.append(
+            Problem(obs_path, f"must be a list, got {type(observations).__name__}", "wrong_type")
+        )
         return None
     if len(observations) != lookback:
         problems.append(
             Problem(
                 obs_path,
                 f"expected exactly {lookback} hourly observations, got {len(observations)}",
+                "wrong_length",
             )
         )
         return None
@@ -225,18 +245,20 @@ def _validate_location(
     for i, obs in enumerate(observations):
         path = f"{obs_path}[{i}]"
         if not isinstance(obs, Mapping):
-            problems.append(Problem(path, f"must be an object, got {type(obs).__name__}"))
+            problems.append(
+                Problem(path, f"must be an object, got {type(obs).__name__}", "wrong_type")
+            )
             times.append(None)
             continue
         for key in obs.keys() - allowed:
-            problems.append(Problem(f"{path}.{key}", "unknown field"))
+            problems.append(Problem(f"{path}.{key}", "unknown field", "unknown_field"))
         if TIME in obs:
             parsed, why = _parse_time(obs[TIME])
             if why:
-                problems.append(Problem(f"{path}.{TIME}", why))
+                problems.append(Problem(f"{path}.{TIME}", why, "bad_timestamp"))
             times.append(parsed)
         else:
-            problems.append(Problem(f"{path}.{TIME}", "missing field"))
+            problems.append(Problem(f"{path}.{TIME}", "missing field", "missing_field"))
             times.append(None)
         for name, low, high in bounds:
             value = obs.get(name, _MISSING)
@@ -251,9 +273,9 @@ def _validate_location(
                 columns[name].append(float(value))
                 continue
             if value is _MISSING:
-                problems.append(Problem(f"{path}.{name}", "missing field"))
+                problems.append(Problem(f"{path}.{name}", "missing field", "missing_field"))
             else:
-                problems.append(Problem(f"{path}.{name}", _number_problem(name, value)))
+                problems.append(Problem(f"{path}.{name}", *_number_problem(name, value)))
 
     if all(t is not None for t in times):
         for i in range(1, len(times)):
@@ -263,6 +285,7 @@ def _validate_location(
                         f"{obs_path}[{i}].{TIME}",
                         f"not consecutive: expected {(times[i - 1] + _HOUR).isoformat()}, "  # type: ignore[operator]
                         f"got {times[i].isoformat()}",  # type: ignore[union-attr]
+                        "bad_timestamp",
                     )
                 )
     if len(problems) > start:
@@ -279,46 +302,64 @@ def validate_request(
 ) -> ValidatedRequest:
     """Validate a decoded JSON body; raise :class:`ValidationError` listing every problem."""
     if not isinstance(body, Mapping):
-        raise ValidationError("body", f"must be a JSON object, got {type(body).__name__}", 400)
+        raise ValidationError(
+            "body", f"must be a JSON object, got {type(body).__name__}", 400, code="wrong_type"
+        )
     if not body:
-        raise ValidationError("body", "empty object; expected 'locations' or 'observations'")
+        raise ValidationError(
+            "body", "empty object; expected 'locations' or 'observations'", code="empty_body"
+        )
 
     if "locations" in body:
         unexpected = sorted(set(body) - {"locations"})
         entries = body["locations"]
         prefix_of = "locations[{}].".format
         if not isinstance(entries, list):
-            raise ValidationError("locations", f"must be a list, got {type(entries).__name__}")
+            raise ValidationError(
+                "locations", f"must be a list, got {type(entries).__name__}", code="wrong_type"
+            )
         if not entries:
-            raise ValidationError("locations", "empty list; send at least one location")
+            raise ValidationError(
+                "locations", "empty list; send at least one location", code="empty_body"
+            )
         if len(entries) > max_locations:
             raise ValidationError(
-                "locations", f"too many locations: {len(entries)} > limit {max_locations}"
+                "locations",
+                f"too many locations: {len(entries)} > limit {max_locations}",
+                code="too_many_locations",
             )
     elif "observations" in body:
         unexpected = sorted(set(body) - {"observations", LOCATION})
         entries = [body]
         prefix_of = "".format
     else:
-        raise ValidationError("body", "expected a 'locations' list or an 'observations' list")
+        raise ValidationError(
+            "body", "expected a 'locations' list or an 'observations' list", code="missing_field"
+        )
 
-    problems = [Problem(key, "unknown field") for key in unexpected]
+    problems = [Problem(key, "unknown field", "unknown_field") for key in unexpected]
     fields = required_fields(feature_names)
     names: list[str] = []
     parsed: list[tuple[list[datetime], dict[str, list[float]]]] = []
     for index, entry in enumerate(entries):
         prefix = prefix_of(index)
         if not isinstance(entry, Mapping):
-            problems.append(Problem(prefix.rstrip(".") or "body", "must be an object"))
+            problems.append(
+                Problem(prefix.rstrip(".") or "body", "must be an object", "wrong_type")
+            )
             continue
         for key in entry:
             if key not in ("location", "observations"):
-                problems.append(Problem(f"{prefix}{key}", "unknown field"))
+                problems.append(Problem(f"{prefix}{key}", "unknown field", "unknown_field"))
         name = entry.get(LOCATION, DEFAULT_LOCATION if not prefix else f"location-{index}")
         if not isinstance(name, str) or not name or len(name) > 200:
-            problems.append(Problem(f"{prefix}{LOCATION}", "must be a non-empty string"))
+            problems.append(
+                Problem(f"{prefix}{LOCATION}", "must be a non-empty string", "wrong_type")
+            )
         elif name in names:
-            problems.append(Problem(f"{prefix}{LOCATION}", f"duplicate location {name!r}"))
+            problems.append(
+                Problem(f"{prefix}{LOCATION}", f"duplicate location {name!r}", "duplicate")
+            )
         names.append(name if isinstance(name, str) else "")
         result = _validate_location(entry, prefix, fields, lookback, problems)
         if result is not None:

@@ -27,6 +27,9 @@ from airquality_assets.ml.model import (
 )
 from airquality_assets.ml.package import ModelMetadata, load_package, save_package
 
+# Keras 3.15 + numpy 2.4 warn from inside keras on every np.array(variable); not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 LOOKBACK = 8
 HORIZONS = 3
 TARGET = 0  # column of the target pollutant among the features
