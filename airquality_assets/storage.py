@@ -39,7 +39,7 @@ def raw_path(base_dir: Path, asset: str, location: str, day: date) -> Path:
 
 
 def frame_path(base_dir: Path, asset: str, location: str, day: date) -> Path:
-    """``<base>/frames/<asset>/<location>/<YYYY-MM-DD>.parquet``."""
+    """``<base>/frames/<asset>/<location>/<YYYY-MM-DD>.parquet`` (the partition's first day)."""
     return base_dir / "frames" / asset / location / f"{day.isoformat()}.parquet"
 
 

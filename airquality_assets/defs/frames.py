@@ -17,8 +17,10 @@ from airquality_assets.columns import POLLUTANTS, TIME
 from airquality_assets.defs.checks import completeness_result, schema_check_result
 from airquality_assets.defs.metadata import frame_metadata
 from airquality_assets.defs.partitions import (
-    daily_location_partitions,
-    neighbouring_days,
+    days_of_month,
+    month_days,
+    monthly_location_partitions,
+    neighbouring_months,
     single_run,
     split_key,
 )
@@ -56,23 +58,39 @@ def _checks(asset: str, blocking: bool) -> list[dg.AssetCheckSpec]:
 def _parse_partitions(
     context: dg.AssetExecutionContext, raw_store: RawStore, raw_asset: str, kind: str
 ) -> pd.DataFrame:
-    """Parse every body of the run, per location in day order (a later body wins a duplicate
-    hour), into one typed frame."""
+    """Parse the raw bodies of every day of the run's months, per location in day order (a
+    later body wins a duplicate hour), into one typed frame."""
     days_by_location: dict[str, list[str]] = {}
     for partition_key in context.partition_keys:
-        day, location = split_key(partition_key)
-        days_by_location.setdefault(location, []).append(day)
-    frames = []
+        month, location = split_key(partition_key)
+        days_by_location.setdefault(location, []).extend(month_days(month))
+    frames, missing = [], []
     for location, days in days_by_location.items():
-        bodies = [raw_store.read(raw_asset, location, day) for day in sorted(days)]
+        bodies = []
+        for day in sorted(days):
+            if raw_store.path(raw_asset, location, day).exists():
+                bodies.append(raw_store.read(raw_asset, location, day))
+            else:
+                missing.append(f"{day}|{location}")
+        if not bodies:
+            raise dg.Failure(
+                f"no {raw_asset} partitions stored for {location} in "
+                f"{context.partition_key_range}; materialize {raw_asset} for those days first"
+            )
         frame = parse_many(bodies, location, kind=kind)  # type: ignore[arg-type]
         dropped = frame.attrs.get("duplicates_dropped", 0)
         if dropped:
             context.log.warning(f"{raw_asset} {location}: {dropped} duplicate hour(s) dropped")
         frames.append(frame)
+    if missing:
+        context.log.warning(
+            f"{len(missing)} day(s) of {raw_asset} not stored yet (e.g. {missing[:3]}); "
+            "their hours count as missing"
+        )
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     context.log.info(
-        f"parsed {len(context.partition_keys)} {raw_asset} bodies into {len(frame)} rows"
+        f"parsed {sum(map(len, days_by_location.values())) - len(missing)} {raw_asset} "
+        f"bodies into {len(frame)} rows"
     )
     return frame
 
@@ -86,12 +104,13 @@ def _emit(
 
 
 @dg.asset(
-    partitions_def=daily_location_partitions,
+    partitions_def=monthly_location_partitions,
     backfill_policy=single_run,
-    deps=["raw_air_quality"],
+    deps=[dg.AssetDep("raw_air_quality", partition_mapping=days_of_month)],
     check_specs=_checks("air_quality_hourly", blocking=False),
     group_name="frames",
     kinds={"pandas", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
     metadata={"dagster/column_schema": _column_schema(schemas.AirQualityHourlySchema)},
     description="OpenWeatherMap records as a typed frame: one row per (location, UTC hour).",
 )
@@ -105,12 +124,13 @@ def air_quality_hourly(
 
 
 @dg.asset(
-    partitions_def=daily_location_partitions,
+    partitions_def=monthly_location_partitions,
     backfill_policy=single_run,
-    deps=["raw_weather"],
+    deps=[dg.AssetDep("raw_weather", partition_mapping=days_of_month)],
     check_specs=_checks("weather_hourly", blocking=False),
     group_name="frames",
     kinds={"pandas", "parquet"},
+    automation_condition=dg.AutomationCondition.eager(),
     metadata={"dagster/column_schema": _column_schema(schemas.WeatherHourlySchema)},
     description="Visual Crossing hourly records as a typed frame, keyed by epoch (DST-safe).",
 )
@@ -126,16 +146,16 @@ def weather_hourly(
 class ObservationsConfig(dg.Config):
     interpolation_limit_hours: int = 3
     """Gaps of at most this many consecutive hours are interpolated; longer ones stay missing.
-    At most 10 with the default spike rule: each day is computed with one day of context on
-    either side, so nothing may reach further than 24 hours."""
+    At most 10 with the default spike rule: cleaning of an hour may look at most 24 hours
+    away (a month is computed with the neighbouring months as context)."""
 
 
 @dg.asset(
-    partitions_def=daily_location_partitions,
+    partitions_def=monthly_location_partitions,
     backfill_policy=single_run,
     ins={
-        "air": dg.AssetIn("air_quality_hourly", partition_mapping=neighbouring_days),
-        "weather": dg.AssetIn("weather_hourly", partition_mapping=neighbouring_days),
+        "air": dg.AssetIn("air_quality_hourly", partition_mapping=neighbouring_months),
+        "weather": dg.AssetIn("weather_hourly", partition_mapping=neighbouring_months),
     },
     check_specs=_checks("hourly_observations", blocking=True),
     group_name="frames",
@@ -145,8 +165,8 @@ class ObservationsConfig(dg.Config):
     description=(
         "Air quality and weather joined per location on a full hourly grid; short gaps "
         "interpolated, long gaps left missing and counted, outliers removed by a documented "
-        "rule. Incremental: day D is computed from days D-1..D+1 only, so an hourly update "
-        "reads three days, not the whole history."
+        "rule. Incremental: month M is computed from months M-1..M+1 only, so an hourly "
+        "update reads three months, never the whole history."
     ),
 )
 def hourly_observations(
@@ -159,15 +179,15 @@ def hourly_observations(
     if config.interpolation_limit_hours < 0 or reach > 24:
         raise dg.Failure(
             f"interpolation_limit_hours={config.interpolation_limit_hours} lets cleaning reach "
-            f"{reach} h; day D is computed from D-1..D+1, so the reach must be at most 24 h"
+            f"{reach} h; at most 24 h is supported"
         )
     merged = merge_hourly(air, weather)
     cleaned, stats = clean_observations(
         merged, interpolation_limit_hours=config.interpolation_limit_hours
     )
     own = {split_key(k) for k in context.partition_keys}
-    days = cleaned[TIME].dt.strftime("%Y-%m-%d")
-    keep = [(d, loc) in own for d, loc in zip(days, cleaned["location"], strict=True)]
+    months = cleaned[TIME].dt.strftime("%Y-%m-01")
+    keep = [(m, loc) in own for m, loc in zip(months, cleaned["location"], strict=True)]
     frame = cleaned.loc[keep].reset_index(drop=True)
     context.log.info(f"hourly_observations: {len(frame)} rows; cleaning: {stats}")
     watch = [p for p in POLLUTANTS if p in get_settings().targets] + ["temp", "humidity"]

@@ -1,8 +1,9 @@
-"""A Parquet IO manager that understands (day x location) partitions and partition ranges.
+"""A Parquet IO manager that understands (period x location) partitions and ranges of them.
 
 Dagster's default pickling IO manager refuses a single output covering a range of
 multi-partitions (what a single-run backfill produces). This one splits a frame by
-(location, UTC day) and writes one Parquet file per partition key, atomically, and loads any
+(location, UTC month or day, whichever the asset is partitioned by) and writes one Parquet
+file per partition key, atomically, and loads any
 set of partitions back in one multithreaded pyarrow read. Non-partitioned outputs go to one
 file. Downstream of a partitioned asset, a non-partitioned asset gets every stored partition.
 """
@@ -16,13 +17,22 @@ import pandas as pd
 import pyarrow as pa
 
 from airquality_assets.columns import LOCATION, TIME
-from airquality_assets.defs.partitions import split_key
+from airquality_assets.defs.partitions import DATE_DIMENSION, split_key
 from airquality_assets.storage import (
     frame_path,
     read_frames,
     write_frame_atomic,
     write_table_atomic,
 )
+
+
+def _period_format(partitions_def: dg.PartitionsDefinition | None) -> str:
+    """strftime giving a row's partition date: its month start or its day."""
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        dims = {d.name: d.partitions_def for d in partitions_def.partitions_defs}
+        if isinstance(dims.get(DATE_DIMENSION), dg.MonthlyPartitionsDefinition):
+            return "%Y-%m-01"
+    return "%Y-%m-%d"
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -50,9 +60,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         # One pandas->Arrow conversion, then a zero-copy slice per (location, day) group.
         obj = obj.sort_values([LOCATION, TIME], kind="stable").reset_index(drop=True)
         table = pa.Table.from_pandas(obj, preserve_index=False)
-        group_keys = (
-            obj[LOCATION].astype(str) + "|" + obj[TIME].dt.strftime("%Y-%m-%d")
-        ).to_numpy()
+        period = _period_format(context.asset_partitions_def)
+        group_keys = (obj[LOCATION].astype(str) + "|" + obj[TIME].dt.strftime(period)).to_numpy()
         starts = np.flatnonzero(np.r_[True, group_keys[1:] != group_keys[:-1]][: len(obj)])
         stops = np.r_[starts[1:], len(group_keys)]
         groups = {

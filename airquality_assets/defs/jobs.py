@@ -1,14 +1,21 @@
-"""Asset jobs: the data half (a date range is one run per location) and the model half."""
+"""Asset jobs. A date range of a partitioned job is one run per location."""
 
 import dagster as dg
 
 from airquality_assets.defs.mlflow import end_mlflow_run_on_failure, end_mlflow_run_on_success
 from airquality_assets.settings import get_settings
 
-data_half_job = dg.define_asset_job(
-    "data_half",
-    selection=dg.AssetSelection.groups("ingestion", "frames"),
-    description="Pull raw air quality and weather, parse, merge and validate hourly frames.",
+ingestion_job = dg.define_asset_job(
+    "ingestion",
+    selection=dg.AssetSelection.groups("ingestion"),
+    description="Pull raw hourly air quality and weather for (day, location) partitions.",
+)
+
+frames_job = dg.define_asset_job(
+    "frames",
+    selection=dg.AssetSelection.groups("frames"),
+    description="Parse, merge, clean and validate hourly frames for (month, location) "
+    "partitions; the hourly path runs them by automation condition after each pull.",
 )
 
 # demo: candidates run one after another in one process, paying the ~20 s keras+mlflow

@@ -1,14 +1,16 @@
 """Hourly ingestion of the newest partition of every location (off by default).
 
 "Newest" follows the configured source's clock: wall time for the live APIs, the replay
-instant for the bundled data, so the schedule behaves the same against both.
+instant for the bundled data, so the schedule behaves the same against both. The frames
+downstream carry an eager automation condition: once a day's raw bodies land, Dagster's
+automation sensor rebuilds that month's frames (and the neighbouring month's observations).
 """
 
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from airquality_assets.defs.jobs import data_half_job
+from airquality_assets.defs.jobs import ingestion_job
 from airquality_assets.settings import get_settings
 
 
@@ -26,11 +28,11 @@ def newest_partition_requests(now: datetime, run_key_prefix: str = "hourly") -> 
 
 
 @dg.schedule(
-    job=data_half_job,
+    job=ingestion_job,
     cron_schedule="5 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every hour at :05, pull and process the newest day of every location.",
+    description="Every hour at :05, pull the newest day of every location.",
 )
 def hourly_ingestion_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     settings = get_settings()

@@ -13,11 +13,17 @@ from airquality_assets.defs.tensors import sequence_tensors
 from airquality_assets.defs.training import champion_model, model_evaluation, tuned_lstm
 from airquality_assets.settings import Settings
 
-DATA = [raw_air_quality, raw_weather, air_quality_hourly, weather_hourly, hourly_observations]
+RAW = [raw_air_quality, raw_weather]
+FRAMES = [air_quality_hourly, weather_hourly, hourly_observations]
+DATA = [*RAW, *FRAMES]
 MODEL = [sequence_tensors, tuned_lstm, model_evaluation, champion_model]
-SLICE = {
+DAYS = {
     "dagster/asset_partition_range_start": "2014-01-01|beijing",
     "dagster/asset_partition_range_end": "2014-03-31|beijing",
+}
+MONTHS = {
+    "dagster/asset_partition_range_start": "2014-01-01|beijing",
+    "dagster/asset_partition_range_end": "2014-03-01|beijing",
 }
 RUN_CONFIG = {
     "ops": {
@@ -31,7 +37,8 @@ RUN_CONFIG = {
 def trained(settings: Settings):
     instance = dg.DagsterInstance.ephemeral()
     resources = build_resources(settings)
-    assert dg.materialize(DATA, resources=resources, tags=SLICE, instance=instance).success
+    assert dg.materialize(RAW, resources=resources, tags=DAYS, instance=instance).success
+    assert dg.materialize(FRAMES, resources=resources, tags=MONTHS, instance=instance).success
     first = dg.materialize(
         [*MODEL, *DATA],
         selection=[a.key for a in MODEL],
