@@ -135,8 +135,9 @@ class Settings:
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.data_dir / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_location(self) -> str:
-        return (self.data_dir / "mlflow-artifacts").as_uri()
+    def bentoml_home(self) -> Path:
+        """``BENTOML_HOME`` if set, else the BentoML store under the data directory."""
+        return Path(os.environ.get("BENTOML_HOME") or self.data_dir / "bentoml")
 
 
 def get_settings() -> Settings:

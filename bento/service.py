@@ -65,10 +65,9 @@ MAX_BODY = int(os.environ.get("AIRQUALITY_MAX_BODY_BYTES", str(MAX_BODY_BYTES)))
 LOCATION_CAP = int(os.environ.get("AIRQUALITY_MAX_LOCATIONS", str(MAX_LOCATIONS)))
 BATCHING = os.environ.get("AIRQUALITY_BATCHING", "1") != "0"
 NO_MODEL_MESSAGE = (
-    "No '{tag}' model in the BentoML model store ({home}). Run the training job first, "
-    "e.g. `dagster job execute -m airquality_assets.definitions -j training_job` (see the "
-    "README demo), which promotes a champion and imports it with "
-    "airquality_assets.serving.bentoml_store.import_model_package()."
+    "No '{tag}' model in the BentoML model store ({home}). Run the training job first: "
+    "`bash scripts/demo.sh` (or materialize `champion_model` and `bento` in Dagster), which "
+    "promotes a champion and imports it into this store."
 )
 
 

@@ -29,8 +29,11 @@ _executor = (
 
 training_job = dg.define_asset_job(
     "training",
-    selection=dg.AssetSelection.groups("model"),
+    selection=dg.AssetSelection.groups("model", "serving"),
     executor_def=_executor,
     hooks={end_mlflow_run_on_failure, end_mlflow_run_on_success},
-    description="Sequence tensors, grid search in MLflow, evaluation and the promotion gate.",
+    description=(
+        "Sequence tensors, grid search in MLflow, evaluation, the promotion gate and the "
+        "bento of the champion."
+    ),
 )

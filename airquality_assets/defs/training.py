@@ -7,6 +7,7 @@ lowest validation loss. Keras, JAX and MLflow are imported inside the steps only
 these definitions (the UI, sensors, the data half) never pays their start-up.
 """
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,10 @@ def _target_index(tensors: SequenceTensors) -> list[int]:
 class GridConfig(dg.Config):
     profile: str = get_settings().profile
     """``demo`` (a few small candidates, minutes) or ``full`` (the reference grid, hours)."""
+    batch_size: int | None = None
+    """Override every candidate's batch size (e.g. smaller for a short slice of data)."""
+    epochs: int | None = None
+    """Override every candidate's maximum number of epochs."""
 
 
 @dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE))
@@ -46,7 +51,11 @@ def plan_candidates(context: dg.OpExecutionContext, config: GridConfig) -> Itera
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
     context.log.info(f"profile {config.profile}: {len(grid)} candidate(s)")
+    overrides = {
+        k: v for k, v in {"batch_size": config.batch_size, "epochs": config.epochs}.items() if v
+    }
     for params in grid:
+        params = dataclasses.replace(params, **overrides)
         yield dg.DynamicOutput(params.as_dict(), mapping_key=params.name)
 
 

@@ -9,6 +9,7 @@ import pytest
 from airquality_assets.defs.frames import air_quality_hourly, hourly_observations, weather_hourly
 from airquality_assets.defs.ingestion import raw_air_quality, raw_weather
 from airquality_assets.defs.resources import build_resources
+from airquality_assets.defs.serving import bento
 from airquality_assets.defs.tensors import sequence_tensors
 from airquality_assets.defs.training import champion_model, model_evaluation, tuned_lstm
 from airquality_assets.settings import Settings
@@ -16,19 +17,21 @@ from airquality_assets.settings import Settings
 RAW = [raw_air_quality, raw_weather]
 FRAMES = [air_quality_hourly, weather_hourly, hourly_observations]
 DATA = [*RAW, *FRAMES]
-MODEL = [sequence_tensors, tuned_lstm, model_evaluation, champion_model]
+MODEL = [sequence_tensors, tuned_lstm, model_evaluation, champion_model, bento]
 DAYS = {
-    "dagster/asset_partition_range_start": "2014-01-01|beijing",
+    "dagster/asset_partition_range_start": "2013-10-01|beijing",
     "dagster/asset_partition_range_end": "2014-03-31|beijing",
 }
 MONTHS = {
-    "dagster/asset_partition_range_start": "2014-01-01|beijing",
+    "dagster/asset_partition_range_start": "2013-10-01|beijing",
     "dagster/asset_partition_range_end": "2014-03-01|beijing",
 }
 RUN_CONFIG = {
     "ops": {
-        # a 90-day slice: split by time fractions instead of the 2012/2013 calendar cuts
+        # six months: split by time fractions instead of the 2012/2013 calendar cuts, and
+        # smaller batches so a few epochs are enough steps on ~3,000 training windows
         "sequence_tensors": {"config": {"train_end": None, "validation_end": None}},
+        "tuned_lstm": {"ops": {"plan_candidates": {"config": {"batch_size": 64}}}},
     }
 }
 
@@ -63,7 +66,7 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
 
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     version = client.get_model_version_by_alias(settings.model_name, "champion")
-    assert version.version == decision["new_version"]
+    assert str(version.version) == decision["new_version"]
     experiment = client.get_experiment_by_name(settings.experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -71,3 +74,13 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert len(parents) == 1  # one parent run per Dagster run
     assert len(nested) >= 2  # one nested run per candidate
     assert all("val_loss" in r.data.metrics for r in nested)
+
+    # the bento carries the champion, imported into the BentoML store with its version
+    import bentoml
+
+    mats = result.asset_materializations_for_node("bento")
+    meta = mats[0].metadata
+    assert meta["mlflow_version"].value == decision["new_version"]
+    stored = bentoml.models.get(meta["model_tag"].value)
+    assert stored.info.metadata["mlflow_version"] == decision["new_version"]
+    assert bentoml.bentos.get(meta["bento_tag"].value).info.models[0].tag == stored.tag
