@@ -49,7 +49,13 @@ def trained(settings: Settings):
         instance=instance,
         run_config=RUN_CONFIG,
     )
-    return settings, instance, resources, first
+    yield settings, instance, resources, first
+    # dagster-mlflow leaves the parent run active in this process (the training job's hook
+    # ends it; a bare materialize has no hooks): end it so later tests start clean.
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
 
 
 @pytest.mark.timeout(900)
