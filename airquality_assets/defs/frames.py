@@ -189,7 +189,12 @@ def hourly_observations(
     months = cleaned[TIME].dt.strftime("%Y-%m-01")
     keep = [(m, loc) in own for m, loc in zip(months, cleaned["location"], strict=True)]
     frame = cleaned.loc[keep].reset_index(drop=True)
-    context.log.info(f"hourly_observations: {len(frame)} rows; cleaning: {stats}")
+    context.log.info(
+        f"hourly_observations: {len(frame)} rows; cleaning over the loaded span (with the "
+        f"neighbouring months): {stats.interpolated_total} values interpolated, "
+        f"{stats.outliers_total} outliers removed, {stats.unfilled_gaps_total} gaps left "
+        f"missing (longest {stats.longest_gap} h)"
+    )
     watch = [p for p in POLLUTANTS if p in get_settings().targets] + ["temp", "humidity"]
     output_meta = frame_metadata(frame, watch)
     output_meta["cleaning"] = dg.MetadataValue.json(stats.as_metadata())
