@@ -62,7 +62,7 @@ def trained(settings: Settings):
 def test_model_half_registers_and_promotes_champion(trained) -> None:
     import mlflow
 
-    settings, _instance, _resources, result = trained
+    settings, instance, resources, result = trained
     assert result.success
     evaluation = result.output_for_node("model_evaluation")
     assert evaluation["test_window"]["windows"] > 0
@@ -90,3 +90,12 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     stored = bentoml.models.get(meta["model_tag"].value)
     assert stored.info.metadata["mlflow_version"] == decision["new_version"]
     assert bentoml.bentos.get(meta["bento_tag"].value).info.models[0].tag == stored.tag
+
+    # unchanged champion: re-materializing is idempotent (same model, same bento, no build)
+    again = dg.materialize(
+        [*MODEL, *DATA], selection=[bento.key], resources=resources, instance=instance
+    )
+    meta_again = again.asset_materializations_for_node("bento")[0].metadata
+    assert meta_again["rebuilt"].value is False
+    assert meta_again["bento_tag"].value == meta["bento_tag"].value
+    assert meta_again["model_tag"].value == meta["model_tag"].value
