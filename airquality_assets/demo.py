@@ -128,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         run_training(defs, instance)
     print(f"done in {time.perf_counter() - started:.1f} s.")
     print("Look at it:")
-    print("  DAGSTER_HOME=.dagster_home .venv/bin/dagster dev   # then open http://127.0.0.1:3000")
-    print(f"  files: {settings.data_dir}/raw, {settings.data_dir}/frames")
-    print(f"  MLflow: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
+    print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev   # http://127.0.0.1:3000")
+    print(f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
+    if not args.data_only:
+        print("  serve:       bash scripts/serve.sh   # then the curl example in the README")
+    print(f"  files:       {settings.data_dir}/raw, {settings.data_dir}/frames")
     return 0
 
 
