@@ -41,9 +41,13 @@ class GridConfig(dg.Config):
     """Override every candidate's maximum number of epochs."""
 
 
-@dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE))
+@dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE), required_resource_keys={MLFLOW_KEY})
 def plan_candidates(context: dg.OpExecutionContext, config: GridConfig) -> Iterator[Any]:
-    """One dynamic output per hyper-parameter candidate of the profile."""
+    """One dynamic output per hyper-parameter candidate of the profile.
+
+    It requires the MLflow resource so that the Dagster run's parent MLflow run is created
+    here, once, before the candidate steps start side by side and look it up by tag.
+    """
     from airquality_assets.ml.grid import grid_for_profile
 
     try:
