@@ -42,12 +42,21 @@ class GridConfig(dg.Config):
 
 
 @dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE), required_resource_keys={MLFLOW_KEY})
-def plan_candidates(context: dg.OpExecutionContext, config: GridConfig) -> Iterator[Any]:
+def plan_candidates(
+    context: dg.OpExecutionContext, config: GridConfig, tensors: SequenceTensors
+) -> Iterator[Any]:
     """One dynamic output per hyper-parameter candidate of the profile.
 
-    It requires the MLflow resource so that the Dagster run's parent MLflow run is created
-    here, once, before the candidate steps start side by side and look it up by tag.
+    It runs after ``sequence_tensors`` (its input) and before any candidate, so the Dagster
+    run's parent MLflow run is created once by the first step and every parallel candidate
+    step finds it by tag instead of racing to create its own. It also fails before the
+    fan-out when a target is not a feature.
     """
+    _target_index(tensors)
+    context.log.info(
+        f"{len(tensors.ends['train'])} training / {len(tensors.ends['validation'])} "
+        f"validation windows of {tensors.lookback} h x {len(tensors.feature_names)} features"
+    )
     from airquality_assets.ml.grid import grid_for_profile
 
     try:
@@ -122,7 +131,9 @@ def select_best(context: dg.OpExecutionContext, candidates: list[dict]) -> dict[
     ),
 )
 def tuned_lstm(sequence_tensors: SequenceTensors) -> dict:
-    trained = plan_candidates().map(lambda params: train_candidate(sequence_tensors, params))
+    trained = plan_candidates(sequence_tensors).map(
+        lambda params: train_candidate(sequence_tensors, params)
+    )
     return select_best(trained.collect())
 
 
