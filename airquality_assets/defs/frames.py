@@ -185,10 +185,10 @@ def hourly_observations(
     cleaned, stats = clean_observations(
         merged, interpolation_limit_hours=config.interpolation_limit_hours
     )
-    own = {split_key(k) for k in context.partition_keys}
-    months = cleaned[TIME].dt.strftime("%Y-%m-01")
-    keep = [(m, loc) in own for m, loc in zip(months, cleaned["location"], strict=True)]
-    frame = cleaned.loc[keep].reset_index(drop=True)
+    # keep this run's own months; the neighbouring months were context only
+    own = {"|".join(split_key(k)) for k in context.partition_keys}
+    row_keys = cleaned[TIME].dt.strftime("%Y-%m-01") + "|" + cleaned["location"].astype(str)
+    frame = cleaned.loc[row_keys.isin(own).to_numpy()].reset_index(drop=True)
     context.log.info(
         f"hourly_observations: {len(frame)} rows; cleaning over the loaded span (with the "
         f"neighbouring months): {stats.interpolated_total} values interpolated, "

@@ -168,16 +168,3 @@ def merge_hourly(air: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
         np.concatenate(blocks_v),
         VALUE_COLUMNS,
     )
-
-
-def __getattr__(name: str) -> object:
-    """Lazy re-exports: ``from ...merging import clean_observations`` also works.
-
-    Cleaning lives in :mod:`airquality_assets.transforms.cleaning` (which imports this module),
-    so the names are resolved on first access to avoid a circular import.
-    """
-    if name in ("clean_observations", "update_observations", "CleaningStats", "OutlierRule"):
-        from airquality_assets.transforms import cleaning
-
-        return getattr(cleaning, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
