@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 
 import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras)
-from airquality_assets.ml.model import LSTMParams, scaled_delta_targets, train_lstm
+from airquality_assets.ml.model import (
+    LSTMParams,
+    delta_scale,
+    scaled_delta_targets,
+    train_lstm,
+)
 
 
 def synthetic_tensors(
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     X_train, y_train, X_val, y_val = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
     flat = X_train.reshape(-1, args.features)
     mean, std = flat.mean(axis=0), flat.std(axis=0)
-    target_std = np.array([std[0]])
+    delta_std = delta_scale(X_train, y_train, [0])
     # patience >= epochs: nothing stops early, both runs do the same number of epochs.
     params = LSTMParams(
         units=args.units,
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
             target_feature_index=[0],
             feature_mean=mean,
             feature_std=std,
-            target_std=target_std,
+            delta_std=delta_std,
             seed=0,
             extra_callbacks=[timer],
         )
@@ -168,9 +173,9 @@ def main(argv: list[str] | None = None) -> None:
         plain_keras_fit(
             params,
             X_train,
-            scaled_delta_targets(X_train, y_train, [0], target_std),
+            scaled_delta_targets(X_train, y_train, [0], delta_std),
             X_val,
-            scaled_delta_targets(X_val, y_val, [0], target_std),
+            scaled_delta_targets(X_val, y_val, [0], delta_std),
             mean,
             std,
             timer,

@@ -92,7 +92,6 @@ def fit_and_log_candidate(
         target_feature_index=target_feature_index,
         feature_mean=tensors.scaler.feature_mean,
         feature_std=tensors.scaler.feature_std,
-        target_std=tensors.scaler.target_std,
     )
     val_pred = predict(jit_forward(model), x_val)
     val_metrics = forecast_metrics(y_val, val_pred, tensors.target_names, tensors.horizons)

@@ -21,6 +21,7 @@ from airquality_assets.ml.model import (
     HEAD_LAYER,
     LSTMParams,
     build_lstm,
+    delta_scale,
     jit_forward,
     scaled_delta_targets,
     train_lstm,
@@ -41,7 +42,7 @@ class Task:
     y: np.ndarray
     mean: np.ndarray
     std: np.ndarray
-    target_std: np.ndarray
+    delta_std: np.ndarray  # (HORIZONS, 1), fitted on the training windows
 
 
 def make_task(n_hours: int = 1600, seed: int = 0) -> Task:
@@ -60,13 +61,14 @@ def make_task(n_hours: int = 1600, seed: int = 0) -> Task:
     ends = np.arange(LOOKBACK - 1, n_hours - HORIZONS)
     X = np.stack([features[e - LOOKBACK + 1 : e + 1] for e in ends])
     y = np.stack([level[e + 1 : e + 1 + HORIZONS] for e in ends])[:, :, None].astype(np.float32)
-    train = X[: int(0.7 * len(X))]
+    n_train = int(0.7 * len(X))
+    train = X[:n_train]
     return Task(
         X=X,
         y=y,
         mean=train.reshape(-1, X.shape[-1]).mean(axis=0),
         std=train.reshape(-1, X.shape[-1]).std(axis=0),
-        target_std=np.array([level[: int(0.7 * len(X))].std()]),
+        delta_std=delta_scale(train, y[:n_train], [TARGET]),
     )
 
 
@@ -80,7 +82,7 @@ def build(task: Task, params: LSTMParams, clip_negative: bool = True) -> Any:
         target_feature_index=[TARGET],
         feature_mean=task.mean,
         feature_std=task.std,
-        target_std=task.target_std,
+        delta_std=task.delta_std,
         clip_negative=clip_negative,
     )
 
@@ -119,8 +121,7 @@ def trained(task: Task) -> Trained:
         target_feature_index=[TARGET],
         feature_mean=task.mean,
         feature_std=task.std,
-        target_std=task.target_std,
-        seed=7,
+        seed=7,  # delta_std left to its default: fitted on these training windows
     )
 
 
@@ -145,14 +146,30 @@ def test_zero_delta_head_is_exactly_persistence(task: Task) -> None:
     np.testing.assert_array_equal(out, persistence(task.X[:50]))
 
 
-def test_delta_is_rescaled_by_target_std_inside_the_model(task: Task) -> None:
-    """A head bias of +1 (standardised) must add exactly one target_std in ug/m3."""
+def test_delta_is_rescaled_per_horizon_inside_the_model(task: Task) -> None:
+    """A head bias of +1 (standardised) must add exactly that horizon's delta_std in ug/m3."""
+    assert len(np.unique(task.delta_std)) == HORIZONS  # the scales really differ by horizon
     model = build(task, TINY, clip_negative=False)
     head = model.get_layer(HEAD_LAYER)
     kernel, bias = head.get_weights()
     head.set_weights([np.zeros_like(kernel), np.ones_like(bias)])
     out = model.predict(task.X[:20], verbose=0)
-    np.testing.assert_allclose(out, persistence(task.X[:20]) + task.target_std[0], rtol=1e-5)
+    np.testing.assert_allclose(out, persistence(task.X[:20]) + task.delta_std[None], rtol=1e-5)
+
+
+def test_delta_scale_is_the_std_of_the_change_per_horizon() -> None:
+    X = np.zeros((4, 2, 1), dtype=np.float32)
+    X[:, -1, 0] = [10, 20, 30, 40]
+    # change from the last value: horizon 1 is +-1, horizon 2 is +-5 and a constant horizon 3
+    y = X[:, -1:, :] + np.array([[1, 5, 7], [-1, -5, 7], [1, 5, 7], [-1, -5, 7]])[:, :, None]
+    np.testing.assert_allclose(delta_scale(X, y, [0])[:, 0], [1.0, 5.0, 1.0])  # 0 -> floored 1
+
+
+def test_one_scale_per_target_is_repeated_for_every_horizon(task: Task) -> None:
+    delta = scaled_delta_targets(task.X[:5], task.y[:5], [TARGET], [2.0])
+    np.testing.assert_allclose(delta * 2.0, task.y[:5] - persistence(task.X[:5]), rtol=1e-5)
+    with pytest.raises(ValueError, match="delta_std must have shape"):
+        scaled_delta_targets(task.X[:5], task.y[:5], [TARGET], np.ones((HORIZONS + 1, 1)))
 
 
 def test_negative_forecasts_are_clipped_to_zero(task: Task) -> None:
@@ -177,8 +194,8 @@ def test_trained_model_beats_persistence_in_raw_units(task: Task, trained: Train
     persistence_rmse = rmse(persistence(task.X[val]), task.y[val])
     assert model_rmse < 0.8 * persistence_rmse, (model_rmse, persistence_rmse)
     # history losses are MSE of the standardised delta: best val_loss matches the model.
-    delta_target = scaled_delta_targets(task.X[val], task.y[val], [TARGET], task.target_std)
-    train_view_pred = (forecast - persistence(task.X[val])) / task.target_std
+    delta_target = scaled_delta_targets(task.X[val], task.y[val], [TARGET], task.delta_std)
+    train_view_pred = (forecast - persistence(task.X[val])) / task.delta_std
     assert min(history["val_loss"]) == pytest.approx(
         float(np.mean((train_view_pred - delta_target) ** 2)), rel=1e-3
     )

@@ -5,7 +5,7 @@ exactly 1 ug/m3 per hour), so "worse" and "better" are exact, not statistical:
 
 * v1 "persistence": delta head at zero, RMSE = sqrt(mean(h^2)) over horizons 1..3;
 * v2 "worse": constant +10 ug/m3 delta, RMSE = sqrt(mean((10 - h)^2)), clearly worse;
-* v3 "better": delta head bias = h / target_std, the exact answer, RMSE ~ 0.
+* v3 "better": delta head bias = h / delta_std, the exact answer, RMSE ~ 0.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def make_model(delta_ugm3_per_horizon: list[float]) -> Any:
         target_feature_index=[0],
         feature_mean=[45.0, 10.0],
         feature_std=[15.0, 3.0],
-        target_std=[TARGET_STD],
+        delta_std=[TARGET_STD],
     )
     head = model.get_layer(HEAD_LAYER)
     kernel, _ = head.get_weights()
