@@ -374,6 +374,32 @@ def train_lstm(
     return model, curves, fit_seconds
 
 
+def epoch_progress(log: Callable[[str], None], prefix: str, total_epochs: int) -> Any:
+    """A Keras callback sending one line per finished epoch to ``log`` (e.g. Dagster's log).
+
+    A full-profile candidate trains for minutes per epoch; without this the Dagster UI shows
+    nothing between "training candidate" and its result.
+    """
+    import keras
+
+    started: dict[str, float] = {}
+
+    def on_epoch_begin(epoch: int, logs: dict[str, Any] | None = None) -> None:
+        started["t"] = time.perf_counter()
+
+    def on_epoch_end(epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        values = ", ".join(
+            f"{key} {float(logs[key]):.4g}"
+            for key in ("loss", "val_loss", "learning_rate")
+            if key in logs
+        )
+        seconds = time.perf_counter() - started.get("t", time.perf_counter())
+        log(f"{prefix}: epoch {epoch + 1}/{total_epochs}: {values} ({seconds:.1f} s)")
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end)
+
+
 def jit_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """A pure, jitted ``x -> forecast`` function with a snapshot of ``model``'s weights.
 

@@ -77,7 +77,7 @@ def fit_and_log_candidate(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train one candidate, score it on validation, log a nested MLflow run, save a package."""
-    from airquality_assets.ml.model import jit_forward, train_lstm
+    from airquality_assets.ml.model import epoch_progress, jit_forward, train_lstm
     from airquality_assets.ml.tracking import log_candidate_run
 
     x_train, y_train = windows(tensors, "train")
@@ -92,6 +92,7 @@ def fit_and_log_candidate(
         target_feature_index=target_feature_index,
         feature_mean=tensors.scaler.feature_mean,
         feature_std=tensors.scaler.feature_std,
+        extra_callbacks=[epoch_progress(log, params.name, params.epochs)],
     )
     val_pred = predict(jit_forward(model), x_val)
     val_metrics = forecast_metrics(y_val, val_pred, tensors.target_names, tensors.horizons)

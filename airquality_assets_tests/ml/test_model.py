@@ -22,6 +22,7 @@ from airquality_assets.ml.model import (
     LSTMParams,
     build_lstm,
     delta_scale,
+    epoch_progress,
     jit_forward,
     scaled_delta_targets,
     train_lstm,
@@ -123,6 +124,27 @@ def trained(task: Task) -> Trained:
         feature_std=task.std,
         seed=7,  # delta_std left to its default: fitted on these training windows
     )
+
+
+def test_epoch_progress_logs_one_line_per_epoch(task: Task) -> None:
+    lines: list[str] = []
+    params = LSTMParams(
+        units=4, layers=1, dropout=0.0, learning_rate=1e-2, batch_size=256, epochs=2, patience=5
+    )
+    train_lstm(
+        params,
+        task.X[:600],
+        task.y[:600],
+        task.X[600:800],
+        task.y[600:800],
+        target_feature_index=[TARGET],
+        feature_mean=task.mean,
+        feature_std=task.std,
+        extra_callbacks=[epoch_progress(lines.append, "tiny", params.epochs)],
+    )
+    assert len(lines) == 2
+    assert lines[0].startswith("tiny: epoch 1/2: loss ") and "val_loss" in lines[0]
+    assert lines[1].startswith("tiny: epoch 2/2: ") and lines[1].endswith(" s)")
 
 
 def test_params_name_is_stable_and_identifier_safe() -> None:
