@@ -148,7 +148,15 @@ def tuned_lstm(sequence_tensors: SequenceTensors) -> dict:
             asset="model_evaluation",
             blocking=True,
             description="The tuned model's mean test RMSE is below persistence's",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "beats_baselines_every_horizon",
+            asset="model_evaluation",
+            description=(
+                "Warns when the tuned model is not better than persistence and Ridge at every "
+                "horizon (an average can hide a horizon where it loses); names the horizons"
+            ),
+        ),
     ],
     description=(
         "The tuned model against persistence, seasonal-naive, climatology and Ridge on the "
@@ -181,6 +189,25 @@ def model_evaluation(
         passed=bool(ratio < 1.0),
         metadata={"rmse_ratio_vs_persistence": ratio},
         description=None if ratio < 1.0 else f"model RMSE is {ratio:.3f}x persistence",
+    )
+    losing = {
+        baseline: {pollutant: hours for pollutant, hours in per_pollutant.items() if hours}
+        for baseline, per_pollutant in report["losing_horizons"].items()
+    }
+    losing = {baseline: found for baseline, found in losing.items() if found}
+    yield dg.AssetCheckResult(
+        check_name="beats_baselines_every_horizon",
+        passed=not losing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"losing_horizons": dg.MetadataValue.json(report["losing_horizons"])},
+        description=None
+        if not losing
+        else "not better at every horizon: "
+        + "; ".join(
+            f"{baseline} {pollutant} h={hours}"
+            for baseline, found in losing.items()
+            for pollutant, hours in found.items()
+        ),
     )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "REPORT_HORIZONS",
     "compare_to_baselines",
     "forecast_metrics",
+    "losing_horizons",
     "markdown_table",
     "predicted_vs_actual_plot",
     "rmse_by_horizon_plot",
@@ -92,6 +93,28 @@ def compare_to_baselines(
     out["rmse_ratio"] = out["rmse"] / out["reference_rmse"]
     out["skill"] = 1.0 - out["rmse_ratio"]
     return out[["model", *METRIC_COLUMNS, "rmse_ratio", "skill"]]
+
+
+def losing_horizons(model: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, list[int]]:
+    """Per pollutant, the horizons where ``model``'s RMSE is not strictly below ``baseline``'s.
+
+    An average can hide a horizon where the model is worse than a naive forecast (typically
+    1 h, where persistence is hard to beat); this names them. A NaN RMSE on either side
+    counts as losing: an unmeasured horizon is not a win. Empty lists mean "better everywhere".
+    """
+    keys = ["pollutant", "horizon"]
+    merged = model[[*keys, "rmse"]].merge(
+        baseline[[*keys, "rmse"]],
+        on=keys,
+        how="left",
+        suffixes=("", "_baseline"),
+        validate="one_to_one",
+    )
+    wins = merged["rmse"] < merged["rmse_baseline"]  # False for NaN on either side
+    return {
+        str(pollutant): sorted(int(h) for h in group.loc[~wins[group.index], "horizon"])
+        for pollutant, group in merged.groupby("pollutant", sort=False)
+    }
 
 
 def markdown_table(

@@ -67,6 +67,14 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     evaluation = result.output_for_node("model_evaluation")
     assert evaluation["test_window"]["windows"] > 0
     assert set(evaluation["mean_rmse"]) >= {"lstm", "persistence", "seasonal_naive", "ridge"}
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["beats_persistence"].passed
+    losing = evaluation["losing_horizons"]
+    assert set(losing) == {"persistence", "ridge"}
+    every_horizon = checks["beats_baselines_every_horizon"]
+    assert every_horizon.severity == dg.AssetCheckSeverity.WARN
+    assert every_horizon.passed == (not any(h for per in losing.values() for h in per.values()))
+    assert every_horizon.metadata["losing_horizons"].value == losing
     decision = result.output_for_node("champion_model")
     assert decision["promoted"], decision["reason"]
 

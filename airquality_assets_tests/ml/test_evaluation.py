@@ -11,6 +11,7 @@ from airquality_assets.ml.evaluation import (
     METRIC_COLUMNS,
     compare_to_baselines,
     forecast_metrics,
+    losing_horizons,
     markdown_table,
     predicted_vs_actual_plot,
     rmse_by_horizon_plot,
@@ -80,6 +81,29 @@ def test_compare_to_baselines_gives_ratios_vs_persistence(truth: np.ndarray) -> 
     assert (lstm.skill > 0.3).all()  # half the noise: clearly better
     with pytest.raises(KeyError, match="persistence"):
         compare_to_baselines({"lstm": models["lstm"]})
+
+
+def test_losing_horizons_names_each_horizon_where_the_model_is_not_better(
+    truth: np.ndarray,
+) -> None:
+    models = metrics_by_model(truth)
+    assert losing_horizons(models["lstm"], models["persistence"]) == {"pm2_5": [], "no2": []}
+    assert losing_horizons(models["persistence"], models["lstm"]) == {
+        "pm2_5": HORIZONS,
+        "no2": HORIZONS,
+    }
+    # Worse at 1 h (persistence's strong suit), NaN (unmeasured) at 6 h, tied at 24 h.
+    pred = noisy(truth, 5.0, 2)
+    pred[:, 0, 0] = truth[:, 0, 0] + 50.0
+    pred[:, 2, 0] = np.nan
+    mixed = forecast_metrics(truth, pred, TARGETS, HORIZONS)
+    baseline = models["lstm"].copy()
+    mixed.loc[(mixed.pollutant == "pm2_5") & (mixed.horizon == 24), "rmse"] = baseline.loc[
+        (baseline.pollutant == "pm2_5") & (baseline.horizon == 24), "rmse"
+    ].iloc[0]
+    baseline["rmse"] *= 1.5
+    baseline.loc[(baseline.pollutant == "pm2_5") & (baseline.horizon == 24), "rmse"] /= 1.5
+    assert losing_horizons(mixed, baseline) == {"pm2_5": [1, 6, 24], "no2": []}
 
 
 def test_markdown_table_lists_models_and_horizons(truth: np.ndarray) -> None:
