@@ -88,6 +88,10 @@ def run_training(defs, instance) -> dict:
         "  mean test RMSE (ug/m3): "
         + ", ".join(f"{name} {value:.1f}" for name, value in evaluation["mean_rmse"].items())
     )
+    for check in result.get_asset_check_evaluations():
+        outcome = "passed" if check.passed else f"FAILED ({check.severity.value})"
+        detail = f": {check.description}" if check.description and not check.passed else ""
+        print(f"  check {check.check_name}: {outcome}{detail}")
     print(f"  promotion: {decision['reason']}")
     return decision
 
