@@ -89,7 +89,11 @@ def run_training(defs, instance) -> dict:
         + ", ".join(f"{name} {value:.1f}" for name, value in evaluation["mean_rmse"].items())
     )
     for check in result.get_asset_check_evaluations():
-        outcome = "passed" if check.passed else f"FAILED ({check.severity.value})"
+        if check.passed:
+            outcome = "passed"
+        else:  # a WARN check informs; only an ERROR one means something is broken
+            warn = check.severity.value == "WARN"
+            outcome = "warning" if warn else "FAILED"
         detail = f": {check.description}" if check.description and not check.passed else ""
         print(f"  check {check.check_name}: {outcome}{detail}")
     print(f"  promotion: {decision['reason']}")
