@@ -26,7 +26,13 @@ import numpy as np
 
 import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras is imported)
 from airquality_assets.ml.evaluation import forecast_metrics
-from airquality_assets.ml.model import LSTMParams, delta_scale, jit_forward, train_lstm
+from airquality_assets.ml.model import (
+    LSTMParams,
+    delta_scale,
+    jit_forward,
+    scaled_delta_targets,
+    train_lstm,
+)
 from airquality_assets.ml.training_steps import predict
 from airquality_assets.settings import get_settings
 from airquality_assets.storage import read_frames
@@ -50,19 +56,21 @@ def target_hour_weather(tensors: SequenceTensors, split: str) -> np.ndarray:
     return np.nan_to_num(future).reshape(len(rows), -1).astype(np.float32)
 
 
-def train_with_future_weather(tensors: SequenceTensors, params: LSTMParams) -> np.ndarray:
-    """Test forecasts (ug/m3) of the LSTM + target-hour-weather net, trained like the product."""
+def train_with_future_weather(
+    tensors: SequenceTensors,
+    params: LSTMParams,
+    cut: dict[str, tuple[np.ndarray, np.ndarray]],
+    index: list[int],
+) -> np.ndarray:
+    """Test forecasts (ug/m3) of the LSTM + target-hour-weather net, trained like the product.
+
+    ``cut`` holds the ``(X, y)`` windows per split, already cut once by :func:`main`.
+    """
     import keras
 
-    index = [c for c in tensors.target_columns if c is not None]
-    (x_tr, y_tr), (x_va, y_va), (x_te, _) = (
-        windows(tensors, s) for s in ("train", "validation", "test")
-    )
+    (x_tr, y_tr), (x_va, y_va), (x_te, _) = (cut[s] for s in ("train", "validation", "test"))
     f_tr, f_va, f_te = (target_hour_weather(tensors, s) for s in ("train", "validation", "test"))
     scale = delta_scale(x_tr, y_tr, index)
-
-    def delta(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return ((y - x[:, -1, index][:, None, :]) / scale).astype(np.float32)
 
     keras.utils.set_random_seed(42)
     past = keras.Input(shape=x_tr.shape[1:])
@@ -80,8 +88,8 @@ def train_with_future_weather(tensors: SequenceTensors, params: LSTMParams) -> n
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="mse")
     model.fit(
         [x_tr, f_tr],
-        delta(x_tr, y_tr),
-        validation_data=([x_va, f_va], delta(x_va, y_va)),
+        scaled_delta_targets(x_tr, y_tr, index, scale),
+        validation_data=([x_va, f_va], scaled_delta_targets(x_va, y_va, index, scale)),
         epochs=params.epochs,
         batch_size=params.batch_size,
         callbacks=[
@@ -109,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     print({split: len(ends) for split, ends in tensors.ends.items()}, flush=True)
     params = LSTMParams.from_dict({**WINNER.as_dict(), "epochs": args.epochs})
 
-    x_tr, y_tr = windows(tensors, "train")
-    x_va, y_va = windows(tensors, "validation")
-    x_te, y_te = windows(tensors, "test")
+    cut = {split: windows(tensors, split) for split in ("train", "validation", "test")}
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = cut["train"], cut["validation"], cut["test"]
     index = [c for c in tensors.target_columns if c is not None]
     forecasts = dict(baseline_forecasts(tensors, tensors.ends["test"]))
     started = time.perf_counter()
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     forecasts["past only"] = predict(jit_forward(model), x_te)
     print(f"past only: trained in {time.perf_counter() - started:.0f} s", flush=True)
     started = time.perf_counter()
-    forecasts["+ target-hour weather"] = train_with_future_weather(tensors, params)
+    forecasts["+ target-hour weather"] = train_with_future_weather(tensors, params, cut, index)
     print(f"+ target-hour weather: trained in {time.perf_counter() - started:.0f} s", flush=True)
 
     rmse = {

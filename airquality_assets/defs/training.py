@@ -190,24 +190,18 @@ def model_evaluation(
         metadata={"rmse_ratio_vs_persistence": ratio},
         description=None if ratio < 1.0 else f"model RMSE is {ratio:.3f}x persistence",
     )
-    losing = {
-        baseline: {pollutant: hours for pollutant, hours in per_pollutant.items() if hours}
+    losing = [
+        f"{baseline} {pollutant} h={hours}"
         for baseline, per_pollutant in report["losing_horizons"].items()
-    }
-    losing = {baseline: found for baseline, found in losing.items() if found}
+        for pollutant, hours in per_pollutant.items()
+        if hours
+    ]
     yield dg.AssetCheckResult(
         check_name="beats_baselines_every_horizon",
         passed=not losing,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"losing_horizons": dg.MetadataValue.json(report["losing_horizons"])},
-        description=None
-        if not losing
-        else "not better at every horizon: "
-        + "; ".join(
-            f"{baseline} {pollutant} h={hours}"
-            for baseline, found in losing.items()
-            for pollutant, hours in found.items()
-        ),
+        description="not better at every horizon: " + "; ".join(losing) if losing else None,
     )
 
 

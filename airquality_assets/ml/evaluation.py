@@ -110,9 +110,10 @@ def losing_horizons(model: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, li
         suffixes=("", "_baseline"),
         validate="one_to_one",
     )
-    wins = merged["rmse"] < merged["rmse_baseline"]  # False for NaN on either side
+    # "<" is False for NaN on either side, so an unmeasured horizon lands in "lost".
+    merged["lost"] = ~(merged["rmse"] < merged["rmse_baseline"])
     return {
-        str(pollutant): sorted(int(h) for h in group.loc[~wins[group.index], "horizon"])
+        str(pollutant): sorted(int(h) for h in group.loc[group["lost"], "horizon"])
         for pollutant, group in merged.groupby("pollutant", sort=False)
     }
 
