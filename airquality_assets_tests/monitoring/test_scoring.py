@@ -97,3 +97,15 @@ def test_degradation_compares_matched_horizons() -> None:
     assert ratios == {1: 1.5, 24: 0.9}
     assert not degradation(scores, {1: 20.0, 24: 100.0}, factor=1.6)[0]
     assert not degradation(scores.iloc[2:], {6: 50.0}, factor=1.0)[0]  # nothing scored yet
+
+
+def test_accuracy_chart_is_a_png() -> None:
+    from airquality_assets.monitoring.chart import accuracy_chart
+
+    obs = _observations()
+    week = pd.date_range(NOW - pd.Timedelta(hours=167), NOW, freq="h")
+    forecasts = pd.concat(
+        [_forecasts(obs, h, week, np.ones(len(week)), np.zeros(len(week))) for h in (1, 6, 24)]
+    )
+    png = accuracy_chart(obs, forecasts, "x", "pm2_5", NOW.to_pydatetime())
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
