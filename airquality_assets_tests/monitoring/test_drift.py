@@ -104,7 +104,8 @@ def test_compare_flags_a_shift_and_passes_the_same_distribution() -> None:
     assert result.status == ERROR
     by_feature = {f.feature: f for f in result.features}
     assert by_feature["pm2_5"].status == ERROR and by_feature["temp"].status == OK
-    assert result.score == by_feature["pm2_5"].psi
+    assert result.score == by_feature["pm2_5"].out_of_range
+    assert by_feature["pm2_5"].out_of_range > 0.9  # 150 +- 15 against 100 +- 10: ~95 %
     assert "pm2_5" in result.reason
     # Wasserstein distance in reference sd: a 1.5x scale of mean 100 moves ~50 (5 sd).
     assert by_feature["pm2_5"].wasserstein_sd == pytest.approx(5.0, rel=0.15)

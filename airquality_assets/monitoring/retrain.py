@@ -1,0 +1,73 @@
+"""When to ask for a retrain: one request per episode, with a cool-down.
+
+A *trigger* is drift at ERROR or a rolling forecast error above ``accuracy_factor`` x the
+champion's test error at matched horizons. An episode starts when a trigger first holds and
+ends on the first evaluation where none holds; a request is made at the start of an episode
+unless the last request is younger than the cool-down (then the episode is noted, and a
+request follows once the cool-down has passed while the trigger still holds).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    accuracy_factor: float = 1.5
+    """Rolling 7-day RMSE above this multiple of the champion's test RMSE (matched horizon)."""
+    cooldown_hours: int = 72
+    """No second request within this long after one (training takes minutes to hours)."""
+
+
+@dataclass
+class RetrainState:
+    """Kept in the retraining sensor's cursor."""
+
+    episode_start: str | None = None
+    requested_for_episode: bool = False
+    last_request_at: str | None = None
+
+    def to_cursor(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> RetrainState:
+        return cls(**json.loads(cursor)) if cursor else cls()
+
+
+@dataclass(frozen=True)
+class Decision:
+    request: bool
+    reason: str
+    run_key: str | None
+    state: RetrainState
+
+
+def decide(
+    now: datetime,
+    drift_error: bool,
+    accuracy_exceeded: bool,
+    state: RetrainState,
+    policy: RetrainPolicy,
+    detail: str = "",
+) -> Decision:
+    """The decision at ``now`` given the current triggers and the cursor state."""
+    reasons = [r for r, on in (("drift", drift_error), ("accuracy", accuracy_exceeded)) if on]
+    if not reasons:
+        return Decision(False, "no trigger", None, RetrainState(None, False, state.last_request_at))
+    new = RetrainState(
+        state.episode_start or now.isoformat(), state.requested_for_episode, state.last_request_at
+    )
+    reason = "+".join(reasons) + (f": {detail}" if detail else "")
+    if new.requested_for_episode:
+        return Decision(False, f"episode since {new.episode_start} already has a run", None, new)
+    if state.last_request_at is not None:
+        since = now - datetime.fromisoformat(state.last_request_at)
+        if since < timedelta(hours=policy.cooldown_hours):
+            return Decision(False, f"cool-down ({since} since the last request)", None, new)
+    new.requested_for_episode = True
+    new.last_request_at = now.isoformat()
+    return Decision(True, reason, f"retrain:{new.episode_start}", new)
