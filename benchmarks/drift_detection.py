@@ -120,8 +120,6 @@ def main() -> None:
             error_at = retrain_at = None
             for d in range(-14, MAX_DELAY_DAYS + 1):
                 day = start + timedelta(days=d)
-                if day <= year_start + timedelta(days=7):
-                    continue
                 result = (evaluate(faulty, day, ref_start, ref_end, thresholds) if d > 0
                           else daily.get(day) or evaluate(frame, day, ref_start, ref_end,
                                                           thresholds))  # fmt: skip

@@ -10,6 +10,7 @@ Statistics per feature (scipy for the two-sample tests, PSI in a few lines on to
 * **out of range**: the share of the window's hours outside the reference's central 99 %
   (0.5 %..99.5 % quantiles): the drift score that decides WARN / ERROR. A unit change or a
   broken sensor puts most hours outside; a normal week rarely more than a few percent.
+  The newest day alone counts too: 80 % of its hours out of range is an ERROR at once.
 * **stuck hours**: the longest run of one repeated value, which a distribution test misses
   when a sensor freezes inside the normal range (ERROR at 24 h on pm2_5 and temperature).
 * **PSI** on the reference's deciles, **KS** statistic and p-value, and the **Wasserstein**
@@ -47,6 +48,10 @@ class DriftThresholds:
     out_of_range_error: float = 0.5
     range_quantile: float = 0.005
     """The reference range is its [q, 1 - q] quantiles."""
+    recent_hours: int = 24
+    recent_out_of_range_error: float = 0.8
+    """Most of the newest ``recent_hours`` out of range is an error at once (a unit change
+    shows in a day, long before it fills half of the window)."""
     stuck_error_hours: int = 24
     """A continuous reading repeated this many hours in a row is an error (frozen sensor)."""
     stuck_features: tuple[str, ...] = ("pm2_5", "temp")
@@ -123,6 +128,7 @@ def seasonal_reference(
 class FeatureDrift:
     feature: str
     out_of_range: float
+    recent_out_of_range: float
     psi: float
     ks_statistic: float
     ks_pvalue: float
@@ -167,9 +173,13 @@ def out_of_range_share(reference: np.ndarray, current: np.ndarray, q: float) -> 
     return float(np.mean((current < lo) | (current > hi)))
 
 
-def _feature_status(share: float, stuck: int, feature: str, t: DriftThresholds) -> str:
-    if share >= t.out_of_range_error or (
-        feature in t.stuck_features and stuck >= t.stuck_error_hours
+def _feature_status(
+    share: float, recent: float, stuck: int, feature: str, t: DriftThresholds
+) -> str:
+    if (
+        share >= t.out_of_range_error
+        or recent >= t.recent_out_of_range_error
+        or (feature in t.stuck_features and stuck >= t.stuck_error_hours)
     ):
         return ERROR
     return WARN if share >= t.out_of_range_warn else OK
@@ -217,10 +227,14 @@ def compare(
         sd = float(np.std(ref_f)) or 1.0
         stuck = longest_run(cur)
         share = out_of_range_share(ref_f, cur_f, t.range_quantile)
+        tail = cur[-t.recent_hours :]
+        tail = tail[np.isfinite(tail)]
+        recent = out_of_range_share(ref_f, tail, t.range_quantile) if len(tail) else 0.0
         rows.append(
             FeatureDrift(
                 feature=feature,
                 out_of_range=share,
+                recent_out_of_range=recent,
                 psi=p,
                 ks_statistic=float(ks.statistic),
                 ks_pvalue=float(ks.pvalue),
@@ -228,7 +242,7 @@ def compare(
                 stuck_hours=stuck,
                 current_mean=float(cur_f.mean()),
                 reference_mean=float(ref_f.mean()),
-                status=_feature_status(share, stuck, feature, t),
+                status=_feature_status(share, recent, stuck, feature, t),
             )
         )
     if not rows:
@@ -242,7 +256,8 @@ def compare(
     flagged = [f.feature for f in rows if f.status == status and status != OK]
     reason = (
         f"{status}: " + ", ".join(
-            f"{f.feature} {f.out_of_range:.0%} out of range"
+            f"{f.feature} {f.out_of_range:.0%} out of range ({f.recent_out_of_range:.0%} of the "
+            f"last {t.recent_hours} h)"
             + (f", stuck {f.stuck_hours} h" if f.stuck_hours >= t.stuck_error_hours else "")
             for f in rows if f.feature in flagged
         )

@@ -101,3 +101,62 @@ def apply_to_weather_body(body: bytes, fault: Fault) -> bytes:
                 if hour.get(column) is not None:
                     hour[column] = round(hour[column] * 9 / 5 + 32, 1)
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class FaultyAirPollutionSource:
+    """An air-pollution source whose answers carry ``fault`` (wraps any source)."""
+
+    def __init__(self, inner, fault: Fault) -> None:
+        self.inner = inner
+        self.fault = fault
+        self.source_name = f"{inner.source_name}+{fault.kind}"
+
+    def _stuck_value(self, location) -> float:
+        from datetime import timedelta
+
+        before = self.fault.start - timedelta(hours=6)
+        doc = json.loads(self.inner.history(location, before, self.fault.start).body)
+        values = [
+            i["components"]["pm2_5"]
+            for i in doc.get("list", [])
+            if i["dt"] < self.fault.start_epoch and i["components"].get("pm2_5") is not None
+        ]
+        return float(values[-1]) if values else 0.0  # fmt: skip
+
+    def _wrap(self, response, location):
+        import dataclasses
+
+        stuck = self._stuck_value(location) if self.fault.kind == "stuck" else 0.0
+        return dataclasses.replace(
+            response, body=apply_to_air_body(response.body, self.fault, stuck)
+        )
+
+    def history(self, location, start, end):
+        return self._wrap(self.inner.history(location, start, end), location)
+
+    def current(self, location):
+        return self._wrap(self.inner.current(location), location)
+
+    def forecast(self, location):
+        return self.inner.forecast(location)
+
+    def now(self):
+        return self.inner.now()
+
+
+class FaultyWeatherSource:
+    """A weather source whose answers carry ``fault`` (only ``fahrenheit`` changes them)."""
+
+    def __init__(self, inner, fault: Fault) -> None:
+        self.inner = inner
+        self.fault = fault
+        self.source_name = f"{inner.source_name}+{fault.kind}"
+
+    def timeline(self, location, start, end):
+        import dataclasses
+
+        response = self.inner.timeline(location, start, end)
+        return dataclasses.replace(response, body=apply_to_weather_body(response.body, self.fault))
+
+    def now(self):
+        return self.inner.now()

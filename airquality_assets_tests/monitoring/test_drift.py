@@ -145,3 +145,46 @@ def test_not_enough_data_names_n_of_n_and_never_alarms() -> None:
     )
     assert small_ref.status == NOT_ENOUGH_DATA
     assert "100 of 336" in small_ref.reason
+
+
+def test_faults_reach_the_api_bodies() -> None:
+    import json
+    from datetime import timedelta
+
+    from airquality_assets.monitoring.faults import (
+        Fault,
+        FaultyAirPollutionSource,
+        FaultyWeatherSource,
+    )
+    from airquality_assets.sources.replay import (
+        BEIJING,
+        ReplayAirPollutionSource,
+        ReplayWeatherSource,
+    )
+
+    start = datetime(2014, 3, 1, 12, tzinfo=UTC)
+    now = datetime(2014, 3, 3, tzinfo=UTC)
+    air = ReplayAirPollutionSource(now=now)
+    day = (datetime(2014, 3, 1, tzinfo=UTC), datetime(2014, 3, 1, 23, tzinfo=UTC))
+
+    def pm(source) -> dict[int, float]:
+        doc = json.loads(source.history(BEIJING, *day).body)
+        return {i["dt"]: i["components"]["pm2_5"] for i in doc["list"]}
+
+    true = pm(air)
+    scaled = pm(FaultyAirPollutionSource(air, Fault("recalibration", start)))
+    cut = int(start.timestamp())
+    assert all(scaled[t] == true[t] for t in true if t < cut)
+    assert all(scaled[t] == pytest.approx(true[t] * 1.5) for t in true if t >= cut)
+    stuck = pm(FaultyAirPollutionSource(air, Fault("stuck", start)))
+    before = max(t for t in true if t < cut)
+    assert {stuck[t] for t in true if t >= cut} == {true[before]}
+
+    weather = ReplayWeatherSource(now=now)
+    f = FaultyWeatherSource(weather, Fault("fahrenheit", start + timedelta(hours=6)))
+    hours = json.loads(f.timeline(BEIJING, day[0].date(), day[0].date()).body)["days"][0]["hours"]
+    plain = json.loads(weather.timeline(BEIJING, day[0].date(), day[0].date()).body)["days"][0][
+        "hours"
+    ]
+    assert hours[0]["temp"] == plain[0]["temp"]
+    assert hours[-1]["temp"] == pytest.approx(plain[-1]["temp"] * 9 / 5 + 32, abs=0.05)

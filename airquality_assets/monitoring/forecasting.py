@@ -1,0 +1,151 @@
+"""Issue hourly forecasts from the latest observations, and keep them as issued.
+
+A forecast is a record of what was said at the time: :class:`ForecastStore` appends the
+forecasts of issue hours it has not seen and never rewrites a stored one, so re-running a
+day after a new champion was promoted keeps what the earlier model said (score what was
+forecast, not what a later model would have said).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from airquality_assets.columns import LOCATION, TIME
+from airquality_assets.monitoring.scoring import FORECAST_COLUMNS, empty_forecasts
+from airquality_assets.storage import read_frames, write_frame_atomic
+from airquality_assets.transforms.features import feature_matrix
+
+
+def issue_hours(day: date, now: datetime) -> pd.DatetimeIndex:
+    """Whole UTC hours of ``day`` at or before ``now``: when a forecast was (or is) due."""
+    start = pd.Timestamp(day, tz="UTC")
+    hours = pd.date_range(start, start + pd.Timedelta(hours=23), freq="h")
+    return hours[hours <= pd.Timestamp(now)]
+
+
+def issue_inputs(
+    observations: pd.DataFrame,
+    feature_names: Sequence[str],
+    targets: Sequence[str],
+    lookback: int,
+    issued_at: pd.DatetimeIndex,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs for each issue hour H: the ``lookback`` hours ending at H (inclusive).
+
+    Returns ``(x, ok, last)``: windows (n, lookback, features), whether each window is
+    complete and finite (an incomplete one is not forecast: the model never saw gaps), and
+    the targets' values at H (persistence).
+    """
+    frame = observations.sort_values(TIME).drop_duplicates(TIME, keep="last")
+    grid = pd.date_range(
+        issued_at.min() - pd.Timedelta(hours=lookback - 1), issued_at.max(), freq="h"
+    )
+    frame = frame.set_index(TIME).reindex(grid).rename_axis(TIME).reset_index()
+    matrix = feature_matrix(frame, feature_names)
+    positions = grid.get_indexer(issued_at)
+    index = positions[:, None] + np.arange(-lookback + 1, 1)[None, :]
+    x = matrix[index]
+    ok = np.isfinite(x).all(axis=(1, 2))
+    last = frame[list(targets)].to_numpy(dtype=float)[positions]
+    return x, ok, last
+
+
+def forecast_frame(
+    location: str,
+    issued_at: pd.DatetimeIndex,
+    predictions: np.ndarray,
+    last: np.ndarray,
+    targets: Sequence[str],
+    horizons: Sequence[int],
+    model_name: str,
+    model_version: str,
+) -> pd.DataFrame:
+    """Long rows (one per issue hour x horizon x pollutant) from ``(n, horizons, targets)``."""
+    n, n_h, n_t = predictions.shape
+    issue = np.repeat(issued_at.to_numpy(), n_h * n_t)
+    horizon = np.tile(np.repeat(np.asarray(horizons, dtype=np.int64), n_t), n)
+    pollutant = np.tile(np.asarray(targets, dtype=object), n * n_h)
+    frame = pd.DataFrame(
+        {
+            LOCATION: location,
+            "pollutant": pollutant,
+            "issued_at": pd.to_datetime(issue, utc=True),
+            "horizon": horizon,
+            "forecast": predictions.reshape(-1).astype(float),
+            "last_observed": np.repeat(last, n_h, axis=0).reshape(-1),
+            "model_name": model_name,
+            "model_version": str(model_version),
+        }
+    )
+    frame["target_time"] = frame["issued_at"] + pd.to_timedelta(frame["horizon"], unit="h")
+    return frame[list(FORECAST_COLUMNS)]
+
+
+def issue(
+    observations: pd.DataFrame,
+    location: str,
+    hours: pd.DatetimeIndex,
+    forward: Callable[[np.ndarray], np.ndarray],
+    feature_names: Sequence[str],
+    targets: Sequence[str],
+    lookback: int,
+    horizons: Sequence[int],
+    model_name: str,
+    model_version: str,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Forecasts for every issue hour with a complete input window; and the skipped hours."""
+    if len(hours) == 0:
+        return empty_forecasts(), []
+    x, ok, last = issue_inputs(observations, feature_names, targets, lookback, hours)
+    skipped = [h.isoformat() for h in hours[~ok]]
+    if not ok.any():
+        return empty_forecasts(), skipped
+    predictions = np.asarray(forward(x[ok]))
+    return (
+        forecast_frame(location, hours[ok], predictions, last[ok], targets, horizons,
+                       model_name, model_version),
+        skipped,
+    )  # fmt: skip
+
+
+class ForecastStore:
+    """``<base>/forecasts/<location>/<YYYY-MM-DD>.parquet``: one file per location and issue
+    day, appended to and never rewritten (written atomically)."""
+
+    def __init__(self, base_dir: str | Path) -> None:
+        self.base = Path(base_dir) / "forecasts"
+
+    def path(self, location: str, day: date) -> Path:
+        return self.base / location / f"{day.isoformat()}.parquet"
+
+    def read_day(self, location: str, day: date) -> pd.DataFrame:
+        frame = read_frames([self.path(location, day)])
+        return empty_forecasts() if frame is None else frame
+
+    def append(self, location: str, day: date, new: pd.DataFrame) -> tuple[int, int]:
+        """Add the rows of issue hours not stored yet; returns (added, kept as issued)."""
+        stored = self.read_day(location, day)
+        seen = set(pd.to_datetime(stored["issued_at"], utc=True))
+        fresh = new[~pd.to_datetime(new["issued_at"], utc=True).isin(seen)]
+        if fresh.empty:
+            return 0, len(new)
+        combined = pd.concat([stored, fresh], ignore_index=True) if len(stored) else fresh
+        combined = combined.sort_values(["issued_at", "horizon", "pollutant"], kind="stable")
+        write_frame_atomic(combined.reset_index(drop=True), self.path(location, day))
+        return len(fresh), len(new) - len(fresh)
+
+    def read(self, start: datetime, end: datetime, locations: Sequence[str]) -> pd.DataFrame:
+        """Forecasts issued in [start, end] for ``locations``."""
+        days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end), freq="D")
+        paths = [self.path(loc, d.date()) for loc in locations for d in days]
+        frame = read_frames(paths)
+        if frame is None:
+            return empty_forecasts()
+        issued = pd.to_datetime(frame["issued_at"], utc=True)
+        frame = frame[(issued >= pd.Timestamp(start)) & (issued <= pd.Timestamp(end))]
+        return frame.reset_index(drop=True)
