@@ -1,10 +1,14 @@
-"""The one entry point: ``workspace.yaml``, ``dg`` and ``dagster dev`` all load this."""
+"""The one entry point: ``workspace.yaml``, ``dg`` and ``dagster dev`` all load this.
 
-from pathlib import Path
+The environment is read here, once per load, and handed down as :class:`Settings`.
+"""
 
 import dagster as dg
+
+from airquality_assets.defs import build_definitions
+from airquality_assets.settings import Settings
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return build_definitions(Settings.from_env())

@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import date, timedelta
 
-from airquality_assets.settings import get_settings, project_root
+from airquality_assets.settings import Settings, project_root
 
 # The demo pulls three years (training 2012, validation 2013, test 2014) so the data half
 # stays well under two minutes; `--start 2010-01-01` takes all five years of the data set.
@@ -49,10 +49,9 @@ def _run(job, instance, tags: dict[str, str], label: str):
     return result
 
 
-def run_data_half(defs, instance, start: str, end: str) -> None:
+def run_data_half(defs, instance, settings: Settings, start: str, end: str) -> None:
     """Per location: one run pulling every day of ``start``..``end`` (inclusive UTC days),
     then one run building the frames of every month they touch."""
-    settings = get_settings()
     first_month = date.fromisoformat(start).replace(day=1).isoformat()
     last_month = date.fromisoformat(end).replace(day=1).isoformat()
     for location in settings.location_names:
@@ -73,13 +72,13 @@ def run_data_half(defs, instance, start: str, end: str) -> None:
         )
 
 
-def run_training(defs, instance) -> dict:
+def run_training(defs, instance, settings: Settings) -> dict:
     """The model half in one run: tensors, grid search, evaluation, promotion gate."""
     result = _run(
         defs.resolve_job_def("training"),
         instance,
         {},
-        f"model half ({get_settings().profile} profile)",
+        f"model half ({settings.profile} profile)",
     )
     evaluation = result.output_for_node("model_evaluation")
     decision = result.output_for_node("champion_model")
@@ -101,7 +100,7 @@ def run_training(defs, instance) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = get_settings()
+    settings = Settings.from_env()
     last_day = (settings.end_date - timedelta(days=1)) if settings.end_date else None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -124,16 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-    from airquality_assets.definitions import defs as load_defs
+    from airquality_assets.defs import build_definitions
 
     print(f"airquality-assets demo: source={settings.source}, data in {settings.data_dir}")
     print(f"  DAGSTER_HOME={home}")
-    defs = load_defs()
+    defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
-    run_data_half(defs, instance, args.start, args.end)
+    run_data_half(defs, instance, settings, args.start, args.end)
     if not args.data_only:
-        run_training(defs, instance)
+        run_training(defs, instance, settings)
     print(f"done in {time.perf_counter() - started:.1f} s.")
     print("Look at it:")
     print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev   # http://127.0.0.1:3000")

@@ -1,8 +1,10 @@
-"""Deployment settings read from the environment, with defaults for the embedded demo.
+"""Deployment settings, read from the environment once, at definitions load.
 
 Everything that differs between the demo, CI and production is chosen here by environment
 variables, never by editing code: which sources (replay or live APIs), which locations, the
-partition date range, where files go and which training profile runs.
+partition date range, where files go and which training profile runs. Only the entry points
+(``definitions.py``, the demo, scripts) call :meth:`Settings.from_env`; everything else is
+handed a :class:`Settings` or the ``deployment`` resource built from it.
 
 =============================  =====================================  ======================
 variable                       meaning                                default
@@ -18,22 +20,26 @@ variable                       meaning                                default
 ``AIRQUALITY_EXPERIMENT``      MLflow experiment name                 airquality-forecast
 ``AIRQUALITY_MODEL_NAME``      MLflow registered model name           airquality-lstm
 ``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
+``BENTOML_HOME``               BentoML model and bento store          ``<data dir>/bentoml``
 =============================  =====================================  ======================
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
+from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
+from airquality_assets.ml.tracking import default_tracking_uri
 from airquality_assets.sources.base import Location
+from airquality_assets.sources.replay import BEIJING
 
-BUNDLED_STATION = Location(name="beijing", latitude=39.95, longitude=116.47)
 REPLAY_FIRST_DATE = date(2010, 1, 1)
 REPLAY_END_DATE = date(2015, 1, 1)
-REPLAY_DEFAULT_NOW = datetime(2014, 12, 31, tzinfo=UTC)
+PROFILES = ("demo", "full")
 
 
 def project_root() -> Path:
@@ -61,6 +67,11 @@ def parse_locations(text: str) -> list[Location]:
     return locations
 
 
+def format_locations(locations: list[Location]) -> str:
+    """The inverse of :func:`parse_locations`."""
+    return ",".join(f"{loc.name}:{loc.latitude}:{loc.longitude}" for loc in locations)
+
+
 def _parse_date(text: str, variable: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -68,17 +79,11 @@ def _parse_date(text: str, variable: str) -> date:
         raise ValueError(f"{variable}={text!r} is not a YYYY-MM-DD date") from exc
 
 
-def parse_instant(text: str) -> datetime:
-    """ISO instant to tz-aware UTC; a naive value is taken as UTC."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
     source: str = "replay"
-    locations: list[Location] = field(default_factory=lambda: [BUNDLED_STATION])
+    locations: list[Location] = field(default_factory=lambda: [BEIJING])
     start_date: date = REPLAY_FIRST_DATE
     end_date: date | None = REPLAY_END_DATE
     replay_now: datetime = REPLAY_DEFAULT_NOW
@@ -86,6 +91,10 @@ class Settings:
     profile: str = "demo"
     experiment_name: str = "airquality-forecast"
     model_name: str = "airquality-lstm"
+    #: None: SQLite under the data directory (:func:`ml.tracking.default_tracking_uri`).
+    tracking_uri: str | None = None
+    #: None: the BentoML store under the data directory.
+    bentoml_home_dir: Path | None = None
 
     @property
     def location_names(self) -> list[str]:
@@ -97,8 +106,22 @@ class Settings:
                 return loc
         raise KeyError(f"unknown location {name!r}; configured: {self.location_names}")
 
+    @property
+    def clock(self) -> Clock:
+        """The configured source's clock: the replay instant, or the wall clock when live."""
+        return Clock(replay_now=self.replay_now if self.source == "replay" else None)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri(self.data_dir)
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.bentoml_home_dir or self.data_dir / "bentoml"
+
     @classmethod
-    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse and validate the environment (``os.environ`` unless given); fails clearly."""
         env = os.environ if environ is None else environ
         source = env.get("AIRQUALITY_SOURCE", "replay").strip().lower()
         if source not in {"replay", "live"}:
@@ -108,38 +131,24 @@ class Settings:
         end_text = env.get("AIRQUALITY_END_DATE", default_end).strip()
         targets = [t.strip() for t in env.get("AIRQUALITY_TARGETS", "pm2_5").split(",")]
         profile = env.get("AIRQUALITY_PROFILE", "demo").strip()
-        if profile not in {"demo", "full"}:
+        if profile not in PROFILES:
             raise ValueError(f"AIRQUALITY_PROFILE must be 'demo' or 'full', got {profile!r}")
         locations_text = env.get("AIRQUALITY_LOCATIONS", "")
+        bentoml_home = env.get("BENTOML_HOME")
         return cls(
             data_dir=data_dir.resolve(),
             source=source,
-            locations=parse_locations(locations_text) if locations_text else [BUNDLED_STATION],
+            locations=parse_locations(locations_text) if locations_text else [BEIJING],
             start_date=_parse_date(
                 env.get("AIRQUALITY_START_DATE", REPLAY_FIRST_DATE.isoformat()),
                 "AIRQUALITY_START_DATE",
             ),
             end_date=_parse_date(end_text, "AIRQUALITY_END_DATE") if end_text else None,
-            replay_now=parse_instant(
-                env.get("AIRQUALITY_REPLAY_NOW", REPLAY_DEFAULT_NOW.isoformat())
-            ),
+            replay_now=to_utc(env.get("AIRQUALITY_REPLAY_NOW", REPLAY_DEFAULT_NOW.isoformat())),
             targets=[t for t in targets if t],
             profile=profile,
             experiment_name=env.get("AIRQUALITY_EXPERIMENT", "airquality-forecast"),
             model_name=env.get("AIRQUALITY_MODEL_NAME", "airquality-lstm"),
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            bentoml_home_dir=Path(bentoml_home) if bentoml_home else None,
         )
-
-    @property
-    def mlflow_tracking_uri(self) -> str:
-        """``MLFLOW_TRACKING_URI`` if set, else SQLite under the data directory."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.data_dir / 'mlflow.db'}"
-
-    @property
-    def bentoml_home(self) -> Path:
-        """``BENTOML_HOME`` if set, else the BentoML store under the data directory."""
-        return Path(os.environ.get("BENTOML_HOME") or self.data_dir / "bentoml")
-
-
-def get_settings() -> Settings:
-    """Settings of this process (read once per call: cheap, and tests can monkeypatch env)."""
-    return Settings.from_env()

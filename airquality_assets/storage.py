@@ -38,9 +38,14 @@ def raw_path(base_dir: Path, asset: str, location: str, day: date) -> Path:
     return base_dir / "raw" / asset / location / f"{day.isoformat()}.json"
 
 
+def frame_dir(base_dir: Path, asset: str, location: str) -> Path:
+    """``<base>/frames/<asset>/<location>``: every partition file of one location."""
+    return base_dir / "frames" / asset / location
+
+
 def frame_path(base_dir: Path, asset: str, location: str, day: date) -> Path:
     """``<base>/frames/<asset>/<location>/<YYYY-MM-DD>.parquet`` (the partition's first day)."""
-    return base_dir / "frames" / asset / location / f"{day.isoformat()}.parquet"
+    return frame_dir(base_dir, asset, location) / f"{day.isoformat()}.parquet"
 
 
 def write_frame_atomic(frame: pd.DataFrame, path: Path) -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -34,7 +33,7 @@ from airquality_assets.ml.model import (
     train_lstm,
 )
 from airquality_assets.ml.training_steps import predict
-from airquality_assets.settings import get_settings
+from airquality_assets.settings import Settings
 from airquality_assets.storage import read_frames
 from airquality_assets.transforms.baselines import baseline_forecasts
 from airquality_assets.transforms.windowing import SequenceTensors, build_sequence_tensors, windows
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=WINNER.epochs)
     args = parser.parse_args(argv)
 
-    frames = Path(get_settings().data_dir) / "frames" / "hourly_observations" / args.location
+    frames = Settings.from_env().data_dir / "frames" / "hourly_observations" / args.location
     paths = sorted(frames.glob("*.parquet"))
     if not paths:
         raise SystemExit(f"no frames in {frames}: run `bash scripts/demo.sh --start 2010-01-01`")

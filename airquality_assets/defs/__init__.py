@@ -1,1 +1,37 @@
-"""Dagster wiring only: every module here is thin and calls into sources/, transforms/, ml/."""
+"""Dagster wiring only: every module here is thin and calls into sources/, transforms/, ml/.
+
+:func:`build_definitions` assembles one deployment from its :class:`Settings`; partitions,
+the training job's executor and every resource are derived from them here, at load.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from airquality_assets.settings import Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Every asset, check, job, schedule and resource of the deployment ``settings`` describe."""
+    from airquality_assets.defs import freshness, jobs, schedules, serving, tensors, training
+    from airquality_assets.defs.frames import frame_assets
+    from airquality_assets.defs.ingestion import ingestion_assets
+    from airquality_assets.defs.partitions import build_partitions
+    from airquality_assets.defs.resources import build_resources
+
+    partitions = build_partitions(settings)
+    return dg.Definitions(
+        assets=[
+            *ingestion_assets(partitions),
+            *frame_assets(partitions),
+            tensors.sequence_tensors,
+            training.tuned_lstm,
+            training.model_evaluation,
+            training.champion_model,
+            serving.bento,
+        ],
+        asset_checks=[freshness.hourly_observations_freshness],
+        jobs=[jobs.ingestion_job, jobs.frames_job, jobs.build_training_job(settings.profile)],
+        schedules=[schedules.hourly_ingestion_schedule],
+        resources=build_resources(settings),
+    )

@@ -1,8 +1,7 @@
 """Freshness: is the newest stored observation close enough to the source's clock?
 
-Dagster's built-in freshness checks compare with the wall clock; the replay source has its
-own clock inside 2014, so this check asks the configured source what "now" is. It runs in
-the hourly ingestion job, after the newest partitions were pulled.
+Dagster's built-in freshness checks compare with the wall clock; a replay deployment's
+present is inside 2014, so this check asks the deployment's clock what "now" is.
 """
 
 from datetime import timedelta
@@ -12,16 +11,15 @@ import dagster as dg
 import pandas as pd
 
 from airquality_assets.columns import TIME
-from airquality_assets.defs.resources import AirPollutionSourceResource
-from airquality_assets.settings import get_settings
+from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.storage import frame_dir
 
 MAX_LAG = timedelta(hours=3)
 
 
 def newest_stored_hour(base_dir: Path, asset: str, location: str) -> pd.Timestamp | None:
-    """Newest ``time`` in the latest non-empty daily file of ``asset`` for ``location``."""
-    folder = base_dir / "frames" / asset / location
-    for path in sorted(folder.glob("*.parquet"), reverse=True):
+    """Newest ``time`` in the latest non-empty partition file of ``asset`` for ``location``."""
+    for path in sorted(frame_dir(base_dir, asset, location).glob("*.parquet"), reverse=True):
         frame = pd.read_parquet(path, columns=[TIME])
         if len(frame):
             return frame[TIME].max()
@@ -32,11 +30,9 @@ def newest_stored_hour(base_dir: Path, asset: str, location: str) -> pd.Timestam
     asset="hourly_observations",
     description=f"The newest observation of every location is at most {MAX_LAG} old",
 )
-def hourly_observations_freshness(
-    air_pollution_source: AirPollutionSourceResource,
-) -> dg.AssetCheckResult:
-    settings = get_settings()
-    now = pd.Timestamp(air_pollution_source.client().now())
+def hourly_observations_freshness(deployment: DeploymentResource) -> dg.AssetCheckResult:
+    settings = deployment.settings
+    now = pd.Timestamp(settings.clock.now())
     lags: dict[str, str] = {}
     stale: list[str] = []
     for location in settings.location_names:

@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from airquality_assets.defs.partitions import daily_location_partitions, single_run, split_key
+from airquality_assets.defs.partitions import DataPartitions, single_run, split_key
 from airquality_assets.defs.resources import (
     AirPollutionSourceResource,
+    DeploymentResource,
     RawStore,
     WeatherSourceResource,
 )
-from airquality_assets.settings import get_settings
+from airquality_assets.settings import Settings
 from airquality_assets.sources.base import Location, RawResponse, SourceError
 
 PROGRESS_EVERY = 100
@@ -26,6 +27,7 @@ PROGRESS_EVERY = 100
 def _pull_partitions(
     context: dg.AssetExecutionContext,
     asset_name: str,
+    settings: Settings,
     raw_store: RawStore,
     fetch: Callable[[Location, date], RawResponse],
 ) -> dg.MaterializeResult:
@@ -33,7 +35,6 @@ def _pull_partitions(
 
     An authentication error (401) fails at once: every other day would fail the same way.
     """
-    settings = get_settings()
     keys = context.partition_keys
     total_bytes = total_records = 0
     total_seconds = 0.0
@@ -84,49 +85,59 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=23)
 
 
-@dg.asset(
-    partitions_def=daily_location_partitions,
-    backfill_policy=single_run,
-    group_name="ingestion",
-    kinds={"python", "json"},
-    description=(
-        "Hourly air pollution per UTC day and location, as the OpenWeatherMap Air Pollution "
-        "history endpoint returned it (or the replay source, in the same JSON shape)."
-    ),
-)
-def raw_air_quality(
-    context: dg.AssetExecutionContext,
-    air_pollution_source: AirPollutionSourceResource,
-    raw_store: RawStore,
-) -> dg.MaterializeResult:
-    client = air_pollution_source.client()
-    return _pull_partitions(
-        context,
-        "raw_air_quality",
-        raw_store,
-        lambda location, day: client.history(location, *_day_bounds(day)),
-    )
+def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
+    """The raw-pull assets over this deployment's (day x location) partitions."""
 
-
-@dg.asset(
-    partitions_def=daily_location_partitions,
-    backfill_policy=single_run,
-    group_name="ingestion",
-    kinds={"python", "json"},
-    description=(
-        "Hourly weather per UTC day and location, as the Visual Crossing Timeline API "
-        "returned it (metric units, timezone=Z), or the replay source in the same shape."
-    ),
-)
-def raw_weather(
-    context: dg.AssetExecutionContext,
-    weather_source: WeatherSourceResource,
-    raw_store: RawStore,
-) -> dg.MaterializeResult:
-    client = weather_source.client()
-    return _pull_partitions(
-        context,
-        "raw_weather",
-        raw_store,
-        lambda location, day: client.timeline(location, day, day),
+    @dg.asset(
+        partitions_def=partitions.daily,
+        backfill_policy=single_run,
+        group_name="ingestion",
+        kinds={"python", "json"},
+        description=(
+            "Hourly air pollution per UTC day and location, as the OpenWeatherMap Air Pollution "
+            "history endpoint returned it (or the replay source, in the same JSON shape)."
+        ),
     )
+    def raw_air_quality(
+        context: dg.AssetExecutionContext,
+        deployment: DeploymentResource,
+        air_pollution_source: AirPollutionSourceResource,
+        raw_store: RawStore,
+    ) -> dg.MaterializeResult:
+        settings = deployment.settings
+        client = air_pollution_source.client(settings.clock)
+        return _pull_partitions(
+            context,
+            "raw_air_quality",
+            settings,
+            raw_store,
+            lambda location, day: client.history(location, *_day_bounds(day)),
+        )
+
+    @dg.asset(
+        partitions_def=partitions.daily,
+        backfill_policy=single_run,
+        group_name="ingestion",
+        kinds={"python", "json"},
+        description=(
+            "Hourly weather per UTC day and location, as the Visual Crossing Timeline API "
+            "returned it (metric units, timezone=Z), or the replay source in the same shape."
+        ),
+    )
+    def raw_weather(
+        context: dg.AssetExecutionContext,
+        deployment: DeploymentResource,
+        weather_source: WeatherSourceResource,
+        raw_store: RawStore,
+    ) -> dg.MaterializeResult:
+        settings = deployment.settings
+        client = weather_source.client(settings.clock)
+        return _pull_partitions(
+            context,
+            "raw_weather",
+            settings,
+            raw_store,
+            lambda location, day: client.timeline(location, day, day),
+        )
+
+    return [raw_air_quality, raw_weather]

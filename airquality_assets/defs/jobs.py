@@ -3,7 +3,6 @@
 import dagster as dg
 
 from airquality_assets.defs.mlflow import end_mlflow_run_on_failure, end_mlflow_run_on_success
-from airquality_assets.settings import get_settings
 
 ingestion_job = dg.define_asset_job(
     "ingestion",
@@ -18,22 +17,28 @@ frames_job = dg.define_asset_job(
     "partitions; the hourly path runs them by automation condition after each pull.",
 )
 
-# demo: candidates run one after another in one process, paying the ~20 s keras+mlflow
-# import once. full: every candidate is its own process (2 at a time on 2 cores); a
-# Kubernetes or Celery executor can spread them over machines instead.
-_executor = (
-    dg.in_process_executor
-    if get_settings().profile == "demo"
-    else dg.multiprocess_executor.configured({"max_concurrent": 2})
-)
 
-training_job = dg.define_asset_job(
-    "training",
-    selection=dg.AssetSelection.groups("model", "serving"),
-    executor_def=_executor,
-    hooks={end_mlflow_run_on_failure, end_mlflow_run_on_success},
-    description=(
-        "Sequence tensors, grid search in MLflow, evaluation, the promotion gate and the "
-        "bento of the champion."
-    ),
-)
+def training_execution(profile: str) -> dict:
+    """The training job's default executor config for a grid profile.
+
+    demo: candidates run one after another in one process, paying the keras+mlflow import
+    once. full: every candidate is its own process (2 at a time on 2 cores); a Kubernetes or
+    Celery executor can spread them over machines instead. Run config can override either.
+    """
+    if profile == "demo":
+        return {"config": {"in_process": {}}}
+    return {"config": {"multiprocess": {"max_concurrent": 2}}}
+
+
+def build_training_job(profile: str):
+    return dg.define_asset_job(
+        "training",
+        selection=dg.AssetSelection.groups("model", "serving"),
+        executor_def=dg.multi_or_in_process_executor,
+        config={"execution": training_execution(profile)},
+        hooks={end_mlflow_run_on_failure, end_mlflow_run_on_success},
+        description=(
+            "Sequence tensors, grid search in MLflow, evaluation, the promotion gate and the "
+            "bento of the champion."
+        ),
+    )

@@ -11,39 +11,50 @@ Dagster's per-run start-up is paid once instead of once per partition.
 Live deployments (no end date) include the current, still incomplete day and month.
 """
 
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 
-from airquality_assets.settings import get_settings
-
-_settings = get_settings()
+from airquality_assets.settings import Settings
 
 DATE_DIMENSION = "date"
 LOCATION_DIMENSION = "location"
 
-_end = _settings.end_date.isoformat() if _settings.end_date else None
-_end_offset = 0 if _end else 1
-_locations = dg.StaticPartitionsDefinition(_settings.location_names)
-_first_month = _settings.start_date.replace(day=1)
 
-daily_location_partitions = dg.MultiPartitionsDefinition(
-    {
-        DATE_DIMENSION: dg.DailyPartitionsDefinition(
-            start_date=_settings.start_date.isoformat(), end_date=_end, end_offset=_end_offset
-        ),
-        LOCATION_DIMENSION: _locations,
-    }
-)
+@dataclass(frozen=True)
+class DataPartitions:
+    """The data half's partitions of one deployment (its locations and date range)."""
 
-monthly_location_partitions = dg.MultiPartitionsDefinition(
-    {
-        DATE_DIMENSION: dg.MonthlyPartitionsDefinition(
-            start_date=_first_month.isoformat(), end_date=_end, end_offset=_end_offset
+    daily: dg.MultiPartitionsDefinition
+    monthly: dg.MultiPartitionsDefinition
+
+
+def build_partitions(settings: Settings) -> DataPartitions:
+    """(day x location) and (month x location) partitions over the configured range."""
+    end = settings.end_date.isoformat() if settings.end_date else None
+    end_offset = 0 if end else 1
+    locations = dg.StaticPartitionsDefinition(settings.location_names)
+    first_month = settings.start_date.replace(day=1)
+    return DataPartitions(
+        daily=dg.MultiPartitionsDefinition(
+            {
+                DATE_DIMENSION: dg.DailyPartitionsDefinition(
+                    start_date=settings.start_date.isoformat(), end_date=end, end_offset=end_offset
+                ),
+                LOCATION_DIMENSION: locations,
+            }
         ),
-        LOCATION_DIMENSION: _locations,
-    }
-)
+        monthly=dg.MultiPartitionsDefinition(
+            {
+                DATE_DIMENSION: dg.MonthlyPartitionsDefinition(
+                    start_date=first_month.isoformat(), end_date=end, end_offset=end_offset
+                ),
+                LOCATION_DIMENSION: locations,
+            }
+        ),
+    )
+
 
 single_run = dg.BackfillPolicy.single_run()
 

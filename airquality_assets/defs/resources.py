@@ -1,4 +1,9 @@
-"""Resources: which sources, where files go. Chosen per deployment by environment, not code.
+"""Resources: the deployment's settings and clock, which sources, where files go.
+
+``deployment`` carries the :class:`Settings` read once at definitions load; assets, checks
+and schedules take it as a parameter instead of reading the environment. Its fields are
+ordinary resource config, so a run can override them (``replay_now`` moves the replay clock,
+``profile`` picks the training grid).
 
 ``AIRQUALITY_SOURCE=replay`` (the default) serves the bundled Beijing data through the same
 interface and JSON shapes as the live APIs; ``AIRQUALITY_SOURCE=live`` uses OpenWeatherMap and
@@ -7,27 +12,89 @@ Visual Crossing with keys from ``OPENWEATHER_API_KEY`` / ``VISUAL_CROSSING_API_K
 """
 
 from abc import ABC, abstractmethod
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from airquality_assets.settings import Settings, get_settings, parse_instant
+from airquality_assets.clock import Clock, to_utc
+from airquality_assets.settings import PROFILES, Settings, format_locations, parse_locations
 from airquality_assets.sources.base import AirPollutionSource, WeatherSource
 from airquality_assets.storage import atomic_write_bytes, raw_path
 
 
+class DeploymentResource(dg.ConfigurableResource):
+    """This deployment's settings (see :mod:`airquality_assets.settings`) as resource config."""
+
+    data_dir: str
+    source: str = "replay"
+    locations: str
+    """``name:lat:lon`` comma-separated, as in ``AIRQUALITY_LOCATIONS``."""
+    start_date: str
+    end_date: str | None = None
+    replay_now: str
+    """The replay clock (ISO instant, UTC); ignored by a live deployment."""
+    targets: list[str]
+    profile: str = "demo"
+    """Training grid: ``demo`` (a few small candidates) or ``full``."""
+    experiment_name: str
+    model_name: str
+    mlflow_tracking_uri: str
+    bentoml_home: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "DeploymentResource":
+        return cls(
+            data_dir=str(settings.data_dir),
+            source=settings.source,
+            locations=format_locations(settings.locations),
+            start_date=settings.start_date.isoformat(),
+            end_date=settings.end_date.isoformat() if settings.end_date else None,
+            replay_now=settings.replay_now.isoformat(),
+            targets=list(settings.targets),
+            profile=settings.profile,
+            experiment_name=settings.experiment_name,
+            model_name=settings.model_name,
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+            bentoml_home=str(settings.bentoml_home),
+        )
+
+    @property
+    def settings(self) -> Settings:
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
+        return Settings(
+            data_dir=Path(self.data_dir),
+            source=self.source,
+            locations=parse_locations(self.locations),
+            start_date=date.fromisoformat(self.start_date),
+            end_date=date.fromisoformat(self.end_date) if self.end_date else None,
+            replay_now=to_utc(self.replay_now),
+            targets=list(self.targets),
+            profile=self.profile,
+            experiment_name=self.experiment_name,
+            model_name=self.model_name,
+            tracking_uri=self.mlflow_tracking_uri,
+            bentoml_home_dir=Path(self.bentoml_home),
+        )
+
+    def clock(self) -> Clock:
+        """The configured source's clock (replay instant, or wall time when live)."""
+        return self.settings.clock
+
+
 class AirPollutionSourceResource(dg.ConfigurableResource, ABC):
-    """Where hourly air-pollution records come from."""
+    """Where hourly air-pollution records come from; ``clock`` is the deployment's."""
 
     @abstractmethod
-    def client(self) -> AirPollutionSource: ...
+    def client(self, clock: Clock) -> AirPollutionSource: ...
 
 
 class WeatherSourceResource(dg.ConfigurableResource, ABC):
-    """Where hourly weather records come from."""
+    """Where hourly weather records come from; ``clock`` is the deployment's."""
 
     @abstractmethod
-    def client(self) -> WeatherSource: ...
+    def client(self, clock: Clock) -> WeatherSource: ...
 
 
 class OpenWeatherMapResource(AirPollutionSourceResource):
@@ -39,7 +106,7 @@ class OpenWeatherMapResource(AirPollutionSourceResource):
     max_retries: int = 4
     min_interval_s: float = 1.0  # free plan: 60 calls/minute
 
-    def client(self) -> AirPollutionSource:
+    def client(self, clock: Clock) -> AirPollutionSource:
         from airquality_assets.sources.openweathermap import OpenWeatherMapClient
 
         return OpenWeatherMapClient(
@@ -62,7 +129,7 @@ class VisualCrossingResource(WeatherSourceResource):
     max_retries: int = 4
     daily_record_budget: int | None = 1000  # free plan
 
-    def client(self) -> WeatherSource:
+    def client(self, clock: Clock) -> WeatherSource:
         from airquality_assets.sources.visualcrossing import VisualCrossingClient
 
         return VisualCrossingClient(
@@ -75,25 +142,21 @@ class VisualCrossingResource(WeatherSourceResource):
 
 
 class ReplayAirPollutionResource(AirPollutionSourceResource):
-    """Bundled real measurements served in the OpenWeatherMap JSON shape."""
+    """Bundled real measurements served in the OpenWeatherMap JSON shape, at the clock's now."""
 
-    now: str = "2014-12-31T00:00:00Z"
-
-    def client(self) -> AirPollutionSource:
+    def client(self, clock: Clock) -> AirPollutionSource:
         from airquality_assets.sources.replay import ReplayAirPollutionSource
 
-        return ReplayAirPollutionSource(now=parse_instant(self.now))
+        return ReplayAirPollutionSource(now=clock.now())
 
 
 class ReplayWeatherResource(WeatherSourceResource):
-    """Bundled real measurements served in the Visual Crossing JSON shape."""
+    """Bundled real measurements served in the Visual Crossing JSON shape, at the clock's now."""
 
-    now: str = "2014-12-31T00:00:00Z"
-
-    def client(self) -> WeatherSource:
+    def client(self, clock: Clock) -> WeatherSource:
         from airquality_assets.sources.replay import ReplayWeatherSource
 
-        return ReplayWeatherSource(now=parse_instant(self.now))
+        return ReplayWeatherSource(now=clock.now())
 
 
 class RawStore(dg.ConfigurableResource):
@@ -102,8 +165,6 @@ class RawStore(dg.ConfigurableResource):
     base_dir: str
 
     def path(self, asset: str, location: str, day: str) -> Path:
-        from datetime import date
-
         return raw_path(Path(self.base_dir), asset, location, date.fromisoformat(day))
 
     def write(self, asset: str, location: str, day: str, body: bytes) -> Path:
@@ -120,14 +181,14 @@ class RawStore(dg.ConfigurableResource):
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    """The resource set of one deployment, chosen by ``AIRQUALITY_SOURCE``."""
+    """The resource set of one deployment; sources chosen by ``AIRQUALITY_SOURCE``."""
     from airquality_assets.defs.io_managers import (
         PartitionedParquetIOManager,
         SequenceTensorsIOManager,
     )
-    from airquality_assets.defs.mlflow import mlflow_tracking
+    from airquality_assets.defs.mlflow import MlflowResource
+    from airquality_assets.ml.tracking import default_artifact_location
 
-    now = settings.replay_now.isoformat()
     sources: dict[str, object]
     if settings.source == "live":
         sources = {
@@ -138,10 +199,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
         }
     else:
         sources = {
-            "air_pollution_source": ReplayAirPollutionResource(now=now),
-            "weather_source": ReplayWeatherResource(now=now),
+            "air_pollution_source": ReplayAirPollutionResource(),
+            "weather_source": ReplayWeatherResource(),
         }
     return {
+        "deployment": DeploymentResource.from_settings(settings),
         **sources,
         "raw_store": RawStore(base_dir=str(settings.data_dir)),
         "io_manager": PartitionedParquetIOManager(base_dir=str(settings.data_dir)),
@@ -150,10 +212,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "pickle_io_manager": dg.FilesystemIOManager(
             base_dir=str(settings.data_dir / "dagster_storage")
         ),
-        "mlflow": mlflow_tracking.configured({"experiment_name": settings.experiment_name}),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            experiment_name=settings.experiment_name,
+            artifact_location=(
+                f"{default_artifact_location(settings.data_dir)}/{settings.experiment_name}"
+            ),
+        ),
     }
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    return dg.Definitions(resources=build_resources(get_settings()))

@@ -2,33 +2,45 @@
 
 import os
 import time
+from pathlib import Path
 
 import dagster as dg
 
-from airquality_assets.defs.mlflow import MLFLOW_KEY
-from airquality_assets.settings import get_settings, project_root
+from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.settings import project_root
+
+
+def use_bentoml_home(home: Path) -> None:
+    """Point BentoML's store at ``home``.
+
+    BentoML takes its store location only from ``BENTOML_HOME`` (read on first use, and by
+    the ``bentoml build`` subprocess), so this is the one place that writes it.
+    """
+    os.environ["BENTOML_HOME"] = str(home)
 
 
 @dg.asset(
     deps=["champion_model"],
     group_name="serving",
     kinds={"bentoml"},
-    required_resource_keys={MLFLOW_KEY},
     description=(
         "The MLflow champion imported into the BentoML model store (with its feature "
         "metadata and version) and the bento built from bento/bentofile.yaml. Idempotent: "
         "an unchanged champion re-uses the stored model and the built bento."
     ),
 )
-def bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    settings = get_settings()
-    # BentoML reads BENTOML_HOME when it is imported: keep its store in the data dir.
-    os.environ.setdefault("BENTOML_HOME", str(settings.bentoml_home))
+def bento(
+    context: dg.AssetExecutionContext, deployment: DeploymentResource, mlflow: MlflowResource
+) -> dg.MaterializeResult:
+    # ``mlflow`` is required for its set-up: the export reads the registry through the
+    # process-wide tracking URI.
+    use_bentoml_home(Path(deployment.bentoml_home))
     from airquality_assets.serving.export import NoChampionError, build_service, export_champion
 
     started = time.perf_counter()
     try:
-        exported = export_champion(settings.model_name)
+        exported = export_champion(deployment.model_name)
     except NoChampionError as exc:
         raise dg.Failure(str(exc)) from exc
     built = build_service(project_root() / "bento", exported["model_tag"])
@@ -43,6 +55,6 @@ def bento(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "mlflow_version": exported["mlflow_version"],
             "size_bytes": built["size_bytes"],
             "rebuilt": built["built"],
-            "bentoml_home": dg.MetadataValue.path(os.environ["BENTOML_HOME"]),
+            "bentoml_home": dg.MetadataValue.path(deployment.bentoml_home),
         }
     )

@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from airquality_assets.settings import get_settings
+from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.transforms.features import MissingFeatureError
 from airquality_assets.transforms.windowing import (
     SPLITS,
@@ -72,9 +72,11 @@ def _check_finite(tensors: SequenceTensors) -> dg.AssetCheckResult:
     ),
 )
 def sequence_tensors(
-    context: dg.AssetExecutionContext, config: SequenceConfig, hourly_observations: pd.DataFrame
+    context: dg.AssetExecutionContext,
+    config: SequenceConfig,
+    deployment: DeploymentResource,
+    hourly_observations: pd.DataFrame,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    settings = get_settings()
     split = (
         SplitSpec(train_end=config.train_end, validation_end=config.validation_end)
         if config.train_end and config.validation_end
@@ -84,7 +86,7 @@ def sequence_tensors(
         tensors = build_sequence_tensors(
             hourly_observations,
             feature_names=config.features,
-            targets=settings.targets,
+            targets=deployment.targets,
             lookback=config.lookback_hours,
             horizons=range(1, config.max_horizon_hours + 1),
             split=split,

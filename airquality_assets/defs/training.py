@@ -10,12 +10,13 @@ these definitions (the UI, sensors, the data half) never pays their start-up.
 import dataclasses
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from airquality_assets.defs.mlflow import MLFLOW_KEY
-from airquality_assets.settings import get_settings
+from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.transforms.windowing import SequenceTensors
 
 PICKLE = "pickle_io_manager"
@@ -33,17 +34,22 @@ def _target_index(tensors: SequenceTensors) -> list[int]:
 
 
 class GridConfig(dg.Config):
-    profile: str = get_settings().profile
-    """``demo`` (a few small candidates, minutes) or ``full`` (the reference grid, hours)."""
+    profile: str | None = None
+    """``demo`` (a few small candidates, minutes) or ``full`` (the full grid, hours);
+    None: the deployment's ``profile``."""
     batch_size: int | None = None
     """Override every candidate's batch size (e.g. smaller for a short slice of data)."""
     epochs: int | None = None
     """Override every candidate's maximum number of epochs."""
 
 
-@dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE), required_resource_keys={MLFLOW_KEY})
+@dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE))
 def plan_candidates(
-    context: dg.OpExecutionContext, config: GridConfig, tensors: SequenceTensors
+    context: dg.OpExecutionContext,
+    config: GridConfig,
+    deployment: DeploymentResource,
+    mlflow: MlflowResource,
+    tensors: SequenceTensors,
 ) -> Iterator[Any]:
     """One dynamic output per hyper-parameter candidate of the profile.
 
@@ -53,17 +59,20 @@ def plan_candidates(
     fan-out when a target is not a feature.
     """
     _target_index(tensors)
+    parent = mlflow.parent_run_id(context.run_id, context.job_name)
+    context.log.info(f"MLflow parent run {parent} in experiment {mlflow.experiment_name}")
     context.log.info(
         f"{len(tensors.ends['train'])} training / {len(tensors.ends['validation'])} "
         f"validation windows of {tensors.lookback} h x {len(tensors.feature_names)} features"
     )
     from airquality_assets.ml.grid import grid_for_profile
 
+    profile = config.profile or deployment.profile
     try:
-        grid = grid_for_profile(config.profile)
+        grid = grid_for_profile(profile)
     except ValueError as exc:
         raise dg.Failure(str(exc)) from exc
-    context.log.info(f"profile {config.profile}: {len(grid)} candidate(s)")
+    context.log.info(f"profile {profile}: {len(grid)} candidate(s)")
     overrides = {
         k: v for k, v in {"batch_size": config.batch_size, "epochs": config.epochs}.items() if v
     }
@@ -72,9 +81,13 @@ def plan_candidates(
         yield dg.DynamicOutput(params.as_dict(), mapping_key=params.name)
 
 
-@dg.op(out=dg.Out(dict, io_manager_key=PICKLE), required_resource_keys={MLFLOW_KEY})
+@dg.op(out=dg.Out(dict, io_manager_key=PICKLE))
 def train_candidate(
-    context: dg.OpExecutionContext, tensors: SequenceTensors, params: dict
+    context: dg.OpExecutionContext,
+    deployment: DeploymentResource,
+    mlflow: MlflowResource,
+    tensors: SequenceTensors,
+    params: dict,
 ) -> dict[str, Any]:
     """Train one candidate, log it as a nested MLflow run, save its model package."""
     from airquality_assets.ml.model import LSTMParams
@@ -87,7 +100,10 @@ def train_candidate(
             tensors,
             candidate,
             target_feature_index=_target_index(tensors),
-            output_dir=get_settings().data_dir / "candidates" / context.run_id,
+            output_dir=Path(deployment.data_dir) / "candidates" / context.run_id,
+            model_name=deployment.model_name,
+            experiment_id=mlflow.experiment_id(),
+            parent_run_id=mlflow.parent_run_id(context.run_id, context.job_name),
             log=context.log.info,
         )
     except dg.Failure:
@@ -141,7 +157,6 @@ def tuned_lstm(sequence_tensors: SequenceTensors) -> dict:
     io_manager_key=PICKLE,
     group_name="model",
     kinds={"keras", "mlflow"},
-    required_resource_keys={MLFLOW_KEY},
     check_specs=[
         dg.AssetCheckSpec(
             "beats_persistence",
@@ -164,12 +179,21 @@ def tuned_lstm(sequence_tensors: SequenceTensors) -> dict:
     ),
 )
 def model_evaluation(
-    context: dg.AssetExecutionContext, tuned_lstm: dict, sequence_tensors: SequenceTensors
+    context: dg.AssetExecutionContext,
+    deployment: DeploymentResource,
+    mlflow: MlflowResource,
+    tuned_lstm: dict,
+    sequence_tensors: SequenceTensors,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     from airquality_assets.ml.training_steps import evaluate_candidate
 
     started = time.perf_counter()
-    report = evaluate_candidate(sequence_tensors, tuned_lstm)
+    report = evaluate_candidate(
+        sequence_tensors,
+        tuned_lstm,
+        reports_dir=Path(deployment.data_dir) / "reports",
+        client=mlflow.client(),
+    )
     context.log.info(f"evaluation took {time.perf_counter() - started:.1f} s")
     ratio = report["rmse_ratio_vs_persistence"]
     yield dg.Output(
@@ -209,19 +233,25 @@ def model_evaluation(
     io_manager_key=PICKLE,
     group_name="model",
     kinds={"mlflow"},
-    required_resource_keys={MLFLOW_KEY},
     description=(
         "Registers the tuned model in the MLflow registry and moves alias 'champion' only if "
         "it beats the current champion on the same test window; the decision is recorded."
     ),
 )
 def champion_model(
-    context: dg.AssetExecutionContext, model_evaluation: dict, sequence_tensors: SequenceTensors
+    context: dg.AssetExecutionContext,
+    deployment: DeploymentResource,
+    mlflow: MlflowResource,
+    model_evaluation: dict,
+    sequence_tensors: SequenceTensors,
 ) -> dg.Output[dict]:
     from airquality_assets.ml.training_steps import promote
 
     decision = promote(
-        sequence_tensors, model_evaluation, registered_name=get_settings().model_name
+        sequence_tensors,
+        model_evaluation,
+        registered_name=deployment.model_name,
+        client=mlflow.client(),
     )
     context.log.info(f"promotion: {decision['reason']}")
     return dg.Output(

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from airquality_assets.ml.model import LSTMParams
 
 MLFLOW_DB_FILE = "mlflow.db"
+#: Tag linking a parent MLflow run to the Dagster run it stands for.
+DAGSTER_RUN_TAG = "dagster_run_id"
 ARTIFACTS_DIR = "mlartifacts"
 MODEL_NAME_IN_RUN = "model"
 #: Run-artifact path of the model package's metadata.json.
@@ -58,39 +60,74 @@ def default_artifact_location(data_dir: str | os.PathLike[str]) -> str:
     return (Path(data_dir).resolve() / ARTIFACTS_DIR).as_uri()
 
 
+def ensure_experiment(client: Any, experiment_name: str, artifact_location: str) -> str:
+    """The experiment's id, creating it with its artifacts at ``artifact_location`` if new.
+
+    With a SQLite backend MLflow would otherwise put a new experiment's artifacts in
+    ``./mlruns`` of whatever the working directory is.
+    """
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(experiment_name, artifact_location=artifact_location)
+    except MlflowException:
+        # Another process (parallel Dagster step) created it first.
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
 def configure_tracking(
     data_dir: str | os.PathLike[str],
     experiment_name: str,
     tracking_uri: str | None = None,
 ) -> str:
-    """Point MLflow at ``tracking_uri`` (default: the data dir's SQLite) and ensure the experiment.
+    """Point the process-wide MLflow API at ``tracking_uri`` (default: the data dir's SQLite)
+    and make ``experiment_name`` (artifacts under the data dir) the active experiment.
 
-    A new experiment gets its artifact location under the data dir; with a SQLite backend
-    MLflow would otherwise default to ``./mlruns`` relative to whatever the CWD is.
+    For notebooks and scripts; Dagster steps get the same through the ``mlflow`` resource.
     Returns the experiment id.
     """
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri(data_dir))
-    experiment = mlflow.get_experiment_by_name(experiment_name)
-    if experiment is not None:
-        experiment_id = experiment.experiment_id
-    else:
-        try:
-            experiment_id = mlflow.create_experiment(
-                experiment_name,
-                artifact_location=f"{default_artifact_location(data_dir)}/{experiment_name}",
-            )
-        except MlflowException:
-            # Another process (parallel Dagster step) created it first.
-            experiment = mlflow.get_experiment_by_name(experiment_name)
-            if experiment is None:
-                raise
-            experiment_id = experiment.experiment_id
+    experiment_id = ensure_experiment(
+        mlflow.MlflowClient(),
+        experiment_name,
+        f"{default_artifact_location(data_dir)}/{experiment_name}",
+    )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def parent_run_for(client: Any, experiment_id: str, dagster_run_id: str, run_name: str) -> str:
+    """The id of the MLflow run standing for Dagster run ``dagster_run_id``, created if new.
+
+    Found by its ``dagster_run_id`` tag, so every step (in any process) of one Dagster run
+    logs its candidates under the same parent.
+    """
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
+    )
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment_id, run_name=run_name, tags={DAGSTER_RUN_TAG: dagster_run_id}
+    )
+    return run.info.run_id
+
+
+def end_parent_run(client: Any, experiment_id: str, dagster_run_id: str, status: str) -> None:
+    """Close the parent run of ``dagster_run_id`` (if any) with ``status`` (e.g. FINISHED)."""
+    for run in client.search_runs(
+        [experiment_id], filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
+    ):
+        client.set_terminated(run.info.run_id, status=status)
 
 
 def default_pip_requirements() -> list[str]:
@@ -197,15 +234,15 @@ def log_candidate_run(
     *,
     metadata: ModelMetadata | None = None,
     fit_seconds: float | None = None,
-    run_name: str | None = None,
-    parent_run_id: str | None = None,
+    parent_run_id: str | None,
     experiment_id: str | None = None,
+    run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> CandidateRun:
     """Log one trained candidate as its own MLflow run; return where it went.
 
-    The run is nested under the active run if there is one, or under ``parent_run_id``
-    (how a Dagster step in another process attaches to the grid's parent run). It records
+    The run is nested under ``parent_run_id`` (the grid's parent run, see
+    :func:`parent_run_for`), never under whatever run happens to be active. It records
     params (``params.as_dict()`` plus ``name``), per-epoch curves, the flattened
     ``metrics_df`` (:func:`flatten_metrics`), ``plots`` (file name -> PNG/SVG bytes) under
     ``plots/``, ``metadata.json`` under ``model_package/``, and the Keras model via
@@ -230,10 +267,8 @@ def log_candidate_run(
         summary["fit_seconds"] = float(fit_seconds)
 
     run_tags = {"candidate": params.name, **(tags or {})}
-    nested = mlflow.active_run() is not None
     with mlflow.start_run(
         run_name=run_name or params.name,
-        nested=nested,
         parent_run_id=parent_run_id,
         experiment_id=experiment_id,
         tags=run_tags,

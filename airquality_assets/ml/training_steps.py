@@ -27,7 +27,6 @@ from airquality_assets.ml.evaluation import (
 from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.package import ModelMetadata, load_package, save_package
 from airquality_assets.ml.profile import reference_profile
-from airquality_assets.settings import get_settings
 from airquality_assets.storage import atomic_write_bytes
 from airquality_assets.transforms.windowing import SequenceTensors, windows
 
@@ -50,7 +49,7 @@ def _training_rows(tensors: SequenceTensors) -> np.ndarray:
     return tensors.times < tensors.split_bounds["train"][1]
 
 
-def model_metadata(tensors: SequenceTensors, params: LSTMParams) -> ModelMetadata:
+def model_metadata(tensors: SequenceTensors, params: LSTMParams, model_name: str) -> ModelMetadata:
     """What serving and drift detection need, fixed at training time."""
     train_start, train_end = tensors.split_range("train")
     return ModelMetadata(
@@ -59,7 +58,7 @@ def model_metadata(tensors: SequenceTensors, params: LSTMParams) -> ModelMetadat
         lookback=int(tensors.lookback),
         horizons=[int(h) for h in tensors.horizons],
         training_window={"start": train_start, "end": train_end},
-        model_name=get_settings().model_name,
+        model_name=model_name,
         reference_profile=reference_profile(
             tensors.features[_training_rows(tensors)], list(tensors.feature_names)
         ),
@@ -77,9 +76,13 @@ def fit_and_log_candidate(
     *,
     target_feature_index: Sequence[int],
     output_dir: Path,
+    model_name: str,
+    experiment_id: str,
+    parent_run_id: str,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train one candidate, score it on validation, log a nested MLflow run, save a package."""
+    """Train one candidate, score it on validation, log a run nested under ``parent_run_id``,
+    save a package."""
     from airquality_assets.ml.model import epoch_progress, jit_forward, train_lstm
     from airquality_assets.ml.tracking import log_candidate_run
 
@@ -100,7 +103,7 @@ def fit_and_log_candidate(
     val_pred = predict(jit_forward(model), x_val)
     val_metrics = forecast_metrics(y_val, val_pred, tensors.target_names, tensors.horizons)
     val_metrics["split"] = "validation"
-    metadata = model_metadata(tensors, params)
+    metadata = model_metadata(tensors, params, model_name)
     plots = {
         "validation_predicted_vs_actual.png": predicted_vs_actual_plot(
             y_val, val_pred, tensors.target_names, tensors.horizons
@@ -115,6 +118,8 @@ def fit_and_log_candidate(
         x_val[:2],
         metadata=metadata,
         fit_seconds=fit_seconds,
+        parent_run_id=parent_run_id,
+        experiment_id=experiment_id,
     )
     package_dir = save_package(model, metadata, output_dir / params.name)
     val_loss = [v for v in history.get("val_loss", []) if math.isfinite(v)]
@@ -147,10 +152,11 @@ def score_model_uri(tensors: SequenceTensors, model_uri: str) -> float:
     return float(_test_metrics(tensors, jit_forward(model))[2]["rmse"].mean())
 
 
-def evaluate_candidate(tensors: SequenceTensors, candidate: dict[str, Any]) -> dict[str, Any]:
-    """The tuned model against every baseline on the test window; logged to its MLflow run."""
-    import mlflow
-
+def evaluate_candidate(
+    tensors: SequenceTensors, candidate: dict[str, Any], reports_dir: Path, client: Any
+) -> dict[str, Any]:
+    """The tuned model against every baseline on the test window; logged to its MLflow run
+    through ``client`` (an ``MlflowClient``)."""
     from airquality_assets.ml.model import jit_forward
     from airquality_assets.ml.tracking import flatten_metrics
     from airquality_assets.transforms.baselines import baseline_forecasts
@@ -163,15 +169,13 @@ def evaluate_candidate(tensors: SequenceTensors, candidate: dict[str, Any]) -> d
     means = {name: float(frame["rmse"].mean()) for name, frame in metrics.items()}
     score = means["lstm"]
 
-    reports = get_settings().data_dir / "reports"
     plot = rmse_by_horizon_plot(metrics)
-    plot_path = atomic_write_bytes(reports / "rmse_by_horizon.png", plot)
+    plot_path = atomic_write_bytes(reports_dir / "rmse_by_horizon.png", plot)
     scatter = predicted_vs_actual_plot(y_test, pred, tensors.target_names, tensors.horizons)
     table = markdown_table(metrics)
     per_model = {
         name: frame.assign(model=name).to_dict(orient="records") for name, frame in metrics.items()
     }
-    client = mlflow.MlflowClient()
     run_id = candidate["run_id"]
     for name, frame in metrics.items():
         prefix = "" if name == "lstm" else f"{name}_"
@@ -214,7 +218,7 @@ def _png_array(png: bytes) -> np.ndarray:
 
 
 def promote(
-    tensors: SequenceTensors, evaluation: dict[str, Any], registered_name: str
+    tensors: SequenceTensors, evaluation: dict[str, Any], registered_name: str, client: Any
 ) -> dict[str, Any]:
     """Register the tuned model; move ``champion`` only if it beats the current champion.
 
@@ -222,8 +226,6 @@ def promote(
     ``model_evaluation`` already stops this step then, and the guard here keeps the rule when
     the function is called directly.
     """
-    import mlflow
-
     from airquality_assets.ml.registry import register_and_maybe_promote
 
     candidate = evaluation["candidate"]
@@ -233,7 +235,7 @@ def promote(
             f"(RMSE ratio {evaluation['rmse_ratio_vs_persistence']:.3f}); nothing registered"
         )
     decision = register_and_maybe_promote(
-        mlflow.MlflowClient(),
+        client,
         candidate["model_uri"],
         registered_name,
         evaluation["score"],

@@ -42,6 +42,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from airquality_assets.clock import REPLAY_DEFAULT_NOW
 from airquality_assets.data.beijing import (
     OWM_FILE_NAME,
     STATION_LATITUDE,
@@ -54,8 +55,8 @@ from airquality_assets.sources.base import Location, RawResponse, SourceError
 #: The data set's station as a monitored location (partition key "beijing").
 BEIJING = Location(name=STATION_NAME, latitude=STATION_LATITUDE, longitude=STATION_LONGITUDE)
 
-#: Default replay clock: the last day of the data, so almost five years of history is "past".
-DEFAULT_NOW = datetime(2014, 12, 31, tzinfo=UTC)
+#: Default replay clock (owned by :mod:`airquality_assets.clock`).
+DEFAULT_NOW = REPLAY_DEFAULT_NOW
 
 #: How far (degrees of latitude and of longitude) a requested point may be from the station
 #: and still count as "Beijing": covers the city (e.g. the 39.9042, 116.4074 city centre).

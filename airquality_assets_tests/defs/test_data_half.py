@@ -10,16 +10,20 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from airquality_assets.defs.frames import air_quality_hourly, hourly_observations, weather_hourly
+from airquality_assets.clock import Clock
+from airquality_assets.defs.frames import frame_assets
 from airquality_assets.defs.freshness import hourly_observations_freshness
-from airquality_assets.defs.ingestion import raw_air_quality, raw_weather
+from airquality_assets.defs.ingestion import ingestion_assets
+from airquality_assets.defs.partitions import build_partitions
 from airquality_assets.defs.resources import AirPollutionSourceResource, build_resources
 from airquality_assets.settings import Settings
 from airquality_assets.sources.base import AirPollutionSource, SourceError
 from airquality_assets.storage import frame_path, raw_path
 
-RAW = [raw_air_quality, raw_weather]
-FRAMES = [air_quality_hourly, weather_hourly, hourly_observations]
+_PARTITIONS = build_partitions(Settings(data_dir=Path("unused")))
+RAW = ingestion_assets(_PARTITIONS)
+FRAMES = frame_assets(_PARTITIONS)
+raw_air_quality = RAW[0]
 RANGE = {
     "dagster/asset_partition_range_start": "2014-03-01|beijing",
     "dagster/asset_partition_range_end": "2014-03-02|beijing",
@@ -82,10 +86,10 @@ class _FlakySource(AirPollutionSourceResource):
 
     failing_day: str
 
-    def client(self) -> AirPollutionSource:
+    def client(self, clock: Clock) -> AirPollutionSource:
         from airquality_assets.sources.replay import ReplayAirPollutionSource
 
-        inner = ReplayAirPollutionSource()
+        inner = ReplayAirPollutionSource(now=clock.now())
         failing_day = self.failing_day
 
         class _Client:

@@ -60,7 +60,10 @@ def test_hourly_schedule_is_off_by_default_and_targets_newest_day(data_dir) -> N
     defs = _graph()
     schedule = defs.resolve_schedule_def("hourly_ingestion_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    context = dg.build_schedule_context(repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        repository_def=defs.get_repository_def(),
+        resources={"deployment": defs.resources["deployment"]},
+    )
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in requests] == ["2014-12-31|beijing"]
 

@@ -3,19 +3,23 @@ profile), asserting MLflow runs, a registered version and the champion alias."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
-from airquality_assets.defs.frames import air_quality_hourly, hourly_observations, weather_hourly
-from airquality_assets.defs.ingestion import raw_air_quality, raw_weather
+from airquality_assets.defs.frames import frame_assets
+from airquality_assets.defs.ingestion import ingestion_assets
+from airquality_assets.defs.partitions import build_partitions
 from airquality_assets.defs.resources import build_resources
 from airquality_assets.defs.serving import bento
 from airquality_assets.defs.tensors import sequence_tensors
 from airquality_assets.defs.training import champion_model, model_evaluation, tuned_lstm
 from airquality_assets.settings import Settings
 
-RAW = [raw_air_quality, raw_weather]
-FRAMES = [air_quality_hourly, weather_hourly, hourly_observations]
+_PARTITIONS = build_partitions(Settings(data_dir=Path("unused")))
+RAW = ingestion_assets(_PARTITIONS)
+FRAMES = frame_assets(_PARTITIONS)
 DATA = [*RAW, *FRAMES]
 MODEL = [sequence_tensors, tuned_lstm, model_evaluation, champion_model, bento]
 DAYS = {
@@ -50,12 +54,6 @@ def trained(settings: Settings):
         run_config=RUN_CONFIG,
     )
     yield settings, instance, resources, first
-    # dagster-mlflow leaves the parent run active in this process (the training job's hook
-    # ends it; a bare materialize has no hooks): end it so later tests start clean.
-    import mlflow
-
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
 
 
 @pytest.mark.timeout(900)

@@ -31,7 +31,9 @@ from airquality_assets.ml.tracking import (
     configure_tracking,
     default_artifact_location,
     default_tracking_uri,
+    end_parent_run,
     log_candidate_run,
+    parent_run_for,
 )
 
 # Keras 3.15 + numpy 2.4 warn from inside keras on every np.array(variable); not ours.
@@ -133,25 +135,33 @@ def candidates(tracking: Path) -> Candidates:
 
     logged: dict[str, tuple[CandidateRun, float]] = {}
     history = {"loss": [1.0, 0.5], "val_loss": [1.2, 0.7], "learning_rate": [1e-3, 5e-4]}
-    with mlflow.start_run(run_name="grid"):
-        for label, delta in {
-            "persistence": [0.0, 0.0, 0.0],
-            "worse": [10.0, 10.0, 10.0],
-            "better": [1.0, 2.0, 3.0],
-        }.items():
-            model = make_model(delta)
-            run = log_candidate_run(
-                PARAMS,
-                history,
-                metrics_frame(model),
-                {"loss_curve.png": b"\x89PNG fake", "forecast": b"\x89PNG fake"},
-                model,
-                X_TEST,
-                metadata=METADATA,
-                fit_seconds=1.5,
-                run_name=f"candidate-{label}",
-            )
-            logged[label] = (run, score(model))
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_experiment_by_name("test-grid").experiment_id
+    parent = parent_run_for(client, experiment_id, "dagster-run-1", "grid")
+    assert parent_run_for(client, experiment_id, "dagster-run-1", "grid") == parent
+    for label, delta in {
+        "persistence": [0.0, 0.0, 0.0],
+        "worse": [10.0, 10.0, 10.0],
+        "better": [1.0, 2.0, 3.0],
+    }.items():
+        model = make_model(delta)
+        run = log_candidate_run(
+            PARAMS,
+            history,
+            metrics_frame(model),
+            {"loss_curve.png": b"\x89PNG fake", "forecast": b"\x89PNG fake"},
+            model,
+            X_TEST,
+            metadata=METADATA,
+            fit_seconds=1.5,
+            parent_run_id=parent,
+            experiment_id=experiment_id,
+            run_name=f"candidate-{label}",
+        )
+        logged[label] = (run, score(model))
+    assert mlflow.active_run() is None  # nothing relies on (or leaves) a global active run
+    end_parent_run(client, experiment_id, "dagster-run-1", "FINISHED")
+    assert client.get_run(parent).info.status == "FINISHED"
     return logged
 
 

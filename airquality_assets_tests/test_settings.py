@@ -1,0 +1,72 @@
+"""Settings: parsed once from an environment mapping; bad values fail with a clear message."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from airquality_assets.settings import Settings, format_locations, parse_locations
+from airquality_assets.sources.replay import BEIJING
+
+
+def test_defaults_are_the_bundled_replay_deployment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"AIRQUALITY_DATA_DIR": str(tmp_path)})
+    assert settings.source == "replay"
+    assert settings.locations == [BEIJING]
+    assert (settings.start_date, settings.end_date) == (date(2010, 1, 1), date(2015, 1, 1))
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert settings.bentoml_home == tmp_path.resolve() / "bentoml"
+
+
+def test_explicit_services_win_over_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "AIRQUALITY_DATA_DIR": str(tmp_path),
+            "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+            "BENTOML_HOME": str(tmp_path / "elsewhere"),
+            "AIRQUALITY_SOURCE": "live",
+        }
+    )
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert settings.bentoml_home == tmp_path / "elsewhere"
+    assert settings.end_date is None  # live: partitions run up to today
+
+
+def test_locations_round_trip() -> None:
+    text = "paris:48.85:2.35, london:51.5:-0.12"
+    locations = parse_locations(text)
+    assert [loc.name for loc in locations] == ["paris", "london"]
+    assert parse_locations(format_locations(locations)) == locations
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("paris:48.85", "is not 'name:latitude:longitude'"),
+        ("paris:north:2.35", "is not 'name:latitude:longitude'"),
+        ("paris:48.85:2.35:1", "is not 'name:latitude:longitude'"),
+        ("paris:95:2.35", "coordinates out of range"),
+        ("paris:48.85:181", "coordinates out of range"),
+        ("paris:48.85:2.35,paris:48.9:2.4", "unique locations"),
+        (" , ", "unique locations"),
+    ],
+)
+def test_bad_locations_fail_clearly(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_locations(text)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AIRQUALITY_SOURCE", "csv", "must be 'replay' or 'live'"),
+        ("AIRQUALITY_PROFILE", "huge", "must be 'demo' or 'full'"),
+        ("AIRQUALITY_START_DATE", "2014/01/01", "is not a YYYY-MM-DD date"),
+        ("AIRQUALITY_END_DATE", "soon", "is not a YYYY-MM-DD date"),
+    ],
+)
+def test_bad_values_fail_clearly(tmp_path: Path, variable: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({"AIRQUALITY_DATA_DIR": str(tmp_path), variable: value})
