@@ -9,7 +9,7 @@ from airquality_assets.defs.mlflow import (
     end_mlflow_run_on_success,
 )
 
-ENDED: list[tuple[str, str]] = []
+ended: list[tuple[str, str]] = []
 
 
 class _RecordingMlflow(MlflowResource):
@@ -19,7 +19,7 @@ class _RecordingMlflow(MlflowResource):
         pass
 
     def end_parent_run(self, dagster_run_id: str, status: str = "FINISHED") -> None:
-        ENDED.append((dagster_run_id, status))
+        ended.append((dagster_run_id, status))
 
 
 @dg.op
@@ -52,7 +52,7 @@ def chain() -> None:
 
 @pytest.fixture(autouse=True)
 def _clear() -> None:
-    ENDED.clear()
+    ended.clear()
 
 
 def test_success_ends_the_parent_run_once_after_the_last_step() -> None:
@@ -60,7 +60,7 @@ def test_success_ends_the_parent_run_once_after_the_last_step() -> None:
         run_config={"ops": {"last_maybe_failing": {"config": {"fail": False}}}}
     )
     assert result.success
-    assert ENDED == [(result.run_id, "FINISHED")]
+    assert ended == [(result.run_id, "FINISHED")]
 
 
 def test_failure_marks_the_parent_run_failed() -> None:
@@ -69,4 +69,4 @@ def test_failure_marks_the_parent_run_failed() -> None:
         raise_on_error=False,
     )
     assert not result.success
-    assert ENDED == [(result.run_id, "FAILED")]
+    assert ended == [(result.run_id, "FAILED")]
