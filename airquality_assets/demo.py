@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import date, timedelta
 
+from airquality_assets.local_runs import run_job
 from airquality_assets.settings import Settings, project_root
 
 # The demo pulls three years (training 2012, validation 2013, test 2014) so the data half
@@ -22,6 +23,9 @@ from airquality_assets.settings import Settings, project_root
 DEMO_START = "2012-01-01"
 # Step-level progress, without Dagster's per-event DEBUG lines (thousands per backfill).
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# The data jobs' default executor starts a process per step, each importing the definitions
+# again; the demo runs their steps in its own process instead (the same choice the UI offers).
+IN_PROCESS = {**RUN_CONFIG, "execution": {"config": {"in_process": {}}}}
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -32,11 +36,11 @@ def _ensure_dagster_home() -> str:
     return home
 
 
-def _run(job, instance, tags: dict[str, str], label: str):
+def _run(
+    code_location, instance, job_name: str, tags: dict[str, str], label: str, run_config=RUN_CONFIG
+):
     started = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance, tags=tags, run_config=RUN_CONFIG, raise_on_error=False
-    )
+    result = run_job(code_location, instance, job_name, tags=tags, run_config=run_config)
     seconds = time.perf_counter() - started
     print(f"  {label}: {'succeeded' if result.success else 'FAILED'} in {seconds:.1f} s")
     if not result.success:
@@ -49,44 +53,53 @@ def _run(job, instance, tags: dict[str, str], label: str):
     return result
 
 
-def run_data_half(defs, instance, settings: Settings, start: str, end: str) -> None:
+def _materialization_metadata(result, asset: str) -> dict[str, object]:
+    """Plain values of the metadata ``asset`` recorded in this run (last event wins)."""
+    values: dict[str, object] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
+        if materialization.asset_key.to_user_string() == asset:
+            values.update({k: v.value for k, v in materialization.metadata.items()})
+    return values
+
+
+def run_data_half(code_location, instance, settings: Settings, start: str, end: str) -> None:
     """Per location: one run pulling every day of ``start``..``end`` (inclusive UTC days),
     then one run building the frames of every month they touch."""
     first_month = date.fromisoformat(start).replace(day=1).isoformat()
     last_month = date.fromisoformat(end).replace(day=1).isoformat()
     for location in settings.location_names:
         _run(
-            defs.resolve_job_def("ingestion"),
+            code_location,
             instance,
+            "ingestion",
             {RANGE_START_TAG: f"{start}|{location}", RANGE_END_TAG: f"{end}|{location}"},
             f"raw pulls for {location}, days {start}..{end}",
+            IN_PROCESS,
         )
         _run(
-            defs.resolve_job_def("frames"),
+            code_location,
             instance,
+            "frames",
             {
                 RANGE_START_TAG: f"{first_month}|{location}",
                 RANGE_END_TAG: f"{last_month}|{location}",
             },
             f"hourly frames for {location}, months {first_month[:7]}..{last_month[:7]}",
+            IN_PROCESS,
         )
 
 
-def run_training(defs, instance, settings: Settings) -> dict:
+def run_training(code_location, instance, settings: Settings) -> None:
     """The model half in one run: tensors, grid search, evaluation, promotion gate."""
     result = _run(
-        defs.resolve_job_def("training"),
-        instance,
-        {},
-        f"model half ({settings.profile} profile)",
+        code_location, instance, "training", {}, f"model half ({settings.profile} profile)"
     )
-    evaluation = result.output_for_node("model_evaluation")
-    decision = result.output_for_node("champion_model")
-    print(f"  test window {evaluation['test_window']}")
-    print(
-        "  mean test RMSE (ug/m3): "
-        + ", ".join(f"{name} {value:.1f}" for name, value in evaluation["mean_rmse"].items())
-    )
+    evaluation = _materialization_metadata(result, "model_evaluation")
+    for key in ("candidate", "test_rmse_mean", "rmse_ratio_vs_persistence", "rmse_ratio_vs_ridge"):
+        if key in evaluation:
+            value = evaluation[key]
+            print(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
     for check in result.get_asset_check_evaluations():
         if check.passed:
             outcome = "passed"
@@ -94,9 +107,10 @@ def run_training(defs, instance, settings: Settings) -> dict:
             warn = check.severity.value == "WARN"
             outcome = "warning" if warn else "FAILED"
         detail = f": {check.description}" if check.description and not check.passed else ""
-        print(f"  check {check.check_name}: {outcome}{detail}")
-    print(f"  promotion: {decision['reason']}")
-    return decision
+        print(f"  check {check.asset_key.to_user_string()}.{check.check_name}: {outcome}{detail}")
+    decision = _materialization_metadata(result, "champion_model")
+    if "reason" in decision:
+        print(f"  promotion: {decision['reason']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,16 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-    from airquality_assets.defs import build_definitions
+    from airquality_assets.local_runs import load_code_location
 
     print(f"airquality-assets demo: source={settings.source}, data in {settings.data_dir}")
     print(f"  DAGSTER_HOME={home}")
-    defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
-    run_data_half(defs, instance, settings, args.start, args.end)
-    if not args.data_only:
-        run_training(defs, instance, settings)
+    with load_code_location(instance, working_directory=str(project_root())) as location:
+        run_data_half(location, instance, settings, args.start, args.end)
+        if not args.data_only:
+            run_training(location, instance, settings)
     print(f"done in {time.perf_counter() - started:.1f} s.")
     print("Look at it:")
     print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev   # http://127.0.0.1:3000")

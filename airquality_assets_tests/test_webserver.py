@@ -1,4 +1,5 @@
-"""Smoke test: the real Dagster webserver loads workspace.yaml and serves the data assets."""
+"""Smoke test: the real Dagster webserver loads workspace.yaml and serves the data assets, and
+a run recorded by ``local_runs`` (how the demo runs jobs) shows under its job there."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
+
+from airquality_assets.local_runs import LOCATION_NAME, load_code_location, run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = "{ assetNodes { assetKey { path } isPartitioned } }"
+JOB_RUNS = (
+    '{ pipelineOrError(params: {repositoryLocationName: "%s", repositoryName: "__repository__",'
+    ' pipelineName: "ingestion"}) { ... on Pipeline { runs { runId status } } } }'
+)
 
 
 def _free_port() -> int:
@@ -33,14 +41,24 @@ def _graphql(port: int, query: str) -> dict:
         return json.load(response)
 
 
-def test_webserver_lists_data_assets(tmp_path: Path) -> None:
+def test_webserver_lists_data_assets_and_the_runs_of_a_job(tmp_path: Path, data_dir: Path) -> None:
+    (tmp_path / "home").mkdir()
+    tags = {
+        "dagster/asset_partition_range_start": "2014-03-01|beijing",
+        "dagster/asset_partition_range_end": "2014-03-01|beijing",
+    }
+    with (
+        dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance,
+        load_code_location(instance, working_directory=str(ROOT)) as location,
+    ):
+        recorded = run_job(location, instance, "ingestion", tags=tags)
+    assert recorded.success
     port = _free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(tmp_path / "home"),
-        "AIRQUALITY_DATA_DIR": str(tmp_path / "data"),
+        "AIRQUALITY_DATA_DIR": str(data_dir),
     }
-    (tmp_path / "home").mkdir()
     server = subprocess.Popen(
         [
             sys.executable,
@@ -76,6 +94,8 @@ def test_webserver_lists_data_assets(tmp_path: Path) -> None:
         partitioned = {"/".join(n["assetKey"]["path"]): n["isPartitioned"] for n in nodes}
         for name in ("raw_air_quality", "raw_weather", "hourly_observations"):
             assert partitioned.get(name) is True, f"{name} missing or unpartitioned"
+        runs = _graphql(port, JOB_RUNS % LOCATION_NAME)["data"]["pipelineOrError"]["runs"]
+        assert [(r["runId"], r["status"]) for r in runs] == [(recorded.run_id, "SUCCESS")]
     finally:
         server.terminate()
         try:

@@ -25,5 +25,7 @@ echo "==> installing locked dependencies (requirements.lock)"
 
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
 mkdir -p "$DAGSTER_HOME"
-cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# Not kept at the project root: `dagster dev` warns about a dagster.yaml in the current folder
+# that is not DAGSTER_HOME.
+cp deploy/dagster.local.yaml "$DAGSTER_HOME/dagster.yaml"
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,133 @@
+"""What the asset catalog shows beside the data: owners, tags, code versions, source links.
+
+Pure functions over the package's source files and a git remote URL; ``definitions.py``
+applies them to every asset at load, so assets added later get them too.
+
+* Owners and tags follow the asset's group (who answers for it, which stage it is).
+* An asset's code version is a hash of the source of its defining module and of every
+  module of this package that module imports, transitively: editing the cleaning rules
+  marks the frames "code version changed" in the UI, editing the model does not.
+* Code references point at the line that defines the asset; with a GitHub or GitLab remote
+  they become links to that file at the checked-out commit.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "airquality_assets"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: group -> owners (Dagster shows them on the asset and filters the catalog by them).
+OWNERS_BY_GROUP: Mapping[str, tuple[str, ...]] = {
+    "ingestion": ("team:data-engineering",),
+    "frames": ("team:data-engineering",),
+    "model": ("team:ml",),
+    "serving": ("team:ml",),
+    "monitoring": ("team:ml",),
+}
+DEFAULT_OWNERS = ("team:data-engineering",)
+
+#: group -> the ``stage`` tag; every asset also carries ``domain: air-quality``.
+STAGE_BY_GROUP: Mapping[str, str] = {
+    "ingestion": "raw",
+    "frames": "clean",
+    "model": "model",
+    "serving": "serving",
+    "monitoring": "monitoring",
+}
+
+
+def catalog_tags(group: str | None) -> dict[str, str]:
+    """User tags of an asset in ``group``."""
+    return {"domain": "air-quality", "stage": STAGE_BY_GROUP.get(group or "", "other")}
+
+
+def owners(group: str | None) -> list[str]:
+    return list(OWNERS_BY_GROUP.get(group or "", DEFAULT_OWNERS))
+
+
+def module_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """``airquality_assets.defs.frames`` -> its file under ``package_dir`` (None if not ours)."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = package_dir.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_name(file_path: str | Path, package_dir: Path = PACKAGE_DIR) -> str | None:
+    """The inverse of :func:`module_path`: a file of this package -> its dotted name."""
+    try:
+        relative = Path(file_path).resolve().relative_to(package_dir)
+    except ValueError:
+        return None
+    parts = [PACKAGE, *relative.with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every ``airquality_assets...`` module ``path`` imports, at top level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            # ``from airquality_assets import schemas`` imports a module, not a name
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.split(".")[0] == PACKAGE}
+
+
+def module_closure(module: str, package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """Files of ``module`` and of the package modules it imports, transitively, sorted."""
+    seen: set[Path] = set()
+    pending = [module]
+    while pending:
+        path = module_path(pending.pop(), package_dir)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        pending.extend(_imported_modules(path))
+    return sorted(seen)
+
+
+@cache
+def code_version(module: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """12 hex digits of a SHA-256 over the relative paths and bytes of ``module_closure``."""
+    digest = hashlib.sha256()
+    for path in module_closure(module, package_dir):
+        digest.update(path.relative_to(package_dir).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+_SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>[^/].*)$")
+
+
+def browsable_git_url(remote: str) -> str | None:
+    """A GitHub/GitLab remote as its https page (``git@github.com:o/r.git`` ->
+    ``https://github.com/o/r``); None for other hosts and local paths (nothing to link to)."""
+    remote = remote.strip()
+    if remote.startswith(("https://", "http://", "ssh://")):
+        without_scheme = remote.split("://", 1)[1].split("@")[-1]
+        host, _, path = without_scheme.partition("/")
+        host = host.split(":")[0]
+    else:
+        match = _SCP_LIKE.match(remote)
+        if match is None:
+            return None
+        host, path = match["host"], match["path"]
+    path = path.removesuffix("/").removesuffix(".git")
+    if not path or not any(name in host for name in ("github", "gitlab")):
+        return None
+    return f"https://{host}/{path}"
