@@ -113,20 +113,31 @@ def run_training(code_location, instance, settings: Settings) -> None:
         print(f"  promotion: {decision['reason']}")
 
 
+def last_complete_day(settings: Settings) -> date:
+    """The last UTC day wholly before the source's clock (and inside the partitions): a pull
+    of the day in progress would store hours after "now" (Visual Crossing answers them with
+    forecasts), which the freshness check rightly reports as data from the future."""
+    last = settings.clock.now().date() - timedelta(days=1)
+    if settings.end_date is not None:
+        last = min(last, settings.end_date - timedelta(days=1))
+    return last
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
-    last_day = (settings.end_date - timedelta(days=1)) if settings.end_date else None
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--start", default=max(DEMO_START, settings.start_date.isoformat()), help="first UTC day"
     )
-    parser.add_argument("--end", default=last_day.isoformat() if last_day else None)
+    parser.add_argument(
+        "--end",
+        default=last_complete_day(settings).isoformat(),
+        help="last UTC day (default: the last whole day before the source's clock)",
+    )
     parser.add_argument(
         "--data-only", action="store_true", help="run only the data half (no training)"
     )
     args = parser.parse_args(argv)
-    if args.end is None:
-        parser.error("--end is required when AIRQUALITY_END_DATE is not set")
 
     home = _ensure_dagster_home()
     import warnings

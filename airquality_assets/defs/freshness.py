@@ -1,7 +1,9 @@
 """Freshness: is the newest stored observation close enough to the source's clock?
 
-Dagster's built-in freshness checks compare with the wall clock; a replay deployment's
-present is inside 2014, so this check asks the deployment's clock what "now" is.
+Dagster's built-in freshness policies and checks compare with the wall clock; a replay
+deployment's present is inside 2014, so this check asks the deployment's clock what "now"
+is. It fails on stale data and on data from the future alike (rows with a measured value
+stamped after the clock: a clock or source bug, or forecasts stored as observations).
 """
 
 from datetime import timedelta
@@ -10,39 +12,55 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from airquality_assets.columns import TIME
+from airquality_assets.columns import POLLUTANTS, WEATHER
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.quality import freshness_verdict
 from airquality_assets.storage import frame_dir
 
 MAX_LAG = timedelta(hours=3)
 
 
-def newest_stored_hour(base_dir: Path, asset: str, location: str) -> pd.Timestamp | None:
-    """Newest ``time`` in the latest non-empty partition file of ``asset`` for ``location``."""
+def newest_stored_frame(base_dir: Path, asset: str, location: str) -> pd.DataFrame | None:
+    """The latest non-empty partition file of ``asset`` for ``location`` (None if none)."""
     for path in sorted(frame_dir(base_dir, asset, location).glob("*.parquet"), reverse=True):
-        frame = pd.read_parquet(path, columns=[TIME])
+        frame = pd.read_parquet(path)
         if len(frame):
-            return frame[TIME].max()
+            return frame
     return None
 
 
 @dg.asset_check(
     asset="hourly_observations",
-    description=f"The newest observation of every location is at most {MAX_LAG} old",
+    description=(
+        f"By the source's clock, the newest observation of every location is at most "
+        f"{MAX_LAG} old, and no observation is stamped after the clock"
+    ),
 )
 def hourly_observations_freshness(deployment: DeploymentResource) -> dg.AssetCheckResult:
     settings = deployment.settings
-    now = pd.Timestamp(settings.clock.now())
-    lags: dict[str, str] = {}
-    stale: list[str] = []
-    for location in settings.location_names:
-        newest = newest_stored_hour(settings.data_dir, "hourly_observations", location)
-        if newest is None or now - newest > MAX_LAG:
-            stale.append(location)
-        lags[location] = "never" if newest is None else str(now - newest)
+    now = settings.clock.now()
+    verdicts = {
+        location: freshness_verdict(
+            newest_stored_frame(settings.data_dir, "hourly_observations", location),
+            now,
+            MAX_LAG,
+            observed_columns=[*POLLUTANTS, *WEATHER],
+        )
+        for location in settings.location_names
+    }
+    failing = {loc: v for loc, v in verdicts.items() if not v.passed}
+    lags = {
+        loc: None if v.lag_hours is None else round(v.lag_hours, 1) for loc, v in verdicts.items()
+    }
     return dg.AssetCheckResult(
-        passed=not stale,
+        passed=not failing,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"source_now": str(now), "lag_by_location": dg.MetadataValue.json(lags)},
-        description=f"stale: {', '.join(stale)}" if stale else None,
+        metadata={
+            "source_now": str(now),
+            "lag_hours_by_location": dg.MetadataValue.json(lags),
+            "state_by_location": dg.MetadataValue.json({k: v.state for k, v in verdicts.items()}),
+            "max_lag_hours": MAX_LAG / timedelta(hours=1),
+        },
+        description="; ".join(f"{loc}: {v.state}, {v.describe()}" for loc, v in failing.items())
+        or None,
     )

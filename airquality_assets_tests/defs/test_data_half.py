@@ -124,3 +124,31 @@ def test_failed_pull_keeps_previous_file_and_fails_clearly(settings: Settings) -
         )
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_raw_body_check_and_freshness_by_the_source_clock(settings: Settings) -> None:
+    import dataclasses
+
+    from airquality_assets.defs.resources import DeploymentResource
+
+    instance = dg.DagsterInstance.ephemeral()
+    pulled = _materialize(settings, instance=instance)
+    raw_checks = {e.asset_key.to_user_string(): e for e in pulled.get_asset_check_evaluations()}
+    for asset in ("raw_air_quality", "raw_weather"):
+        check = raw_checks[asset]
+        assert check.passed and check.check_name == "body_parses_within_window"
+        assert check.metadata["partitions_checked"].value == 2
+        assert check.metadata["records"].value == 48
+    assert _materialize(settings, FRAMES, MONTH, instance).success
+
+    def freshness_at(now: str) -> dg.AssetCheckResult:
+        at = dataclasses.replace(settings, replay_now=Clock().at(now).now())
+        return hourly_observations_freshness(deployment=DeploymentResource.from_settings(at))
+
+    fresh = freshness_at("2014-03-03T00:00:00Z")  # newest stored hour 2014-03-02 23:00
+    assert fresh.passed, fresh.description
+    stale = freshness_at("2014-03-03T06:00:00Z")
+    assert not stale.passed and "stale" in (stale.description or "")
+    future = freshness_at("2014-03-02T09:00:00Z")  # 14 stored hours lie after this clock
+    assert not future.passed and "14 row(s) after the source's clock" in future.description
+    assert future.metadata["lag_hours_by_location"].value == {"beijing": -14.0}
