@@ -17,8 +17,9 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -236,8 +237,8 @@ def _describe_transport_error(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, ConnectTimeoutError | requests.exceptions.ConnectTimeout):
         return f"connect timed out (timeout {timeout_s:g} s)"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        # Headers arrived but the body was cut off; requests reads bodies after urllib3's
-        # retry loop, so this one is not retried here (the run's retry policy can).
+        # Headers arrived but the body was cut off (requests reads bodies after urllib3's
+        # retry loop, so :func:`get_validated` retries these itself).
         return f"connection broken while reading the response body: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
@@ -279,6 +280,83 @@ def send_get(
     except requests.RequestException as exc:
         failure = error_from_exception(exc, ctx, timeout_s, max_attempts)
     raise failure
+
+
+class BadBodyError(ValueError):
+    """A 2xx answer whose body cannot be used: truncated, not JSON, or not the documented shape.
+
+    Raised by a client's body validator; :func:`get_validated` retries it like a 5xx.
+    """
+
+
+T = TypeVar("T")
+
+#: Transport failures that happen while the *body* is read: requests reads it after urllib3's
+#: own retry loop has returned, so urllib3 never retries them.
+_BODY_TRANSPORT_ERRORS = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def get_validated(
+    session: requests.Session,
+    url: str,
+    params: Sequence[tuple[str, str]],
+    timeout_s: float,
+    ctx: CallContext,
+    policy: RetryPolicy,
+    validate: Callable[[requests.Response], T],
+    inspect: Callable[[requests.Response], None] | None = None,
+) -> tuple[requests.Response, T]:
+    """GET, then validate the 2xx body; a bad body is retried like a 5xx.
+
+    A truncated or unparseable 200 is as transient as a 502 (a proxy hiccup, a dropped
+    connection behind a CDN), so it gets the same treatment: urllib3's ``Retry`` computes the
+    backoff (exponential, jitter, ``backoff_max``) and counts the budget
+    (``policy.max_retries``); only the loop is ours, because urllib3 never sees the body.
+    After the last try the error names the parse problem and how many bytes arrived.
+    ``validate`` raises :class:`BadBodyError` for a retryable body and may raise
+    :class:`SourceError` for a final answer (e.g. a quota text). Non-2xx responses and
+    transport errors behave as in :func:`send_get` (urllib3 already retried them).
+    ``inspect`` sees every answer first, whatever its status (VC's quota texts).
+    """
+    retry = build_retry(policy)
+    attempts = 0
+    while True:
+        attempts += 1
+        failure: SourceError | None = None
+        status: int | None = None
+        try:
+            response = session.get(url, params=list(params), timeout=timeout_s)
+        except _BODY_TRANSPORT_ERRORS as exc:
+            problem = _describe_transport_error(exc, timeout_s)
+            received = "the body was cut off"
+        except requests.RequestException as exc:
+            failure = error_from_exception(exc, ctx, timeout_s, policy.max_attempts)
+        else:
+            if inspect is not None:
+                inspect(response)
+            if not response.ok:
+                raise error_from_response(response, ctx)
+            try:
+                return response, validate(response)
+            except BadBodyError as exc:
+                problem = str(exc)
+                received = f"{len(response.content)} bytes received"
+                status = response.status_code
+        if failure is not None:  # raised here, not in the handler: no chained URL with the key
+            raise failure
+        try:
+            retry = retry.increment(method="GET", url=redact_url(url), error=BadBodyError(problem))
+        except MaxRetryError:
+            failure = ctx.error(
+                _trim(f"{problem}; {received} (gave up after {attempts} attempts)", 600),
+                status=status,
+            )
+        if failure is not None:
+            raise failure
+        retry.sleep()
 
 
 class MinIntervalThrottle:

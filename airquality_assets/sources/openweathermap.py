@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-import requests
-
 from airquality_assets.sources import http
 from airquality_assets.sources.base import Location, RawResponse
 
@@ -134,13 +132,16 @@ class OpenWeatherMapClient:
         url = f"{self.base_url}{_AIR_POLLUTION_PATH}{suffix}"
         self._throttle.wait()
         started = time.monotonic()
-        response = http.send_get(
-            self._session, url, params, self.timeout_s, ctx, self.policy.max_attempts
+        response, record_count = http.get_validated(
+            self._session,
+            url,
+            params,
+            self.timeout_s,
+            ctx,
+            self.policy,
+            lambda r: _count_records(r.content, [self._api_key]),
         )
         duration_s = time.monotonic() - started
-        if not response.ok:
-            raise http.error_from_response(response, ctx)
-        record_count = _count_records(response, ctx)
         return RawResponse(
             body=response.content,
             record_count=record_count,
@@ -149,25 +150,22 @@ class OpenWeatherMapClient:
         )
 
 
-def _count_records(response: requests.Response, ctx: http.CallContext) -> int:
+def _count_records(body: bytes, secrets: Sequence[str]) -> int:
     """Validate a 200 body (JSON object with a ``list`` array) and count its elements.
 
     A 200 is not trusted blindly: a proxy can return an HTML page, and a dropped connection
-    can leave truncated JSON; storing either would poison the raw asset. An empty ``list``
-    is valid (e.g. a window before OWM's history starts).
+    can leave truncated JSON; storing either would poison the raw asset, so either raises
+    :class:`~airquality_assets.sources.http.BadBodyError` (retried, then a clear failure).
+    An empty ``list`` is valid (e.g. a window before OWM's history starts).
     """
-    body = response.content
     try:
         payload = json.loads(body)
-    except ValueError:
-        gist = http.summarize_body(body, [ctx.api_key])
-        raise ctx.error(
-            f"HTTP 200 body is not valid JSON (truncated or not JSON): {gist}",
-            status=response.status_code,
+    except ValueError as exc:
+        gist = http.summarize_body(body, secrets)
+        raise http.BadBodyError(
+            f"body is not valid JSON (truncated or not JSON: {exc}): {gist}"
         ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("list"), list):
         found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
-        raise ctx.error(
-            f"HTTP 200 JSON has no 'list' array (found {found})", status=response.status_code
-        )
+        raise http.BadBodyError(f"JSON body has no 'list' array (found {found})")
     return len(payload["list"])

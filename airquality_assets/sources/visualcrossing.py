@@ -156,16 +156,17 @@ class VisualCrossingClient:
             raise ctx.error(refusal)
 
         started = time.monotonic()
-        response = http.send_get(
+        response, payload = http.get_validated(
             self._session,
             self._url(location, start, end),
             self._params(),
             self.timeout_s,
             ctx,
-            self.policy.max_attempts,
+            self.policy,
+            lambda r: self._validated_payload(r, ctx),
+            inspect=self._watch_quota,
         )
         duration_s = time.monotonic() - started
-        payload = self._validated_payload(response, ctx)
         self.budget.charge(_query_cost(payload, default=expected_cost))
         return RawResponse(
             body=response.content,
@@ -204,35 +205,34 @@ class VisualCrossingClient:
             ("timezone", "Z"),
         ]
 
+    def _watch_quota(self, response: requests.Response) -> None:
+        """VC's "daily quota used up" text (with 429, or with 200) closes today's budget."""
+        if _is_daily_quota_text(response.content):
+            self.budget.exhaust()
+
     def _validated_payload(
         self, response: requests.Response, ctx: http.CallContext
     ) -> dict[str, Any]:
-        """The decoded body of a usable answer; anything else becomes a SourceError.
+        """The decoded body of a usable 200.
 
-        VC's quota text can arrive in a body that claims success, so a 200 is trusted only
-        if it is a JSON object with a ``days`` array.
+        VC's quota text can arrive in a body that claims success: that is final (a
+        :class:`SourceError`, not retried). A body that is not a JSON object with a ``days``
+        array raises :class:`~airquality_assets.sources.http.BadBodyError` (retried).
         """
         body = response.content
-        if _is_daily_quota_text(body):
-            self.budget.exhaust()
-        if not response.ok:
-            raise http.error_from_response(response, ctx)
         if body.lstrip().startswith(b"You have exceeded"):
             gist = http.summarize_body(body, [ctx.api_key])
             raise ctx.error(f"{http.status_hint(429)} (sent with HTTP 200): {gist}", status=429)
         try:
             payload = json.loads(body)
-        except ValueError:
+        except ValueError as exc:
             gist = http.summarize_body(body, [ctx.api_key])
-            raise ctx.error(
-                f"HTTP 200 body is not valid JSON (truncated or not JSON): {gist}",
-                status=response.status_code,
+            raise http.BadBodyError(
+                f"body is not valid JSON (truncated or not JSON: {exc}): {gist}"
             ) from None
         if not isinstance(payload, dict) or not isinstance(payload.get("days"), list):
             found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
-            raise ctx.error(
-                f"HTTP 200 JSON has no 'days' array (found {found})", status=response.status_code
-            )
+            raise http.BadBodyError(f"JSON body has no 'days' array (found {found})")
         return payload
 
 

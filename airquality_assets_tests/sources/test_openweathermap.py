@@ -322,35 +322,71 @@ def _cut_off(request: Request) -> Response:
     return response
 
 
-def test_connection_dropped_mid_body_is_a_clear_error(server: HTTPServer) -> None:
+def test_connection_dropped_mid_body_is_retried_then_a_clear_error(server: HTTPServer) -> None:
     server.expect_request(HISTORY).respond_with_handler(_cut_off)
-    error = expect_failure(make_client(server))
+    error = expect_failure(make_client(server, max_retries=2))
     assert error.status is None
     assert "connection broken while reading the response body" in error.reason
     assert "IncompleteRead" in error.reason
+    assert "gave up after 3 attempts" in error.reason
+    assert len(server.log) == 3
 
 
-# --- bad 200 bodies: not retried, not stored --------------------------------------------
+def test_connection_dropped_once_then_answered(server: HTTPServer) -> None:
+    server.expect_oneshot_request(HISTORY).respond_with_handler(_cut_off)
+    body = fixture_bytes("owm_history_london_2024-03-04.json")
+    serve(server, body)
+    assert fetch_history(make_client(server)).body == body
+    assert len(server.log) == 2
 
 
-def test_truncated_json_is_rejected(server: HTTPServer) -> None:
+# --- bad 200 bodies: retried like a 5xx, never stored ---------------------------------------
+
+
+def test_truncated_json_once_then_answered(server: HTTPServer) -> None:
     body = fixture_bytes("owm_history_london_2024-03-04.json")
     serve(server, body[: len(body) // 2])
-    error = expect_failure(make_client(server))
+    serve(server, body)
+    response = fetch_history(make_client(server))
+    assert response.body == body
+    assert response.record_count == 24
+    assert len(server.log) == 2
+
+
+def test_always_truncated_fails_with_parse_error_and_byte_count(server: HTTPServer) -> None:
+    body = fixture_bytes("owm_history_london_2024-03-04.json")
+    half = body[: len(body) // 2]
+    server.expect_request(HISTORY).respond_with_data(half, content_type=JSON)
+    error = expect_failure(make_client(server, max_retries=2))
     assert error.status == 200
     assert "not valid JSON" in error.reason
-    assert len(server.log) == 1
+    assert f"{len(half)} bytes received" in error.reason
+    assert "gave up after 3 attempts" in error.reason
+    assert "HTTP 200: body is not valid JSON" in str(error)  # no "HTTP 200: HTTP 200"
+    assert len(server.log) == 3
+
+
+def test_bad_body_retries_use_the_policy_backoff(server: HTTPServer) -> None:
+    """backoff_factor 0.2: urllib3 retries the first failure at once, then waits 0.4 s."""
+    server.expect_request(HISTORY).respond_with_data(b'{"list": [', content_type=JSON)
+    started = time.monotonic()
+    expect_failure(make_client(server, max_retries=2, backoff_factor=0.2))
+    assert time.monotonic() - started >= 0.4
+    assert len(server.log) == 3
 
 
 def test_html_200_is_rejected(server: HTTPServer) -> None:
-    serve(server, b"<html><head><title>Captive portal</title></head></html>")
-    error = expect_failure(make_client(server))
+    server.expect_request(HISTORY).respond_with_data(
+        b"<html><head><title>Captive portal</title></head></html>", content_type="text/html"
+    )
+    error = expect_failure(make_client(server, max_retries=0))
     assert "not valid JSON" in error.reason
     assert "Captive portal" in error.reason
 
 
 @pytest.mark.parametrize("body", [b'{"coord":{"lon":1,"lat":2}}', b'{"list":{}}', b"[]"])
 def test_json_without_list_array_is_rejected(server: HTTPServer, body: bytes) -> None:
-    serve(server, body)
-    error = expect_failure(make_client(server))
+    server.expect_request(HISTORY).respond_with_data(body, content_type=JSON)
+    error = expect_failure(make_client(server, max_retries=1))
     assert "no 'list' array" in error.reason
+    assert len(server.log) == 2

@@ -282,27 +282,39 @@ def test_connection_refused_is_a_clear_error() -> None:
 # --- bad 200 bodies ------------------------------------------------------------------------
 
 
-def test_truncated_json_is_rejected(server: HTTPServer) -> None:
+def test_truncated_json_once_then_answered(server: HTTPServer) -> None:
     body = fixture_bytes(LONDON_DAY)
     serve(server, body[:-40])
-    error = expect_failure(make_client(server))
+    serve(server, body)
+    response = make_client(server).timeline(LONDON, DAY, DAY)
+    assert response.body == body
+    assert len(server.log) == 2
+
+
+def test_always_truncated_fails_with_parse_error_and_byte_count(server: HTTPServer) -> None:
+    body = fixture_bytes(LONDON_DAY)[:-40]
+    for _ in range(3):
+        serve(server, body)
+    error = expect_failure(make_client(server, max_retries=2))
     assert error.status == 200
     assert "not valid JSON" in error.reason
-    assert len(server.log) == 1
+    assert f"{len(body)} bytes received" in error.reason
+    assert "gave up after 3 attempts" in error.reason
+    assert len(server.log) == 3
 
 
 def test_html_200_is_rejected(server: HTTPServer) -> None:
     serve(
         server, b"<!DOCTYPE html><html><title>Maintenance</title></html>", content_type="text/html"
     )
-    error = expect_failure(make_client(server))
+    error = expect_failure(make_client(server, max_retries=0))
     assert "not valid JSON" in error.reason
     assert "Maintenance" in error.reason
 
 
 def test_json_without_days_is_rejected(server: HTTPServer) -> None:
     serve(server, b'{"queryCost":0,"address":"x"}')
-    error = expect_failure(make_client(server))
+    error = expect_failure(make_client(server, max_retries=0))
     assert "no 'days' array" in error.reason
 
 
