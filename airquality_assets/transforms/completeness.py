@@ -1,0 +1,141 @@
+"""Completeness measured against the hours that should exist, not the rows that do.
+
+OpenWeatherMap leaves a missing hour out of its answer instead of sending it as null, so the
+share of NaN among stored rows reads 0 % for a station with 4 % gaps. Here the expected
+hours come from the partition's time window (clipped at the source's clock), and every
+column is counted against them: missing hours, share, longest gap, and the columns a
+station never reports at all. Pure: no Dagster, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from airquality_assets.columns import LOCATION, TIME
+
+_HOUR_NS = 3_600_000_000_000
+
+
+def expected_hours(start: pd.Timestamp | str, end: pd.Timestamp | str) -> pd.DatetimeIndex:
+    """Every whole UTC hour in ``[start, end)`` (``start`` rounded up, ``end`` down)."""
+    first = _utc(start).ceil("h")
+    stop = _utc(end).floor("h")
+    if stop <= first:
+        return pd.DatetimeIndex([], tz="UTC", name=TIME)
+    return pd.date_range(first, stop, freq="h", inclusive="left", name=TIME)
+
+
+def windows_hours(windows: Sequence[tuple[pd.Timestamp, pd.Timestamp]]) -> pd.DatetimeIndex:
+    """The union of the expected hours of several ``[start, end)`` windows, sorted."""
+    parts = [expected_hours(start, end) for start, end in windows]
+    if not parts:
+        return pd.DatetimeIndex([], tz="UTC", name=TIME)
+    return parts[0].append(parts[1:]).unique().sort_values()
+
+
+def longest_run(mask: np.ndarray, breaks: np.ndarray | None = None) -> int:
+    """Length of the longest run of True in ``mask``; a True in ``breaks`` starts a new run."""
+    if not mask.any():
+        return 0
+    change = np.ones(len(mask), dtype=bool)
+    change[1:] = mask[1:] != mask[:-1]
+    if breaks is not None:
+        change |= breaks
+    return int(np.bincount(np.cumsum(change)[mask]).max())
+
+
+@dataclass(frozen=True)
+class ColumnCompleteness:
+    column: str
+    expected_hours: int
+    missing_hours: int
+    longest_gap_hours: int
+
+    @property
+    def missing_share(self) -> float:
+        return self.missing_hours / self.expected_hours if self.expected_hours else 0.0
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Per column over all locations: sums of missing hours, the longest gap anywhere."""
+
+    expected_hours: int
+    rows_in_window: int
+    columns: dict[str, ColumnCompleteness]
+    never_reported: dict[str, list[str]]  # column -> locations that never report it
+
+    def worst_share(self, columns: Sequence[str]) -> float:
+        shares = [self.columns[c].missing_share for c in columns if c in self.columns]
+        return max(shares, default=0.0)
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "expected_hours": self.expected_hours,
+            "rows_in_window": self.rows_in_window,
+            "missing_hours": {c: v.missing_hours for c, v in self.columns.items()},
+            "missing_share": {c: round(v.missing_share, 4) for c, v in self.columns.items()},
+            "longest_gap_hours": {c: v.longest_gap_hours for c, v in self.columns.items()},
+            "never_reported": {c: locs for c, locs in self.never_reported.items()},
+        }
+
+
+def measure_completeness(
+    frame: pd.DataFrame,
+    expected: Mapping[str, pd.DatetimeIndex],
+    columns: Sequence[str],
+) -> Completeness:
+    """Count, per column, the expected hours (per location) that are absent or NaN.
+
+    ``expected`` maps each location to its expected hours (see :func:`windows_hours`); rows
+    outside them are ignored. A column absent from the frame is missing at every hour. A
+    column with no value at all in a location's window is listed in ``never_reported``.
+    """
+    total_expected = 0
+    rows_in_window = 0
+    missing = dict.fromkeys(columns, 0)
+    longest = dict.fromkeys(columns, 0)
+    never: dict[str, list[str]] = {}
+    by_location = (
+        dict(tuple(frame.groupby(LOCATION, observed=True, sort=False))) if len(frame) else {}
+    )
+    for location, hours in expected.items():
+        hour_ids = hours.asi8 // _HOUR_NS if len(hours) else np.empty(0, dtype=np.int64)
+        if len(hour_ids) == 0:
+            continue
+        total_expected += len(hour_ids)
+        breaks = np.concatenate(([True], np.diff(hour_ids) != 1))
+        rows = by_location.get(location)
+        if rows is None:
+            rows = frame.iloc[0:0]
+        row_ids = (
+            pd.DatetimeIndex(rows[TIME]).asi8 // _HOUR_NS if len(rows) else np.empty(0, np.int64)
+        )
+        position = pd.Index(hour_ids).get_indexer(row_ids)
+        inside = position >= 0
+        rows_in_window += int(inside.sum())
+        for column in columns:
+            present = np.zeros(len(hour_ids), dtype=bool)
+            if column in rows.columns and len(rows):
+                known = rows[column].notna().to_numpy()
+                present[position[inside & known]] = True
+            absent_hours = ~present
+            missing[column] += int(absent_hours.sum())
+            longest[column] = max(longest[column], longest_run(absent_hours, breaks))
+            if not present.any():
+                never.setdefault(column, []).append(str(location))
+    return Completeness(
+        expected_hours=total_expected,
+        rows_in_window=rows_in_window,
+        columns={c: ColumnCompleteness(c, total_expected, missing[c], longest[c]) for c in columns},
+        never_reported=never,
+    )
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

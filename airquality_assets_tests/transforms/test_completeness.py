@@ -1,0 +1,86 @@
+"""Completeness against the partition's expected hours (OWM omits missing hours)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from airquality_assets.transforms.completeness import (
+    expected_hours,
+    longest_run,
+    measure_completeness,
+    windows_hours,
+)
+
+
+def _frame(location: str, hours: pd.DatetimeIndex, **columns: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"location": location, "time": hours, **columns})
+
+
+def test_expected_hours_of_a_month_and_a_clipped_window() -> None:
+    assert len(expected_hours("2014-02-01", "2014-03-01")) == 28 * 24
+    clipped = expected_hours("2014-12-01", pd.Timestamp("2014-12-31T05:30Z"))
+    assert len(clipped) == 30 * 24 + 5
+    assert clipped[-1] == pd.Timestamp("2014-12-31T04:00Z")
+    assert len(expected_hours("2014-01-02", "2014-01-01")) == 0
+
+
+def test_windows_hours_is_a_sorted_union() -> None:
+    hours = windows_hours(
+        [
+            (pd.Timestamp("2014-02-01", tz="UTC"), pd.Timestamp("2014-03-01", tz="UTC")),
+            (pd.Timestamp("2014-01-01", tz="UTC"), pd.Timestamp("2014-02-01", tz="UTC")),
+        ]
+    )
+    assert len(hours) == (31 + 28) * 24
+    assert hours.is_monotonic_increasing
+
+
+def test_longest_run_respects_breaks() -> None:
+    mask = np.array([True, True, False, True, True, True])
+    assert longest_run(mask) == 3
+    assert longest_run(np.zeros(3, dtype=bool)) == 0
+    breaks = np.array([True, False, False, False, True, False])
+    assert longest_run(mask, breaks) == 2
+
+
+def test_omitted_hours_count_as_missing() -> None:
+    """A day of 24 expected hours where the API left 5 hours out (never sent as null)."""
+    day = expected_hours("2014-03-04", "2014-03-05")
+    kept = day.delete([3, 10, 11, 12, 20])
+    values = [1.0] * len(kept)
+    values[0] = np.nan  # one stored NaN as well
+    frame = _frame("x", kept, pm2_5=values)
+    result = measure_completeness(frame, {"x": day}, ["pm2_5"])
+    assert round(frame["pm2_5"].isna().mean(), 3) == 0.053  # what the old row-based check saw
+    column = result.columns["pm2_5"]
+    assert result.expected_hours == 24
+    assert result.rows_in_window == 19
+    assert column.missing_hours == 6
+    assert column.longest_gap_hours == 3
+    assert round(column.missing_share, 4) == 0.25
+    assert result.never_reported == {}
+
+
+def test_never_reported_and_absent_columns_are_named_per_location() -> None:
+    day = expected_hours("2014-03-04", "2014-03-05")
+    a = _frame("a", day, temp=[1.0] * 24, humidity=[np.nan] * 24)
+    b = _frame("b", day, temp=[2.0] * 24, humidity=[50.0] * 24)
+    result = measure_completeness(
+        pd.concat([a, b], ignore_index=True), {"a": day, "b": day}, ["temp", "humidity", "dew"]
+    )
+    assert result.never_reported == {"humidity": ["a"], "dew": ["a", "b"]}
+    assert result.columns["humidity"].missing_hours == 24
+    assert result.columns["dew"].missing_hours == 48
+    assert result.worst_share(["temp", "humidity"]) == 0.5
+    meta = result.as_metadata()
+    assert meta["missing_hours"] == {"temp": 0, "humidity": 24, "dew": 48}
+
+
+def test_rows_outside_the_window_and_unknown_locations_are_ignored() -> None:
+    day = expected_hours("2014-03-04", "2014-03-05")
+    frame = _frame("x", expected_hours("2014-03-03", "2014-03-06"), no2=[1.0] * 72)
+    result = measure_completeness(frame, {"x": day, "y": day}, ["no2"])
+    assert result.rows_in_window == 24
+    assert result.columns["no2"].missing_hours == 24  # all of location y
+    assert result.never_reported == {"no2": ["y"]}
