@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.defs.resources import DeploymentResource
-from airquality_assets.transforms.features import MissingFeatureError
+from airquality_assets.transforms.features import EmptyFeatureError, MissingFeatureError
 from airquality_assets.transforms.windowing import (
     SPLITS,
     EmptySplitError,
@@ -91,15 +91,21 @@ def sequence_tensors(
             horizons=range(1, config.max_horizon_hours + 1),
             split=split,
         )
-    except (InsufficientDataError, EmptySplitError, MissingFeatureError) as exc:
+    except (InsufficientDataError, EmptySplitError, MissingFeatureError, EmptyFeatureError) as exc:
         raise dg.Failure(description=f"cannot build sequence tensors: {exc}") from exc
     summary = tensor_summary(tensors)
+    if tensors.dropped_features:
+        context.log.warning(
+            "sequence_tensors: default weather feature(s) "
+            f"{', '.join(tensors.dropped_features)} left out: no value in the training period"
+        )
     context.log.info(f"sequence_tensors: {summary}")
     yield dg.Output(
         tensors,
         metadata={
             "summary": dg.MetadataValue.json(summary),
             "feature_names": ", ".join(tensors.feature_names),
+            "dropped_features": ", ".join(tensors.dropped_features) or "none",
             "targets": ", ".join(tensors.target_names),
             "split_mode": tensors.split_mode,
             **{f"{s}_windows": len(tensors.ends[s]) for s in SPLITS},

@@ -35,6 +35,20 @@ class MissingFeatureError(KeyError):
         return str(self.args[0])
 
 
+class EmptyFeatureError(ValueError):
+    """An explicitly requested feature has no value at all in the training period."""
+
+
+def derivable_columns(frame: pd.DataFrame) -> set[str]:
+    """Columns :func:`feature_matrix` can produce from ``frame`` (its own plus derived ones)."""
+    names = set(map(str, frame.columns))
+    if TIME in names:
+        names.update(CALENDAR_FEATURES)
+    if {"windspeed", "winddir"} <= names:
+        names.update(WIND_FEATURES)
+    return names
+
+
 def default_feature_names(targets: Sequence[str]) -> list[str]:
     """Targets' own past values first, then weather, then calendar encodings."""
     return [*targets, *DEFAULT_WEATHER_FEATURES, *CALENDAR_FEATURES]

@@ -26,8 +26,9 @@ Decisions, all documented here once:
   ``"freezingrain"``; ``is_snow`` = 1.0 when it contains ``"snow"`` or ``"ice"`` (ice pellets
   and sleet are frozen precipitation, which matters to air quality like snow does: wet
   deposition and a shallow cold boundary layer). Both flags can be 1 (mixed precipitation).
-  ``null`` (VC's "no precipitation") and an absent key (``options=nonulls`` drops the ``null``)
-  both give 0.0. Matching is case-insensitive; unknown types set neither flag.
+  ``null`` is VC's "no precipitation" and gives 0.0; an *absent* key means the source does
+  not report the type at all and gives NaN (unknown, never "dry"; the clients never ask for
+  ``options=nonulls``). Matching is case-insensitive; unknown types set neither flag.
 * **Values are stored as returned.** Impossible values (a negative concentration) are *not*
   repaired here; :func:`airquality_assets.transforms.cleaning.clean_observations` removes and
   counts them, so the raw frames stay a faithful record of what the API said.
@@ -197,12 +198,17 @@ def _weather_rows(docs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return rows
 
 
+_ABSENT = object()
+
+
 def _precip_flags(types: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(is_rain, is_snow) from ``preciptype`` arrays; null/absent -> 0.0 (VC: no precipitation)."""
-    rain = np.zeros(len(types))
-    snow = np.zeros(len(types))
+    """(is_rain, is_snow) from ``preciptype`` arrays: null -> 0.0 (VC: no precipitation),
+    absent key -> NaN (not reported: unknown)."""
+    unknown = np.array([t is _ABSENT for t in types], dtype=bool)
+    rain = np.where(unknown, np.nan, 0.0)
+    snow = rain.copy()
     # Most hours have no precipitation (null), so only the few arrays are looked at.
-    for i, pt in [(i, pt) for i, pt in enumerate(types) if pt]:
+    for i, pt in [(i, pt) for i, pt in enumerate(types) if pt and pt is not _ABSENT]:
         if isinstance(pt, list | tuple):
             kinds = {str(t).lower() for t in pt}
             rain[i] = not kinds.isdisjoint(_RAIN_TYPES)
@@ -215,7 +221,9 @@ def _weather_frame(rows: list[Mapping[str, Any]], location: str) -> pd.DataFrame
     if not valid.all():
         rows = [r for r, ok in zip(rows, valid, strict=True) if ok]
     columns = {name: _floats([r.get(name, _NAN) for r in rows]) for name in _WEATHER_NUMERIC}
-    columns["is_rain"], columns["is_snow"] = _precip_flags([r.get("preciptype") for r in rows])
+    columns["is_rain"], columns["is_snow"] = _precip_flags(
+        [r.get("preciptype", _ABSENT) for r in rows]
+    )
     return _finish(columns, seconds, location, WEATHER_FRAME_COLUMNS, int((~valid).sum()))
 
 

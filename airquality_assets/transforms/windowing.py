@@ -51,14 +51,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.transforms.features import (
+    EmptyFeatureError,
     MissingFeatureError,
     default_feature_names,
+    derivable_columns,
     feature_matrix,
 )
 
 __all__ = [
     "SPLITS",
     "STD_FLOOR",
+    "EmptyFeatureError",
     "EmptySplitError",
     "InsufficientDataError",
     "MissingFeatureError",
@@ -208,6 +211,8 @@ class SequenceTensors:
     purged: dict[str, int]  # per split: valid windows removed so targets stay in-split
     split_mode: str  # "dates" or "fractions"
     split_bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # [start, stop) s
+    # default weather features left out because the training period has no value of them
+    dropped_features: list[str] = field(default_factory=list)
 
     @property
     def target_columns(self) -> list[int | None]:
@@ -252,6 +257,11 @@ def build_sequence_tensors(
         raise ValueError(f"horizons must be non-empty and >= 1, got {horizon_list}")
     names = list(default_feature_names(targets) if feature_names is None else feature_names)
     split = split or SplitSpec()
+    dropped_features: list[str] = []
+    if feature_names is None:  # the defaults adapt to what the station reports
+        available = derivable_columns(frame)
+        dropped_features = [n for n in names if n not in available and n not in targets]
+        names = [n for n in names if n not in dropped_features]
 
     for column in (LOCATION, TIME):
         if column not in frame.columns:
@@ -272,6 +282,19 @@ def build_sequence_tensors(
 
     # C order: pandas hands back column-major arrays, but windows are cut along rows.
     features = np.ascontiguousarray(feature_matrix(frame, names))  # MissingFeatureError
+    reported = np.isfinite(features[_training_period(split, times)]).any(axis=0)
+    empty = [n for n, ok in zip(names, reported, strict=True) if not ok and n not in targets]
+    if empty and feature_names is not None:
+        raise EmptyFeatureError(
+            f"feature column(s) {empty} have no value in the training period: the station "
+            "does not report them; remove them from the feature list (or leave the list "
+            "unset: the default set drops empty weather columns)"
+        )
+    if empty:
+        keep = [i for i, n in enumerate(names) if n not in empty]
+        features = np.ascontiguousarray(features[:, keep])
+        dropped_features += empty
+        names = [names[i] for i in keep]
     target_matrix = np.ascontiguousarray(frame[targets].to_numpy(dtype=np.float32))
     max_h = horizon_list[-1]
 
@@ -352,6 +375,7 @@ def build_sequence_tensors(
         purged=purged,
         split_mode=mode,
         split_bounds=bounds,
+        dropped_features=dropped_features,
     )
 
 
@@ -370,6 +394,21 @@ def _longest_run(complete: np.ndarray, breaks: np.ndarray) -> int:
     starts = complete & (breaks | ~previous)
     run_ids = np.cumsum(starts)[complete]
     return int(np.bincount(run_ids).max())
+
+
+def _training_period(split: SplitSpec, times: np.ndarray) -> np.ndarray:
+    """Rows in (an estimate of) the training period, known before any window is cut.
+
+    Date cuts when the data spans them (as :func:`_cuts` decides); otherwise the first
+    ``train_fraction`` of the time span.
+    """
+    if times.size == 0:
+        return np.zeros(0, dtype=bool)
+    dates = split.date_cuts()
+    if dates is not None and times.min() < dates[0] and dates[1] <= times.max():
+        return times < dates[0]
+    first, last = int(times.min()), int(times.max())
+    return times <= first + split.train_fraction * (last - first)
 
 
 def _cuts(split: SplitSpec, times: np.ndarray, valid_ends: np.ndarray) -> tuple[int, int, str]:
@@ -503,6 +542,7 @@ def save_tensors(tensors: SequenceTensors, directory: str | os.PathLike[str]) ->
             "purged": tensors.purged,
             "split_mode": tensors.split_mode,
             "split_bounds": {k: list(v) for k, v in tensors.split_bounds.items()},
+            "dropped_features": tensors.dropped_features,
             "scaler_fitted_rows": tensors.scaler.fitted_rows,
             "npz_sha256": digest,
             "summary": tensor_summary(tensors),
@@ -559,6 +599,7 @@ def load_tensors(directory: str | os.PathLike[str]) -> SequenceTensors:
         purged={k: int(v) for k, v in metadata["purged"].items()},
         split_mode=str(metadata["split_mode"]),
         split_bounds={k: (int(v[0]), int(v[1])) for k, v in metadata["split_bounds"].items()},
+        dropped_features=list(metadata.get("dropped_features", [])),
     )
 
 

@@ -193,6 +193,15 @@ def test_vc_types_nulls_absent_keys_and_precip_flags() -> None:
     assert frame["is_snow"].tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
+def test_vc_absent_preciptype_is_unknown_not_dry() -> None:
+    """null means "no precipitation"; a source that never sends the key says nothing."""
+    hours = [vc_hour(1709510400, "00:00:00"), vc_hour(1709514000, "01:00:00")]
+    del hours[1]["preciptype"]
+    frame = parse_weather(vc_body([("2024-03-04", 1709510400, hours)]), "london")
+    assert frame["is_rain"].iloc[0] == 0.0 and frame["is_snow"].iloc[0] == 0.0
+    assert np.isnan(frame["is_rain"].iloc[1]) and np.isnan(frame["is_snow"].iloc[1])
+
+
 NY_SPRING_MIDNIGHT = 1710046800  # 2024-03-10 00:00 EST = 05:00Z
 NY_FALL_MIDNIGHT = 1730606400  # 2024-11-03 00:00 EDT = 04:00Z
 

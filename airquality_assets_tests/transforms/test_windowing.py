@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 
 from airquality_assets.transforms.features import (
+    CALENDAR_FEATURES,
     MissingFeatureError,
     default_feature_names,
     feature_matrix,
 )
 from airquality_assets.transforms.windowing import (
     ARRAYS_FILE,
+    EmptyFeatureError,
     EmptySplitError,
     InsufficientDataError,
     SequenceTensors,
@@ -287,9 +289,49 @@ def test_empty_split_is_named_with_its_dates() -> None:
 def test_missing_feature_columns_are_all_named() -> None:
     frame = make_frame(100).drop(columns=["dew", "pressure"])
     with pytest.raises(MissingFeatureError, match=r"dew.*pressure"):
-        build_sequence_tensors(frame, None, ["pm2_5"])
+        build_sequence_tensors(frame, [*SMALL, "dew", "pressure"], ["pm2_5"], split=FRACTIONS)
     with pytest.raises(MissingFeatureError, match="no2"):
         build_sequence_tensors(make_frame(100), SMALL, ["no2"])
+
+
+def test_defaults_leave_out_weather_the_station_does_not_report() -> None:
+    """A station without dew, humidity or pressure (NaN or no column) and without a
+    precipitation type: the default set trains on what exists and says what it left out."""
+    frame = make_frame(24 * 40).drop(columns=["pressure"])
+    frame[["dew", "humidity", "is_rain", "is_snow"]] = np.nan
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], split=FRACTIONS)
+    assert tensors.dropped_features == ["pressure", "dew", "humidity", "is_rain", "is_snow"]
+    assert tensors.feature_names == [
+        "pm2_5",
+        "temp",
+        "windspeed",
+        "wind_u",
+        "wind_v",
+        *CALENDAR_FEATURES,
+    ]
+    assert all(len(tensors.ends[s]) > 0 for s in ("train", "validation", "test"))
+    x, _ = windows(tensors, "train")
+    assert np.isfinite(x).all()
+
+
+def test_a_column_empty_only_in_the_training_period_is_dropped_too() -> None:
+    frame = make_frame(24 * 40)
+    frame.loc[frame["time"] < "2020-02-01", "dew"] = np.nan  # reported only after training
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], split=FRACTIONS)
+    assert tensors.dropped_features == ["dew"]
+
+
+def test_an_explicit_list_naming_an_empty_column_fails_with_its_name() -> None:
+    frame = make_frame(24 * 40)
+    frame["humidity"] = np.nan
+    with pytest.raises(EmptyFeatureError, match=r"\['humidity'\] have no value in the training"):
+        build_sequence_tensors(frame, [*SMALL, "humidity"], ["pm2_5"], split=FRACTIONS)
+
+
+def test_complete_data_keeps_the_whole_default_set() -> None:
+    tensors = build_sequence_tensors(make_frame(24 * 40), None, ["pm2_5"], split=FRACTIONS)
+    assert tensors.dropped_features == []
+    assert tensors.feature_names == default_feature_names(["pm2_5"])
 
 
 def test_split_spec_validation() -> None:
