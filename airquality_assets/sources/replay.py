@@ -401,6 +401,24 @@ class ReplayWeatherSource(_ReplayBase):
         return b"".join((_compact(day)[:-1], b',"hours":[', b",".join(hours), b"]}"))
 
 
+def replay_locations(count: int) -> list[Location]:
+    """``count`` location names all served from the bundled station (a load-test mode).
+
+    Deterministic: ``beijing`` alone for 1, else ``beijing-001`` .. ``beijing-<count>``, each
+    at the station's coordinates, so every name is a distinct partition with identical,
+    real data: the cost of N locations, measured without N data sets.
+    """
+    if count < 1:
+        raise ValueError(f"replay location count must be >= 1, got {count}")
+    if count == 1:
+        return [BEIJING]
+    width = max(3, len(str(count)))
+    return [
+        Location(f"{BEIJING.name}-{i:0{width}d}", BEIJING.latitude, BEIJING.longitude)
+        for i in range(1, count + 1)
+    ]
+
+
 def default_sources(
     now: datetime | str | None = None,
 ) -> tuple[ReplayAirPollutionSource, ReplayWeatherSource]:
@@ -416,4 +434,5 @@ __all__ = [
     "ReplayAirPollutionSource",
     "ReplayWeatherSource",
     "default_sources",
+    "replay_locations",
 ]

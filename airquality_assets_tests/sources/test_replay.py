@@ -464,3 +464,22 @@ def test_committed_files_match_a_fresh_conversion_of_the_raw_csv(tmp_path: Path)
     for name in (beijing.OWM_FILE_NAME, beijing.VC_FILE_NAME):
         fresh = gzip.decompress((tmp_path / name).read_bytes())
         assert fresh == gzip.decompress(folder.joinpath(name).read_bytes()), name
+
+
+def test_replay_locations_are_distinct_deterministic_and_served() -> None:
+    from airquality_assets.sources.replay import replay_locations
+
+    assert replay_locations(1) == [BEIJING]
+    many = replay_locations(100)
+    assert [loc.name for loc in many[:2]] == ["beijing-001", "beijing-002"]
+    assert many[-1].name == "beijing-100"
+    assert len({loc.name for loc in many}) == 100
+    assert replay_locations(100) == many
+    source = ReplayAirPollutionSource()
+    start = datetime(2014, 3, 1, tzinfo=UTC)
+    end = datetime(2014, 3, 1, 23, tzinfo=UTC)
+    first = source.history(many[0], start, end)
+    last = source.history(many[-1], start, end)
+    assert first.body == last.body and first.record_count == 24
+    with pytest.raises(ValueError):
+        replay_locations(0)
