@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -85,3 +85,72 @@ def read_frames(paths: Iterable[Path]) -> pd.DataFrame | None:
 
     table = ds.dataset(existing, format="parquet").to_table()
     return table.to_pandas()
+
+
+# --------------------------------------------------------------------------- raw bodies by span
+# A raw partition is a (UTC month, location); it holds one body per request, named by the
+# span of UTC hours the request covered: a history backfill stores one body for the whole
+# month, the hourly path adds small bodies for the newest hours. Parsing reads them in name
+# order (first hour, then last hour), so a later, overlapping pull wins a duplicate hour.
+
+_SPAN_FORMAT = "%Y-%m-%dT%H"
+
+
+def raw_month_dir(base_dir: Path, asset: str, location: str, month: date) -> Path:
+    """``<base>/raw/<asset>/<location>/<YYYY-MM>/``: every body of one raw partition."""
+    return base_dir / "raw" / asset / location / f"{month:%Y-%m}"
+
+
+def raw_span_path(
+    base_dir: Path, asset: str, location: str, first_hour: datetime, last_hour: datetime
+) -> Path:
+    """``.../<YYYY-MM>/<first>_<last>.json`` (UTC hours, both inclusive) in ``first``'s month."""
+    name = f"{first_hour:{_SPAN_FORMAT}}_{last_hour:{_SPAN_FORMAT}}.json"
+    return raw_month_dir(base_dir, asset, location, first_hour.date()) / name
+
+
+def raw_span(path: Path) -> tuple[datetime, datetime]:
+    """The (first, last) UTC hours a stored body covers, from its file name."""
+    first, last = path.stem.split("_")
+    return (
+        datetime.strptime(first, _SPAN_FORMAT).replace(tzinfo=UTC),
+        datetime.strptime(last, _SPAN_FORMAT).replace(tzinfo=UTC),
+    )
+
+
+def raw_month_bodies(base_dir: Path, asset: str, location: str, month: date) -> list[Path]:
+    """The stored bodies of one raw partition, oldest span first (name order)."""
+    directory = raw_month_dir(base_dir, asset, location, month)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*_*.json") if not p.name.startswith("."))
+
+
+def store_raw_span(
+    base_dir: Path,
+    asset: str,
+    location: str,
+    first_hour: datetime,
+    last_hour: datetime,
+    body: bytes,
+) -> Path:
+    """Write one body atomically, then drop the bodies whose span it covers entirely.
+
+    A re-pull of a span answers for every hour of the older, covered bodies, so those are
+    superseded (as a re-pulled day replaced its file before); overlapping but not covered
+    bodies stay, and name order makes the newer one win their common hours.
+    """
+    path = atomic_write_bytes(raw_span_path(base_dir, asset, location, first_hour, last_hour), body)
+    for other in raw_month_bodies(base_dir, asset, location, first_hour.date()):
+        if other == path:
+            continue
+        first, last = raw_span(other)
+        if first_hour <= first and last <= last_hour:
+            other.unlink(missing_ok=True)
+    return path
+
+
+def stored_through(base_dir: Path, asset: str, location: str, month: date) -> datetime | None:
+    """The last UTC hour any stored body of the partition covers, or None if none is stored."""
+    bodies = raw_month_bodies(base_dir, asset, location, month)
+    return max((raw_span(p)[1] for p in bodies), default=None)
