@@ -1,0 +1,210 @@
+"""The data half (ingestion + frames) for N replayed locations x one year, and an hourly tick.
+
+For each N (default 1, 10, 100) a fresh process with its own DAGSTER_HOME (SQLite, the
+project's dagster.yaml) and data directory serves the bundled station under N names
+(``AIRQUALITY_REPLAY_LOCATIONS=N``) and measures:
+
+* ``dagster``: the ``ingestion`` job then the ``frames`` job, each ONE run over every month
+  of the year x every location (what the demo and a UI backfill run);
+* ``same work, no Dagster``: the same pulls, files, parsing, merging, cleaning and Parquet
+  writes called directly (the baseline); ``dagster - baseline`` is Dagster's bookkeeping
+  (run start, planned + materialization events, check results, IO manager calls);
+* ``hourly tick``: the run the hourly schedule requests (newest hours of every location)
+  plus the frames of that month, as one run each.
+
+Run:  nice -n 10 .venv/bin/python benchmarks/scale_locations.py [--locations 1 10 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+YEAR_START, YEAR_END = "2014-01-01", "2015-01-01"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _months() -> list[date]:
+    return [date(2014, m, 1) for m in range(1, 13)]
+
+
+def _range_tags(first_month: date, last_month: date, names: list[str]) -> dict[str, str]:
+    return {
+        RANGE_START_TAG: f"{first_month.isoformat()}|{names[0]}",
+        RANGE_END_TAG: f"{last_month.isoformat()}|{names[-1]}",
+    }
+
+
+def _execute(defs, instance, job: str, tags: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, tags=tags, run_config=QUIET, raise_on_error=False
+    )
+    seconds = time.perf_counter() - started
+    if not result.success:
+        raise SystemExit(f"{job} run failed: {tags}")
+    return seconds
+
+
+def _baseline(settings, data_dir: Path) -> float:
+    """The same work as the two jobs, without Dagster: pull, store, parse, merge, clean, write."""
+    import pandas as pd
+
+    from airquality_assets.columns import TIME
+    from airquality_assets.sources.replay import ReplayAirPollutionSource, ReplayWeatherSource
+    from airquality_assets.sources.spans import month_pull_span
+    from airquality_assets.storage import (
+        frame_path,
+        raw_month_bodies,
+        store_raw_span,
+        write_frame_atomic,
+    )
+    from airquality_assets.transforms.cleaning import clean_observations
+    from airquality_assets.transforms.merging import merge_hourly
+    from airquality_assets.transforms.parsing import parse_many
+
+    started = time.perf_counter()
+    now = settings.clock.now()
+    air_source, weather_source = ReplayAirPollutionSource(now), ReplayWeatherSource(now)
+    for location in settings.locations:
+        parsed = {}
+        for asset, kind in (("raw_air_quality", "air"), ("raw_weather", "weather")):
+            bodies = []
+            for month in _months():
+                span = month_pull_span(month, now, None)
+                if span is None:
+                    continue
+                if kind == "air":
+                    body = air_source.history(location, span.first_hour, span.last_hour).body
+                else:
+                    span = span.whole_days()
+                    body = weather_source.timeline(location, span.first_day, span.last_day).body
+                store_raw_span(
+                    data_dir, asset, location.name, span.first_hour, span.last_hour, body
+                )
+                bodies.extend(
+                    p.read_bytes() for p in raw_month_bodies(data_dir, asset, location.name, month)
+                )
+            parsed[kind] = parse_many(bodies, location.name, kind=kind)  # type: ignore[arg-type]
+        merged = merge_hourly(parsed["air"], parsed["weather"])
+        cleaned, _ = clean_observations(merged)
+        for name, frame in (
+            ("air_quality_hourly", parsed["air"]),
+            ("weather_hourly", parsed["weather"]),
+            ("hourly_observations", cleaned),
+        ):
+            months = frame[TIME].dt.strftime("%Y-%m-01")
+            for month in _months():
+                part = frame.loc[(months == month.isoformat()).to_numpy()]
+                write_frame_atomic(
+                    pd.DataFrame(part), frame_path(data_dir, name, location.name, month)
+                )
+    return time.perf_counter() - started
+
+
+def child(n: int) -> dict[str, float]:
+    """One N, in this (fresh) process: Dagster run times, the baseline, the hourly tick."""
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+
+    from airquality_assets.definitions import defs as load_defs
+    from airquality_assets.settings import Settings
+
+    settings = Settings.from_env()
+    names = settings.location_names
+    assert len(names) == n, f"expected {n} locations, got {len(names)}"
+    started = time.perf_counter()
+    defs = load_defs()
+    load_s = time.perf_counter() - started
+    instance = dg.DagsterInstance.get()
+    months = _months()
+    tags = _range_tags(months[0], months[-1], names)
+    ingestion_s = _execute(defs, instance, "ingestion", tags)
+    frames_s = _execute(defs, instance, "frames", tags)
+
+    from airquality_assets.defs.schedules import newest_partition_requests
+
+    tick = newest_partition_requests(settings.clock.now(), names)
+    assert len(tick) == 1, "the hourly tick must be one run for all locations"
+    tick_ingestion_s = _execute(defs, instance, "ingestion", dict(tick[0].tags))
+    tick_frames_s = _execute(defs, instance, "frames", dict(tick[0].tags))
+    baseline_s = _baseline(settings, Path(tempfile.mkdtemp(prefix="baseline-")))
+    return {
+        "locations": n,
+        "load_s": load_s,
+        "ingestion_s": ingestion_s,
+        "frames_s": frames_s,
+        "baseline_s": baseline_s,
+        "tick_ingestion_s": tick_ingestion_s,
+        "tick_frames_s": tick_frames_s,
+    }
+
+
+def run_one(n: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix=f"scale-{n}-") as tmp:
+        home = Path(tmp) / "dagster_home"
+        home.mkdir()
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "AIRQUALITY_DATA_DIR": str(Path(tmp) / "data"),
+            "AIRQUALITY_SOURCE": "replay",
+            "AIRQUALITY_REPLAY_LOCATIONS": str(n),
+            "AIRQUALITY_START_DATE": YEAR_START,
+            "AIRQUALITY_END_DATE": YEAR_END,
+        }
+        env.pop("AIRQUALITY_LOCATIONS", None)
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(n)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"N={n} failed:\n{out.stderr[-4000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--locations", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        print(json.dumps(child(args.child)))
+        return 0
+    print(
+        "| locations | ingestion run | frames run | data half | per location | same work, "
+        "no Dagster | Dagster bookkeeping | hourly tick (pull + frames) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for n in args.locations:
+        r = run_one(n)
+        total = r["ingestion_s"] + r["frames_s"]
+        book = total - r["baseline_s"]
+        tick = r["tick_ingestion_s"] + r["tick_frames_s"]
+        print(
+            f"| {n} | {r['ingestion_s']:.1f} s | {r['frames_s']:.1f} s | {total:.1f} s | "
+            f"{total / n:.2f} s | {r['baseline_s']:.1f} s | {book:.1f} s ({book / total:.0%}) | "
+            f"{tick:.1f} s ({r['tick_ingestion_s']:.1f} + {r['tick_frames_s']:.1f}) |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
