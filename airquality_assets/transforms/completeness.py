@@ -10,7 +10,7 @@ station never reports at all. Pure: no Dagster, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,18 @@ class Completeness:
     rows_in_window: int
     columns: dict[str, ColumnCompleteness]
     never_reported: dict[str, list[str]]  # column -> locations that never report it
+    # "YYYY-MM|location" -> column -> missing share of that month's expected hours
+    by_month: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def months_over(self, columns: Sequence[str], threshold: float) -> dict[str, dict[str, float]]:
+        """The (month, location) pairs where a column in ``columns`` misses more than
+        ``threshold`` of its expected hours, with those columns' shares."""
+        found: dict[str, dict[str, float]] = {}
+        for key, shares in self.by_month.items():
+            over = {c: s for c, s in shares.items() if c in columns and s > threshold}
+            if over:
+                found[key] = over
+        return found
 
     def worst_share(self, columns: Sequence[str]) -> float:
         shares = [self.columns[c].missing_share for c in columns if c in self.columns]
@@ -100,6 +112,7 @@ def measure_completeness(
     missing = dict.fromkeys(columns, 0)
     longest = dict.fromkeys(columns, 0)
     never: dict[str, list[str]] = {}
+    by_month: dict[str, dict[str, float]] = {}
     by_location = (
         dict(tuple(frame.groupby(LOCATION, observed=True, sort=False))) if len(frame) else {}
     )
@@ -118,6 +131,9 @@ def measure_completeness(
         position = pd.Index(hour_ids).get_indexer(row_ids)
         inside = position >= 0
         rows_in_window += int(inside.sum())
+        month_codes, months = pd.factorize(hours.strftime("%Y-%m"), sort=True)
+        per_month = np.bincount(month_codes, minlength=len(months))
+        shares_by_month: list[dict[str, float]] = [{} for _ in months]
         for column in columns:
             present = np.zeros(len(hour_ids), dtype=bool)
             if column in rows.columns and len(rows):
@@ -128,11 +144,17 @@ def measure_completeness(
             longest[column] = max(longest[column], longest_run(absent_hours, breaks))
             if not present.any():
                 never.setdefault(column, []).append(str(location))
+            absent_per_month = np.bincount(month_codes[absent_hours], minlength=len(months))
+            for i, count in enumerate(absent_per_month):
+                shares_by_month[i][column] = float(count / per_month[i])
+        for month, shares in zip(months, shares_by_month, strict=True):
+            by_month[f"{month}|{location}"] = shares
     return Completeness(
         expected_hours=total_expected,
         rows_in_window=rows_in_window,
         columns={c: ColumnCompleteness(c, total_expected, missing[c], longest[c]) for c in columns},
         never_reported=never,
+        by_month=by_month,
     )
 
 

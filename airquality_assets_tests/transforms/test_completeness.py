@@ -84,3 +84,14 @@ def test_rows_outside_the_window_and_unknown_locations_are_ignored() -> None:
     assert result.rows_in_window == 24
     assert result.columns["no2"].missing_hours == 24  # all of location y
     assert result.never_reported == {"no2": ["y"]}
+
+
+def test_months_over_a_threshold_are_found_even_when_the_total_is_fine() -> None:
+    """One month never stored among twelve is 8 % of the year but 100 % of that month."""
+    year = expected_hours("2014-01-01", "2015-01-01")
+    stored = year[(year.month != 2)]
+    frame = _frame("x", stored, pm2_5=[1.0] * len(stored))
+    result = measure_completeness(frame, {"x": year}, ["pm2_5", "temp"])
+    assert result.worst_share(["pm2_5"]) < 0.1
+    assert result.months_over(["pm2_5"], 0.2) == {"2014-02|x": {"pm2_5": 1.0}}
+    assert result.by_month["2014-03|x"] == {"pm2_5": 0.0, "temp": 1.0}
