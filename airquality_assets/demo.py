@@ -26,8 +26,6 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # The data jobs' default executor starts a process per step, each importing the definitions
 # again; the demo runs their steps in its own process instead (the same choice the UI offers).
 IN_PROCESS = {**RUN_CONFIG, "execution": {"config": {"in_process": {}}}}
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _ensure_dagster_home() -> str:
@@ -64,30 +62,17 @@ def _materialization_metadata(result, asset: str) -> dict[str, object]:
 
 
 def run_data_half(code_location, instance, settings: Settings, start: str, end: str) -> None:
-    """Per location: one run pulling every day of ``start``..``end`` (inclusive UTC days),
-    then one run building the frames of every month they touch."""
+    """ONE run pulling every month that ``start``..``end`` (UTC days) touches for every
+    location, then ONE run building their frames."""
+    from airquality_assets.defs.partitions import range_tags
+
     first_month = date.fromisoformat(start).replace(day=1).isoformat()
     last_month = date.fromisoformat(end).replace(day=1).isoformat()
-    for location in settings.location_names:
-        _run(
-            code_location,
-            instance,
-            "ingestion",
-            {RANGE_START_TAG: f"{start}|{location}", RANGE_END_TAG: f"{end}|{location}"},
-            f"raw pulls for {location}, days {start}..{end}",
-            IN_PROCESS,
-        )
-        _run(
-            code_location,
-            instance,
-            "frames",
-            {
-                RANGE_START_TAG: f"{first_month}|{location}",
-                RANGE_END_TAG: f"{last_month}|{location}",
-            },
-            f"hourly frames for {location}, months {first_month[:7]}..{last_month[:7]}",
-            IN_PROCESS,
-        )
+    tags = range_tags(first_month, last_month, settings.location_names)
+    count = len(settings.location_names)
+    where = f"{count} location(s), months {first_month[:7]}..{last_month[:7]}"
+    _run(code_location, instance, "ingestion", tags, f"raw pulls, {where}", IN_PROCESS)
+    _run(code_location, instance, "frames", tags, f"hourly frames, {where}", IN_PROCESS)
 
 
 def run_training(code_location, instance, settings: Settings) -> None:

@@ -22,6 +22,12 @@ variable                       meaning                                default
 ``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
 ``BENTOML_HOME``               BentoML model and bento store          ``<data dir>/bentoml``
 =============================  =====================================  ======================
+
+Live clients and load tests (see :class:`ClientSettings`): ``OPENWEATHER_BASE_URL``,
+``VISUAL_CROSSING_BASE_URL``, ``AIRQUALITY_HTTP_TIMEOUT_S``, ``AIRQUALITY_HTTP_MAX_RETRIES``,
+``OPENWEATHER_MIN_INTERVAL_S``, ``VISUAL_CROSSING_DAILY_RECORD_BUDGET`` (``none``: no
+budget), ``AIRQUALITY_CIRCUIT_BREAKER_FAILURES`` (0: off) and
+``AIRQUALITY_REPLAY_LOCATIONS=N`` (the bundled station served under N location names).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from pathlib import Path
 from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
 from airquality_assets.ml.tracking import default_tracking_uri
 from airquality_assets.sources.base import Location
-from airquality_assets.sources.replay import BEIJING
+from airquality_assets.sources.replay import BEIJING, replay_locations
 
 REPLAY_FIRST_DATE = date(2010, 1, 1)
 REPLAY_END_DATE = date(2015, 1, 1)
@@ -79,6 +85,71 @@ def _parse_date(text: str, variable: str) -> date:
         raise ValueError(f"{variable}={text!r} is not a YYYY-MM-DD date") from exc
 
 
+OPENWEATHER_DEFAULT_BASE_URL = "https://api.openweathermap.org"
+VISUAL_CROSSING_DEFAULT_BASE_URL = (
+    "https://weather.visualcrossing.com/VisualCrossingWebServices/rest/services/timeline"
+)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where the live clients point and how hard they try (defaults: the public APIs on
+    their free plans)."""
+
+    openweather_base_url: str = OPENWEATHER_DEFAULT_BASE_URL
+    visual_crossing_base_url: str = VISUAL_CROSSING_DEFAULT_BASE_URL
+    timeout_s: float = 30.0
+    max_retries: int = 4
+    openweather_min_interval_s: float = 1.0  # free plan: 60 calls/minute
+    visual_crossing_daily_records: int | None = 1000  # free plan
+    circuit_breaker_failures: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
+        budget = env.get("VISUAL_CROSSING_DAILY_RECORD_BUDGET", "1000").strip().lower()
+        return cls(
+            openweather_base_url=env.get("OPENWEATHER_BASE_URL") or OPENWEATHER_DEFAULT_BASE_URL,
+            visual_crossing_base_url=(
+                env.get("VISUAL_CROSSING_BASE_URL") or VISUAL_CROSSING_DEFAULT_BASE_URL
+            ),
+            timeout_s=_number(env, "AIRQUALITY_HTTP_TIMEOUT_S", 30.0, float),
+            max_retries=_number(env, "AIRQUALITY_HTTP_MAX_RETRIES", 4, int),
+            openweather_min_interval_s=_number(env, "OPENWEATHER_MIN_INTERVAL_S", 1.0, float),
+            visual_crossing_daily_records=(
+                None
+                if budget in {"none", ""}
+                else _number(env, "VISUAL_CROSSING_DAILY_RECORD_BUDGET", 1000, int)
+            ),
+            circuit_breaker_failures=_number(env, "AIRQUALITY_CIRCUIT_BREAKER_FAILURES", 5, int),
+        )
+
+
+def _number(env: Mapping[str, str], variable: str, default, kind):
+    text = env.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError as exc:
+        raise ValueError(f"{variable}={text!r} is not a {kind.__name__}") from exc
+    if value < 0:
+        raise ValueError(f"{variable}={text!r} must be >= 0")
+    return value
+
+
+def _locations_from_env(env: Mapping[str, str], source: str) -> list[Location]:
+    text = env.get("AIRQUALITY_LOCATIONS", "")
+    count = env.get("AIRQUALITY_REPLAY_LOCATIONS", "").strip()
+    if count:
+        if text or source != "replay":
+            raise ValueError(
+                "AIRQUALITY_REPLAY_LOCATIONS is a replay load-test mode: unset "
+                "AIRQUALITY_LOCATIONS and use AIRQUALITY_SOURCE=replay"
+            )
+        return replay_locations(_number(env, "AIRQUALITY_REPLAY_LOCATIONS", 1, int))
+    return parse_locations(text) if text else [BEIJING]
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -95,6 +166,7 @@ class Settings:
     tracking_uri: str | None = None
     #: None: the BentoML store under the data directory.
     bentoml_home_dir: Path | None = None
+    clients: ClientSettings = field(default_factory=ClientSettings)
 
     @property
     def location_names(self) -> list[str]:
@@ -133,12 +205,11 @@ class Settings:
         profile = env.get("AIRQUALITY_PROFILE", "demo").strip()
         if profile not in PROFILES:
             raise ValueError(f"AIRQUALITY_PROFILE must be 'demo' or 'full', got {profile!r}")
-        locations_text = env.get("AIRQUALITY_LOCATIONS", "")
         bentoml_home = env.get("BENTOML_HOME")
         return cls(
             data_dir=data_dir.resolve(),
             source=source,
-            locations=parse_locations(locations_text) if locations_text else [BEIJING],
+            locations=_locations_from_env(env, source),
             start_date=_parse_date(
                 env.get("AIRQUALITY_START_DATE", REPLAY_FIRST_DATE.isoformat()),
                 "AIRQUALITY_START_DATE",
@@ -151,4 +222,5 @@ class Settings:
             model_name=env.get("AIRQUALITY_MODEL_NAME", "airquality-lstm"),
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             bentoml_home_dir=Path(bentoml_home) if bentoml_home else None,
+            clients=ClientSettings.from_env(env),
         )

@@ -33,13 +33,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
-def raw_path(base_dir: Path, asset: str, location: str, day: date) -> Path:
-    """``<base>/raw/<asset>/<location>/<YYYY-MM-DD>.json``: one body per partition."""
-    return base_dir / "raw" / asset / location / f"{day.isoformat()}.json"
-
-
 def frame_dir(base_dir: Path, asset: str, location: str) -> Path:
-    """``<base>/frames/<asset>/<location>``: every partition file of one location."""
+    """``<base>/frames/<asset>/<location>/``: every partition file of one location."""
     return base_dir / "frames" / asset / location
 
 

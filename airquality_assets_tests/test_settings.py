@@ -70,3 +70,40 @@ def test_bad_locations_fail_clearly(text: str, message: str) -> None:
 def test_bad_values_fail_clearly(tmp_path: Path, variable: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings.from_env({"AIRQUALITY_DATA_DIR": str(tmp_path), variable: value})
+
+
+def test_client_settings_from_the_environment(tmp_path: Path) -> None:
+    default = Settings.from_env({"AIRQUALITY_DATA_DIR": str(tmp_path)}).clients
+    assert default.openweather_base_url == "https://api.openweathermap.org"
+    assert default.visual_crossing_daily_records == 1000
+    clients = Settings.from_env(
+        {
+            "AIRQUALITY_DATA_DIR": str(tmp_path),
+            "OPENWEATHER_BASE_URL": "http://127.0.0.1:8080",
+            "VISUAL_CROSSING_BASE_URL": "http://127.0.0.1:8081/timeline",
+            "AIRQUALITY_HTTP_TIMEOUT_S": "5",
+            "AIRQUALITY_HTTP_MAX_RETRIES": "2",
+            "OPENWEATHER_MIN_INTERVAL_S": "0",
+            "VISUAL_CROSSING_DAILY_RECORD_BUDGET": "none",
+            "AIRQUALITY_CIRCUIT_BREAKER_FAILURES": "3",
+        }
+    ).clients
+    assert clients.openweather_base_url == "http://127.0.0.1:8080"
+    assert clients.visual_crossing_base_url == "http://127.0.0.1:8081/timeline"
+    assert (clients.timeout_s, clients.max_retries) == (5.0, 2)
+    assert clients.openweather_min_interval_s == 0.0
+    assert clients.visual_crossing_daily_records is None
+    assert clients.circuit_breaker_failures == 3
+    with pytest.raises(ValueError, match="AIRQUALITY_HTTP_MAX_RETRIES='-1' must be >= 0"):
+        Settings.from_env(
+            {"AIRQUALITY_DATA_DIR": str(tmp_path), "AIRQUALITY_HTTP_MAX_RETRIES": "-1"}
+        )
+
+
+def test_replay_locations_load_test_mode(tmp_path: Path) -> None:
+    env = {"AIRQUALITY_DATA_DIR": str(tmp_path), "AIRQUALITY_REPLAY_LOCATIONS": "100"}
+    settings = Settings.from_env(env)
+    assert len(settings.location_names) == 100
+    assert settings.location_names[0] == "beijing-001"
+    with pytest.raises(ValueError, match="load-test mode"):
+        Settings.from_env({**env, "AIRQUALITY_LOCATIONS": "x:1:2"})

@@ -6,8 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from airquality_assets.schemas import validate_lazily
+from airquality_assets.transforms.completeness import Completeness
 
 MAX_FAILURE_ROWS = 50
+MAX_LISTED_MONTHS = 5
 
 
 def schema_check_result(asset: str, schema: type, frame: pd.DataFrame) -> dg.AssetCheckResult:
@@ -29,26 +31,63 @@ def schema_check_result(asset: str, schema: type, frame: pd.DataFrame) -> dg.Ass
     )
 
 
-def completeness_result(
-    asset: str, frame: pd.DataFrame, columns: Sequence[str], threshold: float
-) -> dg.AssetCheckResult:
-    """Share of missing hours per watched column; WARN above ``threshold``."""
-    shares = {
-        column: float(frame[column].isna().mean()) if len(frame) else 1.0
-        for column in columns
-        if column in frame
+def completeness_metadata(completeness: Completeness) -> dict[str, object]:
+    """Per column: missing hours against the expected ones, the longest gap; and the columns
+    never reported at all (named once, with the locations)."""
+    meta = completeness.as_metadata()
+    never = completeness.never_reported
+    return {
+        "expected_hours": completeness.expected_hours,
+        "missing_hours": dg.MetadataValue.json(meta["missing_hours"]),
+        "longest_gap_hours": dg.MetadataValue.json(meta["longest_gap_hours"]),
+        "never_reported": ", ".join(f"{c} ({', '.join(locs)})" for c, locs in never.items())
+        or "none",
     }
-    absent = [c for c in columns if c not in frame]
-    worst = max(shares.values(), default=1.0)
-    passed = not absent and worst <= threshold
+
+
+def completeness_result(
+    asset: str, completeness: Completeness, watch: Sequence[str], threshold: float
+) -> dg.AssetCheckResult:
+    """WARN when a watched column misses more than ``threshold`` of its expected hours, over
+    the run or in any one (month, location) (absent rows count: OWM leaves a missing hour
+    out). The description names the failing columns and months and, once, the columns the
+    station never reports."""
+    shares = {c: completeness.columns[c].missing_share for c in watch if c in completeness.columns}
+    parts = []
+    for column, share in shares.items():
+        if share > threshold:
+            stats = completeness.columns[column]
+            parts.append(
+                f"{column}: {stats.missing_hours} of {stats.expected_hours} expected hours "
+                f"missing ({share:.1%}, longest gap {stats.longest_gap_hours} h)"
+            )
+    months = completeness.months_over(watch, threshold)
+    if months:
+        listed = ", ".join(
+            f"{key} ({', '.join(f'{c} {s:.0%}' for c, s in over.items())})"
+            for key, over in list(months.items())[:MAX_LISTED_MONTHS]
+        )
+        more = len(months) - MAX_LISTED_MONTHS
+        parts.append(
+            f"{len(months)} month(s) over {threshold:.0%} missing: {listed}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+    failed = bool(parts)
+    never = sorted(completeness.never_reported)
+    if never:
+        parts.append(f"never reported: {', '.join(never)}")
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name="completeness",
-        passed=passed,
+        passed=not failed,
         severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(parts) or None,
         metadata={
-            "missing_share": dg.MetadataValue.json({k: round(v, 4) for k, v in shares.items()}),
-            "absent_columns": ", ".join(absent) or "none",
+            **completeness_metadata(completeness),
+            "missing_share": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
+            "months_over_threshold": dg.MetadataValue.json(
+                {k: {c: round(s, 4) for c, s in v.items()} for k, v in months.items()}
+            ),
             "threshold": threshold,
         },
     )

@@ -6,30 +6,36 @@ its metadata) and stops downstream assets, while the frame is still stored for i
 Nothing is dropped silently.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 
 import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from airquality_assets import schemas
-from airquality_assets.columns import POLLUTANTS, TIME
-from airquality_assets.defs.checks import completeness_result, schema_check_result
+from airquality_assets.columns import POLLUTANTS, TIME, WEATHER
+from airquality_assets.defs.checks import (
+    completeness_metadata,
+    completeness_result,
+    schema_check_result,
+)
 from airquality_assets.defs.metadata import frame_metadata
 from airquality_assets.defs.partitions import (
     DataPartitions,
-    days_of_month,
-    month_days,
     neighbouring_months,
     single_run,
     split_key,
 )
 from airquality_assets.defs.resources import DeploymentResource, RawStore
+from airquality_assets.sources.spans import HOUR, floor_hour, month_bounds
 from airquality_assets.transforms.cleaning import clean_observations, influence_hours
-from airquality_assets.transforms.merging import merge_hourly
+from airquality_assets.transforms.completeness import measure_completeness, windows_hours
+from airquality_assets.transforms.merging import AIR_VALUE_COLUMNS, VALUE_COLUMNS, merge_hourly
 from airquality_assets.transforms.parsing import parse_many
 
 COMPLETENESS_THRESHOLD = 0.20  # share of missing target hours above which the check warns
+WEATHER_WATCH = ("temp", "humidity", "pressure")  # the weather columns the check judges
 
 
 def _column_schema(schema: type) -> dg.TableSchema:
@@ -55,51 +61,87 @@ def _checks(asset: str, blocking: bool) -> list[dg.AssetCheckSpec]:
 
 
 def _parse_partitions(
-    context: dg.AssetExecutionContext, raw_store: RawStore, raw_asset: str, kind: str
+    context: dg.AssetExecutionContext,
+    raw_store: RawStore,
+    raw_asset: str,
+    kind: str,
+    now: datetime,
 ) -> pd.DataFrame:
-    """Parse the raw bodies of every day of the run's months, per location in day order (a
-    later body wins a duplicate hour), into one typed frame."""
-    days_by_location: dict[str, list[str]] = {}
+    """Parse the stored bodies of the run's (month, location) partitions, per location in
+    span order (a later pull wins a duplicate hour), into one typed frame.
+
+    Hours after the source's clock are left out: Visual Crossing answers the rest of the day
+    in progress with forecasts, which are kept in the raw body but are not observations."""
+    months_by_location: dict[str, list[date]] = {}
     for partition_key in context.partition_keys:
         month, location = split_key(partition_key)
-        days_by_location.setdefault(location, []).extend(month_days(month))
-    frames, missing = [], []
-    for location, days in days_by_location.items():
+        months_by_location.setdefault(location, []).append(date.fromisoformat(month))
+    frames, missing, parsed = [], [], 0
+    for location, months in months_by_location.items():
         bodies = []
-        for day in sorted(days):
-            if raw_store.path(raw_asset, location, day).exists():
-                bodies.append(raw_store.read(raw_asset, location, day))
-            else:
-                missing.append(f"{day}|{location}")
+        for month in sorted(months):
+            stored = raw_store.month_bodies(raw_asset, location, month)
+            if not stored:
+                missing.append(f"{month:%Y-%m}|{location}")
+            bodies.extend(stored)
         if not bodies:
             raise dg.Failure(
                 f"no {raw_asset} partitions stored for {location} in "
-                f"{context.partition_key_range}; materialize {raw_asset} for those days first"
+                f"{context.partition_key_range}; materialize {raw_asset} for those months first"
             )
+        parsed += len(bodies)
         frame = parse_many(bodies, location, kind=kind)  # type: ignore[arg-type]
         dropped = frame.attrs.get("duplicates_dropped", 0)
-        if dropped:
-            context.log.warning(f"{raw_asset} {location}: {dropped} duplicate hour(s) dropped")
+        if dropped:  # overlapping pulls of the month in progress: expected, the newest wins
+            context.log.info(f"{raw_asset} {location}: {dropped} duplicate hour(s) dropped")
         frames.append(frame)
     if missing:
         context.log.warning(
-            f"{len(missing)} day(s) of {raw_asset} not stored yet (e.g. {missing[:3]}); "
+            f"{len(missing)} partition(s) of {raw_asset} not stored yet (e.g. {missing[:3]}); "
             "their hours count as missing"
         )
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    context.log.info(
-        f"parsed {sum(map(len, days_by_location.values())) - len(missing)} {raw_asset} "
-        f"bodies into {len(frame)} rows"
-    )
+    future = (frame[TIME] > pd.Timestamp(floor_hour(now))).to_numpy()
+    if future.any():
+        frame = frame.loc[~future].reset_index(drop=True)
+        context.log.info(
+            f"{raw_asset}: {int(future.sum())} hour(s) after the source's clock left out "
+            "(forecasts, kept in the raw bodies)"
+        )
+    context.log.info(f"parsed {parsed} {raw_asset} bodies into {len(frame)} rows")
     return frame
 
 
+def expected_hours_by_location(
+    partition_keys: Sequence[str], now: datetime
+) -> dict[str, pd.DatetimeIndex]:
+    """The hours the (month, location) partitions should hold: every hour of each month up
+    to the source's clock (its current hour included), per location."""
+    limit = floor_hour(now) + HOUR
+    windows: dict[str, list[tuple[datetime, datetime]]] = {}
+    for key in partition_keys:
+        month, location = split_key(key)
+        first, following = month_bounds(date.fromisoformat(month))
+        windows.setdefault(location, []).append((first, min(following, limit)))
+    return {location: windows_hours(spans) for location, spans in windows.items()}
+
+
 def _emit(
-    asset: str, frame: pd.DataFrame, schema: type, watch: list[str]
+    context: dg.AssetExecutionContext,
+    asset: str,
+    frame: pd.DataFrame,
+    schema: type,
+    columns: Sequence[str],
+    watch: Sequence[str],
+    now: datetime,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    yield dg.Output(frame, metadata=frame_metadata(frame, watch))
+    expected = expected_hours_by_location(context.partition_keys, now)
+    completeness = measure_completeness(frame, expected, columns)
+    metadata = frame_metadata(frame, watch)
+    metadata.update(completeness_metadata(completeness))
+    yield dg.Output(frame, metadata=metadata)
     yield schema_check_result(asset, schema, frame)
-    yield completeness_result(asset, frame, watch, COMPLETENESS_THRESHOLD)
+    yield completeness_result(asset, completeness, watch, COMPLETENESS_THRESHOLD)
 
 
 class ObservationsConfig(dg.Config):
@@ -115,7 +157,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
-        deps=[dg.AssetDep("raw_air_quality", partition_mapping=days_of_month)],
+        deps=["raw_air_quality"],  # the same (month, location) partition
         check_specs=_checks("air_quality_hourly", blocking=False),
         group_name="frames",
         kinds={"pandas", "parquet"},
@@ -126,15 +168,22 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     def air_quality_hourly(
         context: dg.AssetExecutionContext, deployment: DeploymentResource, raw_store: RawStore
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        frame = _parse_partitions(context, raw_store, "raw_air_quality", "air")
+        now = deployment.clock().now()
+        frame = _parse_partitions(context, raw_store, "raw_air_quality", "air", now)
         yield from _emit(
-            "air_quality_hourly", frame, schemas.AirQualityHourlySchema, deployment.targets
+            context,
+            "air_quality_hourly",
+            frame,
+            schemas.AirQualityHourlySchema,
+            AIR_VALUE_COLUMNS,
+            deployment.targets,
+            now,
         )
 
     @dg.asset(
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
-        deps=[dg.AssetDep("raw_weather", partition_mapping=days_of_month)],
+        deps=["raw_weather"],
         check_specs=_checks("weather_hourly", blocking=False),
         group_name="frames",
         kinds={"pandas", "parquet"},
@@ -143,11 +192,18 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         description="Visual Crossing hourly records as a typed frame, keyed by epoch (DST-safe).",
     )
     def weather_hourly(
-        context: dg.AssetExecutionContext, raw_store: RawStore
+        context: dg.AssetExecutionContext, deployment: DeploymentResource, raw_store: RawStore
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        frame = _parse_partitions(context, raw_store, "raw_weather", "weather")
+        now = deployment.clock().now()
+        frame = _parse_partitions(context, raw_store, "raw_weather", "weather", now)
         yield from _emit(
-            "weather_hourly", frame, schemas.WeatherHourlySchema, ["temp", "humidity", "pressure"]
+            context,
+            "weather_hourly",
+            frame,
+            schemas.WeatherHourlySchema,
+            WEATHER,
+            WEATHER_WATCH,
+            now,
         )
 
     @dg.asset(
@@ -198,10 +254,15 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         )
         targets = deployment.targets
         watch = [p for p in POLLUTANTS if p in targets] + ["temp", "humidity"]
+        expected = expected_hours_by_location(context.partition_keys, deployment.clock().now())
+        completeness = measure_completeness(frame, expected, VALUE_COLUMNS)
         output_meta = frame_metadata(frame, watch)
+        output_meta.update(completeness_metadata(completeness))
         output_meta["cleaning"] = dg.MetadataValue.json(stats.as_metadata())
         yield dg.Output(frame, metadata=output_meta)
         yield schema_check_result("hourly_observations", schemas.HourlyObservationsSchema, frame)
-        yield completeness_result("hourly_observations", frame, targets, COMPLETENESS_THRESHOLD)
+        yield completeness_result(
+            "hourly_observations", completeness, targets, COMPLETENESS_THRESHOLD
+        )
 
     return [air_quality_hourly, weather_hourly, hourly_observations]

@@ -1,13 +1,20 @@
-"""Raw pulls: one response body per (UTC day, location), stored exactly as returned.
+"""Raw pulls: one (UTC month, location) partition, bodies stored exactly as returned.
 
-A backfill of any length runs as one run per location (single-run backfill policy); inside
-it, each partition is its own request and its own atomic file, so one failed day never
-touches the files of other days, nor the previous file of the failed day.
+A month is one request where the API allows it (see :mod:`airquality_assets.sources.spans`):
+a closed month is pulled whole; the month in progress only from its newest stored hours to
+the source's clock, so the hourly schedule asks for a few hours per location. Any range of
+months and locations runs as ONE run (single-run backfill policy).
+
+Partition status tells the truth: when some partitions of a run fail, every partition that
+was stored gets its own materialization event and the step then fails, so Dagster shows the
+stored ones materialized and only the failed ones failed; re-running those makes the range
+whole. A per-source circuit breaker stops the step after N consecutive failed pulls.
 """
 
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
+from functools import partial
 
 import dagster as dg
 import pandas as pd
@@ -22,9 +29,12 @@ from airquality_assets.defs.resources import (
 from airquality_assets.quality import RawBodyVerdict, raw_body_verdict
 from airquality_assets.settings import Settings
 from airquality_assets.sources.base import Location, RawResponse, SourceError
+from airquality_assets.sources.breaker import CircuitBreaker, CircuitOpenError
+from airquality_assets.sources.spans import PullSpan, month_bounds, month_pull_span
 from airquality_assets.transforms.parsing import parse_air_pollution, parse_weather
 
 PROGRESS_EVERY = 100
+MAX_LISTED_FAILURES = 5
 RAW_BODY_CHECK = "body_parses_within_window"
 _PARSERS = {"raw_air_quality": parse_air_pollution, "raw_weather": parse_weather}
 
@@ -35,7 +45,7 @@ def _raw_body_check_spec(asset: str) -> dg.AssetCheckSpec:
         asset=asset,
         description=(
             "Every body pulled in the run parses, its records are counted, and none lies "
-            "outside its partition's UTC day"
+            "outside its partition's UTC month"
         ),
     )
 
@@ -65,41 +75,77 @@ def _parse_or_error(asset_name: str, body: bytes, location: str) -> pd.DataFrame
         return exc
 
 
+Fetch = Callable[[Location, PullSpan], tuple[PullSpan, RawResponse]]
+
+
+def _failure_text(asset_name: str, failures: list[str], total: int, stored: int) -> str:
+    listed = "\n".join(f"  - {f}" for f in failures[:MAX_LISTED_FAILURES])
+    more = len(failures) - MAX_LISTED_FAILURES
+    return (
+        f"{asset_name}: {len(failures)} of {total} partition pull(s) failed ({stored} stored "
+        f"and materialized; re-run the failed ones):\n{listed}"
+        + (f"\n  ... and {more} more (see the failures metadata)" if more > 0 else "")
+    )
+
+
 def _pull_partitions(
     context: dg.AssetExecutionContext,
     asset_name: str,
     settings: Settings,
+    breaker: CircuitBreaker,
     raw_store: RawStore,
-    fetch: Callable[[Location, date], RawResponse],
+    fetch: Fetch,
 ) -> dg.MaterializeResult:
-    """Pull and store every partition of the run; fail at the end listing what failed.
+    """Pull and store every partition of the run.
 
-    An authentication error (401) fails at once: every other day would fail the same way.
+    All stored: one result for the whole range. Some failed: a materialization event for
+    each stored partition, then a failure listing the failed ones (so only those show as
+    failed). A 401 or an open circuit breaker stops at once.
     """
     keys = context.partition_keys
-    total_bytes = total_records = 0
-    total_seconds = 0.0
+    now = settings.clock.now()
+    stored: dict[str, dict[str, object]] = {}
     failures: list[str] = []
     parsed: dict[str, pd.DataFrame | Exception] = {}
     windows: dict[str, tuple[datetime, datetime]] = {}
+    total_bytes = total_records = 0
+    total_seconds = 0.0
     started = time.perf_counter()
+    stop: str | None = None
     for index, partition_key in enumerate(keys, start=1):
-        day_text, location_name = split_key(partition_key)
+        month_text, location_name = split_key(partition_key)
+        month = date.fromisoformat(month_text)
+        span = month_pull_span(
+            month, now, raw_store.stored_through(asset_name, location_name, month)
+        )
+        if span is None:  # a month after the clock: nothing exists yet
+            stored[partition_key] = {"hours_requested": 0}
+            continue
         location = settings.location(location_name)
         try:
-            response = fetch(location, date.fromisoformat(day_text))
+            stored_span, response = breaker.call(partial(fetch, location, span))
+        except CircuitOpenError as exc:
+            stop = str(exc)
+            failures.append(f"{partition_key}: {exc.last_errors[-1]}")
+            break
         except SourceError as exc:
-            if exc.status == 401:
-                raise dg.Failure(
-                    description=f"{asset_name}: authentication failed, stopping: {exc}"
-                ) from exc
-            context.log.error(f"{asset_name} {partition_key}: {exc} (previous file kept)")
+            had = raw_store.stored_through(asset_name, location_name, month) is not None
+            kept = " (previous bodies kept)" if had else ""
+            context.log.error(f"{asset_name} {partition_key}: {exc}{kept}")
             failures.append(f"{partition_key}: {exc}")
+            if exc.status == 401:
+                stop = f"{asset_name}: authentication failed, stopping: {exc}"
+                break
             continue
-        raw_store.write(asset_name, location_name, day_text, response.body)
+        raw_store.write_span(asset_name, location_name, stored_span, response.body)
         parsed[str(partition_key)] = _parse_or_error(asset_name, response.body, location_name)
-        day_start = _day_bounds(date.fromisoformat(day_text))[0]
-        windows[str(partition_key)] = (day_start, day_start + timedelta(days=1))
+        windows[str(partition_key)] = month_bounds(month)
+        stored[partition_key] = {
+            "span": str(stored_span),
+            "records": response.record_count,
+            "bytes": len(response.body),
+            "url": response.url,
+        }
         total_bytes += len(response.body)
         total_records += response.record_count
         total_seconds += response.duration_s
@@ -107,43 +153,45 @@ def _pull_partitions(
             context.log.info(
                 f"{asset_name}: {index}/{len(keys)} partitions pulled, {total_records} records"
             )
-    if failures:
-        raise dg.Failure(
-            description=(
-                f"{asset_name}: {len(failures)} of {len(keys)} partition pull(s) failed; "
-                "successful ones were stored, failed ones kept their previous file"
-            ),
-            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+    if not failures:
+        return dg.MaterializeResult(
+            metadata={
+                "partitions": len(keys),
+                "bytes": total_bytes,
+                "records": total_records,
+                "request_seconds": round(total_seconds, 3),
+                "wall_seconds": round(time.perf_counter() - started, 3),
+            },
+            check_results=[_raw_body_check_result(asset_name, raw_body_verdict(parsed, windows))],
         )
-    return dg.MaterializeResult(
-        metadata={
-            "partitions": len(keys),
-            "bytes": total_bytes,
-            "records": total_records,
-            "request_seconds": round(total_seconds, 3),
-            "wall_seconds": round(time.perf_counter() - started, 3),
-        },
-        check_results=[_raw_body_check_result(asset_name, raw_body_verdict(parsed, windows))],
+    for partition_key, metadata in stored.items():
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=asset_name, partition=partition_key, metadata=metadata
+            )
+        )
+    description = _failure_text(asset_name, failures, len(keys), len(stored))
+    if stop is not None:
+        description = f"{stop}\n{description}"
+    raise dg.Failure(
+        description=description,
+        metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
     )
 
 
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return start, start + timedelta(hours=23)
-
-
 def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
-    """The raw-pull assets over this deployment's (day x location) partitions."""
+    """The raw-pull assets over this deployment's (month x location) partitions."""
 
     @dg.asset(
-        partitions_def=partitions.daily,
+        partitions_def=partitions.monthly,
         backfill_policy=single_run,
         group_name="ingestion",
         kinds={"python", "json"},
         check_specs=[_raw_body_check_spec("raw_air_quality")],
         description=(
-            "Hourly air pollution per UTC day and location, as the OpenWeatherMap Air Pollution "
-            "history endpoint returned it (or the replay source, in the same JSON shape)."
+            "Hourly air pollution per UTC month and location, as the OpenWeatherMap Air "
+            "Pollution history endpoint returned it (one request per closed month; the month "
+            "in progress adds its newest hours), or the replay source in the same JSON shape."
         ),
     )
     def raw_air_quality(
@@ -154,23 +202,23 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         settings = deployment.settings
         client = air_pollution_source.client(settings.clock)
-        return _pull_partitions(
-            context,
-            "raw_air_quality",
-            settings,
-            raw_store,
-            lambda location, day: client.history(location, *_day_bounds(day)),
-        )
+
+        def fetch(location: Location, span: PullSpan) -> tuple[PullSpan, RawResponse]:
+            return span, client.history(location, span.first_hour, span.last_hour)
+
+        breaker = air_pollution_source.breaker(client.source_name)
+        return _pull_partitions(context, "raw_air_quality", settings, breaker, raw_store, fetch)
 
     @dg.asset(
-        partitions_def=partitions.daily,
+        partitions_def=partitions.monthly,
         backfill_policy=single_run,
         group_name="ingestion",
         kinds={"python", "json"},
         check_specs=[_raw_body_check_spec("raw_weather")],
         description=(
-            "Hourly weather per UTC day and location, as the Visual Crossing Timeline API "
-            "returned it (metric units, timezone=Z), or the replay source in the same shape."
+            "Hourly weather per UTC month and location, as the Visual Crossing Timeline API "
+            "returned it (metric units, timezone=Z; whole UTC days, a closed month in one "
+            "request), or the replay source in the same shape."
         ),
     )
     def raw_weather(
@@ -181,12 +229,12 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         settings = deployment.settings
         client = weather_source.client(settings.clock)
-        return _pull_partitions(
-            context,
-            "raw_weather",
-            settings,
-            raw_store,
-            lambda location, day: client.timeline(location, day, day),
-        )
+
+        def fetch(location: Location, span: PullSpan) -> tuple[PullSpan, RawResponse]:
+            days = span.whole_days()
+            return days, client.timeline(location, days.first_day, days.last_day)
+
+        breaker = weather_source.breaker(client.source_name)
+        return _pull_partitions(context, "raw_weather", settings, breaker, raw_store, fetch)
 
     return [raw_air_quality, raw_weather]

@@ -12,15 +12,24 @@ Visual Crossing with keys from ``OPENWEATHER_API_KEY`` / ``VISUAL_CROSSING_API_K
 """
 
 from abc import ABC, abstractmethod
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
 
 from airquality_assets.clock import Clock, to_utc
-from airquality_assets.settings import PROFILES, Settings, format_locations, parse_locations
+from airquality_assets.settings import (
+    OPENWEATHER_DEFAULT_BASE_URL,
+    PROFILES,
+    VISUAL_CROSSING_DEFAULT_BASE_URL,
+    Settings,
+    format_locations,
+    parse_locations,
+)
 from airquality_assets.sources.base import AirPollutionSource, WeatherSource
-from airquality_assets.storage import atomic_write_bytes, raw_path
+from airquality_assets.sources.breaker import CircuitBreaker
+from airquality_assets.sources.spans import PullSpan
+from airquality_assets.storage import raw_month_bodies, store_raw_span, stored_through
 
 
 class DeploymentResource(dg.ConfigurableResource):
@@ -83,14 +92,23 @@ class DeploymentResource(dg.ConfigurableResource):
         return self.settings.clock
 
 
-class AirPollutionSourceResource(dg.ConfigurableResource, ABC):
+class _SourceResource(dg.ConfigurableResource, ABC):
+    circuit_breaker_failures: int = 5
+    """Consecutive failed pulls after which a step stops (0: never)."""
+
+    def breaker(self, source_name: str) -> CircuitBreaker:
+        """A fresh breaker for one step's pulls from this source."""
+        return CircuitBreaker(source_name, self.circuit_breaker_failures)
+
+
+class AirPollutionSourceResource(_SourceResource):
     """Where hourly air-pollution records come from; ``clock`` is the deployment's."""
 
     @abstractmethod
     def client(self, clock: Clock) -> AirPollutionSource: ...
 
 
-class WeatherSourceResource(dg.ConfigurableResource, ABC):
+class WeatherSourceResource(_SourceResource):
     """Where hourly weather records come from; ``clock`` is the deployment's."""
 
     @abstractmethod
@@ -98,10 +116,10 @@ class WeatherSourceResource(dg.ConfigurableResource, ABC):
 
 
 class OpenWeatherMapResource(AirPollutionSourceResource):
-    """Live OpenWeatherMap Air Pollution API (history endpoint, one UTC day per request)."""
+    """Live OpenWeatherMap Air Pollution API (history endpoint, a month per request)."""
 
     api_key: str
-    base_url: str = "https://api.openweathermap.org"
+    base_url: str = OPENWEATHER_DEFAULT_BASE_URL
     timeout_s: float = 30.0
     max_retries: int = 4
     min_interval_s: float = 1.0  # free plan: 60 calls/minute
@@ -122,9 +140,7 @@ class VisualCrossingResource(WeatherSourceResource):
     """Live Visual Crossing Timeline API (hourly, metric, UTC; one day = 24 records)."""
 
     api_key: str
-    base_url: str = (
-        "https://weather.visualcrossing.com/VisualCrossingWebServices/rest/services/timeline"
-    )
+    base_url: str = VISUAL_CROSSING_DEFAULT_BASE_URL
     timeout_s: float = 30.0
     max_retries: int = 4
     daily_record_budget: int | None = 1000  # free plan
@@ -160,24 +176,23 @@ class ReplayWeatherResource(WeatherSourceResource):
 
 
 class RawStore(dg.ConfigurableResource):
-    """Raw response bodies on disk, one file per (asset, location, day), written atomically."""
+    """Raw response bodies on disk: per (asset, location, UTC month), one file per request,
+    named by the hours it covers, written atomically (see :mod:`airquality_assets.storage`)."""
 
     base_dir: str
 
-    def path(self, asset: str, location: str, day: str) -> Path:
-        return raw_path(Path(self.base_dir), asset, location, date.fromisoformat(day))
+    def write_span(self, asset: str, location: str, span: PullSpan, body: bytes) -> Path:
+        return store_raw_span(
+            Path(self.base_dir), asset, location, span.first_hour, span.last_hour, body
+        )
 
-    def write(self, asset: str, location: str, day: str, body: bytes) -> Path:
-        return atomic_write_bytes(self.path(asset, location, day), body)
+    def month_bodies(self, asset: str, location: str, month: date) -> list[bytes]:
+        """Every stored body of the partition, oldest span first."""
+        paths = raw_month_bodies(Path(self.base_dir), asset, location, month)
+        return [path.read_bytes() for path in paths]
 
-    def read(self, asset: str, location: str, day: str) -> bytes:
-        path = self.path(asset, location, day)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"no raw file for {asset} partition {day}|{location} ({path}); "
-                f"materialize {asset} for that partition first"
-            )
-        return path.read_bytes()
+    def stored_through(self, asset: str, location: str, month: date) -> datetime | None:
+        return stored_through(Path(self.base_dir), asset, location, month)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -190,17 +205,36 @@ def build_resources(settings: Settings) -> dict[str, object]:
     from airquality_assets.ml.tracking import default_artifact_location
 
     sources: dict[str, object]
+    limits = settings.clients
     if settings.source == "live":
+        # configure_at_launch: these values are defaults a run's config can override one
+        # field at a time (e.g. timeout_s) without restating the key or the base URL.
         sources = {
-            "air_pollution_source": OpenWeatherMapResource(
-                api_key=dg.EnvVar("OPENWEATHER_API_KEY")
+            "air_pollution_source": OpenWeatherMapResource.configure_at_launch(
+                api_key=dg.EnvVar("OPENWEATHER_API_KEY"),
+                base_url=limits.openweather_base_url,
+                timeout_s=limits.timeout_s,
+                max_retries=limits.max_retries,
+                min_interval_s=limits.openweather_min_interval_s,
+                circuit_breaker_failures=limits.circuit_breaker_failures,
             ),
-            "weather_source": VisualCrossingResource(api_key=dg.EnvVar("VISUAL_CROSSING_API_KEY")),
+            "weather_source": VisualCrossingResource.configure_at_launch(
+                api_key=dg.EnvVar("VISUAL_CROSSING_API_KEY"),
+                base_url=limits.visual_crossing_base_url,
+                timeout_s=limits.timeout_s,
+                max_retries=limits.max_retries,
+                daily_record_budget=limits.visual_crossing_daily_records,
+                circuit_breaker_failures=limits.circuit_breaker_failures,
+            ),
         }
     else:
         sources = {
-            "air_pollution_source": ReplayAirPollutionResource(),
-            "weather_source": ReplayWeatherResource(),
+            "air_pollution_source": ReplayAirPollutionResource.configure_at_launch(
+                circuit_breaker_failures=limits.circuit_breaker_failures
+            ),
+            "weather_source": ReplayWeatherResource.configure_at_launch(
+                circuit_breaker_failures=limits.circuit_breaker_failures
+            ),
         }
     return {
         "deployment": DeploymentResource.from_settings(settings),

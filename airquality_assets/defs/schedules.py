@@ -13,20 +13,24 @@ from datetime import datetime
 import dagster as dg
 
 from airquality_assets.defs.jobs import ingestion_job
+from airquality_assets.defs.partitions import range_tags
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.sources.spans import months_to_refresh
 
 
 def newest_partition_requests(
     now: datetime, location_names: Sequence[str], run_key_prefix: str = "hourly"
 ) -> list[dg.RunRequest]:
-    """One run request per location for the day that holds the source's current hour."""
-    day = now.date().isoformat()
+    """ONE run request for every location: the month holding the source's current hour (and
+    the month before while its last hours are within the refetch window). Each partition
+    then pulls only its newest hours (:func:`~airquality_assets.sources.spans.month_pull_span`).
+    """
+    months = months_to_refresh(now)
     return [
         dg.RunRequest(
-            run_key=f"{run_key_prefix}:{day}|{location}:{now:%Y%m%dT%H}",
-            partition_key=dg.MultiPartitionKey({"date": day, "location": location}),
+            run_key=f"{run_key_prefix}:{now:%Y%m%dT%H}",
+            tags=range_tags(months[0].isoformat(), months[-1].isoformat(), list(location_names)),
         )
-        for location in location_names
     ]
 
 
@@ -35,7 +39,7 @@ def newest_partition_requests(
     cron_schedule="5 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Every hour at :05, pull the newest day of every location.",
+    description="Every hour at :05, pull the newest hours of every location, in one run.",
 )
 def hourly_ingestion_schedule(
     context: dg.ScheduleEvaluationContext, deployment: DeploymentResource

@@ -22,7 +22,7 @@ def _graph() -> dg.Definitions:
     return load_defs()
 
 
-def test_data_assets_are_partitioned_by_day_and_location(data_dir) -> None:
+def test_data_assets_are_partitioned_by_month_and_location(data_dir) -> None:
     defs = _graph()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
@@ -32,6 +32,7 @@ def test_data_assets_are_partitioned_by_day_and_location(data_dir) -> None:
         assert isinstance(partitions, dg.MultiPartitionsDefinition)
         assert {d.name for d in partitions.partitions_defs} == {"date", "location"}
         assert "2014-06-01|beijing" in partitions.get_partition_keys()
+        assert "2014-06-02|beijing" not in partitions.get_partition_keys()
 
 
 def test_frames_carry_blocking_schema_checks_and_freshness(data_dir) -> None:
@@ -56,7 +57,10 @@ def test_lineage(data_dir) -> None:
     assert parents == {"air_quality_hourly", "weather_hourly"}
 
 
-def test_hourly_schedule_is_off_by_default_and_targets_newest_day(data_dir) -> None:
+def test_hourly_schedule_is_off_by_default_and_one_run_for_all_locations(
+    data_dir, monkeypatch
+) -> None:
+    monkeypatch.setenv("AIRQUALITY_REPLAY_LOCATIONS", "3")
     defs = _graph()
     schedule = defs.resolve_schedule_def("hourly_ingestion_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
@@ -64,8 +68,9 @@ def test_hourly_schedule_is_off_by_default_and_targets_newest_day(data_dir) -> N
         repository_def=defs.get_repository_def(),
         resources={"deployment": defs.resources["deployment"]},
     )
-    requests = list(schedule.evaluate_tick(context).run_requests or [])
-    assert [r.partition_key for r in requests] == ["2014-12-31|beijing"]
+    (request,) = list(schedule.evaluate_tick(context).run_requests or [])
+    assert request.tags["dagster/asset_partition_range_start"] == "2014-12-01|beijing-001"
+    assert request.tags["dagster/asset_partition_range_end"] == "2014-12-01|beijing-003"
 
 
 def test_loading_definitions_does_not_import_keras_jax_or_mlflow() -> None:
