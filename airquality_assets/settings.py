@@ -12,7 +12,8 @@ variable                       meaning                                default
 ``AIRQUALITY_DATA_DIR``        raw files, frames, tensors, MLflow     ``<project>/.data``
 ``AIRQUALITY_SOURCE``          ``replay`` (bundled data) or ``live``  ``replay``
 ``AIRQUALITY_LOCATIONS``       ``name:lat:lon`` comma-separated       the bundled station
-``AIRQUALITY_START_DATE``      first daily partition (UTC)            2010-01-01 (replay)
+``AIRQUALITY_START_DATE``      first day (its month is the first      2010-01-01 (replay)
+                               partition, UTC)
 ``AIRQUALITY_END_DATE``        end of partitions, exclusive           2015-01-01 (replay)
 ``AIRQUALITY_REPLAY_NOW``      the replay source's clock (UTC)        2014-12-31T00:00:00Z
 ``AIRQUALITY_TARGETS``         target pollutants, comma-separated     ``pm2_5``
