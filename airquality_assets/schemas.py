@@ -7,7 +7,7 @@ Decisions, documented once:
   missing is a fact of this data; ``aqi`` is nullable ``Int64``. ``location`` is a pandas
   string column but is *coerced*: whether it arrives as ``object`` or ``string`` says nothing
   about data quality, and Parquet round trips can change it.
-* **Ranges** come from :data:`airquality_assets.transforms.cleaning.PHYSICAL_BOUNDS`, the same
+* **Ranges** come from :data:`airquality_assets.bounds.PHYSICAL_BOUNDS`, the same
   table cleaning uses, so a cleaned frame passes by construction and a raw frame fails exactly
   when cleaning would have had to remove something. Bounds are inclusive; NaN is allowed.
 * **Keys.** (location, time) is unique and ``time`` strictly increases within each location
@@ -29,8 +29,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from airquality_assets.bounds import PHYSICAL_BOUNDS
 from airquality_assets.columns import LOCATION, TIME
-from airquality_assets.transforms.cleaning import PHYSICAL_BOUNDS
 
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 

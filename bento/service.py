@@ -4,40 +4,33 @@ Serve (after the training job has imported a model into the BentoML store)::
 
     bentoml serve service:AirQualityForecast --working-dir bento --host 127.0.0.1 --port 3000
 
-Why the HTTP endpoints are a Starlette app mounted with ``@bentoml.asgi_app`` rather than
-``@bentoml.api`` methods: BentoML 1.4 parses an API's body with pydantic *before* our code
-runs, answers a malformed body with its own error shape (or a generic 500), and renders a
-4xx ``BentoMLException`` as a JSON list. Owning ``/predict`` lets validation run first and
-answer every bad input with ``{"error", "details": [{"field", "reason", "code"}]}`` and the
-right status (400/401/413/415/422). The mounted app still runs inside BentoML's server:
-same workers, ``/livez``, ``/readyz`` (gated by ``__is_ready__``), ``/metrics`` and
-BentoML's request metrics, tracing and access log middleware.
-
-Settings (environment, read at start): ``AIRQUALITY_API_TOKEN`` (bearer token for
-/predict and /metadata; unset = open), ``AIRQUALITY_WORKERS`` (default 1: on 2 shared
-cores one worker plus micro-batching beat 2 workers on p99, whose keep-alive connections
-spread unevenly; try 2 on a dedicated host),
-``AIRQUALITY_MODEL_TAG`` (default ``airquality-lstm:latest``), ``AIRQUALITY_MAX_BODY_BYTES``
-(default 1 MB), ``AIRQUALITY_MAX_LOCATIONS`` (default 64), ``AIRQUALITY_BATCHING`` (1 =
-merge concurrent requests into one forward pass, default 1), ``AIRQUALITY_XLA_THREADS``
-(XLA CPU threads per worker, default 1: workers x threads should not exceed the cores).
+``/predict`` and ``/metadata`` are ``@bentoml.api`` methods with typed pydantic models built
+from the served model's metadata, so ``bentoml.SyncHTTPClient(url).predict(locations=...)``
+works and OpenAPI (``/docs.json``, Swagger UI at ``/``) shows their schemas and an example.
+BentoML 1.4 answers a body its models reject with its own, unbounded error shape and parses
+it on the event loop; :class:`RequestGate` (``airquality_assets.serving.gate``) therefore
+validates ``/predict`` first, with the same models, and answers every bad request with one
+documented, bounded error body; the API method receives the validated request. Settings:
+:class:`airquality_assets.serving.config.ServiceConfig`, read once below.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 from typing import Any
 
+from airquality_assets.serving.config import ServiceConfig
+
+CONFIG = ServiceConfig.from_env(os.environ)  # the one read of the environment
+
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
-_XLA_THREADS = os.environ.get("AIRQUALITY_XLA_THREADS", "1")
-if _XLA_THREADS != "0" and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+if CONFIG.xla_threads and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "")
         + " --xla_cpu_multi_thread_eigen=false"
-        + f" intra_op_parallelism_threads={_XLA_THREADS}"
+        + f" intra_op_parallelism_threads={CONFIG.xla_threads}"
     ).strip()
 
 import bentoml  # noqa: E402
@@ -48,90 +41,83 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from airquality_assets.ml.package import read_metadata  # noqa: E402
+from airquality_assets.serving.gate import (  # noqa: E402
+    METADATA_PATH,
+    PREDICT_PATH,
+    UNMATCHED_PATH,
+    VALIDATED_KEY,
+    BoundedPaths,
+    GatePolicy,
+    RequestGate,
+    static_paths,
+)
+from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
 from airquality_assets.serving.predictor import Predictor  # noqa: E402
-from airquality_assets.serving.validation import (  # noqa: E402
-    MAX_BODY_BYTES,
-    MAX_LOCATIONS,
-    ValidationError,
-    parse_json,
-    validate_request,
+from airquality_assets.serving.request import (  # noqa: E402
+    ErrorBody,
+    Forecasts,
+    RequestSpec,
+    ServedModel,
+    ValidatedRequest,
+    parse_request,
+    request_model,
 )
 
 logger = logging.getLogger("bentoml.airquality")
 
-MODEL_TAG = os.environ.get("AIRQUALITY_MODEL_TAG", "airquality-lstm:latest")
-WORKERS = int(os.environ.get("AIRQUALITY_WORKERS", "1"))
-MAX_BODY = int(os.environ.get("AIRQUALITY_MAX_BODY_BYTES", str(MAX_BODY_BYTES)))
-LOCATION_CAP = int(os.environ.get("AIRQUALITY_MAX_LOCATIONS", str(MAX_LOCATIONS)))
-BATCHING = os.environ.get("AIRQUALITY_BATCHING", "1") != "0"
 NO_MODEL_MESSAGE = (
     "No '{tag}' model in the BentoML model store ({home}). Run the training job first: "
     "`bash scripts/demo.sh` (or materialize `champion_model` and `bento` in Dagster), which "
     "promotes a champion and imports it into this store."
 )
+HTTP_REASONS = {
+    400: "Not JSON, or not a JSON object",
+    401: "Missing or wrong bearer token",
+    408: "Body not received in time",
+    413: "Body larger than the limit",
+    415: "Content-Type is not application/json",
+    422: "A JSON object that breaks the request contract",
+}
+OPEN_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/docs.json", "/")
 
 
 def _stored_model() -> Any:
-    """The model to serve, or a clear startup failure telling the operator what to run."""
+    """The model to serve, or a clear start-up failure telling the operator what to run."""
     try:
-        return bentoml.models.get(MODEL_TAG)
+        return bentoml.models.get(CONFIG.model_tag)
     except NotFound:
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
-        raise RuntimeError(NO_MODEL_MESSAGE.format(tag=MODEL_TAG, home=home)) from None
+        raise RuntimeError(NO_MODEL_MESSAGE.format(tag=CONFIG.model_tag, home=home)) from None
 
 
-# Fail at import: `bentoml serve` imports this module before starting workers, so a missing
-# model stops the server with the message above instead of workers crash-looping.
-_stored_model()
+# At import: `bentoml serve` imports this module before starting workers, so a missing model
+# stops the server with the message above; the request models follow the stored model.
+STORED = _stored_model()
+METADATA = read_metadata(STORED.path)
+SPEC = RequestSpec.for_features(METADATA.feature_names, METADATA.lookback, CONFIG.max_locations)
+PredictRequest = request_model(SPEC)
 
 
-class ServiceMetrics:
-    """The project's Prometheus metrics, merged into BentoML's /metrics.
+class PredictInput(PredictRequest, bentoml.IODescriptor):  # type: ignore[misc, valid-type]
+    __doc__ = PredictRequest.__doc__
 
-    Created in the worker (service ``__init__``), after BentoML has set
-    ``PROMETHEUS_MULTIPROC_DIR``; ``prometheus_client`` is imported here, not at module
-    import, for the same reason. (BentoML 1.4.39 deprecates ``bentoml.metrics``, which is
-    now only a lazy alias of ``prometheus_client`` that emits a DeprecationWarning.)
-    """
+    # The gate has validated the body already: hand it over instead of parsing it twice.
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> Any:
+        validated = request.scope.get(VALIDATED_KEY)
+        if validated is None:  # not through the gate (cannot happen via HTTP): validate here
+            validated = parse_request(await request.body(), SPEC)
+            request.scope[VALIDATED_KEY] = validated
+        return cls.model_construct(locations=[])
 
-    def __init__(self, model_name: str, model_version: str) -> None:
-        import prometheus_client as prom
 
-        self.predictions = prom.Counter(
-            "airquality_predictions",
-            "Location forecasts served by /predict",
-        )
-        self.predicted = prom.Histogram(
-            "airquality_predicted_concentration_ug_m3",
-            "First-horizon forecast concentration per pollutant, ug/m3",
-            ["pollutant"],
-            buckets=(5, 10, 20, 25, 40, 50, 60, 75, 100, 150, 200, 300, 500, 1000, 5000),
-        )
-        self.validation_failures = prom.Counter(
-            "airquality_validation_failures",
-            "Rejected /predict requests by first problem's category",
-            ["reason"],
-        )
-        self.model_info = prom.Gauge(
-            "airquality_model_info",
-            "Served model (value 1), name and MLflow version as labels",
-            ["model_name", "model_version"],
-            multiprocess_mode="max",
-        )
-        self.model_info.labels(model_name=model_name, model_version=model_version).set(1)
+class NoInput(bentoml.IODescriptor):
+    """/metadata takes nothing; a body is ignored, never parsed."""
 
-    def observe(self, pollutants: list[str], values: np.ndarray) -> None:
-        """Count forecasts; histogram the first-horizon value per location and pollutant.
-
-        Only the first horizon: observing every horizon (24 x pollutants) costs ~0.5 ms
-        per request in multiprocess mode (one mmap write each), a sixth of the request.
-        """
-        self.predictions.inc(values.shape[0])
-        first = values[:, 0, :]
-        for j, pollutant in enumerate(pollutants):
-            child = self.predicted.labels(pollutant=pollutant)
-            for value in first[:, j].tolist():
-                child.observe(value)
+    @classmethod
+    async def from_http_request(cls, request: Request, serde: Any) -> Any:
+        return cls()
 
 
 class MicroBatcher:
@@ -183,116 +169,132 @@ class MicroBatcher:
             self._running = False
 
 
-def _error(status: int, field: str, reason: str, code: str = "invalid") -> JSONResponse:
-    return JSONResponse(ValidationError(field, reason, status, code=code).to_body(), status)
+class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
+    """A ``bentoml.Service`` whose ASGI app is wrapped in :class:`BoundedPaths`.
 
+    ``service_class`` of ``@bentoml.service`` is the hook: BentoML's request metrics sit
+    outside every service middleware and label by raw path, so only a wrapper around the
+    whole app can keep unknown paths out of their label set.
+    """
 
-def _unauthorized(request: Request, token: str | None) -> JSONResponse | None:
-    """401 unless the bearer token matches (constant-time); None when auth is off."""
-    if not token:
-        return None
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return None
-    response = _error(401, "Authorization", "missing or wrong bearer token", "unauthorized")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="airquality"'
-    return response
+    def to_asgi(self, is_main: bool = True) -> Any:
+        app = super().to_asgi(is_main)
+        known = {PREDICT_PATH, METADATA_PATH, UNMATCHED_PATH, *OPEN_PATHS}
+        for route in app.routes:
+            static = getattr(getattr(route, "app", None), "directory", None)
+            if static:
+                known |= static_paths(str(static), route.path)
+        return BoundedPaths(app, known)
 
-
-async def _read_body(request: Request) -> bytes:
-    """Read at most MAX_BODY bytes; larger bodies are refused before being buffered."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ValidationError("Content-Length", "not a number", 400, code="bad_header")
-        if int(declared) > MAX_BODY:
-            raise ValidationError(
-                "body", f"{declared} bytes exceeds the {MAX_BODY} byte limit", 413, code="too_large"
-            )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ValidationError(
-                "body", f"more than the {MAX_BODY} byte limit", 413, code="too_large"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def predict(request: Request) -> Response:
-    service: AirQualityForecast = bentoml.get_current_service()
-    if (denied := _unauthorized(request, service.token)) is not None:
-        return denied
-    try:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise ValidationError(
-                "Content-Type",
-                f"must be application/json, got {media_type or 'nothing'}",
-                415,
-                code="unsupported_media_type",
-            )
-        body = parse_json(await _read_body(request))
-        meta = service.predictor.metadata
-        validated = validate_request(
-            body, meta.feature_names, meta.lookback, max_locations=LOCATION_CAP
+    @property
+    def openapi_spec(self) -> Any:
+        """BentoML's spec, with the gate's error body as the 4xx answer of both methods."""
+        from bentoml._internal.service.openapi.specification import (
+            MediaType,
+            Reference,
+            Schema,
         )
-    except ValidationError as exc:
-        service.metrics.validation_failures.labels(reason=exc.problems[0].code).inc()
-        return JSONResponse(exc.to_body(), status_code=exc.status)
-    try:
-        x = service.predictor.features(validated)
-        if service.batcher is not None:
-            raw = await service.batcher.forward(x)
-        else:
-            raw = service.predictor.forward(x)
-        result = service.predictor.respond(validated, raw)
-        service.metrics.observe(meta.target_pollutants, result.values)
-    except Exception:  # a bug, not bad input: log it, keep the worker alive
-        logger.exception("prediction failed")
-        return _error(500, "model", "internal error while predicting; see server log", "internal")
-    return JSONResponse(result.body)
+        from bentoml._internal.service.openapi.specification import Response as Answer
+
+        spec = super().openapi_spec
+        schemas = spec.components["schemas"]
+        schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas[name] = Schema(**definition)
+        schemas["ErrorBody"] = Schema(**schema)
+        content = {
+            "application/json": MediaType(schema=Reference("#/components/schemas/ErrorBody"))
+        }
+        for path in (PREDICT_PATH, METADATA_PATH):
+            responses = spec.paths[path].post["responses"]
+            for status in (400, 401, 408, 413, 415, 422):
+                if path == METADATA_PATH and status not in (401, 413):
+                    responses.pop(status, None)
+                    continue
+                responses[status] = Answer(description=HTTP_REASONS[status], content=content)
+        return spec
 
 
-async def metadata(request: Request) -> Response:
+async def get_metadata(request: Request) -> Response:
+    """GET /metadata for curl and browsers (the BentoML API method answers POST)."""
     service: AirQualityForecast = bentoml.get_current_service()
-    if (denied := _unauthorized(request, service.token)) is not None:
-        return denied
-    return JSONResponse({**service.predictor.describe(), "bentoml_model": service.model_tag})
+    return JSONResponse(service.served_model().model_dump())
 
 
-http_app = Starlette(
-    routes=[
-        Route("/predict", predict, methods=["POST"]),
-        Route("/metadata", metadata, methods=["GET"]),
-    ]
-)
+metadata_app = Starlette(routes=[Route(METADATA_PATH, get_metadata, methods=["GET"])])
 
 
 @bentoml.service(
     name="airquality-forecast",
-    workers=WORKERS,
+    service_class=BoundedPathService,
+    workers=CONFIG.workers,
     traffic={"timeout": 30},
-    logging={"access": {"enabled": os.environ.get("AIRQUALITY_ACCESS_LOG", "0") == "1"}},
+    logging={"access": {"enabled": CONFIG.access_log}},
 )
-@bentoml.asgi_app(http_app, path="/")
+@bentoml.asgi_app(metadata_app, path="/")
 class AirQualityForecast:
-    """Loads the newest ``airquality-lstm`` model and warms every batch bucket up."""
+    """Loads the configured model, warms every batch bucket up, then serves it."""
+
+    model = bentoml.models.BentoModel(CONFIG.model_tag)  # packed into the bento at build
 
     def __init__(self) -> None:
-        stored = _stored_model()
-        self.model_tag = str(stored.tag)
-        self.predictor = Predictor.from_package(stored.path)
+        self.model_tag = str(STORED.tag)
+        self.predictor = Predictor.from_package(STORED.path)
         seconds = self.predictor.warm_up()
-        logger.info("loaded %s, warm-up %.1fs", self.model_tag, seconds)
         meta = self.predictor.metadata
         self.metrics = ServiceMetrics(meta.model_name, str(meta.model_version))
         self.batcher = (
-            MicroBatcher(self.predictor, self.predictor.buckets[-1]) if BATCHING else None
+            MicroBatcher(self.predictor, self.predictor.buckets[-1]) if CONFIG.batching else None
         )
-        self.token = os.environ.get("AIRQUALITY_API_TOKEN") or None
+        self.policy = GatePolicy(
+            spec=SPEC,
+            token=CONFIG.token,
+            max_body_bytes=CONFIG.max_body_bytes,
+            body_timeout_s=CONFIG.body_timeout_s,
+            on_refused=self.metrics.refusal,
+        )
+        auth = "ON (bearer token) for /predict and /metadata" if CONFIG.token else "OFF"
+        logger.info(
+            "serving %s (warm-up %.1fs); auth %s; open paths: %s",
+            self.model_tag,
+            seconds,
+            auth,
+            " ".join(OPEN_PATHS) + " (Swagger UI, static assets)",
+        )
 
     def __is_ready__(self) -> bool:
         return self.predictor.ready
+
+    def served_model(self) -> ServedModel:
+        return ServedModel(
+            **self.predictor.describe(),
+            bentoml_model=self.model_tag,
+            max_locations=SPEC.max_locations,
+        )
+
+    @bentoml.api(route=PREDICT_PATH, input_spec=PredictInput, output_spec=Forecasts)
+    async def predict(self, locations: list[Any], ctx: bentoml.Context) -> Response:
+        """Forecast every pollutant the model knows, per location and horizon, with AQI bands.
+
+        The body is validated before this runs; a bad one gets 400/401/408/413/415/422 with
+        ``{"error", "details": [{"field", "reason", "code"}], "problem_count", "truncated"}``.
+        """
+        request: ValidatedRequest = ctx.request.scope[VALIDATED_KEY]
+        x = self.predictor.features(request)
+        if self.batcher is not None:
+            raw = await self.batcher.forward(x)
+        else:
+            raw = await asyncio.to_thread(self.predictor.forward, x)
+        result = self.predictor.respond(request, raw)
+        self.metrics.observe(self.predictor.metadata.target_pollutants, result.values)
+        return Response(result.json_bytes(), media_type="application/json")
+
+    @bentoml.api(route=METADATA_PATH, input_spec=NoInput)
+    def metadata(self) -> ServedModel:
+        """The served model: name, version, features, required fields, lookback, horizons."""
+        return self.served_model()
+
+
+AirQualityForecast.add_asgi_middleware(
+    RequestGate, policy=lambda: bentoml.get_current_service().policy
+)

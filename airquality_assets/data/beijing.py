@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airquality_assets.serving.aqi import aqi_band
+
 # Approximate position of the US Embassy monitor (Anjialou, Chaoyang district). The data set
 # does not publish coordinates; these are read off a map and good to about 1 km, which is far
 # finer than the 0.5 degree tolerance the replay source uses to recognise the station.
@@ -68,9 +70,6 @@ MAGNUS_C_DEGC = 243.04
 #: Quadrant codes used by the data set ("cv" = calm / variable has no direction).
 WIND_QUADRANT_DEGREES: dict[str, float] = {"NE": 45.0, "SE": 135.0, "SW": 225.0, "NW": 315.0}
 CALM_CODE = "cv"
-
-#: OWM's PM2.5 bands (API reference 1.6): half-open [low, high) lower bounds for index 2..5.
-OWM_PM25_BAND_LOWER_BOUNDS: tuple[float, ...] = (10.0, 25.0, 50.0, 75.0)
 
 MS_TO_KMH = 3.6
 
@@ -164,14 +163,14 @@ def precip_types(snow_hours: Sequence[int], rain_hours: Sequence[int]) -> list[l
 
 
 def owm_aqi_from_pm25(pm25: float) -> int:
-    """OWM's 1..5 index for a PM2.5 concentration (ug/m3) using the published band table.
+    """OWM's 1..5 index for a PM2.5 concentration (ug/m3), from the service's band table.
 
     This is a *derivation*: the live API's ``main.aqi`` is the server's own value over all
     pollutants, and the replay only knows PM2.5.
     """
     if math.isnan(pm25) or pm25 < 0:
         raise ValueError(f"PM2.5 must be a non-negative number, got {pm25!r}")
-    return 1 + sum(1 for bound in OWM_PM25_BAND_LOWER_BOUNDS if pm25 >= bound)
+    return int(aqi_band("pm2_5", pm25))
 
 
 def read_raw_csv(path: str | Path) -> pd.DataFrame:

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 import airquality_assets  # noqa: F401  (sets KERAS_BACKEND=jax before keras is imported)
+from airquality_assets.ml.forward import jit_forward  # noqa: F401  (its home; re-exported)
 
 #: Layer names that form part of the contract with tests, tracking and serving.
 INPUT_NAME = "observations"
@@ -398,30 +399,3 @@ def epoch_progress(log: Callable[[str], None], prefix: str, total_epochs: int) -
         log(f"{prefix}: epoch {epoch + 1}/{total_epochs}: {values} ({seconds:.1f} s)")
 
     return keras.callbacks.LambdaCallback(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end)
-
-
-def jit_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """A pure, jitted ``x -> forecast`` function with a snapshot of ``model``'s weights.
-
-    ``Model.predict`` mutates Keras state (its cached predict function, callbacks, the
-    model's "compiled" flags), so concurrent requests in a server thread pool are unsafe
-    and slow. ``stateless_call`` takes the variables as arguments, so the jitted function
-    depends only on its inputs; the weights are copied once here, so later training of
-    ``model`` does not change an already-built forward function. JAX retraces once per new
-    input shape (batch size); servers wanting a bounded cache should pad to fixed sizes.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    trainable = [jnp.array(v.value) for v in model.trainable_variables]
-    non_trainable = [jnp.array(v.value) for v in model.non_trainable_variables]
-
-    @jax.jit
-    def _forward(trainable_vars: list[Any], non_trainable_vars: list[Any], x: Any) -> Any:
-        outputs, _ = model.stateless_call(trainable_vars, non_trainable_vars, x, training=False)
-        return outputs
-
-    def forward(x: np.ndarray) -> np.ndarray:
-        return np.asarray(_forward(trainable, non_trainable, jnp.asarray(x, dtype=jnp.float32)))
-
-    return forward

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from airquality_assets.ml.package import METADATA_FILE, MODEL_FILE, read_metadata
+from airquality_assets.serving.config import DEFAULT_MODEL_NAME
 
-MODEL_NAME = "airquality-lstm"
 MLFLOW_VERSION_KEY = "mlflow_version"
 
 
-def find_model(mlflow_version: str, name: str = MODEL_NAME) -> Any | None:
+def find_model(mlflow_version: str, name: str = DEFAULT_MODEL_NAME) -> Any | None:
     """The stored BentoML model imported from this MLflow version, if any."""
     import bentoml
     from bentoml.exceptions import NotFound
@@ -38,7 +38,7 @@ def find_model(mlflow_version: str, name: str = MODEL_NAME) -> Any | None:
 
 def import_model_package(
     package_dir: str | os.PathLike[str],
-    name: str = MODEL_NAME,
+    name: str = DEFAULT_MODEL_NAME,
     *,
     labels: Mapping[str, str] | None = None,
     metadata: Mapping[str, Any] | None = None,

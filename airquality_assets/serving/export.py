@@ -39,7 +39,7 @@ def export_champion(registered_name: str, alias: str = "champion") -> dict[str, 
         ) from exc
     if metadata is None:
         raise NoChampionError(f"{uri} was logged without model-package metadata")
-    existing = find_model(version)
+    existing = find_model(version, registered_name)  # one name: MLflow and BentoML
     if existing is not None:
         return {"model_tag": str(existing.tag), "mlflow_version": version, "imported": False}
 
@@ -52,7 +52,7 @@ def export_champion(registered_name: str, alias: str = "champion") -> dict[str, 
     model = mlflow.keras.load_model(uri)
     with tempfile.TemporaryDirectory(prefix="aq-champion-") as tmp:
         package = save_package(model, metadata, Path(tmp) / "package")
-        tag = import_model_package(package)
+        tag = import_model_package(package, registered_name)
     return {"model_tag": tag, "mlflow_version": version, "imported": True}
 
 

@@ -1,10 +1,5 @@
-"""Thread-safe forecasts from a model package: jitted forward pass plus response building.
-
-Why not ``model.predict``: under the JAX backend Keras keeps per-model mutable state (the
-compiled predict function, its iterator), and calling ``predict`` from several server
-threads failed with ``TypeError: 'NoneType' object is not callable`` and stayed broken.
-``model.stateless_call`` is a pure function of (weights, inputs); jitting it with the
-weights passed as arrays gives a compiled XLA function that many threads may call at once.
+"""Thread-safe forecasts from a model package: padded batches through the shared jitted
+forward pass (:func:`airquality_assets.ml.forward.jit_forward`), and the response.
 
 Why buckets: XLA compiles one executable per input shape. Batches are padded to a few
 bucket sizes (1, 2, 4, ... 64) that are all compiled during warm-up, so no request ever
@@ -13,10 +8,11 @@ pays for (or races on) a compilation.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,14 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from airquality_assets.ml.forward import jit_forward
 from airquality_assets.ml.package import ModelMetadata, load_package
-from airquality_assets.serving.validation import ValidatedRequest
-from airquality_assets.transforms.aqi import aqi_band, has_aqi_scale, overall_aqi
-from airquality_assets.transforms.features import (
-    CALENDAR_FEATURES,
-    WIND_FEATURES,
-    feature_matrix,
-)
+from airquality_assets.serving.aqi import aqi_band, has_aqi_scale, overall_aqi
+from airquality_assets.serving.request import ValidatedRequest, required_fields
+from airquality_assets.transforms.features import feature_array
 
 BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 
@@ -46,33 +39,25 @@ def bucket_for(batch: int, buckets: Sequence[int] = BUCKETS) -> int:
 
 @dataclass
 class ForecastResult:
-    """Raw forecast array plus what the response needs; kept for tests and metrics."""
+    """Forecast array plus the JSON answer; the array feeds the metrics."""
 
     values: np.ndarray  # (locations, horizons, targets) ug/m3, clipped at 0
     body: dict[str, Any]
+
+    def json_bytes(self) -> bytes:
+        return json.dumps(self.body, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 class Predictor:
     """A loaded model package with a compiled, thread-safe forward pass."""
 
     def __init__(self, model: Any, metadata: ModelMetadata, buckets: Sequence[int] = BUCKETS):
-        import jax
-
         self.metadata = metadata
         self.model = model
         self.buckets = tuple(sorted(buckets))
         self.n_features = len(metadata.feature_names)
-        # Private copies: Keras' own predict/fit may donate (free) the variables' buffers.
-        self._trainable = [jax.device_put(np.array(v.value)) for v in model.trainable_variables]
-        self._non_trainable = [
-            jax.device_put(np.array(v.value)) for v in model.non_trainable_variables
-        ]
-
-        def forward(trainable: list[Any], non_trainable: list[Any], x: Any) -> Any:
-            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return outputs
-
-        self._forward = jax.jit(forward)
+        self._forward = jit_forward(model)
+        # Tracing touches Keras' global state, so only one thread may compile at a time.
         self._compile_lock = threading.Lock()
         self._compiled: set[int] = set()
         self.ready = False
@@ -93,12 +78,11 @@ class Predictor:
     def _run_bucket(self, x: np.ndarray) -> np.ndarray:
         size = x.shape[0]
         if size not in self._compiled:
-            # Tracing touches Keras' global state, so only one thread may compile at a time.
             with self._compile_lock:
-                out = np.asarray(self._forward(self._trainable, self._non_trainable, x))
+                out = self._forward(x)
                 self._compiled.add(size)
                 return out
-        return np.asarray(self._forward(self._trainable, self._non_trainable, x))
+        return self._forward(x)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """(batch, lookback, features) float32 -> (batch, horizons, targets), any batch size.
@@ -122,21 +106,12 @@ class Predictor:
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
     def features(self, request: ValidatedRequest) -> np.ndarray:
-        """Model input (locations, lookback, features) float32 for a validated request.
-
-        Uses :func:`fast_feature_matrix` (numpy only, ~50x cheaper than building a pandas
-        frame per request) when every feature is one it knows; otherwise the shared
-        ``feature_matrix`` on the request's frame. Tests assert both agree exactly.
-        """
-        names = self.metadata.feature_names
-        if all(n in request.columns or n in _DERIVED for n in names):
-            matrix = fast_feature_matrix(request.times, request.columns, names)
-        else:
-            matrix = feature_matrix(request.frame, names)
+        """Model input (locations, lookback, features) float32 for a validated request."""
+        matrix = feature_array(request.times, request.columns, self.metadata.feature_names)
         return matrix.reshape(len(request.locations), request.lookback, self.n_features)
 
     def respond(self, request: ValidatedRequest, raw: np.ndarray) -> ForecastResult:
-        """Build the JSON-ready response from the model's raw output for ``request``.
+        """Build the JSON-ready answer from the model's raw output for ``request``.
 
         Forecasts are clipped at 0 ug/m3 (a concentration cannot be negative; the linear
         head can undershoot); AQI bands are computed on the clipped values.
@@ -151,12 +126,10 @@ class Predictor:
             bands: dict[str, np.ndarray] = {}
             for j, pollutant in enumerate(meta.target_pollutants):
                 series = values[index, :, j]
-                entry: dict[str, Any] = {"values": _json_floats(series)}
-                if has_aqi_scale(pollutant):
+                entry: dict[str, Any] = {"values": _json_floats(series), "aqi": None}
+                if has_aqi_scale(pollutant):  # OWM gives NH3 and NO no band
                     bands[pollutant] = aqi_band(pollutant, series)
                     entry["aqi"] = bands[pollutant].tolist()
-                else:
-                    entry["aqi"] = None  # OWM gives NH3 and NO no band
                 pollutants[pollutant] = entry
             forecasts.append(
                 {
@@ -169,7 +142,7 @@ class Predictor:
                 }
             )
         body = {
-            "model": {"name": meta.model_name, "version": meta.model_version},
+            "model": {"name": meta.model_name, "version": str(meta.model_version)},
             "units": "ug/m3",
             "forecasts": forecasts,
         }
@@ -180,50 +153,19 @@ class Predictor:
         return self.respond(request, self.forward(self.features(request)))
 
     def describe(self) -> dict[str, Any]:
-        """What GET /metadata reports."""
+        """What /metadata reports about the model."""
         meta = self.metadata
         return {
             "model_name": meta.model_name,
-            "model_version": meta.model_version,
-            "training_window": meta.training_window,
+            "model_version": str(meta.model_version),
+            "training_window": dict(meta.training_window),
             "feature_names": list(meta.feature_names),
+            "required_fields": required_fields(meta.feature_names),
             "target_pollutants": list(meta.target_pollutants),
             "lookback": meta.lookback,
             "horizons": list(meta.horizons),
-            "test_metrics": meta.test_metrics,
+            "test_metrics": meta.test_metrics or {},
         }
-
-
-_DERIVED = frozenset((*CALENDAR_FEATURES, *WIND_FEATURES))
-
-
-def fast_feature_matrix(
-    times: np.ndarray, columns: Mapping[str, np.ndarray], feature_names: Sequence[str]
-) -> np.ndarray:
-    """numpy twin of ``transforms.features.feature_matrix`` for the serving hot path.
-
-    ``times`` are UTC ``datetime64``; the formulas mirror ``add_derived_features``
-    (float64 maths, float32 result) so the output is bit-identical, which
-    ``test_predictor`` checks against the shared implementation.
-    """
-    derived: dict[str, np.ndarray] = {}
-    if any(n in CALENDAR_FEATURES for n in feature_names):
-        hours_since_epoch = times.astype("datetime64[h]").astype(np.int64)
-        hour = (hours_since_epoch % 24).astype(np.float64)
-        # 1970-01-01 was a Thursday (dayofweek 3, Monday = 0).
-        dow = ((hours_since_epoch // 24 + 3) % 7).astype(np.float64)
-        derived["hour_sin"] = np.sin(2 * np.pi * hour / 24.0)
-        derived["hour_cos"] = np.cos(2 * np.pi * hour / 24.0)
-        derived["dow_sin"] = np.sin(2 * np.pi * dow / 7.0)
-        derived["dow_cos"] = np.cos(2 * np.pi * dow / 7.0)
-    if any(n in WIND_FEATURES for n in feature_names):
-        speed = columns["windspeed"]
-        direction = np.deg2rad(columns["winddir"])
-        calm = speed == 0
-        derived["wind_u"] = np.where(calm, 0.0, speed * np.sin(direction))
-        derived["wind_v"] = np.where(calm, 0.0, speed * np.cos(direction))
-    stacked = [derived[n] if n in derived else columns[n] for n in feature_names]
-    return np.stack(stacked, axis=1).astype(np.float32)
 
 
 def _iso(moment: Any) -> str:

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airquality_assets.bounds import PHYSICAL_BOUNDS
 from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME
 from airquality_assets.transforms.merging import (
     AIR_VALUE_COLUMNS,
@@ -72,34 +73,6 @@ from airquality_assets.transforms.merging import (
     merge_hourly,
     time_ns,
 )
-
-Bounds = tuple[float | None, float | None]
-
-#: Physically possible range per column (inclusive; None = unbounded). Shared with
-#: :mod:`airquality_assets.schemas`, so cleaning and validation agree by construction.
-PHYSICAL_BOUNDS: dict[str, Bounds] = {
-    **{p: (0.0, None) for p in POLLUTANTS},
-    AQI: (1.0, 5.0),
-    "temp": (-90.0, 60.0),
-    "feelslike": (-100.0, 70.0),
-    "humidity": (0.0, 100.0),
-    "dew": (-90.0, 60.0),
-    "precip": (0.0, None),
-    "precipprob": (0.0, 100.0),
-    "snow": (0.0, None),
-    "snowdepth": (0.0, None),
-    "windgust": (0.0, None),
-    "windspeed": (0.0, None),
-    "winddir": (0.0, 360.0),
-    "pressure": (850.0, 1100.0),
-    "visibility": (0.0, None),
-    "cloudcover": (0.0, 100.0),
-    "solarradiation": (0.0, 1500.0),
-    "solarenergy": (0.0, None),
-    "uvindex": (0.0, None),
-    "is_rain": (0.0, 1.0),
-    "is_snow": (0.0, 1.0),
-}
 
 #: Interpolated, then rounded half-up: integer index / 0-1 flags.
 ROUNDED_COLUMNS: tuple[str, ...] = (AQI, "is_rain", "is_snow")

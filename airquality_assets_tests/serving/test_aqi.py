@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airquality_assets.transforms.aqi import AQI_BREAKPOINTS, aqi_band, has_aqi_scale, overall_aqi
+from airquality_assets.serving.aqi import AQI_BREAKPOINTS, aqi_band, has_aqi_scale, overall_aqi
 
 # Every band edge from API_REFERENCE.md section 1.6.
 TABLE = {

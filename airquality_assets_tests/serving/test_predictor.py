@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airquality_assets.serving.predictor import Predictor, bucket_for, fast_feature_matrix
-from airquality_assets.serving.validation import validate_request
-from airquality_assets.transforms.features import feature_matrix
+from airquality_assets.serving.predictor import Predictor, bucket_for
+from airquality_assets.serving.request import RequestSpec, ValidatedRequest, parse_request
+from airquality_assets.transforms.features import feature_array, feature_matrix
 
 from .conftest import HORIZONS, LOOKBACK, TARGETS, make_body
 
@@ -29,24 +30,25 @@ def test_bucket_for() -> None:
     assert [bucket_for(n) for n in (1, 2, 3, 5, 64, 65)] == [1, 2, 4, 8, 64, 64]
 
 
-def test_fast_features_equal_shared_feature_matrix(predictor: Predictor) -> None:
-    request = validate_request(
-        make_body(("a", "b", "c"), seed=3), predictor.metadata.feature_names, LOOKBACK
-    )
-    request.columns["windspeed"][:5] = 0.0  # calm hours take the (0, 0) branch
-    shared = feature_matrix(request.frame, predictor.metadata.feature_names)
-    fast = fast_feature_matrix(request.times, request.columns, predictor.metadata.feature_names)
-    np.testing.assert_array_equal(fast, shared)
-    # Across many weekdays and hours, including a leap day.
+def validated(predictor: Predictor, *locations: str) -> ValidatedRequest:
+    meta = predictor.metadata
+    spec = RequestSpec.for_features(meta.feature_names, meta.lookback)
+    return parse_request(json.dumps(make_body(locations)).encode(), spec)
+
+
+def test_array_features_equal_frame_features_over_many_hours() -> None:
+    """Serving (arrays) and training (frames) share one implementation; check it end to end
+    across every hour and weekday, a leap day and calm hours."""
     times = pd.date_range("2016-02-27", periods=500, freq="h", tz="UTC")
-    frame = pd.DataFrame({"time": times, "windspeed": 3.0, "winddir": 45.0})
-    names = ["hour_sin", "hour_cos", "dow_sin", "dow_cos", "wind_u", "wind_v"]
-    fast = fast_feature_matrix(
+    speed = np.where(np.arange(500) % 7 == 0, 0.0, 3.0)
+    frame = pd.DataFrame({"time": times, "windspeed": speed, "winddir": 45.0})
+    names = ["hour_sin", "hour_cos", "dow_sin", "dow_cos", "wind_u", "wind_v", "windspeed"]
+    arrays = feature_array(
         times.tz_localize(None).to_numpy().astype("datetime64[s]"),
         {c: frame[c].to_numpy() for c in ("windspeed", "winddir")},
         names,
     )
-    np.testing.assert_array_equal(fast, feature_matrix(frame, names))
+    np.testing.assert_array_equal(arrays, feature_matrix(frame, names))
 
 
 def test_forward_matches_keras_for_any_batch(predictor: Predictor) -> None:
@@ -73,9 +75,7 @@ def test_forward_is_thread_safe(predictor: Predictor) -> None:
 
 
 def test_response_shape_times_and_bands(predictor: Predictor) -> None:
-    request = validate_request(
-        make_body(("beijing", "delhi")), predictor.metadata.feature_names, LOOKBACK
-    )
+    request = validated(predictor, "beijing", "delhi")
     result = predictor.predict(request)
     assert result.values.shape == (2, len(HORIZONS), len(TARGETS))
     assert (result.values >= 0).all()

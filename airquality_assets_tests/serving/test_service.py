@@ -1,11 +1,14 @@
-"""The real BentoML service in a subprocess: forecasts, every bad input class, metrics, auth.
+"""The real BentoML service in a subprocess: forecasts, BentoML clients, OpenAPI, every bad
+input class, hostile timing and paths, metrics, auth, and a newly promoted champion.
 
-Two servers (auth off / auth on) start once for the module, in parallel, each from a
-temporary BENTOML_HOME holding the tiny fixture model; everything talks to 127.0.0.1.
+Two servers start once for the module, in parallel: "open" (auth off) serves the fixture
+model v7; "auth" (token set) serves a store where a different champion, v8 (other targets,
+shorter lookback), was imported after v7, with the same code. Everything is on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -21,17 +24,22 @@ from typing import Any
 import bentoml
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airquality_assets.ml.package import load_package
-from airquality_assets.serving.validation import validate_request
 from airquality_assets.transforms.features import feature_matrix
 
-from .conftest import LOOKBACK, make_body
+from .conftest import LOOKBACK, build_package, make_body
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"
-READY_TIMEOUT_S = 240
+READY_TIMEOUT_S = 300
+BODY_TIMEOUT_S = 2
+V8_TARGETS = ("pm2_5", "pm10")
+V8_LOOKBACK = 12
 
 
 def free_port() -> int:
@@ -49,6 +57,7 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
         PYTHONPATH=str(REPO),
         PATH=bin_dir + os.pathsep + env.get("PATH", ""),
         AIRQUALITY_WORKERS="1",
+        AIRQUALITY_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
         **extra,
     )
     return env
@@ -103,40 +112,55 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, package_dir: Path) -> Path:
-    home = tmp_path_factory.mktemp("bentoml_home")
+def import_packages(home: Path, *packages: Path) -> list[str]:
     code = (
         "import sys; from airquality_assets.serving.bentoml_store import import_model_package;"
-        "print(import_model_package(sys.argv[1])); print(import_model_package(sys.argv[1]))"
+        "[print(import_model_package(p)) for p in sys.argv[1:]]"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(package_dir)],
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, packages)],
         env=server_env(home),
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    assert out[0] == out[1] and out[0].startswith("airquality-lstm:")  # idempotent import
-    return home
 
 
 @pytest.fixture(scope="module")
-def servers(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def homes(tmp_path_factory: pytest.TempPathFactory, package_dir: Path) -> dict[str, Path]:
+    open_home = tmp_path_factory.mktemp("bentoml_home")
+    tags = import_packages(open_home, package_dir, package_dir)
+    assert tags[0] == tags[1] and tags[0].startswith("airquality-lstm:")  # idempotent import
+    # A newly promoted champion with another contract, imported after v7 (":latest").
+    v8 = build_package(
+        tmp_path_factory.mktemp("v8") / "pkg",
+        targets=V8_TARGETS,
+        horizons=(1, 6),
+        lookback=V8_LOOKBACK,
+        version="8",
+        seed=3,
+    )
+    auth_home = tmp_path_factory.mktemp("bentoml_home_v8")
+    import_packages(auth_home, package_dir, v8)
+    return {"open": open_home, "auth": auth_home}
+
+
+@pytest.fixture(scope="module")
+def servers(homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     logs = tmp_path_factory.mktemp("logs")
-    open_proc, open_url = start(home, logs / "open.log")
-    auth_proc, auth_url = start(home, logs / "auth.log", AIRQUALITY_API_TOKEN=TOKEN)
+    open_proc, open_url = start(homes["open"], logs / "open.log")
+    auth_proc, auth_url = start(homes["auth"], logs / "auth.log", AIRQUALITY_API_TOKEN=TOKEN)
     try:
         wait_ready(open_proc, open_url, logs / "open.log")
         wait_ready(auth_proc, auth_url, logs / "auth.log")
-        yield {"open": open_url, "auth": auth_url}
+        yield {"open": open_url, "auth": auth_url, "logs": logs}
     finally:
         stop(open_proc)
         stop(auth_proc)
 
 
 @pytest.fixture(scope="module")
-def client(servers: dict[str, str]) -> Iterator[httpx.Client]:
+def client(servers: dict[str, Any]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=servers["open"], timeout=30) as client:
         yield client
 
@@ -161,8 +185,9 @@ def test_valid_request_matches_direct_model_output(
     first_answer: dict[str, Any], body: dict[str, Any], package_dir: Path
 ) -> None:
     model, meta = load_package(package_dir)
-    request = validate_request(body, meta.feature_names, meta.lookback)
-    x = feature_matrix(request.frame, meta.feature_names).reshape(3, LOOKBACK, -1)
+    frame = pd.DataFrame([o for e in body["locations"] for o in e["observations"]])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    x = feature_matrix(frame, meta.feature_names).reshape(3, LOOKBACK, -1)  # training's path
     direct = np.maximum(model.predict(x, verbose=0), 0.0)
     assert first_answer["model"] == {"name": "airquality-lstm", "version": "7"}
     assert [f["location"] for f in first_answer["forecasts"]] == ["beijing", "delhi", "london"]
@@ -174,8 +199,38 @@ def test_valid_request_matches_direct_model_output(
             np.testing.assert_allclose(got, direct[i, :, j], atol=1e-4, rtol=0)
 
 
+def test_bentoml_clients_call_the_api_methods(
+    servers: dict[str, Any], body: dict[str, Any], first_answer: dict[str, Any]
+) -> None:
+    with bentoml.SyncHTTPClient(servers["open"]) as sync:
+        assert sync.predict(locations=body["locations"]) == first_answer
+        assert sync.metadata()["model_version"] == "7"
+        with pytest.raises(bentoml.exceptions.BentoMLException):
+            sync.predict(locations=body["locations"][:1] * 2)  # duplicate location: 422
+
+    async def call_async() -> Any:
+        async with bentoml.AsyncHTTPClient(servers["open"]) as client:
+            return await client.predict(locations=body["locations"])
+
+    assert asyncio.run(call_async()) == first_answer
+
+
+def test_openapi_describes_both_methods(client: httpx.Client) -> None:
+    spec = client.get("/docs.json").json()
+    assert {"/predict", "/metadata"} <= set(spec["paths"])
+    request = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    example = request["schema"]["example"]
+    assert client.post("/predict", json=example).status_code == 200  # the example is valid
+    observation = spec["components"]["schemas"]["Observation"]["properties"]
+    assert observation["pm2_5"]["maximum"] == 5000 and observation["humidity"]["maximum"] == 100
+    bad = spec["paths"]["/predict"]["post"]["responses"]["422"]["content"]["application/json"]
+    assert bad["schema"]["$ref"].endswith("/ErrorBody")
+    assert "problem_count" in spec["components"]["schemas"]["ErrorBody"]["properties"]
+    assert "ServedModel" in str(spec["paths"]["/metadata"]["post"]["responses"]["200"])
+
+
 def bad_requests(body: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, str, str]]:
-    """(name, httpx kwargs, status, field substring, reason substring) per bad-input class."""
+    """(name, httpx kwargs, status, field substring, code) per bad-input class."""
     json_headers = {"content-type": "application/json"}
 
     def mutated(path: tuple[Any, ...], value: Any, drop: bool = False) -> bytes:
@@ -189,152 +244,109 @@ def bad_requests(body: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, s
             target[path[-1]] = value
         return json.dumps(copy_).encode()
 
+    def case(name: str, content: bytes, status: int, field: str, code: str) -> Any:
+        return (name, {"content": content, "headers": json_headers}, status, field, code)
+
     obs = ("locations", 1, "observations", 4)
-    many = {"locations": [{"location": f"c{i}", "observations": []} for i in range(65)]}
+    at = "locations[1].observations[4]"
+    junk_keys = json.dumps({f"k{i}": 1 for i in range(60_000)}).encode()
     return [
-        (
-            "malformed json",
-            {"content": b'{"locations": [', "headers": json_headers},
-            400,
-            "body",
-            "malformed JSON",
-        ),
-        ("empty body", {"content": b"", "headers": json_headers}, 400, "body", "empty"),
+        case("malformed json", b'{"locations": [', 400, "body", "json_invalid"),
+        case("empty body", b"", 400, "body", "empty_body"),
         (
             "wrong content type",
             {"content": b"a=1", "headers": {"content-type": "text/plain"}},
             415,
             "Content-Type",
-            "application/json",
+            "unsupported_media_type",
         ),
-        ("huge body", {"content": b" " * 1_100_000, "headers": json_headers}, 413, "body", "limit"),
-        (
-            "list body",
-            {"content": b"[[1, 2], [3]]", "headers": json_headers},
-            400,
-            "body",
-            "JSON object",
-        ),
-        (
+        case("huge body", b" " * 1_100_000, 413, "body", "too_large"),
+        case("list body", b"[[1, 2], [3]]", 400, "body", "model_type"),
+        case(
             "too few hours",
-            {
-                "content": mutated(
-                    ("locations", 0, "observations"), body["locations"][0]["observations"][:23]
-                ),
-                "headers": json_headers,
-            },
+            mutated(("locations", 0, "observations"), body["locations"][0]["observations"][:23]),
             422,
             "locations[0].observations",
-            "exactly 24",
+            "too_short",
         ),
-        (
-            "missing field",
-            {"content": mutated((*obs, "temp"), None, drop=True), "headers": json_headers},
-            422,
-            "observations[4].temp",
-            "missing field",
-        ),
-        (
-            "unknown field",
-            {"content": mutated((*obs, "ozone"), 1.0), "headers": json_headers},
-            422,
-            "observations[4].ozone",
-            "unknown field",
-        ),
-        (
-            "non numeric",
-            {"content": mutated((*obs, "pressure"), "high"), "headers": json_headers},
-            422,
-            "observations[4].pressure",
-            "must be a number",
-        ),
-        (
+        case("missing field", mutated((*obs, "temp"), None, True), 422, f"{at}.temp", "missing"),
+        case("unknown field", mutated((*obs, "ozone"), 1.0), 422, at, "unknown_field"),
+        case("non numeric", mutated((*obs, "pressure"), "high"), 422, f"{at}.pressure", "float"),
+        case(
             "json NaN literal",
-            {
-                "content": mutated((*obs, "dew"), 1234.5).replace(b"1234.5", b"NaN"),
-                "headers": json_headers,
-            },
+            mutated((*obs, "dew"), 1234.5).replace(b"1234.5", b"NaN"),
             422,
-            "observations[4].dew",
-            "finite",
+            f"{at}.dew",
+            "finite_number",
         ),
-        (
-            "infinity literal",
-            {
-                "content": mutated((*obs, "dew"), 1234.5).replace(b"1234.5", b"-Infinity"),
-                "headers": json_headers,
-            },
+        case("negative", mutated((*obs, "no2"), -4.0), 422, f"{at}.no2", "greater_than_equal"),
+        case("implausible", mutated((*obs, "pm2_5"), 1e6), 422, f"{at}.pm2_5", "less_than"),
+        case("float32 overflow", mutated((*obs, "o3"), 3.5e38), 422, f"{at}.o3", "less_than"),
+        case("1e308", mutated((*obs, "dew"), -1e308), 422, f"{at}.dew", "greater_than"),
+        case("humidity > 100", mutated((*obs, "humidity"), 140.0), 422, "humidity", "less_than"),
+        case(
+            "year 9999",
+            mutated(("locations", 1, "observations", 23, "time"), "9999-12-31T23:00:00Z"),
             422,
-            "observations[4].dew",
-            "finite",
+            "observations[23].time",
+            "out_of_range",
         ),
-        (
-            "negative concentration",
-            {"content": mutated((*obs, "no2"), -4.0), "headers": json_headers},
-            422,
-            "observations[4].no2",
-            "negative concentration",
+        case(
+            "lone surrogate value",
+            mutated(("locations", 0, "location"), "X").replace(b'"X"', b'"\\ud800"'),
+            400,
+            "body",
+            "json_invalid",
         ),
-        (
-            "humidity > 100",
-            {"content": mutated((*obs, "humidity"), 140.0), "headers": json_headers},
-            422,
-            "observations[4].humidity",
-            "outside",
+        case(
+            "lone surrogate key",
+            mutated((*obs, "X"), 1.0).replace(b'"X"', b'"\\udc00"'),
+            400,
+            "body",
+            "json_invalid",
         ),
-        (
-            "naive timestamp",
-            {"content": mutated((*obs, "time"), "2014-12-30T04:00:00"), "headers": json_headers},
-            422,
-            "observations[4].time",
-            "time zone",
-        ),
-        (
-            "not iso timestamp",
-            {"content": mutated((*obs, "time"), "30/12/2014 04:00"), "headers": json_headers},
-            422,
-            "observations[4].time",
-            "ISO 8601",
-        ),
-        (
-            "not on the hour",
-            {"content": mutated((*obs, "time"), "2014-12-30T04:15:00Z"), "headers": json_headers},
-            422,
-            "observations[4].time",
-            "whole hour",
-        ),
-        (
+        case("naive time", mutated((*obs, "time"), "2014-12-30T04:00:00"), 422, "time", "aware"),
+        case("not iso", mutated((*obs, "time"), "30/12/2014 04:00"), 422, "time", "datetime"),
+        case("off hour", mutated((*obs, "time"), "2014-12-30T04:15:00Z"), 422, "time", "hour"),
+        case(
             "not consecutive",
-            {"content": mutated((*obs, "time"), "2014-12-30T09:00:00Z"), "headers": json_headers},
+            mutated((*obs, "time"), "2014-12-30T09:00:00Z"),
             422,
-            "observations[4].time",
-            "consecutive",
+            "locations[1]",
+            "not_consecutive",
         ),
-        (
+        case(
             "too many locations",
-            {"content": json.dumps(many).encode(), "headers": json_headers},
+            json.dumps(make_body(tuple(f"c{i}" for i in range(65)))).encode(),
             422,
             "locations",
-            "too many",
+            "too_long",
         ),
-        ("empty object", {"content": b"{}", "headers": json_headers}, 422, "body", "empty"),
+        case("empty object", b"{}", 422, "body", "missing"),
+        case("60k unknown keys", junk_keys, 422, "body", "unknown_field"),
     ]
 
 
-def test_every_bad_input_gets_4xx_naming_field_and_reason(
+def test_every_bad_input_gets_a_bounded_4xx_naming_field_and_reason(
     client: httpx.Client, body: dict[str, Any], first_answer: dict[str, Any]
 ) -> None:
     failures = []
-    for name, kwargs, status, field, reason in bad_requests(body):
+    for name, kwargs, status, field, code in bad_requests(body):
         response = client.post("/predict", **kwargs)
         try:
             payload = response.json()
-            detail_ok = any(
-                field in d["field"] and reason in d["reason"] for d in payload["details"]
+            first = payload["details"][0]
+            ok = (
+                response.status_code == status
+                and field in first["field"]
+                and code in first["code"]
+                and first["reason"]
+                and payload["error"].startswith(first["field"])
+                and payload["problem_count"] >= len(payload["details"])
+                and len(response.content) < 5_000
             )
-            ok = response.status_code == status and detail_ok and "error" in payload
-        except (ValueError, KeyError, TypeError):
-            ok, payload = False, response.text
+        except (ValueError, KeyError, TypeError, IndexError):
+            ok, payload = False, response.text[:300]
         if not ok:
             failures.append(f"{name}: {response.status_code} {payload}")
     assert not failures, "\n".join(failures)
@@ -345,12 +357,53 @@ def test_every_bad_input_gets_4xx_naming_field_and_reason(
     assert client.get("/predict").status_code == 405
 
 
+def raw_exchange(url: str, request: bytes, wait_s: float) -> bytes:
+    """Send raw bytes, then read what the server answers within ``wait_s`` seconds."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
+        sock.sendall(request)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+    return received
+
+
+def test_stalled_or_short_bodies_get_408_not_504(servers: dict[str, Any]) -> None:
+    head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    short = (head + "Content-Length: 5000\r\n\r\n").encode() + b'{"locations": ['
+    chunked = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + b'5\r\n{"loc\r\n'
+    for request in (short, chunked):
+        started = time.monotonic()
+        answer = raw_exchange(servers["open"], request, wait_s=BODY_TIMEOUT_S + 20)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"body_timeout" in answer
+        assert time.monotonic() - started < BODY_TIMEOUT_S + 15
+
+
+def test_unknown_paths_do_not_grow_metrics(client: httpx.Client) -> None:
+    for i in range(200):
+        assert client.get(f"/probe-{i}/x").status_code == 404
+        assert client.post(f"/predict/{i}", content=b"{}").status_code == 404
+    text = client.get("/metrics").text
+    assert "probe-" not in text and "/predict/1" not in text
+    endpoints = {
+        line.split('endpoint="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("bentoml_service_request_total")
+    }
+    assert "/_unmatched" in endpoints and len(endpoints) <= 12, endpoints
+
+
 def test_metadata(client: httpx.Client) -> None:
-    meta = client.get("/metadata").json()
-    assert meta["model_name"] == "airquality-lstm" and meta["model_version"] == "7"
-    assert meta["lookback"] == LOOKBACK and meta["horizons"] == [1, 2, 3, 6, 12, 24]
-    assert meta["training_window"]["start"].startswith("2010")
-    assert "wind_u" in meta["feature_names"] and meta["test_metrics"]["pm2_5"]["mae"] == 12.5
+    for meta in (client.get("/metadata").json(), client.post("/metadata", json={}).json()):
+        assert meta["model_name"] == "airquality-lstm" and meta["model_version"] == "7"
+        assert meta["lookback"] == LOOKBACK and meta["horizons"] == [1, 2, 3, 6, 12, 24]
+        assert meta["training_window"]["start"].startswith("2010")
+        assert "wind_u" in meta["feature_names"] and meta["test_metrics"]["pm2_5"]["mae"] == 12.5
+        assert "winddir" in meta["required_fields"] and meta["max_locations"] == 64
 
 
 def test_health_and_metrics(client: httpx.Client, first_answer: dict[str, Any]) -> None:
@@ -361,26 +414,114 @@ def test_health_and_metrics(client: httpx.Client, first_answer: dict[str, Any]) 
     for name in (
         "airquality_predictions_total",
         'airquality_predicted_concentration_ug_m3_bucket{le="5.0",pollutant="pm2_5"}',
-        'airquality_validation_failures_total{reason="malformed_json"}',
+        'airquality_validation_failures_total{reason="json_invalid"}',
         'airquality_model_info{model_name="airquality-lstm",model_version="7"} 1.0',
         "bentoml_service_request_total",
     ):
         assert name in text, name
+    sums = [line for line in text.splitlines() if line.startswith(f"{PREDICTED}_sum")]
+    assert sums and not any("nan" in line.lower() for line in sums)
 
 
-def test_auth(servers: dict[str, str], body: dict[str, Any], first_answer: dict[str, Any]) -> None:
+PREDICTED = "airquality_predicted_concentration_ug_m3"
+
+
+def v8_body() -> dict[str, Any]:
+    """A body for the v8 champion: its fields only, its lookback."""
+    fields = {"time", *V8_TARGETS, "temp", "dew", "humidity", "pressure"}
+    fields |= {"windspeed", "winddir", "is_rain", "is_snow"}
+    full = make_body(("beijing",))["locations"][0]["observations"][:V8_LOOKBACK]
+    return {"locations": [{"location": "beijing", "observations": [
+        {k: v for k, v in o.items() if k in fields} for o in full
+    ]}]}  # fmt: skip
+
+
+def test_auth_and_a_newly_promoted_champion(servers: dict[str, Any], body: dict[str, Any]) -> None:
+    """Same code, a newer champion in the store: served with its own request contract."""
+    good = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=servers["auth"], timeout=30) as auth:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-            response = auth.post("/predict", json=body, headers=headers)
+            response = auth.post("/predict", json=v8_body(), headers=headers)
             assert response.status_code == 401, headers
             assert response.json()["details"][0]["field"] == "Authorization"
             assert auth.get("/metadata", headers=headers).status_code == 401
-        good = {"Authorization": f"Bearer {TOKEN}"}
-        response = auth.post("/predict", json=body, headers=good)
-        assert response.status_code == 200 and response.json() == first_answer
-        assert auth.get("/metadata", headers=good).status_code == 200
-        for open_path in ("/livez", "/readyz", "/metrics"):
+            assert auth.post("/metadata", headers=headers).status_code == 401
+        meta = auth.get("/metadata", headers=good).json()
+        assert (meta["model_version"], meta["lookback"]) == ("8", V8_LOOKBACK)
+        assert meta["target_pollutants"] == list(V8_TARGETS)
+        response = auth.post("/predict", json=v8_body(), headers=good)
+        assert response.status_code == 200, response.text
+        forecast = response.json()["forecasts"][0]
+        assert response.json()["model"]["version"] == "8" and forecast["horizons"] == [1, 6]
+        assert set(forecast["pollutants"]) == set(V8_TARGETS)
+        refused = auth.post("/predict", json=body, headers=good)  # v7's contract
+        assert refused.status_code == 422
+        for open_path in ("/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"):
             assert auth.get(open_path).status_code == 200, open_path
+    with bentoml.SyncHTTPClient(servers["auth"], token=TOKEN) as sync:
+        assert sync.predict(**v8_body())["model"]["version"] == "8"
+    logs = servers["logs"]
+    assert "auth OFF" in (logs / "open.log").read_text()
+    started = (logs / "auth.log").read_text()
+    assert "auth ON" in started and "open paths: /livez" in started and TOKEN not in started
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+FUZZ_EXAMPLES = {"json": 0, "bytes": 0, "mutated": 0}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(document=JSON, raw=st.binary(max_size=300), leaf=JSON, where=st.integers(0, 10**6))
+def test_fuzzed_bodies_never_get_a_5xx(
+    client: httpx.Client,
+    body: dict[str, Any],
+    first_answer: dict[str, Any],
+    document: Any,
+    raw: bytes,
+    leaf: Any,
+    where: int,
+) -> None:
+    """Generated JSON documents, byte strings and valid bodies with one leaf replaced."""
+    mutated = copy.deepcopy(body)
+    observation = mutated["locations"][where % 3]["observations"][where % LOOKBACK]
+    keys = sorted(observation)
+    observation[keys[where % len(keys)]] = leaf
+    headers = {"content-type": "application/json"}
+    for kind, content in (
+        ("json", json.dumps(document).encode()),
+        ("bytes", raw),
+        ("mutated", json.dumps(mutated).encode()),
+    ):
+        response = client.post("/predict", content=content, headers=headers)
+        assert response.status_code < 500, (content[:200], response.text[:300])
+        if response.status_code != 200:
+            assert response.json()["details"][0]["code"]
+        FUZZ_EXAMPLES[kind] += 1
+
+
+def test_answer_unchanged_after_fuzzing(
+    client: httpx.Client, body: dict[str, Any], first_answer: dict[str, Any]
+) -> None:
+    assert sum(FUZZ_EXAMPLES.values()) >= 3 * 150, FUZZ_EXAMPLES
+    print(f"fuzzed /predict with {FUZZ_EXAMPLES}")
+    assert client.post("/predict", json=body).json() == first_answer
+
+
+def test_empty_token_is_refused_at_start(tmp_path: Path, homes: dict[str, Path]) -> None:
+    log = tmp_path / "serve.log"
+    process, _ = start(homes["open"], log, AIRQUALITY_API_TOKEN=" ")
+    try:
+        code = process.wait(120)
+    finally:
+        stop(process)
+    assert code != 0
+    assert "AIRQUALITY_API_TOKEN is set but empty" in log.read_text()
 
 
 def test_no_model_in_store_fails_start(tmp_path: Path) -> None:

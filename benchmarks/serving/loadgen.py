@@ -123,3 +123,54 @@ async def run_load(
     )
     seconds = time.perf_counter() - started
     return LoadResult(clients, len(latencies), sum(errors), seconds, latencies)
+
+
+async def _junk_client(
+    host: str, port: int, payload: bytes, stop: asyncio.Event, statuses: list[int]
+) -> None:
+    """Sends ``payload`` back to back until ``stop``; reconnects when the server closes."""
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    while not stop.is_set():
+        try:
+            if connection is None:
+                connection = await asyncio.open_connection(host, port)
+            reader, writer = connection
+            writer.write(payload)
+            await writer.drain()
+            status, keep_alive = await _read_response(reader)
+            statuses.append(status)
+            if not keep_alive:
+                writer.close()
+                connection = None
+        except (ConnectionError, asyncio.IncompleteReadError):
+            statuses.append(0)
+            connection = None
+    if connection is not None:
+        connection[1].close()
+
+
+async def run_under_junk(
+    host: str,
+    port: int,
+    body: bytes,
+    junk: bytes,
+    *,
+    requests: int,
+    junk_clients: int = 2,
+) -> tuple[LoadResult, list[int]]:
+    """One legitimate closed-loop client while ``junk_clients`` send ``junk`` non-stop.
+
+    Returns the legitimate client's result and the junk requests' statuses.
+    """
+    stop = asyncio.Event()
+    statuses: list[int] = []
+    junk_payload = build_request(host, port, "/predict", junk, {})
+    junkers = [
+        asyncio.create_task(_junk_client(host, port, junk_payload, stop, statuses))
+        for _ in range(junk_clients)
+    ]
+    await asyncio.sleep(0.5)  # let the junk reach the server first
+    legit = await run_load(host, port, body, clients=1, requests_per_client=requests)
+    stop.set()
+    await asyncio.gather(*junkers)
+    return legit, statuses

@@ -5,8 +5,10 @@
 Both servers run on 127.0.0.1 with the same 2-layer LSTM(64) model (24 x 17 input, random
 seeded weights) and get the same request body (one location, 24 hours). For each server:
 1 client, then 16 concurrent clients, a fixed number of requests per client after a
-warm-up; p50/p99 latency and throughput, and BentoML/Flask ratios. Also the bare model call
-for batch 1 (jitted forward and ``model.predict``). The load generator runs in this process
+warm-up; p50/p99 latency and throughput, and BentoML/Flask ratios. Then the starvation
+case: one legitimate client while two others send ~1 MB junk bodies (unknown keys, just
+under the service's body limit) non-stop; its p50 is compared with its idle p50. Also the
+bare model call for batch 1 (jitted forward and ``model.predict``). The load generator runs in this process
 pinned to the last CPU (``os.sched_setaffinity``); servers are not pinned (gunicorn gets one
 sync worker per core, BentoML ``AIRQUALITY_WORKERS`` per variant).
 
@@ -38,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import run_load  # noqa: E402
+from loadgen import run_load, run_under_junk  # noqa: E402
 
 import airquality_assets  # noqa: E402,F401  (KERAS_BACKEND=jax)
 from airquality_assets.ml.package import ModelMetadata, save_package  # noqa: E402
@@ -46,6 +48,7 @@ from airquality_assets.transforms.features import default_feature_names  # noqa:
 
 TARGETS = ["pm2_5", "pm10", "no2", "o3"]  # 4 targets + 9 weather + 4 calendar = 17 features
 LOOKBACK, HORIZONS = 24, list(range(1, 25))
+JUNK_BYTES = 999_000  # the service's default limit is 1,000,000 bytes
 VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "workers1": {"AIRQUALITY_WORKERS": "1"},
@@ -130,13 +133,39 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def junk_body(size: int = JUNK_BYTES) -> bytes:
+    """A JSON object of unknown keys just under the service's 1 MB body limit: the costliest
+    junk that still gets past the size check (it must be parsed to be refused)."""
+    keys, text = 0, "{"
+    parts = []
+    length = 1
+    while length < size - 20:
+        part = f'"junk-{keys:07d}": {keys},'
+        parts.append(part)
+        length += len(part)
+        keys += 1
+    text += "".join(parts).rstrip(",") + "}"
+    return text.encode()
+
+
 def measure(port: int, body: bytes, requests: int) -> dict[str, Any]:
     asyncio.run(run_load("127.0.0.1", port, body, clients=4, requests_per_client=25))  # warm
     single = asyncio.run(run_load("127.0.0.1", port, body, clients=1, requests_per_client=requests))
     many = asyncio.run(
         run_load("127.0.0.1", port, body, clients=16, requests_per_client=max(1, requests // 4))
     )
-    return {"1_client": single.summary(), "16_clients": many.summary()}
+    legit, statuses = asyncio.run(
+        run_under_junk("127.0.0.1", port, body, junk_body(), requests=max(50, requests // 4))
+    )
+    starved = legit.summary()
+    starved["junk_requests"] = len(statuses)
+    starved["junk_statuses"] = {str(s): statuses.count(s) for s in sorted(set(statuses))}
+    starved["p50_ratio_vs_idle"] = round(starved["p50_ms"] / single.summary()["p50_ms"], 2)
+    return {
+        "1_client": single.summary(),
+        "16_clients": many.summary(),
+        "1_client_vs_2_junk": starved,
+    }
 
 
 def bare_model_call(package: Path) -> dict[str, float]:
@@ -235,9 +264,38 @@ def main() -> None:
         print(f"bentoml[{variant}] vs flask: {json.dumps(figures)}")
     text = json.dumps(results, indent=2)
     print(text)
+    print(table(results))
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"serving-{datetime.now(UTC):%Y%m%dT%H%M%S}.json").write_text(text)
+
+
+def _cell(figures: dict[str, Any]) -> str:
+    return f"{figures['req_per_s']:.0f}, {figures['p50_ms']:.1f}, {figures['p99_ms']:.1f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The README's table: one row per load, BentoML (default variant) beside Flask."""
+    ours, theirs = results["bentoml"].get("default"), results["flask_gunicorn"]
+    if ours is None:
+        return ""
+    rows = [
+        "| load | BentoML: req/s, p50, p99 (ms) | Flask+gunicorn: req/s, p50, p99 (ms) | ratios |",
+        "|---|---|---|---|",
+    ]
+    for load, label in (
+        ("1_client", "1 client"),
+        ("16_clients", "16 clients"),
+        ("1_client_vs_2_junk", "1 client while 2 clients send ~1 MB junk"),
+    ):
+        a, b = ours[load], theirs[load]
+        ratio = f"{a['req_per_s'] / b['req_per_s']:.2f}x throughput"
+        ratio += f", p99 {a['p99_ms'] / b['p99_ms']:.2f}x"
+        if load == "1_client_vs_2_junk":
+            ratio = f"p50 {a['p50_ratio_vs_idle']:.2f}x idle"
+            ratio += f" (Flask {b['p50_ratio_vs_idle']:.2f}x)"
+        rows.append(f"| {label} | {_cell(a)} | {_cell(b)} | {ratio} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

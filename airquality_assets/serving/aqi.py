@@ -1,6 +1,8 @@
-"""OpenWeatherMap's 1-5 air quality index, per pollutant and overall.
+"""OpenWeatherMap's 1-5 air quality index, per pollutant and overall: the one band table.
 
-Bands follow the OWM Air Pollution API page (API_REFERENCE.md section 1.6): half-open
+The service bands its forecasts with it; the replay data derives its ``main.aqi`` from it.
+
+Bands follow OpenWeatherMap's Air Pollution API documentation: half-open
 intervals ``[low, high)`` in ug/m3, so a value exactly on a breakpoint belongs to the worse
 band (PM2.5 = 10.0 is band 2). Only SO2, NO2, PM10, PM2.5, O3 and CO have a scale; NH3 and
 NO do not count towards the index.

@@ -1,0 +1,38 @@
+"""The jitted forward pass: one implementation for evaluation (``ml/``) and the service.
+
+Why not ``model.predict``: under the JAX backend Keras keeps per-model mutable state (the
+compiled predict function, its iterator, "compiled" flags), so concurrent calls from server
+threads failed and stayed broken. ``stateless_call`` is a pure function of (weights,
+inputs); jitting it with the weights passed as arrays gives a compiled XLA function that
+many threads may call at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def jit_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A pure, jitted ``x -> forecast`` function over a copy of ``model``'s weights.
+
+    The copy means later training of ``model`` does not change an already-built function.
+    JAX compiles once per input shape, so a server pads batches to a few fixed sizes.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [jnp.array(v.value) for v in model.trainable_variables]
+    non_trainable = [jnp.array(v.value) for v in model.non_trainable_variables]
+
+    @jax.jit
+    def _forward(trainable_vars: list[Any], non_trainable_vars: list[Any], x: Any) -> Any:
+        outputs, _ = model.stateless_call(trainable_vars, non_trainable_vars, x, training=False)
+        return outputs
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return np.asarray(_forward(trainable, non_trainable, jnp.asarray(x, dtype=jnp.float32)))
+
+    return forward
