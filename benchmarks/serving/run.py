@@ -8,9 +8,9 @@ seeded weights) and get the same request body (one location, 24 hours). For each
 warm-up; p50/p99 latency and throughput, and BentoML/Flask ratios. Then the starvation
 case: one legitimate client while two others send ~1 MB junk bodies (unknown keys, just
 under the service's body limit) non-stop; its p50 is compared with its idle p50. Also the
-bare model call for batch 1 (jitted forward and ``model.predict``). The load generator runs in this process
-pinned to the last CPU (``os.sched_setaffinity``); servers are not pinned (gunicorn gets one
-sync worker per core, BentoML ``AIRQUALITY_WORKERS`` per variant).
+bare model call for batch 1 (jitted forward and ``model.predict``). The load generator runs
+in this process pinned to the last CPU (``os.sched_setaffinity``); servers are not pinned
+(gunicorn gets one sync worker per core, BentoML ``AIRQUALITY_WORKERS`` per variant).
 
 Extra packages: ``flask`` and ``gunicorn`` (``pip install flask gunicorn``; the ``bench``
 extra). Nothing is installed by this script. Results also go to benchmarks/results/.
