@@ -61,7 +61,9 @@ def existing_bento_for(model_tag: str) -> Any | None:
     import bentoml
 
     for bento in sorted(bentoml.bentos.list(), key=lambda b: b.info.creation_time, reverse=True):
-        if any(str(m.tag) == model_tag for m in bento.info.models):
+        # The service declares its model (BentoModel), so the bento lists it per service.
+        models = [*bento.info.models, *(m for s in bento.info.services for m in s.models)]
+        if any(str(m.tag) == model_tag for m in models):
             return bento
     return None
 

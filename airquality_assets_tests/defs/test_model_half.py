@@ -91,7 +91,8 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert meta["mlflow_version"].value == decision["new_version"]
     stored = bentoml.models.get(meta["model_tag"].value)
     assert stored.info.metadata["mlflow_version"] == decision["new_version"]
-    assert bentoml.bentos.get(meta["bento_tag"].value).info.models[0].tag == stored.tag
+    service = bentoml.bentos.get(meta["bento_tag"].value).info.services[0]
+    assert [m.tag for m in service.models] == [stored.tag]  # declared by the service
 
     # unchanged champion: re-materializing is idempotent (same model, same bento, no build)
     again = dg.materialize(
