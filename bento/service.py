@@ -49,6 +49,7 @@ from airquality_assets.serving.gate import (  # noqa: E402
     VALIDATED_KEY,
     BoundedPaths,
     GatePolicy,
+    Parser,
     RequestGate,
     static_paths,
 )
@@ -79,6 +80,7 @@ HTTP_REASONS = {
     415: "Content-Type is not application/json",
     422: "A JSON object that breaks the request contract",
 }
+INLINE_PARSE_BYTES = 16_384  # one location is ~6 KB and parses in well under a millisecond
 OPEN_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/docs.json", "/")
 
 
@@ -246,8 +248,11 @@ class AirQualityForecast:
         self.batcher = (
             MicroBatcher(self.predictor, self.predictor.buckets[-1]) if CONFIG.batching else None
         )
+        self.parser = Parser(SPEC, inline_bytes=INLINE_PARSE_BYTES)
+        self.parser.warm_up()  # the validation process for large bodies, started now
         self.policy = GatePolicy(
             spec=SPEC,
+            parser=self.parser,
             token=CONFIG.token,
             max_body_bytes=CONFIG.max_body_bytes,
             body_timeout_s=CONFIG.body_timeout_s,
@@ -264,6 +269,10 @@ class AirQualityForecast:
 
     def __is_ready__(self) -> bool:
         return self.predictor.ready
+
+    @bentoml.on_shutdown
+    def stop_parser(self) -> None:
+        self.parser.close()
 
     def served_model(self) -> ServedModel:
         return ServedModel(

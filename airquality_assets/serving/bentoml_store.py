@@ -76,7 +76,9 @@ def import_model_package(
     return str(model.tag)
 
 
-def build_bento(bento_dir: str | os.PathLike[str], *, timeout_s: float = 600.0) -> tuple[str, int]:
+def build_bento(
+    bento_dir: str | os.PathLike[str], model_tag: str | None = None, *, timeout_s: float = 600.0
+) -> tuple[str, int]:
     """Build the Bento from ``bento_dir/bentofile.yaml``; return ``(tag, size_bytes)``.
 
     The build context is ``bento_dir``'s parent (the repository root), because the Bento
@@ -87,12 +89,16 @@ def build_bento(bento_dir: str | os.PathLike[str], *, timeout_s: float = 600.0) 
     process, e.g. a Dagster run worker, keeps its memory flat). BentoML 1.4 shells out to
     ``uv``; the interpreter's ``bin`` directory is put first on PATH so the venv's ``uv``
     is found. ``bentofile.yaml`` sets ``lock_packages: false`` so no index is contacted.
+    ``model_tag`` is handed to the service's settings, so the bento declares that model.
     """
     import bentoml
 
     bento_dir = Path(bento_dir).resolve()
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    if model_tag is not None:  # the service declares exactly this model, whatever the env says
+        name, _, version = model_tag.partition(":")
+        env.update(AIRQUALITY_MODEL_NAME=name, AIRQUALITY_MODEL_VERSION=version or "latest")
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     started = time.perf_counter()
     result = subprocess.run(

@@ -74,5 +74,5 @@ def build_service(bento_dir: Path, model_tag: str) -> dict[str, Any]:
     if existing is not None:
         size = sum(p.stat().st_size for p in Path(existing.path).rglob("*") if p.is_file())
         return {"bento_tag": str(existing.tag), "size_bytes": size, "built": False}
-    tag, size = build_bento(bento_dir)
+    tag, size = build_bento(bento_dir, model_tag)
     return {"bento_tag": tag, "size_bytes": size, "built": True}

@@ -48,11 +48,11 @@ METADATA_PATH = "/metadata"
 PROTECTED_PATHS = (PREDICT_PATH, METADATA_PATH)
 
 
-class _Parser:
+class Parser:
     """Runs :func:`parse_request` inline below ``inline_bytes``, else in one spawned process.
 
-    The process starts on first use (not at import: ``bentoml serve`` imports the service in
-    its parent too) and is replaced if it dies, so one crash never fails later requests.
+    The process starts in :meth:`warm_up` (the service's start-up; not at import, which
+    ``bentoml serve`` also does in its parent) or on first use, and is replaced if it dies.
     """
 
     def __init__(self, spec: RequestSpec, inline_bytes: int) -> None:
@@ -65,6 +65,10 @@ class _Parser:
             context = multiprocessing.get_context("spawn")  # never fork a process running XLA
             self._pool = ProcessPoolExecutor(1, mp_context=context)
         return self._pool
+
+    def warm_up(self) -> None:
+        """Start the process and wait until it has imported everything (a few seconds)."""
+        self._executor().submit(parse_request, b"{}", self.spec).exception()
 
     async def parse(self, body: bytes) -> ValidatedRequest:
         if len(body) <= self.inline_bytes:
@@ -91,6 +95,7 @@ class GatePolicy:
     max_body_bytes: int = 1_000_000
     body_timeout_s: float = 10.0
     inline_bytes: int = 16_384
+    parser: Parser | None = None  # started by the service; else created on first request
     on_refused: Callable[[RequestError], None] = field(default=lambda error: None)
 
 
@@ -129,13 +134,15 @@ class RequestGate:
         self.app = app
         self._policy_factory = policy
         self._policy: GatePolicy | None = None
-        self._parser: _Parser | None = None
+        self._parser: Parser | None = None
 
     @property
     def policy(self) -> GatePolicy:
         if self._policy is None:
             self._policy = self._policy_factory()
-            self._parser = _Parser(self._policy.spec, self._policy.inline_bytes)
+            self._parser = self._policy.parser or Parser(
+                self._policy.spec, self._policy.inline_bytes
+            )
         return self._policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

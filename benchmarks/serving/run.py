@@ -155,7 +155,7 @@ def measure(port: int, body: bytes, requests: int) -> dict[str, Any]:
         run_load("127.0.0.1", port, body, clients=16, requests_per_client=max(1, requests // 4))
     )
     legit, statuses = asyncio.run(
-        run_under_junk("127.0.0.1", port, body, junk_body(), requests=max(50, requests // 4))
+        run_under_junk("127.0.0.1", port, body, junk_body(), requests=max(100, requests // 2))
     )
     starved = legit.summary()
     starved["junk_requests"] = len(statuses)
