@@ -1,7 +1,7 @@
 """The data half (ingestion + frames) for N replayed locations x one year, and an hourly tick.
 
 For each N (default 1, 10, 100) a fresh process with its own DAGSTER_HOME (SQLite, the
-project's dagster.yaml) and data directory serves the bundled station under N names
+project's deploy/dagster.local.yaml) and data directory serves the bundled station under N names
 (``AIRQUALITY_REPLAY_LOCATIONS=N``) and measures:
 
 * ``dagster``: the ``ingestion`` job then the ``frames`` job, each ONE run over every month
@@ -156,7 +156,7 @@ def run_one(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"scale-{n}-") as tmp:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        shutil.copy(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
