@@ -114,6 +114,13 @@ def _baseline(settings, data_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+def _progress(phase: str, seconds: float) -> None:
+    """Each phase as it ends, next to the run's DAGSTER_HOME (a long N can be watched)."""
+    path = Path(os.environ["DAGSTER_HOME"]).parent / "progress.txt"
+    with path.open("a") as handle:
+        handle.write(f"{phase} {seconds:.1f} s\n")
+
+
 def child(n: int) -> dict[str, float]:
     """One N, in this (fresh) process: Dagster run times, the baseline, the hourly tick."""
     warnings.filterwarnings("ignore")
@@ -132,7 +139,9 @@ def child(n: int) -> dict[str, float]:
     months = _months()
     tags = _range_tags(months[0], months[-1], names)
     ingestion_s = _execute(defs, instance, "ingestion", tags)
+    _progress("ingestion", ingestion_s)
     frames_s = _execute(defs, instance, "frames", tags)
+    _progress("frames", frames_s)
 
     from airquality_assets.defs.schedules import newest_partition_requests
 
@@ -140,7 +149,9 @@ def child(n: int) -> dict[str, float]:
     assert len(tick) == 1, "the hourly tick must be one run for all locations"
     tick_ingestion_s = _execute(defs, instance, "ingestion", dict(tick[0].tags))
     tick_frames_s = _execute(defs, instance, "frames", dict(tick[0].tags))
+    _progress("tick", tick_ingestion_s + tick_frames_s)
     baseline_s = _baseline(settings, Path(tempfile.mkdtemp(prefix="baseline-")))
+    _progress("baseline", baseline_s)
     return {
         "locations": n,
         "load_s": load_s,
