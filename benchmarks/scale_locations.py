@@ -150,7 +150,7 @@ def child(n: int) -> dict[str, float]:
     tick_ingestion_s = _execute(defs, instance, "ingestion", dict(tick[0].tags))
     tick_frames_s = _execute(defs, instance, "frames", dict(tick[0].tags))
     _progress("tick", tick_ingestion_s + tick_frames_s)
-    baseline_s = _baseline(settings, Path(tempfile.mkdtemp(prefix="baseline-")))
+    baseline_s = _baseline(settings, Path(os.environ["AIRQUALITY_DATA_DIR"]).parent / "baseline")
     _progress("baseline", baseline_s)
     return {
         "locations": n,
