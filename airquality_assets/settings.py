@@ -22,6 +22,8 @@ variable                       meaning                                default
 ``AIRQUALITY_MODEL_NAME``      MLflow registered model name           airquality-lstm
 ``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
 ``BENTOML_HOME``               BentoML model and bento store          ``<data dir>/bentoml``
+``AIRQUALITY_MLFLOW_UI_URL``   MLflow UI that Dagster links point to  http://127.0.0.1:5000
+``AIRQUALITY_DAGSTER_UI_URL``  Dagster UI that MLflow tags point to   http://127.0.0.1:3000
 =============================  =====================================  ======================
 
 Live clients and load tests (see :class:`ClientSettings`): ``OPENWEATHER_BASE_URL``,
@@ -168,6 +170,9 @@ class Settings:
     #: None: the BentoML store under the data directory.
     bentoml_home_dir: Path | None = None
     clients: ClientSettings = field(default_factory=ClientSettings)
+    #: Base addresses of the two UIs, for the links between them (``ml.links``).
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    dagster_ui_url: str = "http://127.0.0.1:3000"
 
     @property
     def location_names(self) -> list[str]:
@@ -224,4 +229,6 @@ class Settings:
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             bentoml_home_dir=Path(bentoml_home) if bentoml_home else None,
             clients=ClientSettings.from_env(env),
+            mlflow_ui_url=env.get("AIRQUALITY_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
+            dagster_ui_url=env.get("AIRQUALITY_DAGSTER_UI_URL") or "http://127.0.0.1:3000",
         )

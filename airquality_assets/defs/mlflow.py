@@ -27,6 +27,28 @@ class MlflowResource(dg.ConfigurableResource):
     experiment_name: str
     artifact_location: str
     """Artifact root of the experiment when this resource creates it."""
+    ui_url: str = "http://127.0.0.1:5000"
+    """The MLflow UI that Dagster metadata links point to."""
+    dagster_ui_url: str = "http://127.0.0.1:3000"
+    """The Dagster UI that MLflow tags point back to."""
+
+    def pages(self) -> Any:
+        """Addresses of runs, models and versions in the MLflow UI (``ml.links.MlflowPages``)."""
+        from airquality_assets.ml.links import MlflowPages
+
+        return MlflowPages(self.ui_url)
+
+    def dagster_tags(
+        self,
+        run_id: str,
+        asset: str | None = None,
+        partition: str | None = None,
+        job: str | None = None,
+    ) -> dict[str, str]:
+        """Tags for an MLflow entity made by Dagster run ``run_id`` (``ml.links.dagster_tags``)."""
+        from airquality_assets.ml.links import dagster_tags
+
+        return dagster_tags(self.dagster_ui_url, run_id, asset, partition, job)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         import mlflow
@@ -53,7 +75,13 @@ class MlflowResource(dg.ConfigurableResource):
         """The parent MLflow run of this Dagster run (get-or-create by tag)."""
         from airquality_assets.ml.tracking import parent_run_for
 
-        return parent_run_for(self.client(), self.experiment_id(), dagster_run_id, run_name)
+        return parent_run_for(
+            self.client(),
+            self.experiment_id(),
+            dagster_run_id,
+            run_name,
+            tags=self.dagster_tags(dagster_run_id, job=run_name),
+        )
 
     def end_parent_run(self, dagster_run_id: str, status: str = "FINISHED") -> None:
         from airquality_assets.ml.tracking import end_parent_run

@@ -252,5 +252,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             artifact_location=(
                 f"{default_artifact_location(settings.data_dir)}/{settings.experiment_name}"
             ),
+            ui_url=settings.mlflow_ui_url,
+            dagster_ui_url=settings.dagster_ui_url,
         ),
     }

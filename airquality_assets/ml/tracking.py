@@ -5,14 +5,21 @@ directory, so the demo needs no server and never scatters ``mlruns/`` into the w
 directory. mlflow and keras are imported inside the functions: importing this module must
 stay cheap for Dagster's code server.
 
-Metric names (stable, they are what dashboards and the promotion gate read):
+Metric names (stable, they are what dashboards and the promotion gate read), in MLflow's
+idiom of one metric per quantity with ``step`` as its axis, so a run's metrics tab opens on a
+few charts rather than hundreds:
 
-* per epoch, with ``step=epoch``: the history keys as given (``loss``, ``val_loss``, ``mae``,
-  ``val_mae``, ``learning_rate``; in target-std units of the delta, see ``ml.model``);
-* ``{split}_{metric}_{pollutant}_h{horizon:02d}``, e.g. ``test_rmse_pm2_5_h01``;
+* per epoch, with ``step=epoch``, logged live by :func:`epoch_logger` while a candidate
+  trains: the Keras history keys (``loss``, ``val_loss``, ``mae``, ``val_mae``,
+  ``learning_rate``; in target-std units of the delta, see ``ml.model``);
+* ``{split}_{metric}_{pollutant}`` with ``step=horizon`` (hours ahead), e.g.
+  ``test_rmse_pm2_5`` at step 6 is the 6 h forecast's RMSE;
 * ``{split}_{metric}_{pollutant}_mean`` (mean over horizons) and ``{split}_{metric}_mean``
   (mean over pollutants and horizons), e.g. ``test_rmse_mean``;
 * ``fit_seconds``, ``epochs_run``, ``best_epoch``, ``best_val_loss`` when known.
+
+Baselines are not metrics of a candidate's run: their per-horizon tables are an artifact
+(``evaluation/by_horizon.json``, an MLflow table) beside the model's.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ MLFLOW_DB_FILE = "mlflow.db"
 #: Tag linking a parent MLflow run to the Dagster run it stands for.
 DAGSTER_RUN_TAG = "dagster_run_id"
 ARTIFACTS_DIR = "mlartifacts"
-MODEL_NAME_IN_RUN = "model"
 #: Run-artifact path of the model package's metadata.json.
 PACKAGE_ARTIFACT_DIR = "model_package"
 #: Key in the logged model's MLmodel ``metadata`` holding the ModelMetadata dict.
@@ -105,7 +111,13 @@ def configure_tracking(
     return experiment_id
 
 
-def parent_run_for(client: Any, experiment_id: str, dagster_run_id: str, run_name: str) -> str:
+def parent_run_for(
+    client: Any,
+    experiment_id: str,
+    dagster_run_id: str,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+) -> str:
     """The id of the MLflow run standing for Dagster run ``dagster_run_id``, created if new.
 
     Found by its ``dagster_run_id`` tag, so every step (in any process) of one Dagster run
@@ -117,7 +129,7 @@ def parent_run_for(client: Any, experiment_id: str, dagster_run_id: str, run_nam
     if found:
         return found[0].info.run_id
     run = client.create_run(
-        experiment_id, run_name=run_name, tags={DAGSTER_RUN_TAG: dagster_run_id}
+        experiment_id, run_name=run_name, tags={**(tags or {}), DAGSTER_RUN_TAG: dagster_run_id}
     )
     return run.info.run_id
 
@@ -145,21 +157,47 @@ def default_pip_requirements() -> list[str]:
     return requirements
 
 
-def metric_name(split: str, metric: str, pollutant: str, horizon: int | str) -> str:
-    """``test_rmse_pm2_5_h01`` for an int horizon; ``horizon="mean"`` gives ``..._mean``."""
-    suffix = f"h{int(horizon):02d}" if not isinstance(horizon, str) else horizon
-    return f"{split}_{metric}_{pollutant}_{suffix}"
+def metric_name(split: str, metric: str, pollutant: str, horizon: int | str | None = None) -> str:
+    """``test_rmse_pm2_5`` (logged with ``step=horizon``); ``horizon="mean"`` gives
+    ``test_rmse_pm2_5_mean``."""
+    base = f"{split}_{metric}_{pollutant}"
+    return f"{base}_{horizon}" if isinstance(horizon, str) else base
 
 
-def flatten_metrics(metrics_df: pd.DataFrame, default_split: str = "test") -> dict[str, float]:
-    """Long metrics frame -> flat MLflow metric dict (per horizon, per pollutant mean, mean).
+def horizon_metrics(
+    metrics_df: pd.DataFrame, default_split: str = "test"
+) -> list[tuple[str, float, int]]:
+    """Long metrics frame -> ``(key, value, step)`` triples in the module's naming.
 
     ``metrics_df`` has one row per (pollutant, horizon[, split]): columns ``pollutant``,
     ``horizon`` (hours ahead, int), optional ``split`` (else ``default_split``) and one
-    numeric column per metric (e.g. ``mse``, ``rmse``, ``mae``, ``r2``). Means are plain
-    means of the per-horizon values (the mean RMSE, not the RMSE of all errors).
-    Non-finite values are skipped: MLflow stores them but charts and comparisons break.
+    numeric column per metric (e.g. ``mse``, ``rmse``, ``mae``, ``r2``). Per-horizon values
+    share one key with ``step=horizon``; means (plain means of the per-horizon values, the
+    mean RMSE, not the RMSE of all errors) are logged at step 0. Non-finite values are
+    skipped: MLflow stores them but charts and comparisons break.
     """
+    per_horizon = [
+        (key, value, int(horizon))
+        for (key, horizon), value in _metric_values(metrics_df, default_split, True).items()
+    ]
+    means = [
+        (key, value, 0)
+        for (key, _), value in _metric_values(metrics_df, default_split, False).items()
+    ]
+    return per_horizon + means
+
+
+def flatten_metrics(metrics_df: pd.DataFrame, default_split: str = "test") -> dict[str, float]:
+    """The means of :func:`horizon_metrics` as a flat dict (what summaries and the gate read)."""
+    return {
+        key: value for (key, _), value in _metric_values(metrics_df, default_split, False).items()
+    }
+
+
+def _metric_values(
+    metrics_df: pd.DataFrame, default_split: str, per_horizon: bool
+) -> dict[tuple[str, int], float]:
+    """``(key, horizon) -> value`` per horizon, or ``(key, 0) -> value`` for the means."""
     required = {"pollutant", "horizon"}
     missing = required - set(metrics_df.columns)
     if missing:
@@ -172,26 +210,83 @@ def flatten_metrics(metrics_df: pd.DataFrame, default_split: str = "test") -> di
         for c in frame.columns
         if c not in {"pollutant", "horizon", "split"} and np.issubdtype(frame[c].dtype, np.number)
     ]
-    flat: dict[str, float] = {}
+    values: dict[tuple[str, int], float] = {}
 
-    def put(name: str, value: Any) -> None:
+    def put(name: str, step: int, value: Any) -> None:
         value = float(value)
         if math.isfinite(value):
-            flat[name] = value
+            values[(name, step)] = value
 
-    for row in frame.itertuples(index=False):
-        for column in value_columns:
-            put(
-                metric_name(row.split, column, row.pollutant, int(row.horizon)),
-                getattr(row, column),
-            )
+    if per_horizon:
+        for row in frame.itertuples(index=False):
+            for column in value_columns:
+                put(
+                    metric_name(row.split, column, row.pollutant),
+                    int(row.horizon),
+                    getattr(row, column),
+                )
+        return values
     for (split, pollutant), group in frame.groupby(["split", "pollutant"], sort=True):
         for column in value_columns:
-            put(metric_name(split, column, pollutant, "mean"), group[column].mean())
+            put(metric_name(split, column, pollutant, "mean"), 0, group[column].mean())
     for split, group in frame.groupby("split", sort=True):
         for column in value_columns:
-            put(f"{split}_{column}_mean", group[column].mean())
-    return flat
+            put(f"{split}_{column}_mean", 0, group[column].mean())
+    return values
+
+
+def log_horizon_metrics(
+    client: Any, run_id: str, metrics_df: pd.DataFrame, default_split: str = "test"
+) -> dict[str, float]:
+    """Log :func:`horizon_metrics` to ``run_id`` in batches; return the means."""
+    from mlflow.entities import Metric
+
+    timestamp = _now_ms()
+    triples = horizon_metrics(metrics_df, default_split)
+    _log_metrics_batched(client, run_id, [Metric(k, v, timestamp, s) for k, v, s in triples])
+    return {k: v for k, v, _ in triples if k.endswith("_mean")}
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def epoch_logger(client: Any, run_id: str) -> Any:
+    """A Keras callback logging each epoch's metrics to ``run_id`` as it ends (``step=epoch``),
+    so a candidate's curves and its run's duration are live in the MLflow UI while it trains."""
+    import keras
+    from mlflow.entities import Metric
+
+    def on_epoch_end(epoch: int, logs: dict[str, Any] | None = None) -> None:
+        timestamp = _now_ms()
+        metrics = [
+            Metric(key, float(value), timestamp, epoch)
+            for key, value in (logs or {}).items()
+            if isinstance(value, int | float | np.floating) and math.isfinite(float(value))
+        ]
+        if metrics:
+            client.log_batch(run_id, metrics=metrics, synchronous=True)
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+
+def start_candidate_run(
+    client: Any,
+    experiment_id: str,
+    parent_run_id: str | None,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Create a candidate's run (nested under ``parent_run_id``) before it trains; its id is
+    then given to :func:`epoch_logger` and :func:`log_candidate_run`."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    run_tags = {"candidate": name, **(tags or {})}
+    if parent_run_id:
+        run_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+    return client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id
 
 
 @dataclass(frozen=True)
@@ -238,8 +333,14 @@ def log_candidate_run(
     experiment_id: str | None = None,
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
 ) -> CandidateRun:
     """Log one trained candidate as its own MLflow run; return where it went.
+
+    With ``run_id`` (from :func:`start_candidate_run`) the results go to that run, whose
+    epoch curves :func:`epoch_logger` already logged live; without it a new nested run is
+    created and the curves come from ``history``. The logged model is named after the
+    candidate and carries ``tags`` too (e.g. the Dagster run and asset that produced it).
 
     The run is nested under ``parent_run_id`` (the grid's parent run, see
     :func:`parent_run_for`), never under whatever run happens to be active. It records
@@ -261,30 +362,42 @@ def log_candidate_run(
     prediction = np.asarray(model.predict(example, verbose=0))
     signature = infer_signature(example, prediction)
     requirements = list(pip_requirements) if pip_requirements else default_pip_requirements()
-    flat = flatten_metrics(metrics_df)
+    triples = horizon_metrics(metrics_df)
+    flat = {k: v for k, v, _ in triples if k.endswith("_mean")}
     summary = _history_summary(history)
     if fit_seconds is not None:
         summary["fit_seconds"] = float(fit_seconds)
 
     run_tags = {"candidate": params.name, **(tags or {})}
-    with mlflow.start_run(
-        run_name=run_name or params.name,
-        parent_run_id=parent_run_id,
-        experiment_id=experiment_id,
-        tags=run_tags,
-    ) as run:
+    curves_logged_live = run_id is not None
+    started = (
+        mlflow.start_run(run_id=run_id)
+        if run_id is not None
+        else mlflow.start_run(
+            run_name=run_name or params.name,
+            parent_run_id=parent_run_id,
+            experiment_id=experiment_id,
+            tags=run_tags,
+        )
+    )
+    with started as run:
         run_id = run.info.run_id
         client = mlflow.MlflowClient()
         mlflow.log_params({**params.as_dict(), "name": params.name})
 
-        timestamp = int(run.info.start_time or 0)
-        metrics = [
-            Metric(key, float(value), timestamp, step)
-            for key, values in history.items()
-            for step, value in enumerate(values)
-            if math.isfinite(float(value))
-        ]
-        metrics += [Metric(k, v, timestamp, 0) for k, v in {**flat, **summary}.items()]
+        timestamp = _now_ms()
+        metrics = (
+            []
+            if curves_logged_live
+            else [
+                Metric(key, float(value), timestamp, step)
+                for key, values in history.items()
+                for step, value in enumerate(values)
+                if math.isfinite(float(value))
+            ]
+        )
+        metrics += [Metric(k, v, timestamp, s) for k, v, s in triples]
+        metrics += [Metric(k, v, timestamp, 0) for k, v in summary.items()]
         _log_metrics_batched(client, run_id, metrics)
 
         with tempfile.TemporaryDirectory(prefix="aq-candidate-") as tmp:
@@ -304,10 +417,11 @@ def log_candidate_run(
 
         model_info = mlflow.keras.log_model(
             model,
-            name=MODEL_NAME_IN_RUN,
+            name=params.name,
             signature=signature,
             pip_requirements=requirements,
             metadata={MLMODEL_METADATA_KEY: asdict(metadata)} if metadata is not None else None,
+            tags=run_tags,
         )
     return CandidateRun(
         run_id=run_id,

@@ -32,8 +32,10 @@ from airquality_assets.ml.tracking import (
     default_artifact_location,
     default_tracking_uri,
     end_parent_run,
+    epoch_logger,
     log_candidate_run,
     parent_run_for,
+    start_candidate_run,
 )
 
 # Keras 3.15 + numpy 2.4 warn from inside keras on every np.array(variable); not ours.
@@ -188,8 +190,10 @@ def test_candidate_runs_are_nested_with_params_metrics_and_artifacts(
     )
     assert run.data.params["units"] == "4" and run.data.params["name"] == PARAMS.name
     metrics = run.data.metrics
-    expected_rmse_h2 = 2.0  # persistence on a +1/h ramp misses by exactly h
-    assert metrics["test_rmse_pm2_5_h02"] == pytest.approx(expected_rmse_h2, rel=1e-5)
+    # one metric per quantity, step = horizon; persistence on a +1/h ramp misses by exactly h
+    by_horizon = client.get_metric_history(run_info.run_id, "test_rmse_pm2_5")
+    assert [(m.step, round(m.value, 4)) for m in by_horizon] == [(1, 1.0), (2, 2.0), (3, 3.0)]
+    assert not any("_h0" in key for key in metrics)
     assert metrics["test_rmse_pm2_5_mean"] == pytest.approx(2.0, rel=1e-5)
     assert "test_mae_mean" in metrics and metrics["fit_seconds"] == 1.5
     assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 2
@@ -200,6 +204,7 @@ def test_candidate_runs_are_nested_with_params_metrics_and_artifacts(
     package = {a.path for a in client.list_artifacts(run_info.run_id, "model_package")}
     assert package == {"model_package/metadata.json"}
     assert run_info.model_uri.startswith("models:/")
+    assert client.get_logged_model(run_info.model_id).name == PARAMS.name  # not "model"
 
 
 def test_logged_model_has_explicit_requirements_and_a_tensor_signature(
@@ -284,3 +289,55 @@ def test_equal_score_does_not_move_the_alias(candidates: Candidates) -> None:
     assert first.promoted and not tie.promoted
     assert "NOT re-evaluated" in tie.reason
     assert str(client.get_model_version_by_alias(name, "champion").version) == first.new_version
+
+
+def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
+    tracking: Path,
+) -> None:
+    """The run exists (and is RUNNING) before fit; each epoch's metrics land as it ends;
+    the results then go to the same run, which carries the tags on its logged model too."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment_id = client.get_experiment_by_name("test-grid").experiment_id
+    parent = parent_run_for(client, experiment_id, "dagster-run-live", "grid")
+    tags = {"dagster.run_id": "dagster-run-live", "dagster.asset": "tuned_lstm"}
+    run_id = start_candidate_run(client, experiment_id, parent, PARAMS.name, tags)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    model = make_model([0.0, 0.0, 0.0])
+    seen_during_fit: list[int] = []
+    import keras
+
+    # reads the store after each epoch, as the MLflow UI would while the candidate trains
+    probe = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs=None: seen_during_fit.append(
+            len(client.get_metric_history(run_id, "loss"))
+        )
+    )
+    logger = epoch_logger(client, run_id)
+    history = model.fit(
+        X_TEST, np.zeros_like(Y_TEST), epochs=3, verbose=0, callbacks=[logger, probe]
+    ).history
+    assert seen_during_fit == [1, 2, 3]
+    run = log_candidate_run(
+        PARAMS,
+        history,
+        metrics_frame(model),
+        {},
+        model,
+        X_TEST,
+        parent_run_id=parent,
+        experiment_id=experiment_id,
+        tags=tags,
+        run_id=run_id,
+    )
+    assert run.run_id == run_id and mlflow.active_run() is None
+    stored = client.get_run(run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.tags["mlflow.parentRunId"] == parent
+    assert stored.data.tags["dagster.asset"] == "tuned_lstm"
+    # curves were logged once (live), not again from the history
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]
+    logged = client.get_logged_model(run.model_id)
+    assert logged.name == PARAMS.name and logged.tags["dagster.run_id"] == "dagster-run-live"
+    assert len(stored.data.metrics) < 20, sorted(stored.data.metrics)
