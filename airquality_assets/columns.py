@@ -34,3 +34,46 @@ WEATHER: tuple[str, ...] = (
     "is_rain",
     "is_snow",
 )
+
+#: column -> (what it is, unit or ""): the descriptions the Pandera models carry, which the
+#: Dagster UI shows in each frame's column schema.
+COLUMN_DOCS: dict[str, tuple[str, str]] = {
+    LOCATION: ("configured location name", ""),
+    TIME: ("start of the hour, UTC", ""),
+    "co": ("carbon monoxide", "ug/m3"),
+    "no": ("nitrogen monoxide", "ug/m3"),
+    "no2": ("nitrogen dioxide", "ug/m3"),
+    "o3": ("ozone", "ug/m3"),
+    "so2": ("sulphur dioxide", "ug/m3"),
+    "pm2_5": ("fine particulate matter (PM2.5)", "ug/m3"),
+    "pm10": ("coarse particulate matter (PM10)", "ug/m3"),
+    "nh3": ("ammonia", "ug/m3"),
+    AQI: ("OpenWeatherMap air-quality index, 1 (good) to 5 (very poor)", "index"),
+    "temp": ("air temperature", "degC"),
+    "feelslike": ("apparent temperature", "degC"),
+    "humidity": ("relative humidity", "%"),
+    "dew": ("dew point", "degC"),
+    "precip": ("precipitation in the hour", "mm"),
+    "precipprob": ("probability of precipitation", "%"),
+    "snow": ("snowfall in the hour", "cm"),
+    "snowdepth": ("snow depth", "cm"),
+    "windgust": ("wind gust", "km/h"),
+    "windspeed": ("wind speed", "km/h"),
+    "winddir": ("wind direction (from)", "degrees"),
+    "pressure": ("sea-level pressure", "hPa"),
+    "visibility": ("visibility", "km"),
+    "cloudcover": ("cloud cover", "%"),
+    "solarradiation": ("solar radiation", "W/m2"),
+    "solarenergy": ("solar energy in the hour", "MJ/m2"),
+    "uvindex": ("UV index", "index"),
+    "is_rain": ("rain in the hour (Visual Crossing preciptype)", "0/1"),
+    "is_snow": ("snow in the hour (Visual Crossing preciptype)", "0/1"),
+}
+
+
+def column_description(column: str) -> str | None:
+    """``"fine particulate matter (PM2.5), ug/m3"``; None for an undocumented column."""
+    if column not in COLUMN_DOCS:
+        return None
+    what, unit = COLUMN_DOCS[column]
+    return f"{what}, {unit}" if unit else what

@@ -30,7 +30,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from airquality_assets.bounds import PHYSICAL_BOUNDS
-from airquality_assets.columns import LOCATION, TIME
+from airquality_assets.columns import LOCATION, TIME, column_description
 
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 
@@ -41,19 +41,21 @@ EXAMPLES_PER_CHECK = 5
 def _bounded(column: str) -> Any:
     """Nullable field with the column's physical bounds (inclusive)."""
     lo, hi = PHYSICAL_BOUNDS[column]
-    return pa.Field(nullable=True, ge=lo, le=hi)
+    return pa.Field(nullable=True, ge=lo, le=hi, description=column_description(column))
 
 
-def _flag() -> Any:
+def _flag(column: str) -> Any:
     """0/1 flag that may be unknown."""
-    return pa.Field(nullable=True, isin=[0.0, 1.0])
+    return pa.Field(nullable=True, isin=[0.0, 1.0], description=column_description(column))
 
 
 class _KeyedHourly(pa.DataFrameModel):
     """Key columns and key checks shared by every hourly frame."""
 
-    location: Series[pd.StringDtype] = pa.Field(coerce=True, nullable=False)
-    time: Series[UtcTimestamp] = pa.Field(nullable=False)
+    location: Series[pd.StringDtype] = pa.Field(
+        coerce=True, nullable=False, description=column_description(LOCATION)
+    )
+    time: Series[UtcTimestamp] = pa.Field(nullable=False, description=column_description(TIME))
 
     class Config:
         strict = True
@@ -106,8 +108,8 @@ class _WeatherColumns(pa.DataFrameModel):
     solarradiation: Series[float] = _bounded("solarradiation")
     solarenergy: Series[float] = _bounded("solarenergy")
     uvindex: Series[float] = _bounded("uvindex")
-    is_rain: Series[float] = _flag()
-    is_snow: Series[float] = _flag()
+    is_rain: Series[float] = _flag("is_rain")
+    is_snow: Series[float] = _flag("is_snow")
 
 
 class WeatherHourlySchema(_WeatherColumns, _KeyedHourly):

@@ -39,9 +39,15 @@ WEATHER_WATCH = ("temp", "humidity", "pressure")  # the weather columns the chec
 
 
 def _column_schema(schema: type) -> dg.TableSchema:
-    """The frame's columns as Dagster shows them, derived from the Pandera model."""
+    """The frame's columns as Dagster shows them, derived from the Pandera model (with its
+    descriptions and units). Regex-declared optional columns (the cleaning audit columns)
+    are patterns, not columns: they are left out here and named in the asset description."""
     dagster_type = pandera_schema_to_dagster_type(schema)
-    return dagster_type.metadata["schema"].schema  # type: ignore[index,union-attr]
+    table = dagster_type.metadata["schema"].schema  # type: ignore[index,union-attr]
+    return dg.TableSchema(
+        columns=[c for c in table.columns if not c.name.startswith("^")],
+        constraints=table.constraints,
+    )
 
 
 def _checks(asset: str, blocking: bool) -> list[dg.AssetCheckSpec]:
@@ -222,7 +228,9 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             "Air quality and weather joined per location on a full hourly grid; short gaps "
             "interpolated, long gaps left missing and counted, outliers removed by a documented "
             "rule. Incremental: month M is computed from months M-1..M+1 only, so an hourly "
-            "update reads three months, never the whole history."
+            "update reads three months, never the whole history. Beside the columns listed, "
+            "a cleaned column may have audit columns `<column>_interpolated` (bool: the value "
+            "was interpolated) and `<column>_spike` (the value the spike rule removed)."
         ),
     )
     def hourly_observations(
