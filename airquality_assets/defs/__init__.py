@@ -13,7 +13,15 @@ from airquality_assets.settings import Settings
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset, check, job, schedule and resource of the deployment ``settings`` describe."""
-    from airquality_assets.defs import freshness, jobs, schedules, serving, tensors, training
+    from airquality_assets.defs import (
+        freshness,
+        jobs,
+        model_checks,
+        schedules,
+        serving,
+        tensors,
+        training,
+    )
     from airquality_assets.defs.frames import frame_assets
     from airquality_assets.defs.ingestion import ingestion_assets
     from airquality_assets.defs.partitions import build_partitions
@@ -30,7 +38,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             training.champion_model,
             serving.bento,
         ],
-        asset_checks=[freshness.hourly_observations_freshness],
+        asset_checks=[
+            freshness.hourly_observations_freshness,
+            model_checks.champion_is_servable,
+            model_checks.bento_serves_champion,
+        ],
         jobs=[jobs.ingestion_job, jobs.frames_job, jobs.build_training_job(settings.profile)],
         schedules=[schedules.hourly_ingestion_schedule],
         resources=build_resources(settings),

@@ -1,0 +1,87 @@
+"""Checks a user of the model assets would ask for: is there a servable champion, and is the
+bento serving it?
+
+Both read MLflow's registry through the ``mlflow`` resource (mlflow imported inside); both
+warn rather than block: they describe the state after the run, nothing downstream waits.
+"""
+
+import dagster as dg
+
+from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.resources import DeploymentResource
+
+CHAMPION_ALIAS = "champion"
+
+
+def _champion(mlflow: MlflowResource, name: str) -> tuple[object | None, str | None]:
+    """The version the alias points at, or None and why not."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.client().get_model_version_by_alias(name, CHAMPION_ALIAS), None
+    except MlflowException as exc:
+        return None, f"no '{CHAMPION_ALIAS}' alias on {name}: {exc.message}"
+
+
+@dg.asset_check(
+    asset="champion_model",
+    description=(
+        f"The '{CHAMPION_ALIAS}' alias resolves to a READY model version whose logged model "
+        "is READY: what serving and the bento load"
+    ),
+)
+def champion_is_servable(
+    deployment: DeploymentResource, mlflow: MlflowResource
+) -> dg.AssetCheckResult:
+    name = deployment.model_name
+    version, problem = _champion(mlflow, name)
+    metadata: dict[str, object] = {
+        "registered_model": dg.MetadataValue.url(mlflow.pages().registered_model(name))
+    }
+    if version is not None:
+        metadata["champion_version"] = str(version.version)  # type: ignore[attr-defined]
+        metadata["mlflow_champion_version"] = dg.MetadataValue.url(
+            mlflow.pages().model_version(name, version.version)  # type: ignore[attr-defined]
+        )
+        problems = []
+        if version.status != "READY":  # type: ignore[attr-defined]
+            problems.append(f"version status {version.status}")  # type: ignore[attr-defined]
+        model_id = getattr(version, "model_id", None)
+        if model_id:
+            logged = mlflow.client().get_logged_model(model_id)
+            if str(logged.status) not in {"READY", "LoggedModelStatus.READY"}:
+                problems.append(f"logged model {model_id} status {logged.status}")
+        problem = "; ".join(problems) or None
+    return dg.AssetCheckResult(
+        passed=problem is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=problem,
+    )
+
+
+@dg.asset_check(
+    asset="bento",
+    description=f"The latest bento packages the version the '{CHAMPION_ALIAS}' alias points at",
+)
+def bento_serves_champion(
+    context: dg.AssetCheckExecutionContext,
+    deployment: DeploymentResource,
+    mlflow: MlflowResource,
+) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("bento"))
+    materialization = event.asset_materialization if event else None
+    built = materialization.metadata.get("mlflow_version") if materialization is not None else None
+    built_version = None if built is None else str(built.value)
+    version, problem = _champion(mlflow, deployment.model_name)
+    champion_version = None if version is None else str(version.version)  # type: ignore[attr-defined]
+    if problem is None and built_version is None:
+        problem = "no bento materialization records an MLflow version"
+    elif problem is None and built_version != champion_version:
+        problem = f"bento packages v{built_version}, the champion is v{champion_version}"
+    return dg.AssetCheckResult(
+        passed=problem is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"bento_version": str(built_version), "champion_version": str(champion_version)},
+        description=problem,
+    )
