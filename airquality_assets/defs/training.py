@@ -104,6 +104,8 @@ def train_candidate(
             model_name=deployment.model_name,
             experiment_id=mlflow.experiment_id(),
             parent_run_id=mlflow.parent_run_id(context.run_id, context.job_name),
+            client=mlflow.client(),
+            tags=mlflow.dagster_tags(context.run_id, asset="tuned_lstm", job=context.job_name),
             log=context.log.info,
         )
     except dg.Failure:
@@ -119,19 +121,46 @@ def train_candidate(
     return summary
 
 
+def _model_id(model_uri: str) -> str | None:
+    """``models:/m-abc`` -> ``m-abc`` (a logged model's id); None for other URIs."""
+    rest = model_uri.removeprefix("models:/")
+    return rest if rest != model_uri and rest.startswith("m-") else None
+
+
+def _mlflow_links(mlflow: MlflowResource, run_id: str, model_uri: str) -> dict[str, object]:
+    """Metadata linking a candidate to its MLflow run and logged model."""
+    pages = mlflow.pages()
+    experiment_id = mlflow.experiment_id()
+    links: dict[str, object] = {
+        "mlflow_run": dg.MetadataValue.url(pages.run(experiment_id, run_id))
+    }
+    model_id = _model_id(model_uri)
+    if model_id:
+        links["mlflow_logged_model"] = dg.MetadataValue.url(
+            pages.logged_model(experiment_id, model_id)
+        )
+    return links
+
+
 @dg.op(out=dg.Out(dict, io_manager_key=PICKLE))
-def select_best(context: dg.OpExecutionContext, candidates: list[dict]) -> dict[str, Any]:
+def select_best(
+    context: dg.OpExecutionContext, mlflow: MlflowResource, candidates: list[dict]
+) -> dict[str, Any]:
     """The candidate with the lowest validation loss (never the test set: that is for scoring)."""
     ranked = sorted(candidates, key=lambda c: c["val_loss"])
+    pages, experiment_id = mlflow.pages(), mlflow.experiment_id()
     table = "\n".join(
-        f"| {c['name']} | {c['val_loss']:.4f} | {c['val_rmse_mean']:.2f} | {c['epochs']} |"
+        f"| [{c['name']}]({pages.run(experiment_id, c['run_id'])}) | {c['val_loss']:.4f} | "
+        f"{c['val_rmse_mean']:.2f} | {c['epochs']} |"
         for c in ranked
     )
     context.add_output_metadata(
         {
             "best": ranked[0]["name"],
+            **_mlflow_links(mlflow, ranked[0]["run_id"], ranked[0]["model_uri"]),
             "candidates": dg.MetadataValue.md(
-                "| candidate | val loss | val RMSE (ug/m3) | epochs |\n|---|---|---|---|\n" + table
+                "| candidate (MLflow run) | val loss | val RMSE (ug/m3) | epochs |\n"
+                "|---|---|---|---|\n" + table
             ),
         }
     )
@@ -206,6 +235,7 @@ def model_evaluation(
             "comparison": dg.MetadataValue.md(report["markdown"]),
             "rmse_by_horizon": dg.MetadataValue.md(report["plot_markdown"]),
             "plot_path": dg.MetadataValue.path(report["plot_path"]),
+            **_mlflow_links(mlflow, tuned_lstm["run_id"], tuned_lstm["model_uri"]),
         },
     )
     yield dg.AssetCheckResult(
@@ -252,11 +282,26 @@ def champion_model(
         model_evaluation,
         registered_name=deployment.model_name,
         client=mlflow.client(),
+        tags=mlflow.dagster_tags(context.run_id, asset="champion_model", job=context.job_name),
     )
     context.log.info(f"promotion: {decision['reason']}")
+    pages, name = mlflow.pages(), decision["registered_name"]
+    candidate = model_evaluation["candidate"]
+    links: dict[str, object] = {
+        "mlflow_registered_model": dg.MetadataValue.url(pages.registered_model(name)),
+        "mlflow_new_version": dg.MetadataValue.url(
+            pages.model_version(name, decision["new_version"])
+        ),
+        **_mlflow_links(mlflow, candidate["run_id"], candidate["model_uri"]),
+    }
+    if decision["champion_version"] is not None:
+        links["mlflow_champion_version"] = dg.MetadataValue.url(
+            pages.model_version(name, decision["champion_version"])
+        )
     return dg.Output(
         decision,
         metadata={
+            **links,
             "promoted": decision["promoted"],
             "reason": decision["reason"],
             "registered_model": decision["registered_name"],

@@ -68,6 +68,19 @@ def _model_id_from_uri(model_uri: str) -> str | None:
     return None
 
 
+def _link_logged_model(client: Any, model_id: str, name: str, version: str) -> None:
+    """Record the version on its logged model, as ``mlflow.register_model`` does: the logged
+    model's page then lists the registration instead of "Not registered"."""
+    import json
+
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    existing = client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS)
+    versions = [*json.loads(existing)] if existing else []
+    versions.append({"name": name, "version": version})
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
+
+
 def _wait_until_ready(
     client: Any, name: str, version: str, model_id: str | None, timeout_s: float
 ) -> None:
@@ -173,6 +186,8 @@ def register_and_maybe_promote(
     )
     version = str(mv.version)
     _wait_until_ready(client, registered_name, version, model_id, ready_timeout_s)
+    if model_id is not None:
+        _link_logged_model(client, model_id, registered_name, version)
 
     champion_score: float | None = None
     if previous is None:

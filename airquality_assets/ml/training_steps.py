@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras is imported)
 from airquality_assets.ml.evaluation import (
@@ -79,27 +80,43 @@ def fit_and_log_candidate(
     model_name: str,
     experiment_id: str,
     parent_run_id: str,
+    client: Any,
+    tags: Mapping[str, str] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train one candidate, score it on validation, log a run nested under ``parent_run_id``,
-    save a package."""
+    save a package.
+
+    The run is created before training and each epoch's metrics reach it as the epoch ends,
+    so the MLflow UI shows the curves (and an honest duration) while the candidate trains;
+    a candidate that fails to train leaves its run FAILED. ``tags`` (e.g. the Dagster run
+    and asset) go on the run and on its logged model.
+    """
     from airquality_assets.ml.model import epoch_progress, jit_forward, train_lstm
-    from airquality_assets.ml.tracking import log_candidate_run
+    from airquality_assets.ml.tracking import epoch_logger, log_candidate_run, start_candidate_run
 
     x_train, y_train = windows(tensors, "train")
     x_val, y_val = windows(tensors, "validation")
     log(f"{params.name}: {len(x_train)} training and {len(x_val)} validation windows")
-    model, history, fit_seconds = train_lstm(
-        params,
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        target_feature_index=target_feature_index,
-        feature_mean=tensors.scaler.feature_mean,
-        feature_std=tensors.scaler.feature_std,
-        extra_callbacks=[epoch_progress(log, params.name, params.epochs)],
-    )
+    run_id = start_candidate_run(client, experiment_id, parent_run_id, params.name, tags)
+    try:
+        model, history, fit_seconds = train_lstm(
+            params,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            target_feature_index=target_feature_index,
+            feature_mean=tensors.scaler.feature_mean,
+            feature_std=tensors.scaler.feature_std,
+            extra_callbacks=[
+                epoch_progress(log, params.name, params.epochs),
+                epoch_logger(client, run_id),
+            ],
+        )
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
     val_pred = predict(jit_forward(model), x_val)
     val_metrics = forecast_metrics(y_val, val_pred, tensors.target_names, tensors.horizons)
     val_metrics["split"] = "validation"
@@ -120,6 +137,8 @@ def fit_and_log_candidate(
         fit_seconds=fit_seconds,
         parent_run_id=parent_run_id,
         experiment_id=experiment_id,
+        tags=tags,
+        run_id=run_id,
     )
     package_dir = save_package(model, metadata, output_dir / params.name)
     val_loss = [v for v in history.get("val_loss", []) if math.isfinite(v)]
@@ -158,7 +177,7 @@ def evaluate_candidate(
     """The tuned model against every baseline on the test window; logged to its MLflow run
     through ``client`` (an ``MlflowClient``)."""
     from airquality_assets.ml.model import jit_forward
-    from airquality_assets.ml.tracking import flatten_metrics
+    from airquality_assets.ml.tracking import log_horizon_metrics
     from airquality_assets.transforms.baselines import baseline_forecasts
 
     model, _ = load_package(candidate["package_dir"])
@@ -177,10 +196,16 @@ def evaluate_candidate(
         name: frame.assign(model=name).to_dict(orient="records") for name, frame in metrics.items()
     }
     run_id = candidate["run_id"]
-    for name, frame in metrics.items():
-        prefix = "" if name == "lstm" else f"{name}_"
-        for key, value in flatten_metrics(frame, default_split="test").items():
-            client.log_metric(run_id, prefix + key, value)
+    # the model's test errors per horizon (step = horizon); each baseline's mean test RMSE as
+    # one metric for comparing runs; every model's per-horizon table as an MLflow table
+    log_horizon_metrics(client, run_id, lstm_metrics, default_split="test")
+    for name, mean in means.items():
+        if name != "lstm" and math.isfinite(mean):
+            client.log_metric(run_id, f"{name}_test_rmse_mean", mean)
+    by_horizon = pd.concat(
+        [frame.assign(model=name) for name, frame in metrics.items()], ignore_index=True
+    )
+    client.log_table(run_id, data=by_horizon, artifact_file="evaluation/by_horizon.json")
     client.log_text(run_id, table, "evaluation/comparison.md")
     client.log_text(run_id, json.dumps(per_model, default=float), "evaluation/metrics.json")
     client.log_image(run_id, _png_array(plot), "evaluation/rmse_by_horizon.png")
@@ -218,13 +243,18 @@ def _png_array(png: bytes) -> np.ndarray:
 
 
 def promote(
-    tensors: SequenceTensors, evaluation: dict[str, Any], registered_name: str, client: Any
+    tensors: SequenceTensors,
+    evaluation: dict[str, Any],
+    registered_name: str,
+    client: Any,
+    tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Register the tuned model; move ``champion`` only if it beats the current champion.
 
     Nothing is registered when the model does not beat persistence: the blocking check on
     ``model_evaluation`` already stops this step then, and the guard here keeps the rule when
-    the function is called directly.
+    the function is called directly. ``tags`` (e.g. the Dagster run and asset) go on the
+    new version.
     """
     from airquality_assets.ml.registry import register_and_maybe_promote
 
@@ -242,6 +272,7 @@ def promote(
         SCORE_NAME,
         evaluate_champion=lambda uri: score_model_uri(tensors, uri),
         tags={
+            **(tags or {}),
             "candidate": candidate["name"],
             "test_window": json.dumps(evaluation["test_window"]),
             "rmse_ratio_vs_persistence": f"{evaluation['rmse_ratio_vs_persistence']:.4f}",

@@ -10,6 +10,7 @@ import pytest
 
 from airquality_assets.defs.frames import frame_assets
 from airquality_assets.defs.ingestion import ingestion_assets
+from airquality_assets.defs.model_checks import bento_serves_champion, champion_is_servable
 from airquality_assets.defs.partitions import build_partitions
 from airquality_assets.defs.resources import build_resources
 from airquality_assets.defs.serving import bento
@@ -22,6 +23,7 @@ RAW = ingestion_assets(_PARTITIONS)
 FRAMES = frame_assets(_PARTITIONS)
 DATA = [*RAW, *FRAMES]
 MODEL = [sequence_tensors, tuned_lstm, model_evaluation, champion_model, bento]
+CHECKS = [champion_is_servable, bento_serves_champion]
 MONTHS = {
     "dagster/asset_partition_range_start": "2013-10-01|beijing",
     "dagster/asset_partition_range_end": "2014-03-01|beijing",
@@ -43,7 +45,7 @@ def trained(settings: Settings):
     assert dg.materialize(RAW, resources=resources, tags=MONTHS, instance=instance).success
     assert dg.materialize(FRAMES, resources=resources, tags=MONTHS, instance=instance).success
     first = dg.materialize(
-        [*MODEL, *DATA],
+        [*MODEL, *DATA, *CHECKS],
         selection=[a.key for a in MODEL],
         resources=resources,
         instance=instance,
@@ -82,6 +84,43 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert len(parents) == 1  # one parent run per Dagster run
     assert len(nested) >= 2  # one nested run per candidate
     assert all("val_loss" in r.data.metrics for r in nested)
+
+    # MLflow's idiom: per-horizon errors are one metric with step = horizon; epoch curves
+    # were logged live (step = epoch); every candidate run, logged model and the version
+    # point back to Dagster; logged models are named after their candidate
+    best = client.get_run(evaluation["candidate"]["run_id"])
+    per_horizon = client.get_metric_history(best.info.run_id, "test_rmse_pm2_5")
+    assert [m.step for m in per_horizon] == list(range(1, 25))
+    assert not any(
+        "_h0" in key or key.startswith("ridge_test_rmse_pm2_5") for key in best.data.metrics
+    )
+    assert "ridge_test_rmse_mean" in best.data.metrics
+    assert len(best.data.metrics) < 60, sorted(best.data.metrics)
+    tables = {a.path for a in client.list_artifacts(best.info.run_id, "evaluation")}
+    assert "evaluation/by_horizon.json" in tables
+    dagster_run = result.run_id
+    for run in nested:
+        assert run.data.tags["dagster.run_id"] == dagster_run
+        assert run.data.tags["dagster.asset"] == "tuned_lstm"
+        assert run.data.tags["dagster.run_url"].endswith(f"/runs/{dagster_run}")
+        # logged live: each epoch's point has its own time, not the run's start time
+        stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps) >= 1
+    model_id = evaluation["candidate"]["model_uri"].removeprefix("models:/")
+    logged = client.get_logged_model(model_id)
+    assert logged.name == evaluation["candidate"]["name"]
+    assert logged.tags["dagster.run_id"] == dagster_run
+    assert settings.model_name in logged.tags["mlflow.modelVersions"]  # not "Not registered"
+    assert version.tags["dagster.asset"] == "champion_model"
+    assert version.tags["dagster.run_id"] == dagster_run
+    # and Dagster links to MLflow
+    champion_meta = result.asset_materializations_for_node("champion_model")[0].metadata
+    assert champion_meta["mlflow_new_version"].value.endswith(
+        f"/#/models/{settings.model_name}/versions/{decision['new_version']}"
+    )
+    assert champion_meta["mlflow_run"].value.endswith(f"/runs/{best.info.run_id}")
+    assert checks["champion_is_servable"].passed, checks["champion_is_servable"].description
+    assert checks["bento_serves_champion"].passed, checks["bento_serves_champion"].description
 
     # the bento carries the champion, imported into the BentoML store with its version
     import bentoml
