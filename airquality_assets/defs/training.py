@@ -282,7 +282,9 @@ def champion_model(
         model_evaluation,
         registered_name=deployment.model_name,
         client=mlflow.client(),
-        tags=mlflow.dagster_tags(context.run_id, asset="champion_model", job=context.job_name),
+        tags=mlflow.dagster_tags(
+            context.run.run_id, asset="champion_model", job=context.run.job_name
+        ),
     )
     context.log.info(f"promotion: {decision['reason']}")
     pages, name = mlflow.pages(), decision["registered_name"]
