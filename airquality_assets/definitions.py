@@ -90,4 +90,10 @@ def with_catalog_metadata(defs: dg.Definitions) -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return with_catalog_metadata(build_definitions(Settings.from_env()))
+    # Beta/preview APIs this project uses on purpose (single-run backfill policy, multi-partition
+    # mappings, dagster-pandera's types; see the pytest filters in pyproject.toml): their
+    # notices would print on every load of the code server, 18 lines each time.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return with_catalog_metadata(build_definitions(Settings.from_env()))

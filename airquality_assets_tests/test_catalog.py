@@ -97,3 +97,14 @@ def test_code_references_link_to_the_commit_with_a_github_remote(
     assert ref.url.startswith(
         "https://github.com/acme/aq/tree/0123abc/airquality_assets/defs/ingestion.py#L"
     )
+
+
+def test_loading_prints_no_beta_or_preview_notices(data_dir) -> None:
+    """The code server loads these definitions at start and on every reload: quiet console."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_defs()
+    noisy = [w for w in caught if issubclass(w.category, (dg.BetaWarning, dg.PreviewWarning))]
+    assert not noisy, [str(w.message)[:80] for w in noisy]
