@@ -50,6 +50,9 @@ ARTIFACTS_DIR = "mlartifacts"
 PACKAGE_ARTIFACT_DIR = "model_package"
 #: Key in the logged model's MLmodel ``metadata`` holding the ModelMetadata dict.
 MLMODEL_METADATA_KEY = "airquality_package"
+#: Columns of a metrics frame that are keys or counts (``n``: windows scored), not metrics;
+#: the counts stay in the per-horizon tables.
+_NOT_METRICS = frozenset({"pollutant", "horizon", "split", "n"})
 # MLflow accepts at most 1000 metrics per log_batch call.
 _BATCH_LIMIT = 1000
 # Packages the served model needs; pinned to the versions installed at logging time.
@@ -208,7 +211,7 @@ def _metric_values(
     value_columns = [
         c
         for c in frame.columns
-        if c not in {"pollutant", "horizon", "split"} and np.issubdtype(frame[c].dtype, np.number)
+        if c not in _NOT_METRICS and np.issubdtype(frame[c].dtype, np.number)
     ]
     values: dict[tuple[str, int], float] = {}
 
