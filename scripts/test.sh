@@ -7,6 +7,9 @@ source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 # Tests use their own temporary DAGSTER_HOME and data directories.
 unset DAGSTER_HOME AIRQUALITY_DATA_DIR
+# PostgreSQL (and promtool) for the deployment tests: installed and started when we are root
+# with apt-get; otherwise those tests use AIRQUALITY_TEST_POSTGRES_URL if set, or skip.
+source "$ROOT/scripts/postgres.sh"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
