@@ -1,7 +1,26 @@
-FROM python:3.11-slim
-WORKDIR /app
-COPY requirements.lock pyproject.toml README.md ./
-RUN pip install --no-cache-dir uv==0.13.8 && uv pip sync --system requirements.lock \
-    && uv pip install --system psycopg2-binary dagster-postgres==0.29.27
-COPY . .
-RUN uv pip install --system --no-deps -e .
+# One image for every project service in docker-compose.yml: the Dagster code server,
+# webserver and daemon, the MLflow server and the BentoML service. Dependencies are
+# installed before the source is copied, so a code change rebuilds only the last layers.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 KERAS_BACKEND=jax \
+    DAGSTER_HOME=/opt/dagster/home AIRQUALITY_DATA_DIR=/data
+WORKDIR /opt/dagster/app
+
+# The runtime dependencies of pyproject.toml at the versions in requirements.lock (the lock
+# also pins the test tools; the constraint file keeps those out of the image).
+COPY pyproject.toml requirements.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    pip install --no-cache-dir uv==0.13.8 \
+    && uv pip install --system -r pyproject.toml --constraint requirements.lock
+
+COPY README.md workspace.yaml ./
+COPY airquality_assets ./airquality_assets
+COPY bento ./bento
+COPY deploy ./deploy
+RUN uv pip install --system --no-deps -e . \
+    && mkdir -p "$DAGSTER_HOME" /data/mlartifacts /data/bentoml \
+    && cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml" \
+    && useradd --create-home --uid 10001 airquality \
+    && chown -R airquality "$DAGSTER_HOME" /data
+USER airquality
