@@ -30,7 +30,6 @@ MONTH_DAYS = {
     "dagster/asset_partition_range_start": "2014-12-01|beijing",
     "dagster/asset_partition_range_end": "2014-12-31|beijing",
 }
-FRAMES_KEY = "2014-12-01|beijing"
 SENSOR = "default_automation_condition_sensor"
 # What the tick requests: the month's two parsed frames (the joined observations follow on
 # the next tick, once both exist).
@@ -40,7 +39,10 @@ FRAMES = ("air_quality_hourly", "weather_hourly")
 def postgres_instance(home: Path, url: str) -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     storage = f"storage:\n  postgres:\n    postgres_url: '{sqlalchemy_url(url)}'\n"
-    (home / "dagster.yaml").write_text(storage + "telemetry:\n  enabled: false\n")
+    # Wait for the code server to exit when the test's workspace closes: its database is
+    # dropped right after, and a lingering server would keep retrying to connect.
+    servers = "code_servers:\n  wait_for_local_processes_on_shutdown: true\n"
+    (home / "dagster.yaml").write_text(storage + servers + "telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -134,13 +136,10 @@ def test_graph_and_sensor_tick_on_postgres_storage(
     for name in FRAMES:
         assert materialized[f'["{name}"]'] == 1, name
     checks = query(
-        url,
-        "SELECT asset_key, check_name, execution_status FROM asset_check_executions "
-        "WHERE partition = %s",
-        FRAMES_KEY,
+        url, "SELECT asset_key, check_name, execution_status FROM asset_check_executions"
     )
     for name in FRAMES:
-        assert (f'["{name}"]', "schema", "SUCCEEDED") in checks
+        assert (f'["{name}"]', "schema", "SUCCEEDED") in checks, checks
     ticks = query(
         url,
         "SELECT j.status FROM job_ticks j JOIN instigators i ON i.selector_id = j.selector_id "
