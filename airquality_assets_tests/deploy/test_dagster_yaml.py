@@ -20,7 +20,7 @@ import yaml
 from airquality_assets.settings import project_root
 from airquality_assets_tests.deploy.conftest import query
 
-EMBEDDED = project_root() / "dagster.yaml"
+EMBEDDED = project_root() / "deploy" / "dagster.local.yaml"
 PRODUCTION = project_root() / "deploy" / "dagster.yaml"
 PG_VARIABLES = (
     "DAGSTER_PG_HOST",
