@@ -1,9 +1,9 @@
 """Dagster and MLflow on a real PostgreSQL server: the production storage, exercised.
 
 Part of the graph runs through the project's real jobs and assets on a Dagster instance
-whose run, event-log and schedule storage is PostgreSQL: December 2014's raw days through
+whose run, event-log and schedule storage is PostgreSQL: December 2014's raw month through
 the ``ingestion`` job, then a tick of Dagster's automation-condition sensor (the daemon's
-own code path), which sees the month's raw days complete and queues the frames run; the run
+own code path), which sees the month's raw bodies updated and queues the frames run; the run
 queue's daemon then launches it through the code server, in a subprocess, as in production.
 A candidate model is logged and promoted through the project's MLflow helpers against a
 PostgreSQL tracking store. Everything is then read back with SQL from the databases.
@@ -26,9 +26,9 @@ from airquality_assets_tests.deploy.conftest import query, sqlalchemy_url
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-MONTH_DAYS = {
+DECEMBER = {
     "dagster/asset_partition_range_start": "2014-12-01|beijing",
-    "dagster/asset_partition_range_end": "2014-12-31|beijing",
+    "dagster/asset_partition_range_end": "2014-12-01|beijing",
 }
 SENSOR = "default_automation_condition_sensor"
 # What the tick requests: the month's two parsed frames (the joined observations follow on
@@ -39,10 +39,7 @@ FRAMES = ("air_quality_hourly", "weather_hourly")
 def postgres_instance(home: Path, url: str) -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     storage = f"storage:\n  postgres:\n    postgres_url: '{sqlalchemy_url(url)}'\n"
-    # Wait for the code server to exit when the test's workspace closes: its database is
-    # dropped right after, and a lingering server would keep retrying to connect.
-    servers = "code_servers:\n  wait_for_local_processes_on_shutdown: true\n"
-    (home / "dagster.yaml").write_text(storage + servers + "telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(storage + "telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -87,6 +84,27 @@ def automation_daemon(instance: dg.DagsterInstance) -> Iterator[Callable[[], Non
             list(queue.run_iteration(workspace))
 
         yield tick
+    _stop_code_servers()
+
+
+def _stop_code_servers() -> None:
+    """End the code-server processes this test started (its children), before the test's
+    database is dropped: a lingering server would keep retrying to connect to it. Dagster
+    asks them to stop but lets them linger up to 60 s for in-flight calls."""
+    import psutil
+
+    servers = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if {"api", "grpc"} <= set(child.cmdline()):
+                servers.append(child)
+        except psutil.Error:  # already gone
+            continue
+    for server in servers:
+        server.terminate()
+    _, alive = psutil.wait_procs(servers, timeout=30)
+    for server in alive:
+        server.kill()
 
 
 def wait_for_runs(instance: dg.DagsterInstance, timeout_s: float = 240.0) -> list[dg.DagsterRun]:
@@ -108,7 +126,7 @@ def test_graph_and_sensor_tick_on_postgres_storage(
         with automation_daemon(instance) as tick:
             tick()  # the first tick only records what exists (eager: react to changes)
             ingestion = defs().resolve_job_def("ingestion")
-            result = ingestion.execute_in_process(instance=instance, tags=MONTH_DAYS)
+            result = ingestion.execute_in_process(instance=instance, tags=DECEMBER)
             assert result.success
             # The sensor's 30 s minimum interval, skipped rather than waited for.
             with freeze_time(get_current_datetime() + timedelta(seconds=31)):
@@ -131,8 +149,8 @@ def test_graph_and_sensor_tick_on_postgres_storage(
             "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' GROUP BY asset_key",
         )
     )
-    assert materialized['["raw_air_quality"]'] == 31
-    assert materialized['["raw_weather"]'] == 31
+    assert materialized['["raw_air_quality"]'] == 1  # one (month, location) partition each
+    assert materialized['["raw_weather"]'] == 1
     for name in FRAMES:
         assert materialized[f'["{name}"]'] == 1, name
     checks = query(
@@ -151,11 +169,12 @@ def test_graph_and_sensor_tick_on_postgres_storage(
 def test_mlflow_run_and_champion_on_postgres_tracking_store(
     tmp_path: Path, new_database: Callable[[str], str]
 ) -> None:
-    """A candidate logged and promoted through the project's MLflow helpers, stored in PG."""
+    """A candidate logged and promoted through the project's MLflow resource and helpers."""
     import mlflow
 
+    from airquality_assets.defs.mlflow import MlflowResource
     from airquality_assets.ml.registry import register_and_maybe_promote
-    from airquality_assets.ml.tracking import configure_tracking, log_candidate_run
+    from airquality_assets.ml.tracking import log_candidate_run
     from airquality_assets_tests.ml.test_tracking_registry import (
         METADATA,
         PARAMS,
@@ -166,23 +185,32 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
     )
 
     url = new_database("mlflow")
+    resource = MlflowResource(
+        tracking_uri=sqlalchemy_url(url),
+        experiment_name="pg-grid",
+        artifact_location=(tmp_path / "mlartifacts").as_uri(),
+    )
     previous = mlflow.get_tracking_uri()
     try:
-        configure_tracking(tmp_path, "pg-grid", tracking_uri=sqlalchemy_url(url))
+        resource.setup_for_execution(dg.build_init_resource_context())
+        experiment_id = resource.experiment_id()
+        parent = resource.parent_run_id("dagster-run-on-pg", "grid")
         model = make_model([1.0, 2.0, 3.0])
-        with mlflow.start_run(run_name="grid") as parent:
-            candidate = log_candidate_run(
-                PARAMS,
-                {"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]},
-                metrics_frame(model),
-                {},
-                model,
-                X_TEST,
-                metadata=METADATA,
-                run_name="candidate-exact",
-            )
+        candidate = log_candidate_run(
+            PARAMS,
+            {"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]},
+            metrics_frame(model),
+            {},
+            model,
+            X_TEST,
+            metadata=METADATA,
+            parent_run_id=parent,
+            experiment_id=experiment_id,
+            run_name="candidate-exact",
+        )
+        resource.end_parent_run("dagster-run-on-pg")
         decision = register_and_maybe_promote(
-            mlflow.MlflowClient(),
+            resource.client(),
             candidate.model_uri,
             "airquality-lstm-pg",
             score(model),
@@ -195,7 +223,7 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
         mlflow.set_tracking_uri(previous)
 
     runs = dict(query(url, "SELECT run_uuid, status FROM runs"))
-    assert runs == {parent.info.run_id: "FINISHED", candidate.run_id: "FINISHED"}
+    assert runs == {parent: "FINISHED", candidate.run_id: "FINISHED"}
     metrics = dict(
         query(url, "SELECT key, value FROM latest_metrics WHERE run_uuid = %s", candidate.run_id)
     )
