@@ -46,9 +46,10 @@ The rules, in the order applied (documented once, here):
 
 Audit columns (``audit_columns=True``, the default): ``<col>_interpolated`` (bool) for every
 value column marks filled hours, and ``<col>_spike`` (float) for every spike-checked column
-holds the raw value the spike rule removed (NaN elsewhere). They make the cleaning auditable
-and are what lets :func:`update_observations` reconstruct the raw values near the boundary, so
-an incremental update is *exactly* a full recompute.
+holds the raw value the spike rule removed (NaN elsewhere), so the cleaning is auditable.
+
+A cleaned value depends only on raw values at most :func:`influence_hours` away, which is
+why a month cleaned together with its neighbouring months equals a full recompute.
 """
 
 from __future__ import annotations
@@ -61,16 +62,13 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.bounds import PHYSICAL_BOUNDS
-from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME
+from airquality_assets.columns import AQI, POLLUTANTS
 from airquality_assets.transforms.merging import (
-    AIR_VALUE_COLUMNS,
     HOUR_NS,
     OBSERVATION_COLUMNS,
     VALUE_COLUMNS,
     build_frame,
-    int64_array,
     location_codes,
-    merge_hourly,
     time_ns,
 )
 
@@ -316,13 +314,8 @@ def _clean_matrix(
     slices: Sequence[tuple[str, int, int]],
     limit: int,
     rule: OutlierRule | None,
-    stats_from: Mapping[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, CleaningStats]:
-    """Clean ``v`` (all locations) in place; returns (interpolated mask, spike values, stats).
-
-    ``stats_from`` (location -> first row offset) restricts the statistics to the rows an
-    incremental update keeps, so its numbers describe what it recomputed.
-    """
+    """Clean ``v`` (all locations) in place; returns (interpolated mask, spike values, stats)."""
     cols = VALUE_COLUMNS
     col_idx = {c: j for j, c in enumerate(cols)}
     spike_idx = [col_idx[c] for c in rule.columns] if rule else []
@@ -344,7 +337,6 @@ def _clean_matrix(
     )
     for name, start, stop in slices:
         block = v[start:stop]  # a view: edits land in v
-        s0 = (stats_from or {}).get(name, 0)
         raw_missing = np.isnan(block)
         with np.errstate(invalid="ignore"):
             bad = (block < lo) | (block > hi)
@@ -355,19 +347,18 @@ def _clean_matrix(
             spike_vals[start:stop][flags] = sub[flags]
             sub[flags] = np.nan
             block[:, spike_idx] = sub
-            spike_counts = flags[s0:].sum(axis=0)
+            spike_counts = flags.sum(axis=0)
         pre_fill_missing = np.isnan(block)
         filled = _interpolate(block, limit, circular, rounded)
         interp[start:stop] = filled
         after_missing = np.isnan(block)
 
-        kept = slice(s0, None)
-        stats.rows += stop - start - s0
-        stats.observed_rows += int((~raw_missing[kept]).any(axis=1).sum())
-        stats.grid_hours[name] = stop - start - s0
-        mb, ma = raw_missing[kept].sum(axis=0), after_missing[kept].sum(axis=0)
-        fi, bo = filled[kept].sum(axis=0), bad[kept].sum(axis=0)
-        gappy = pre_fill_missing[kept].any(axis=0)
+        stats.rows += stop - start
+        stats.observed_rows += int((~raw_missing).any(axis=1).sum())
+        stats.grid_hours[name] = stop - start
+        mb, ma = raw_missing.sum(axis=0), after_missing.sum(axis=0)
+        fi, bo = filled.sum(axis=0), bad.sum(axis=0)
+        gappy = pre_fill_missing.any(axis=0)
         for j, c in enumerate(cols):
             stats.missing_before[c] += int(mb[j])
             stats.missing_after[c] += int(ma[j])
@@ -375,8 +366,8 @@ def _clean_matrix(
             stats.outliers_bounds[c] += int(bo[j])
             if gappy[j]:
                 # A gap is "unfilled" when its hours stay missing after interpolation.
-                runs, _ = _gap_runs(pre_fill_missing[kept, j] & after_missing[kept, j])
-                _, longest = _gap_runs(pre_fill_missing[kept, j])
+                runs, _ = _gap_runs(pre_fill_missing[:, j] & after_missing[:, j])
+                _, longest = _gap_runs(pre_fill_missing[:, j])
                 stats.unfilled_gaps[c] += runs
                 stats.longest_gap_hours[c] = max(stats.longest_gap_hours[c], longest)
         for k, j in enumerate(spike_idx):
@@ -406,16 +397,7 @@ def clean_observations(
     the spike rule (bounds always apply). The input must be sorted by location then time
     with every hour present (what ``merge_hourly`` returns); otherwise ``ValueError``.
     """
-    return _clean_frame(frame, interpolation_limit_hours, outlier_rule, audit_columns, None)
-
-
-def _clean_frame(
-    frame: pd.DataFrame,
-    limit: int,
-    rule: OutlierRule | None,
-    audit_columns: bool,
-    stats_from: Mapping[str, int] | None,
-) -> tuple[pd.DataFrame, CleaningStats]:
+    rule = outlier_rule
     frame = _sorted_grid_input(frame)
     t = time_ns(frame)
     codes, names = location_codes(frame)
@@ -427,7 +409,7 @@ def _clean_frame(
         if len(frame)
         else np.empty((0, len(VALUE_COLUMNS)))
     )
-    interp, spike_vals, stats = _clean_matrix(v, slices, limit, rule, stats_from)
+    interp, spike_vals, stats = _clean_matrix(v, slices, interpolation_limit_hours, rule)
     out = build_frame(codes, names, t, v, VALUE_COLUMNS)
     if audit_columns:
         extra: dict[str, np.ndarray] = {
@@ -446,125 +428,3 @@ def influence_hours(
     """How far (hours) a raw value can change a cleaned value: spike window + gap reach + 1."""
     w = outlier_rule.half_window_hours if outlier_rule is not None else 0
     return w + max(interpolation_limit_hours, 0) + 2
-
-
-def raw_from_cleaned(frame: pd.DataFrame, outlier_rule: OutlierRule | None) -> pd.DataFrame:
-    """Recover the raw grid values from a cleaned frame with audit columns.
-
-    Interpolated hours were missing; spike hours had the value kept in ``<col>_spike``; a
-    value removed by the bounds rule comes back as NaN, which cleans identically (bounds
-    would remove it again). This is what makes incremental updates exact.
-    """
-    needed = [c + INTERPOLATED_SUFFIX for c in VALUE_COLUMNS]
-    if outlier_rule is not None:
-        needed += [c + SPIKE_SUFFIX for c in outlier_rule.columns]
-    absent = [c for c in needed if c not in frame.columns]
-    if absent:
-        raise ValueError(
-            f"existing frame lacks audit columns {absent[:3]}...; it must come from "
-            "clean_observations(audit_columns=True) with the same outlier rule"
-        )
-    out = frame[list(OBSERVATION_COLUMNS)].copy()
-    for c in VALUE_COLUMNS:
-        values = out[c].to_numpy(dtype=np.float64, na_value=np.nan)
-        values = np.where(frame[c + INTERPOLATED_SUFFIX].to_numpy(dtype=bool), np.nan, values)
-        if outlier_rule is not None and c in outlier_rule.columns:
-            spike = frame[c + SPIKE_SUFFIX].to_numpy(dtype=np.float64)
-            values = np.where(np.isnan(spike), values, spike)
-        out[c] = int64_array(values) if c == AQI else values
-    return out
-
-
-def update_observations(
-    existing: pd.DataFrame | None,
-    new_air: pd.DataFrame,
-    new_weather: pd.DataFrame,
-    context_hours: int | None = None,
-    *,
-    interpolation_limit_hours: int = 3,
-    outlier_rule: OutlierRule | None = DEFAULT_OUTLIER_RULE,
-) -> tuple[pd.DataFrame, CleaningStats]:
-    """Fold newly parsed hours into an existing cleaned frame, recomputing only near them.
-
-    ``existing`` is a previous result of this function or of :func:`clean_observations`
-    (with audit columns, the same rule and the same limit), or None for a first run.
-    ``new_air`` and ``new_weather`` are parsed frames for the new hours; an hour they share
-    with ``existing`` replaces it (a re-fetched day). Per location with new rows, let
-    ``first`` be the first new hour (or the hour after the old end, if later) and
-    ``R = influence_hours(...)``: rows from ``first - R`` on are recomputed, using raw values
-    reconstructed from the audit columns for ``context_hours`` of existing history before
-    ``first`` as context. ``context_hours`` defaults to ``2 * R``, the minimum for exactness
-    (smaller raises ``ValueError``). Earlier rows and other locations are reused untouched.
-    The result equals ``clean_observations(merge_hourly(all_air, all_weather))`` exactly;
-    ``stats`` describe the recomputed rows only.
-    """
-    radius = influence_hours(interpolation_limit_hours, outlier_rule)
-    minimum = 2 * radius
-    if context_hours is None:
-        context_hours = minimum
-    if context_hours < minimum:
-        raise ValueError(
-            f"context_hours={context_hours} is below the {minimum} hours needed for an exact "
-            f"update with interpolation limit {interpolation_limit_hours} and this outlier rule"
-        )
-    if existing is None or existing.empty:
-        merged = merge_hourly(new_air, new_weather)
-        return _clean_frame(merged, interpolation_limit_hours, outlier_rule, True, None)
-
-    t_old = time_ns(existing)
-    loc_old = existing[LOCATION].astype("string").to_numpy(dtype=object)
-    new_first: dict[str, int] = {}
-    for frame in (new_air, new_weather):
-        t_new = time_ns(frame)
-        loc_new = frame[LOCATION].astype("string").to_numpy(dtype=object)
-        for name in set(loc_new.tolist()):
-            first = int(t_new[loc_new == name].min())
-            new_first[name] = min(first, new_first.get(name, first))
-    if not new_first:
-        return existing.reset_index(drop=True), CleaningStats()
-
-    reused = [existing[~np.isin(loc_old, list(new_first))]]
-    context: list[pd.DataFrame] = []
-    keep_from: dict[str, int] = {}
-    for name, new_min in new_first.items():
-        rows = np.flatnonzero(loc_old == name)
-        if rows.size == 0:
-            continue
-        old_t = t_old[rows]
-        first_changed = min(new_min, int(old_t.max()) + HOUR_NS)
-        keep_from[name] = first_changed - radius * HOUR_NS
-        reused.append(existing.iloc[rows[old_t < keep_from[name]]])
-        context.append(existing.iloc[rows[old_t >= first_changed - context_hours * HOUR_NS]])
-
-    air_parts, weather_parts = [new_air], [new_weather]
-    if context:
-        raw = raw_from_cleaned(pd.concat(context, ignore_index=True), outlier_rule)
-        # Context first, new rows last: merge_hourly keeps the last duplicate, so new wins.
-        air_parts.insert(0, raw[[LOCATION, TIME, *AIR_VALUE_COLUMNS]])
-        weather_parts.insert(0, raw.drop(columns=list(AIR_VALUE_COLUMNS)))
-    merged = merge_hourly(_concat(air_parts), _concat(weather_parts))
-
-    t_m = time_ns(merged)
-    loc_m = merged[LOCATION].to_numpy(dtype=object)
-    stats_from: dict[str, int] = {}
-    cut = np.full(len(merged), np.iinfo(np.int64).min, dtype=np.int64)
-    for name, kf in keep_from.items():
-        sel = loc_m == name
-        stats_from[name] = max(0, (kf - int(t_m[sel].min())) // HOUR_NS)
-        cut[sel] = kf
-    cleaned, stats = _clean_frame(merged, interpolation_limit_hours, outlier_rule, True, stats_from)
-    cleaned = cleaned[t_m >= cut]
-    missing = cleaned.columns.difference(existing.columns)
-    if len(missing):
-        raise ValueError(f"existing lacks columns {list(missing)[:3]}; same rule and limit?")
-    out = pd.concat([*reused, cleaned], ignore_index=True)[list(cleaned.columns)]
-    out = out.sort_values([LOCATION, TIME], kind="stable", ignore_index=True)
-    return out, stats
-
-
-def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate, skipping empty frames (they would upset dtypes) but keeping one."""
-    nonempty = [p for p in parts if len(p)]
-    if not nonempty:
-        return parts[-1]
-    return nonempty[0] if len(nonempty) == 1 else pd.concat(nonempty, ignore_index=True)

@@ -1,11 +1,10 @@
-"""Merging onto the hourly grid, cleaning rules, and incremental == full recompute."""
+"""Merging onto the hourly grid, cleaning rules, and windowed == full recompute."""
 
 from __future__ import annotations
 
 import gzip
 import itertools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,8 @@ import pytest
 
 from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME, WEATHER
 from airquality_assets.transforms.cleaning import (
-    OutlierRule,
     clean_observations,
     influence_hours,
-    update_observations,
 )
 from airquality_assets.transforms.merging import OBSERVATION_COLUMNS, merge_hourly
 from airquality_assets.transforms.parsing import empty_frame, parse_air_pollution
@@ -205,24 +202,6 @@ def test_stats_as_metadata_is_plain() -> None:
     json.dumps(meta)
 
 
-def test_a_year_cleans_fast() -> None:
-    hours = list(range(8760))
-    rng = np.random.default_rng(3)
-    cols = {p: rng.gamma(2, 20, 8760) for p in POLLUTANTS}
-    air = air_frame("a", hours, **cols, **{AQI: rng.integers(1, 6, 8760).tolist()})
-    weather = weather_frame("a", hours, **{w: rng.uniform(0, 1, 8760) for w in WEATHER})
-    keep = rng.uniform(size=8760) > 0.05
-    merged = merge_hourly(air[keep], weather[keep])
-    best = min(_timed(lambda: clean_observations(merged)) for _ in range(3))
-    assert best < 0.5, f"cleaning a year took {best:.3f}s"
-
-
-def _timed(fn) -> float:  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
 # ---------------------------------------------------------------- incremental
 
 
@@ -275,62 +254,36 @@ def _split(frame: pd.DataFrame, lo: int | None, hi: int | None) -> pd.DataFrame:
     return frame[mask]
 
 
-@pytest.mark.parametrize("cut", [1, 200, 333, 500, 719])
-def test_incremental_update_equals_full_recompute(cut: int) -> None:
+def _hours(frame: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
+    t = (frame[TIME] - T0) // pd.Timedelta(hours=1)
+    return frame[((t >= lo) & (t < hi)).to_numpy()].reset_index(drop=True)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, 240), (240, 480), (333, 334), (480, 720)])
+def test_a_window_cleaned_with_a_day_of_context_equals_full_recompute(lo: int, hi: int) -> None:
+    """What the monthly partitions rely on: a month cleaned together with the day on each
+    side (its neighbouring months) is exactly the full recompute."""
+    assert influence_hours(3) <= 24
     air, weather = _gappy_sources(seed=11, hours=720)
     full, _ = clean_observations(merge_hourly(air, weather))
-    existing, _ = clean_observations(
-        merge_hourly(_split(air, None, cut), _split(weather, None, cut))
+    window, _ = clean_observations(
+        merge_hourly(_split(air, lo - 24, hi + 24), _split(weather, lo - 24, hi + 24))
     )
-    updated, stats = update_observations(
-        existing, _split(air, cut, None), _split(weather, cut, None)
-    )
-    pd.testing.assert_frame_equal(updated, full)
-    if cut > 2 * influence_hours(3):
-        assert stats.rows < len(full)  # only the tail was recomputed
+    pd.testing.assert_frame_equal(_hours(window, lo, hi), _hours(full, lo, hi))
 
 
-def test_hourly_and_daily_increments_equal_full_recompute() -> None:
+def test_hourly_windows_equal_full_recompute() -> None:
     air, weather = _gappy_sources(seed=5, hours=24 * 20)
     full, _ = clean_observations(merge_hourly(air, weather))
-    state = None
     bounds = [0, 24, 48, 49, 50, 51, 75, 100, 101, 168, *range(192, 24 * 20 + 1, 24)]
     for lo, hi in itertools.pairwise(bounds):
-        state, _ = update_observations(state, _split(air, lo, hi), _split(weather, lo, hi))
-    pd.testing.assert_frame_equal(state, full)
-
-
-def test_update_with_a_gap_before_new_data_and_a_refetched_day() -> None:
-    air, weather = _gappy_sources(seed=9, hours=400, locations=("a",))
-    # Hours 300-302 arrive late; a location "c" appears only in the update.
-    existing, _ = clean_observations(
-        merge_hourly(_split(air, None, 300), _split(weather, None, 300))
-    )
-    new_air = pd.concat([_split(air, 280, None), air_frame("c", [5, 6], pm2_5=[1, 2])])
-    updated, _ = update_observations(existing, new_air, _split(weather, 303, None))
-    expected, _ = clean_observations(
-        merge_hourly(
-            pd.concat([air, air_frame("c", [5, 6], pm2_5=[1, 2])]),
-            _split(weather, None, 300).pipe(lambda w: pd.concat([w, _split(weather, 303, None)])),
+        window, _ = clean_observations(
+            merge_hourly(_split(air, lo - 24, hi + 24), _split(weather, lo - 24, hi + 24))
         )
-    )
-    pd.testing.assert_frame_equal(updated, expected)
+        pd.testing.assert_frame_equal(_hours(window, lo, hi), _hours(full, lo, hi))
 
 
-def test_update_refuses_too_little_context_and_unaudited_history() -> None:
-    air, weather = _gappy_sources(seed=2, hours=100, locations=("a",))
-    existing, _ = clean_observations(merge_hourly(_split(air, None, 50), _split(weather, None, 50)))
-    needed = 2 * influence_hours(3, OutlierRule())
-    with pytest.raises(ValueError, match=str(needed)):
-        update_observations(existing, _split(air, 50, None), _split(weather, 50, None), 10)
-    plain, _ = clean_observations(
-        merge_hourly(_split(air, None, 50), _split(weather, None, 50)), audit_columns=False
-    )
-    with pytest.raises(ValueError, match="audit columns"):
-        update_observations(plain, _split(air, 50, None), _split(weather, 50, None))
-
-
-def test_update_on_real_beijing_history_equals_full_recompute() -> None:
+def test_real_beijing_history_keeps_smog_and_cleans_windows_exactly() -> None:
     path = REPLAY / "owm_air_pollution.json.gz"
     if not path.exists():
         pytest.skip("replay data not present")
@@ -339,8 +292,11 @@ def test_update_on_real_beijing_history_equals_full_recompute() -> None:
     none = empty_frame("weather")
     full, full_stats = clean_observations(merge_hourly(air, none))
     assert full["pm2_5"].max() > 500  # real smog episodes survive cleaning
-    cut = air[TIME].iloc[len(air) // 2]
-    existing, _ = clean_observations(merge_hourly(air[air[TIME] < cut], none))
-    updated, _ = update_observations(existing, air[air[TIME] >= cut], none)
-    pd.testing.assert_frame_equal(updated, full)
     assert full_stats.unfilled_gaps["pm2_5"] > 0
+    cut = air[TIME].iloc[len(air) // 2]
+    day = pd.Timedelta(hours=24)
+    window, _ = clean_observations(merge_hourly(air[air[TIME] >= cut - day], none))
+    pd.testing.assert_frame_equal(
+        window[window[TIME] >= cut].reset_index(drop=True),
+        full[full[TIME] >= cut].reset_index(drop=True),
+    )

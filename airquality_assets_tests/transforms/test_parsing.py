@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -275,17 +274,15 @@ def _daily_owm(day: int) -> str:
     return f'{{"coord":{{"lon":116.47,"lat":39.95}},"list":[{items}]}}'
 
 
-def test_parse_many_pools_bodies_dedupes_across_them_and_is_fast() -> None:
+def test_parse_many_pools_bodies_and_dedupes_across_them() -> None:
+    """(Its speed is measured by benchmarks/parse_merge.py.)"""
     bodies = [_daily_owm(d) for d in range(365)]
-    started = time.perf_counter()
     frame = parse_many(bodies, "beijing")
-    elapsed = time.perf_counter() - started
     assert len(frame) == 365 * 24 + 1
     assert frame.attrs["duplicates_dropped"] == 364
     # the later body wins: hour 00 of day d+1 comes from body d+1 (pm2_5 3), not d (27)
     assert frame["pm2_5"].iloc[24] == 3.0
     assert frame[TIME].is_monotonic_increasing and frame[TIME].is_unique
-    assert elapsed < 2.0, f"parse_many took {elapsed:.2f}s for a year"
 
 
 def test_parse_many_kind_detection_and_errors() -> None:
