@@ -1,35 +1,53 @@
-"""Files on disk: atomic writes and the layout of raw bodies and partitioned frames.
+"""Files on disk: atomic writes and the layout of raw bodies, partitioned frames and tensors.
 
 Every write goes to a temporary file in the target directory and is then renamed over the
 target (``os.replace`` is atomic on POSIX), so a crash or a failed pull can never leave a
-half-written file where a good one used to be. No Dagster here: the IO manager and the raw
+half-written file where a good one used to be. No Dagster here: the IO managers and the raw
 assets call these functions.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airquality_assets.transforms.windowing import Scaler, SequenceTensors, tensor_summary
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; the previous file survives any failure."""
+TENSOR_FORMAT_VERSION = 1
+TENSOR_ARRAYS_FILE = "sequence_tensors.npz"
+TENSOR_METADATA_FILE = "sequence_tensors.json"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to: renamed over ``path`` when the block
+    succeeds, deleted when it raises (the previous ``path`` is then untouched)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; the previous file survives any failure."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return path
 
 
@@ -55,15 +73,8 @@ def write_table_atomic(table: pa.Table, path: Path) -> Path:
     here: pandas-to-Arrow conversion costs milliseconds per call for a wide frame, which
     dominates when a five-year backfill writes 1,800 daily files.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -149,3 +160,95 @@ def stored_through(base_dir: Path, asset: str, location: str, month: date) -> da
     """The last UTC hour any stored body of the partition covers, or None if none is stored."""
     bodies = raw_month_bodies(base_dir, asset, location, month)
     return max((raw_span(p)[1] for p in bodies), default=None)
+
+
+def save_tensors(tensors: SequenceTensors, directory: str | os.PathLike[str]) -> Path:
+    """Write ``sequence_tensors.npz`` (uncompressed) and ``.json``, each atomically.
+
+    The JSON is written last and records the SHA-256 of the npz, so a reader never pairs
+    metadata with a different (half-replaced) array file without noticing.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        "features": tensors.features,
+        "targets": tensors.targets,
+        "times": tensors.times,
+        "location_codes": tensors.location_codes,
+        "feature_mean": tensors.scaler.feature_mean,
+        "feature_std": tensors.scaler.feature_std,
+        "target_mean": tensors.scaler.target_mean,
+        "target_std": tensors.scaler.target_std,
+    }
+    arrays.update({f"ends_{name}": ends for name, ends in tensors.ends.items()})
+    with atomic_path(target / TENSOR_ARRAYS_FILE) as tmp_npz:
+        with tmp_npz.open("wb") as handle:
+            np.savez(handle, **arrays)
+        metadata = {
+            "format_version": TENSOR_FORMAT_VERSION,
+            "feature_names": tensors.feature_names,
+            "target_names": tensors.target_names,
+            "locations": tensors.locations,
+            "lookback": tensors.lookback,
+            "horizons": tensors.horizons,
+            "splits": list(tensors.ends),
+            "dropped": tensors.dropped,
+            "purged": tensors.purged,
+            "split_mode": tensors.split_mode,
+            "split_bounds": {k: list(v) for k, v in tensors.split_bounds.items()},
+            "dropped_features": tensors.dropped_features,
+            "scaler_fitted_rows": tensors.scaler.fitted_rows,
+            "npz_sha256": _sha256(tmp_npz),
+            "summary": tensor_summary(tensors),
+        }
+    atomic_write_bytes(target / TENSOR_METADATA_FILE, json.dumps(metadata, indent=2).encode())
+    return target
+
+
+def load_tensors(directory: str | os.PathLike[str]) -> SequenceTensors:
+    """Read what :func:`save_tensors` wrote; checks the npz against the recorded hash."""
+    source = Path(directory)
+    meta_path, npz_path = source / TENSOR_METADATA_FILE, source / TENSOR_ARRAYS_FILE
+    for path in (meta_path, npz_path):
+        if not path.exists():
+            raise FileNotFoundError(f"no {path.name} in {source}")
+    metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    if metadata.get("format_version") != TENSOR_FORMAT_VERSION:
+        raise ValueError(f"unsupported sequence tensor format {metadata.get('format_version')}")
+    if _sha256(npz_path) != metadata["npz_sha256"]:
+        raise ValueError(f"{npz_path.name} does not match {meta_path.name} (hash differs)")
+    with np.load(npz_path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    scaler = Scaler(
+        arrays["feature_mean"],
+        arrays["feature_std"],
+        arrays["target_mean"],
+        arrays["target_std"],
+        fitted_rows=int(metadata["scaler_fitted_rows"]),
+    )
+    return SequenceTensors(
+        features=arrays["features"],
+        targets=arrays["targets"],
+        feature_names=list(metadata["feature_names"]),
+        target_names=list(metadata["target_names"]),
+        times=arrays["times"],
+        location_codes=arrays["location_codes"],
+        locations=list(metadata["locations"]),
+        lookback=int(metadata["lookback"]),
+        horizons=[int(h) for h in metadata["horizons"]],
+        ends={name: arrays[f"ends_{name}"] for name in metadata["splits"]},
+        scaler=scaler,
+        dropped={k: int(v) for k, v in metadata["dropped"].items()},
+        purged={k: int(v) for k, v in metadata["purged"].items()},
+        split_mode=str(metadata["split_mode"]),
+        split_bounds={k: (int(v[0]), int(v[1])) for k, v in metadata["split_bounds"].items()},
+        dropped_features=list(metadata.get("dropped_features", [])),
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

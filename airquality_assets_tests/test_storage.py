@@ -1,16 +1,119 @@
-"""Raw bodies stored per (month, location) by the span of hours each request covered."""
+"""Files on disk: atomic writes leave the previous file on failure; raw bodies by span;
+tensors round-trip."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from airquality_assets import storage
 from airquality_assets.storage import (
+    TENSOR_ARRAYS_FILE,
+    atomic_path,
+    atomic_write_bytes,
+    frame_dir,
+    frame_path,
+    load_tensors,
     raw_month_bodies,
     raw_span,
+    read_frames,
+    save_tensors,
     store_raw_span,
     stored_through,
+    write_frame_atomic,
+    write_table_atomic,
 )
+from airquality_assets.transforms.windowing import (
+    SplitSpec,
+    build_sequence_tensors,
+    tensor_summary,
+    windows,
+)
+from airquality_assets_tests.transforms.test_windowing import make_frame
+
+FRACTIONS = SplitSpec(train_end=None, validation_end=None)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_atomic_write_replaces_and_creates_folders(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "file.bin"
+    atomic_write_bytes(path, b"first")
+    atomic_write_bytes(path, b"second")
+    assert path.read_bytes() == b"second"
+    assert _leftovers(path.parent) == []
+
+
+def test_a_failed_write_keeps_the_previous_file_and_cleans_up(tmp_path: Path) -> None:
+    path = tmp_path / "file.parquet"
+    atomic_write_bytes(path, b"good")
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("disk full")
+    assert path.read_bytes() == b"good"
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_parquet_write_failing_midway_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_table_atomic(pa.table({"x": [1]}), tmp_path / "frame.parquet")
+    before = path.read_bytes()
+
+    def half_write(table: pa.Table, where: Path, **_: object) -> None:
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(storage.pq, "write_table", half_write)
+    with pytest.raises(OSError, match="no space"):
+        write_table_atomic(pa.table({"x": [2]}), path)
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_frame_layout_is_one_file_per_partition(tmp_path: Path) -> None:
+    day = date(2014, 3, 1)
+    assert frame_path(tmp_path, "weather_hourly", "beijing", day) == (
+        frame_dir(tmp_path, "weather_hourly", "beijing") / "2014-03-01.parquet"
+    )
+
+
+def test_read_frames_skips_missing_files_and_returns_none_for_none(tmp_path: Path) -> None:
+    first = write_frame_atomic(pd.DataFrame({"x": [1, 2]}), tmp_path / "1.parquet")
+    second = write_frame_atomic(pd.DataFrame({"x": [3]}), tmp_path / "2.parquet")
+    frame = read_frames([first, tmp_path / "missing.parquet", second])
+    assert frame is not None and sorted(frame["x"]) == [1, 2, 3]
+    assert read_frames([tmp_path / "missing.parquet"]) is None
+
+
+def test_tensors_round_trip_and_a_changed_array_file_is_refused(tmp_path: Path) -> None:
+    frame = make_frame(300, locations=("a", "b"))
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], 12, [1, 6], split=FRACTIONS)
+    save_tensors(tensors, tmp_path / "tensors")
+    loaded = load_tensors(tmp_path / "tensors")
+    for name in ("features", "targets", "times", "location_codes"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(tensors, name))
+    for split in tensors.ends:
+        np.testing.assert_array_equal(loaded.ends[split], tensors.ends[split])
+        for a, b in zip(windows(loaded, split), windows(tensors, split), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert loaded.scaler.to_dict() == tensors.scaler.to_dict()
+    assert tensor_summary(loaded) == tensor_summary(tensors)
+    assert (loaded.lookback, loaded.horizons, loaded.locations) == (12, [1, 6], ["a", "b"])
+    assert _leftovers(tmp_path / "tensors") == []
+
+    (tmp_path / "tensors" / TENSOR_ARRAYS_FILE).write_bytes(b"not the same file")
+    with pytest.raises(ValueError, match="hash"):
+        load_tensors(tmp_path / "tensors")
+    with pytest.raises(FileNotFoundError, match="no sequence_tensors"):
+        load_tensors(tmp_path / "nothing")
 
 
 def _h(day: int, hour: int) -> datetime:

@@ -27,13 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airquality_assets.storage import save_tensors
 from airquality_assets.transforms.features import add_derived_features, default_feature_names
-from airquality_assets.transforms.windowing import (
-    SequenceTensors,
-    build_sequence_tensors,
-    save_tensors,
-    windows,
-)
+from airquality_assets.transforms.windowing import SequenceTensors, build_sequence_tensors, windows
 
 TARGETS = ["pm2_5", "pm10", "no2", "o3"]
 FEATURES = default_feature_names(TARGETS)  # 4 pollutants + 9 weather + 4 calendar = 17

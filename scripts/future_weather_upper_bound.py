@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras is imported)
+from airquality_assets.ml.baselines import baseline_forecasts
 from airquality_assets.ml.evaluation import forecast_metrics
 from airquality_assets.ml.model import (
     LSTMParams,
@@ -35,7 +36,6 @@ from airquality_assets.ml.model import (
 from airquality_assets.ml.training_steps import predict
 from airquality_assets.settings import Settings
 from airquality_assets.storage import read_frames
-from airquality_assets.transforms.baselines import baseline_forecasts
 from airquality_assets.transforms.windowing import SequenceTensors, build_sequence_tensors, windows
 
 WEATHER = ("temp", "dew", "humidity", "pressure", "wind_u", "wind_v")

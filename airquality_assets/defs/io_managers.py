@@ -20,7 +20,9 @@ from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.defs.partitions import DATE_DIMENSION, split_key
 from airquality_assets.storage import (
     frame_path,
+    load_tensors,
     read_frames,
+    save_tensors,
     write_frame_atomic,
     write_table_atomic,
 )
@@ -130,12 +132,8 @@ class SequenceTensorsIOManager(dg.ConfigurableIOManager):
         return Path(self.base_dir) / "tensors" / "__".join(key.path)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        from airquality_assets.transforms.windowing import save_tensors
-
         save_tensors(obj, self._directory(context.asset_key))
 
     def load_input(self, context: dg.InputContext):
-        from airquality_assets.transforms.windowing import load_tensors
-
         assert context.upstream_output is not None
         return load_tensors(self._directory(context.upstream_output.asset_key))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from airquality_assets.storage import atomic_write_bytes
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -45,14 +46,8 @@ class ModelMetadata:
 
 
 def write_metadata(metadata: ModelMetadata, directory: str | os.PathLike[str]) -> Path:
-    """Write ``metadata.json`` atomically (temp file in the same directory + rename)."""
-    target = Path(directory) / METADATA_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".metadata-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(metadata.to_json())
-    os.replace(tmp, target)
-    return target
+    """Write ``metadata.json`` atomically."""
+    return atomic_write_bytes(Path(directory) / METADATA_FILE, metadata.to_json().encode())
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> ModelMetadata:
@@ -74,8 +69,6 @@ def save_package(model: Any, metadata: ModelMetadata, directory: str | os.PathLi
 def load_package(directory: str | os.PathLike[str]) -> tuple[Any, ModelMetadata]:
     """Load ``(keras_model, metadata)`` from a package directory."""
     import keras
-
-    import airquality_assets  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
 
     directory = Path(directory)
     model = keras.saving.load_model(directory / MODEL_FILE)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras is imported)
+from airquality_assets.ml.drift_reference import reference_profile
 from airquality_assets.ml.evaluation import (
     forecast_metrics,
     losing_horizons,
@@ -27,7 +28,6 @@ from airquality_assets.ml.evaluation import (
 )
 from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.package import ModelMetadata, load_package, save_package
-from airquality_assets.ml.profile import reference_profile
 from airquality_assets.storage import atomic_write_bytes
 from airquality_assets.transforms.windowing import SequenceTensors, windows
 
@@ -176,9 +176,9 @@ def evaluate_candidate(
 ) -> dict[str, Any]:
     """The tuned model against every baseline on the test window; logged to its MLflow run
     through ``client`` (an ``MlflowClient``)."""
+    from airquality_assets.ml.baselines import baseline_forecasts
     from airquality_assets.ml.model import jit_forward
     from airquality_assets.ml.tracking import log_horizon_metrics
-    from airquality_assets.transforms.baselines import baseline_forecasts
 
     model, _ = load_package(candidate["package_dir"])
     y_test, pred, lstm_metrics = _test_metrics(tensors, jit_forward(model))

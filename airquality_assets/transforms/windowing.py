@@ -36,13 +36,8 @@ is replaced by 1.0 so scaling never divides by ~0 and constant columns simply ce
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,8 +65,6 @@ __all__ = [
     "SplitSpec",
     "batch_windows",
     "build_sequence_tensors",
-    "load_tensors",
-    "save_tensors",
     "tensor_summary",
     "windows",
 ]
@@ -79,9 +72,6 @@ __all__ = [
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 STD_FLOOR = 1e-6
 HOUR = 3600
-FORMAT_VERSION = 1
-ARRAYS_FILE = "sequence_tensors.npz"
-METADATA_FILE = "sequence_tensors.json"
 
 
 class InsufficientDataError(ValueError):
@@ -153,15 +143,6 @@ class Scaler:
         f_mean, f_std = _mean_std(features)
         t_mean, t_std = _mean_std(targets)
         return cls(f_mean, f_std, t_mean, t_std, fitted_rows=len(features))
-
-    def scale_features(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.feature_mean) / self.feature_std).astype(np.float32, copy=False)
-
-    def scale_targets(self, y: np.ndarray) -> np.ndarray:
-        return ((y - self.target_mean) / self.target_std).astype(np.float32, copy=False)
-
-    def unscale_targets(self, y: np.ndarray) -> np.ndarray:
-        return (y * self.target_std + self.target_mean).astype(np.float32, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form, e.g. for model metadata or MLflow params."""
@@ -425,13 +406,13 @@ def _cuts(split: SplitSpec, times: np.ndarray, valid_ends: np.ndarray) -> tuple[
 
 
 def batch_windows(
-    tensors: SequenceTensors, ends: np.ndarray | Sequence[int], scaled: bool = False
+    tensors: SequenceTensors, ends: np.ndarray | Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``X (n, lookback, features)`` and ``y (n, horizons, targets)`` for given ends.
 
     ``sliding_window_view`` gives a zero-copy (hours - lookback + 1, lookback, features) view;
-    fancy indexing by ``ends - lookback + 1`` makes the single contiguous copy. ``scaled``
-    applies the training scaler in place on that copy. Ends are not re-validated for gaps;
+    fancy indexing by ``ends - lookback + 1`` makes the single contiguous copy. Ends are not
+    re-validated for gaps;
     use ``tensors.ends[...]`` for windows known to be valid.
     """
     ends = np.asarray(ends, dtype=np.int64)
@@ -449,21 +430,14 @@ def batch_windows(
     view = sliding_window_view(tensors.features, (lookback, n_features))[:, 0]
     x = view[ends - lookback + 1]
     y = tensors.targets[ends[:, None] + horizons[None, :]]
-    if scaled:
-        x -= tensors.scaler.feature_mean
-        x /= tensors.scaler.feature_std
-        y -= tensors.scaler.target_mean
-        y /= tensors.scaler.target_std
     return x, y
 
 
-def windows(
-    tensors: SequenceTensors, split: str, scaled: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+def windows(tensors: SequenceTensors, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` float32 for every valid window of ``split`` ("train"/"validation"/"test")."""
     if split not in tensors.ends:
         raise KeyError(f"unknown split {split!r}; expected one of {list(tensors.ends)}")
-    return batch_windows(tensors, tensors.ends[split], scaled=scaled)
+    return batch_windows(tensors, tensors.ends[split])
 
 
 def tensor_summary(tensors: SequenceTensors) -> dict[str, Any]:
@@ -503,109 +477,3 @@ def tensor_summary(tensors: SequenceTensors) -> dict[str, Any]:
         "materialised_window_bytes": int(materialised),
         "materialised_to_stored_ratio": round(materialised / stored, 2) if stored else None,
     }
-
-
-def save_tensors(tensors: SequenceTensors, directory: str | os.PathLike[str]) -> Path:
-    """Write ``sequence_tensors.npz`` (uncompressed) and ``.json`` atomically.
-
-    Each file goes to a temp file in ``directory`` and is ``os.replace``d; the JSON is written
-    last and records the SHA-256 of the npz, so a reader never pairs metadata with a
-    different (half-replaced) array file without noticing.
-    """
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {
-        "features": tensors.features,
-        "targets": tensors.targets,
-        "times": tensors.times,
-        "location_codes": tensors.location_codes,
-        "feature_mean": tensors.scaler.feature_mean,
-        "feature_std": tensors.scaler.feature_std,
-        "target_mean": tensors.scaler.target_mean,
-        "target_std": tensors.scaler.target_std,
-    }
-    arrays.update({f"ends_{name}": ends for name, ends in tensors.ends.items()})
-    fd, tmp_npz = tempfile.mkstemp(dir=target, prefix=".tensors-", suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        digest = _sha256(Path(tmp_npz))
-        metadata = {
-            "format_version": FORMAT_VERSION,
-            "feature_names": tensors.feature_names,
-            "target_names": tensors.target_names,
-            "locations": tensors.locations,
-            "lookback": tensors.lookback,
-            "horizons": tensors.horizons,
-            "splits": list(tensors.ends),
-            "dropped": tensors.dropped,
-            "purged": tensors.purged,
-            "split_mode": tensors.split_mode,
-            "split_bounds": {k: list(v) for k, v in tensors.split_bounds.items()},
-            "dropped_features": tensors.dropped_features,
-            "scaler_fitted_rows": tensors.scaler.fitted_rows,
-            "npz_sha256": digest,
-            "summary": tensor_summary(tensors),
-        }
-        os.replace(tmp_npz, target / ARRAYS_FILE)
-    except BaseException:
-        Path(tmp_npz).unlink(missing_ok=True)
-        raise
-    fd, tmp_json = tempfile.mkstemp(dir=target, prefix=".tensors-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(metadata, handle, indent=2)
-        os.replace(tmp_json, target / METADATA_FILE)
-    except BaseException:
-        Path(tmp_json).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def load_tensors(directory: str | os.PathLike[str]) -> SequenceTensors:
-    """Read what :func:`save_tensors` wrote; checks the npz against the recorded hash."""
-    source = Path(directory)
-    meta_path, npz_path = source / METADATA_FILE, source / ARRAYS_FILE
-    for path in (meta_path, npz_path):
-        if not path.exists():
-            raise FileNotFoundError(f"no {path.name} in {source}")
-    metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported sequence tensor format {metadata.get('format_version')}")
-    if _sha256(npz_path) != metadata["npz_sha256"]:
-        raise ValueError(f"{npz_path.name} does not match {meta_path.name} (hash differs)")
-    with np.load(npz_path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    scaler = Scaler(
-        arrays["feature_mean"],
-        arrays["feature_std"],
-        arrays["target_mean"],
-        arrays["target_std"],
-        fitted_rows=int(metadata["scaler_fitted_rows"]),
-    )
-    return SequenceTensors(
-        features=arrays["features"],
-        targets=arrays["targets"],
-        feature_names=list(metadata["feature_names"]),
-        target_names=list(metadata["target_names"]),
-        times=arrays["times"],
-        location_codes=arrays["location_codes"],
-        locations=list(metadata["locations"]),
-        lookback=int(metadata["lookback"]),
-        horizons=[int(h) for h in metadata["horizons"]],
-        ends={name: arrays[f"ends_{name}"] for name in metadata["splits"]},
-        scaler=scaler,
-        dropped={k: int(v) for k, v in metadata["dropped"].items()},
-        purged={k: int(v) for k, v in metadata["purged"].items()},
-        split_mode=str(metadata["split_mode"]),
-        split_bounds={k: (int(v[0]), int(v[1])) for k, v in metadata["split_bounds"].items()},
-        dropped_features=list(metadata.get("dropped_features", [])),
-    )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

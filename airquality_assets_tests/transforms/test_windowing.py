@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,6 @@ from airquality_assets.transforms.features import (
     feature_matrix,
 )
 from airquality_assets.transforms.windowing import (
-    ARRAYS_FILE,
     EmptyFeatureError,
     EmptySplitError,
     InsufficientDataError,
@@ -24,8 +22,6 @@ from airquality_assets.transforms.windowing import (
     SplitSpec,
     batch_windows,
     build_sequence_tensors,
-    load_tensors,
-    save_tensors,
     tensor_summary,
     windows,
 )
@@ -247,13 +243,6 @@ def test_windows_equal_naive_slices() -> None:
         naive_y = np.array([[[target[e + h]] for h in horizons] for e in ends])
         np.testing.assert_array_equal(x, naive_x)
         np.testing.assert_array_equal(y, naive_y)
-        xs, ys = windows(tensors, split, scaled=True)
-        scaler = tensors.scaler
-        np.testing.assert_allclose(
-            xs, (naive_x - scaler.feature_mean) / scaler.feature_std, rtol=1e-5, atol=1e-5
-        )
-        np.testing.assert_allclose(ys, scaler.scale_targets(naive_y), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(scaler.unscale_targets(ys), naive_y, rtol=1e-4, atol=1e-3)
 
 
 def test_batch_windows_rejects_out_of_range_ends() -> None:
@@ -341,27 +330,6 @@ def test_split_spec_validation() -> None:
         SplitSpec(train_fraction=0.8, validation_fraction=0.2)
     with pytest.raises(ValueError, match="both"):
         SplitSpec(train_end=None)
-
-
-def test_save_load_round_trip(tmp_path: Path) -> None:
-    frame = make_frame(300, locations=("a", "b"))
-    tensors = build_sequence_tensors(frame, None, ["pm2_5"], 12, [1, 6], split=FRACTIONS)
-    save_tensors(tensors, tmp_path / "tensors")
-    loaded = load_tensors(tmp_path / "tensors")
-    for name in ("features", "targets", "times", "location_codes"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(tensors, name))
-    for split in tensors.ends:
-        np.testing.assert_array_equal(loaded.ends[split], tensors.ends[split])
-        for a, b in zip(windows(loaded, split, True), windows(tensors, split, True), strict=True):
-            np.testing.assert_array_equal(a, b)
-    assert loaded.scaler.to_dict() == tensors.scaler.to_dict()
-    assert tensor_summary(loaded) == tensor_summary(tensors)
-    assert (loaded.lookback, loaded.horizons, loaded.locations) == (12, [1, 6], ["a", "b"])
-    assert not [p for p in (tmp_path / "tensors").iterdir() if p.name.startswith(".")]
-
-    (tmp_path / "tensors" / ARRAYS_FILE).write_bytes(b"not the same file")
-    with pytest.raises(ValueError, match="hash"):
-        load_tensors(tmp_path / "tensors")
 
 
 def test_summary_reports_shapes_ranges_and_bytes() -> None:

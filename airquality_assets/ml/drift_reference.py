@@ -1,4 +1,7 @@
-"""Reference profile of the training features, stored with the champion for drift checks."""
+"""The drift reference: a summary of the training features, stored with the champion.
+
+(Not to be confused with the training *profile*, demo or full, which picks the grid.)
+"""
 
 from __future__ import annotations
 

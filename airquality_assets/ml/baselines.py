@@ -12,14 +12,16 @@ Every function takes :class:`SequenceTensors` plus window end indices (usually
   day. The source hour must be the same location on a contiguous stretch, else NaN.
 * climatology: training-period mean per (location, hour of day of the target hour, UTC),
   falling back to the all-location mean for that hour, then the overall training mean.
-* Ridge: a linear model on flattened, training-scaled windows, fitted on the training split
-  only, predicting every horizon x target at once (a strong, cheap "is the LSTM worth it?").
+* Ridge: a linear model on flattened windows (inputs and outputs standardised by
+  scikit-learn scalers fitted with it), trained on the training split only, predicting every
+  horizon x target at once (a strong, cheap "is the LSTM worth it?").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -123,9 +125,9 @@ def climatology_forecast(
 
 @dataclass(eq=False)
 class RidgeForecaster:
-    """sklearn Ridge on flattened scaled windows; outputs real units via the target scaler."""
+    """scikit-learn Ridge on flattened windows, in real units in and out."""
 
-    model: object  # sklearn.linear_model.Ridge
+    model: Any  # TransformedTargetRegressor(Pipeline(StandardScaler, Ridge), StandardScaler)
     alpha: float
     n_train_windows: int
 
@@ -135,17 +137,23 @@ class RidgeForecaster:
         n_h, n_t = len(tensors.horizons), tensors.targets.shape[1]
         if ends.size == 0:
             return np.empty((0, n_h, n_t), dtype=np.float32)
-        x, _ = batch_windows(tensors, ends, scaled=True)
-        scaled = self.model.predict(x.reshape(len(x), -1)).reshape(len(x), n_h, n_t)
-        return tensors.scaler.unscale_targets(scaled.astype(np.float32))
+        x, _ = batch_windows(tensors, ends)
+        forecast = self.model.predict(x.reshape(len(x), -1)).reshape(len(x), n_h, n_t)
+        return forecast.astype(np.float32)
 
 
 def fit_ridge(tensors: SequenceTensors, alpha: float = 1.0) -> RidgeForecaster:
-    """Fit Ridge on the training windows only (scaled with the training scaler)."""
+    """Fit Ridge on the training windows only; the scalers see training windows only too."""
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    x, y = windows(tensors, "train", scaled=True)
-    model = Ridge(alpha=alpha)
+    x, y = windows(tensors, "train")
+    model = TransformedTargetRegressor(
+        regressor=make_pipeline(StandardScaler(), Ridge(alpha=alpha)),
+        transformer=StandardScaler(),
+    )
     model.fit(x.reshape(len(x), -1), y.reshape(len(y), -1))
     return RidgeForecaster(model=model, alpha=float(alpha), n_train_windows=len(x))
 

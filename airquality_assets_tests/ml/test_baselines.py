@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airquality_assets.transforms.baselines import (
+from airquality_assets.ml.baselines import (
     baseline_forecasts,
     climatology_forecast,
     climatology_table,
@@ -93,16 +93,19 @@ def test_ridge_is_fitted_on_training_windows_only() -> None:
     tensors = build_sequence_tensors(frame, None, ["pm2_5"], 24, [1, 6, 24], FRACTIONS)
     ridge = fit_ridge(tensors, alpha=3.0)
     assert ridge.n_train_windows == tensors.ends["train"].size
-    assert ridge.alpha == 3.0 and ridge.model.alpha == 3.0
+    fitted = ridge.model.regressor_[-1]  # the Ridge step of the scaler pipeline
+    assert ridge.alpha == 3.0 and fitted.alpha == 3.0
 
-    # same training windows + scaler, different test data -> identical coefficients
+    # same training windows, different test data -> identical scalers and coefficients
     last_train_hour = tensors.times[tensors.ends["train"]].max() + 24 * 3600
     changed = frame.copy()
     later = changed["time"] > pd.Timestamp(int(last_train_hour), unit="s", tz="UTC")
     changed.loc[later, ["pm2_5", "temp"]] *= 3.0
     changed_tensors = build_sequence_tensors(changed, None, ["pm2_5"], 24, [1, 6, 24], FRACTIONS)
     np.testing.assert_array_equal(changed_tensors.ends["train"], tensors.ends["train"])
-    np.testing.assert_array_equal(fit_ridge(changed_tensors, 3.0).model.coef_, ridge.model.coef_)
+    refitted = fit_ridge(changed_tensors, 3.0).model
+    np.testing.assert_array_equal(refitted.regressor_[-1].coef_, fitted.coef_)
+    np.testing.assert_array_equal(refitted.regressor_[0].mean_, ridge.model.regressor_[0].mean_)
 
     ends = tensors.ends["test"]
     forecast = ridge.predict(tensors, ends)
