@@ -1,6 +1,6 @@
 """Sequence building: the project's vectorised tensors vs a per-window pandas ``.iloc`` loop.
 
-The reference system builds training data by slicing the frame once per window
+The baseline builds training data by slicing the frame once per window
 (``frame.iloc[t-23:t+1][features].values``), appending to a list and calling ``np.array`` at
 the end, then stores the materialised (windows, 24, features) array. We build the hourly
 matrix + valid window ends (vectorised) and cut every training window with one fancy-index
@@ -80,7 +80,7 @@ def project(frame: pd.DataFrame) -> tuple[SequenceTensors, np.ndarray, np.ndarra
 
 
 def reference_loop(frame: pd.DataFrame, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The reference system: one ``.iloc`` slice per window, list, ``np.array`` at the end."""
+    """The baseline: one ``.iloc`` slice per window, list, ``np.array`` at the end."""
     derived = add_derived_features(frame)  # it keeps derived features as frame columns
     xs, ys = [], []
     max_h = HORIZONS[-1]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: set up, lint, then run the default test suite.
-# Extra arguments go to pytest (e.g. `-m slow` for the end-to-end tests).
+# One command from a fresh clone: set up, lint, then run the whole test suite.
+# Extra arguments go to pytest (e.g. `-m "not slow"` skips the end-to-end runs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"

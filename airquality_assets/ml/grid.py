@@ -5,10 +5,10 @@ ordered, deterministic list: the same profile always yields the same candidate n
 
 * ``demo``: three small candidates that finish in minutes on 2 CPU cores for ~30k windows
   (batch 256 keeps the number of jitted steps per epoch low; patience 2 stops flat runs).
-* ``full``: the reference grid from the design (units 128; dropout 0.2/0.3; learning rate
-  1e-3/1e-4; batch 16/32; up to 50 epochs with early stopping): 8 candidates. Patience 3:
-  on the bundled data the validation loss bottoms out within 1-4 epochs and then only rises
-  (the LR is halved after 1 flat epoch first), so waiting 5 epochs bought nothing but time.
+* ``full``: units 128; dropout 0.2/0.3; learning rate 1e-3/1e-4; batch 16/32; up to 50
+  epochs with early stopping: 8 candidates. Patience 3, because the validation loss
+  bottoms out within a few epochs and then only rises (the LR is halved after 1 flat epoch
+  first): waiting longer buys nothing but time.
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ from airquality_assets.sources.replay import ReplayAirPollutionSource
 from airquality_assets.storage import frame_path, raw_month_bodies, raw_span
 from airquality_assets_tests.sources import fixture_bytes, local_server
 
+pytestmark = pytest.mark.slow
+
 _PARTITIONS = build_partitions(Settings(data_dir=Path("unused")))
 RAW = ingestion_assets(_PARTITIONS)
 FRAMES = frame_assets(_PARTITIONS)

@@ -54,6 +54,7 @@ def trained(settings: Settings):
     yield settings, instance, resources, first
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_model_half_registers_and_promotes_champion(trained) -> None:
     import mlflow
