@@ -65,7 +65,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         period = _period_format(context.asset_partitions_def)
         group_keys = (obj[LOCATION].astype(str) + "|" + obj[TIME].dt.strftime(period)).to_numpy()
         starts = np.flatnonzero(np.r_[True, group_keys[1:] != group_keys[:-1]][: len(obj)])
-        stops = np.r_[starts[1:], len(group_keys)]
+        stops = np.r_[starts[1:], len(group_keys)][: len(starts)]  # none for an empty frame
         groups = {
             tuple(group_keys[a].split("|")[::-1]): (a, b)
             for a, b in zip(starts, stops, strict=True)
