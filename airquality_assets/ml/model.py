@@ -1,10 +1,9 @@
 """The forecasting network: a stacked LSTM that predicts the change from the last observation.
 
-Why "persistence + delta": on the bundled Beijing data a plain stacked LSTM trained on
-absolute (log) levels lost to persistence at 1 h by 2x, while the same network predicting
-the *change* from the last observed value, on standardised raw units with a lower learning
-rate, beat persistence at every horizon. Hourly pollution is strongly autocorrelated, so
-the net should only have to learn the correction.
+Why "persistence + delta": hourly pollution is strongly autocorrelated, so a network
+predicting absolute levels spends its capacity re-learning "about the same as now" and loses
+to persistence at short horizons; predicting the *change* from the last observed value
+leaves the net only the correction to learn.
 
 The model is **self-contained** (see :mod:`airquality_assets.ml.package`): it takes
 ``(batch, lookback, n_features)`` float32 in raw units and returns ``(batch, n_horizons,
@@ -30,8 +29,7 @@ training windows' change from the last value, **per horizon and pollutant** (see
 :func:`delta_scale`). Three reasons: pollutants differ by orders of magnitude (CO in the
 thousands, NO in units), so a loss in (ug/m3)² would be dominated by one pollutant; the change
 over 24 h is about four times larger than over 1 h, so with one scale per pollutant the loss
-is dominated by the long horizons and the 1 h forecast is barely better than persistence
-(measured on the bundled data: 1 h RMSE 21.6 with one scale, 21.0 per horizon, same net);
+is dominated by the long horizons and the 1 h forecast is barely better than persistence;
 and early-stopping / LR-plateau thresholds then mean the same thing for every dataset. The
 served model is compiled with plain MSE/MAE in ug/m3 so ``model.evaluate`` reports real
 units.
@@ -46,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-import airquality_assets  # noqa: F401  (sets KERAS_BACKEND=jax before keras is imported)
 from airquality_assets.ml.forward import jit_forward  # noqa: F401  (its home; re-exported)
 
 #: Layer names that form part of the contract with tests, tracking and serving.
