@@ -13,18 +13,16 @@ The reference does *less* (no neighbour conditions, no circular wind direction, 
 columns, and ``limit=3`` still fills the first hours of a long gap), so the ratio understates
 the difference. Prints median times over several repeats and the ratio.
 
-Run: ``python benchmarks/cleaning.py [--repeats 7]``
+Run: ``python benchmarks/cleaning.py [--repeats 7]`` (from the repository root).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from parse_merge import median_seconds  # run as a script: benchmarks/ is on sys.path
 
 from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME, WEATHER
 from airquality_assets.transforms.cleaning import clean_observations
@@ -66,16 +64,6 @@ def reference(frame: pd.DataFrame) -> pd.DataFrame:
     numeric = [c for c in VALUE_COLUMNS if c != AQI]
     out[numeric] = out[numeric].interpolate(limit=3, limit_area="inside")
     return out
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (imports, caches)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
