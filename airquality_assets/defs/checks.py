@@ -1,4 +1,4 @@
-"""Asset-check results shared by the frame assets, plus the standalone freshness check."""
+"""Asset-check results shared by the frame assets (the freshness check is in freshness.py)."""
 
 from collections.abc import Sequence
 

@@ -1,9 +1,10 @@
 """Parsed, typed hourly frames and the merged, cleaned ``hourly_observations``.
 
 Each asset validates its frame with its Pandera schema inside the step and reports the
-result as a blocking asset check: a violation fails the check (with every failure case in
-its metadata) and stops downstream assets, while the frame is still stored for inspection.
-Nothing is dropped silently.
+result as an asset check, with every failure case in its metadata; the frame is still
+stored for inspection. The check on ``hourly_observations`` is blocking (nothing trains on a
+bad frame); on the parsed frames it informs, because the merge and cleaning downstream
+repair what they flag. Nothing is dropped silently.
 """
 
 from collections.abc import Iterator, Sequence
