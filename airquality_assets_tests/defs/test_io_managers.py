@@ -12,7 +12,7 @@ from airquality_assets.defs.partitions import build_partitions
 from airquality_assets.settings import Settings
 from airquality_assets.storage import frame_path
 
-DAILY = build_partitions(Settings(data_dir=Path("unused"))).daily
+MONTHLY = build_partitions(Settings(data_dir=Path("unused"))).monthly
 KEY = dg.MultiPartitionKey({"date": "2014-03-01", "location": "beijing"})
 
 
@@ -37,7 +37,7 @@ def _run(assets: list, base: Path, partition_key=KEY, **kwargs) -> dg.ExecuteInP
 
 
 def test_a_partition_with_no_rows_is_stored_empty(tmp_path: Path) -> None:
-    @dg.asset(partitions_def=DAILY)
+    @dg.asset(partitions_def=MONTHLY)
     def frame() -> pd.DataFrame:
         return _rows()
 
@@ -47,16 +47,16 @@ def test_a_partition_with_no_rows_is_stored_empty(tmp_path: Path) -> None:
 
 
 def test_rows_outside_the_run_partitions_are_refused(tmp_path: Path) -> None:
-    @dg.asset(partitions_def=DAILY)
+    @dg.asset(partitions_def=MONTHLY)
     def frame() -> pd.DataFrame:
-        return _rows("2014-03-01T05:00", "2014-03-02T05:00")
+        return _rows("2014-03-01T05:00", "2014-04-02T05:00")
 
-    with pytest.raises(ValueError, match=r"rows outside its partitions \['2014-03-02\|beijing'\]"):
+    with pytest.raises(ValueError, match=r"rows outside its partitions \['2014-04-01\|beijing'\]"):
         _run([frame], tmp_path)
 
 
 def test_only_dataframes_are_stored(tmp_path: Path) -> None:
-    @dg.asset(partitions_def=DAILY)
+    @dg.asset(partitions_def=MONTHLY)
     def frame() -> dict:
         return {"not": "a frame"}
 
