@@ -16,6 +16,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from airquality_assets.defs import (
         freshness,
         jobs,
+        loop,
         model_checks,
         schedules,
         serving,
@@ -24,6 +25,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
     from airquality_assets.defs.frames import frame_assets
     from airquality_assets.defs.ingestion import ingestion_assets
+    from airquality_assets.defs.operations import (
+        drift_report,
+        forecast_accuracy,
+        operations_assets,
+    )
     from airquality_assets.defs.partitions import build_partitions
     from airquality_assets.defs.resources import build_resources
 
@@ -37,13 +43,22 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             training.model_evaluation,
             training.champion_model,
             serving.bento,
+            *operations_assets(partitions),
+            forecast_accuracy,
+            drift_report,
         ],
         asset_checks=[
             freshness.hourly_observations_freshness,
             model_checks.champion_is_servable,
             model_checks.bento_serves_champion,
         ],
-        jobs=[jobs.ingestion_job, jobs.frames_job, jobs.build_training_job(settings.profile)],
-        schedules=[schedules.hourly_ingestion_schedule],
+        jobs=[
+            jobs.ingestion_job,
+            jobs.frames_job,
+            jobs.build_training_job(settings.profile),
+            *loop.jobs,
+        ],
+        schedules=[schedules.hourly_ingestion_schedule, *loop.schedules],
+        sensors=loop.sensors,
         resources=build_resources(settings),
     )

@@ -157,22 +157,58 @@ class VisualCrossingResource(WeatherSourceResource):
         )
 
 
-class ReplayAirPollutionResource(AirPollutionSourceResource):
+class _FaultConfig(dg.ConfigurableResource):
+    fault: str = ""
+    """Simulation only: ``recalibration``, ``stuck`` or ``fahrenheit`` (see
+    ``monitoring/faults.py``) applied to every answer from ``fault_start`` on."""
+    fault_start: str = ""
+
+    def _fault(self):
+        from airquality_assets.monitoring.faults import Fault
+
+        return Fault(self.fault, to_utc(self.fault_start)) if self.fault else None
+
+
+class ReplayAirPollutionResource(AirPollutionSourceResource, _FaultConfig):
     """Bundled real measurements served in the OpenWeatherMap JSON shape, at the clock's now."""
 
     def client(self, clock: Clock) -> AirPollutionSource:
+        from airquality_assets.monitoring.faults import FaultyAirPollutionSource
         from airquality_assets.sources.replay import ReplayAirPollutionSource
 
-        return ReplayAirPollutionSource(now=clock.now())
+        source = ReplayAirPollutionSource(now=clock.now())
+        fault = self._fault()
+        return FaultyAirPollutionSource(source, fault) if fault else source  # type: ignore[return-value]
 
 
-class ReplayWeatherResource(WeatherSourceResource):
+class ReplayWeatherResource(WeatherSourceResource, _FaultConfig):
     """Bundled real measurements served in the Visual Crossing JSON shape, at the clock's now."""
 
     def client(self, clock: Clock) -> WeatherSource:
+        from airquality_assets.monitoring.faults import FaultyWeatherSource
         from airquality_assets.sources.replay import ReplayWeatherSource
 
-        return ReplayWeatherSource(now=clock.now())
+        source = ReplayWeatherSource(now=clock.now())
+        fault = self._fault()
+        return FaultyWeatherSource(source, fault) if fault else source  # type: ignore[return-value]
+
+
+class OperationsResource(dg.ConfigurableResource):
+    """Where the operating loop reports to, and when it retrains."""
+
+    pushgateway_url: str = ""
+    """Prometheus Pushgateway (``AIRQUALITY_PUSHGATEWAY_URL``); empty: metadata only."""
+    alert_urls: str = ""
+    """Apprise URLs, comma-separated (``AIRQUALITY_ALERT_URLS``, read as an ``EnvVar``)."""
+    ui_base_url: str = "http://127.0.0.1:3000"
+    alert_attempts: int = 3
+    """Delivery attempts per alert and tick (with backoff)."""
+    alert_give_up_after_ticks: int = 3
+    """Ticks on which an alert failed before it is given up explicitly (logged, counted)."""
+    accuracy_factor: float = 1.5
+    """Retrain when the 7-day RMSE exceeds this multiple of the champion's test RMSE."""
+    cooldown_hours: int = 72
+    """At most one retraining request per cool-down."""
 
 
 class RawStore(dg.ConfigurableResource):
@@ -238,6 +274,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
         }
     return {
         "deployment": DeploymentResource.from_settings(settings),
+        "operations": OperationsResource(
+            pushgateway_url=settings.pushgateway_url or "",
+            # Apprise URLs carry tokens: an EnvVar is resolved at run time, never shown.
+            alert_urls=dg.EnvVar("AIRQUALITY_ALERT_URLS") if settings.alert_urls else "",
+            ui_base_url=settings.ui_url,
+        ),
         **sources,
         "raw_store": RawStore(base_dir=str(settings.data_dir)),
         "io_manager": PartitionedParquetIOManager(base_dir=str(settings.data_dir)),

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from airquality_assets.columns import TIME
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.transforms.features import EmptyFeatureError, MissingFeatureError
 from airquality_assets.transforms.windowing import (
@@ -15,6 +16,7 @@ from airquality_assets.transforms.windowing import (
     SequenceTensors,
     SplitSpec,
     build_sequence_tensors,
+    relative_split,
     tensor_summary,
     windows,
 )
@@ -25,10 +27,17 @@ class SequenceConfig(dg.Config):
     """Hours of history each window sees."""
     max_horizon_hours: int = 24
     """Forecast every hour from 1 to this (1 is the minimum)."""
-    train_end: str | None = "2012-12-31"
-    """Last day (UTC, inclusive) of the training period; None = 70/15/15 by time."""
-    validation_end: str | None = "2013-12-31"
-    """Last day of the validation period; the test period is everything after."""
+    test_days: int = 30
+    """Test = the last days of data up to the clock (the promotion gate scores both models
+    on it; neither trained on it)."""
+    validation_days: int = 60
+    """Validation = the days before the test period; training = everything earlier."""
+    train_days: int | None = None
+    """Limit training to this many days before validation (None: all earlier data)."""
+    train_end: str | None = None
+    """Fixed split instead: last day (UTC, inclusive) of training (with ``validation_end``)."""
+    validation_end: str | None = None
+    """Fixed split: last day of validation; the test period is everything after."""
     features: list[str] | None = None
     """Feature columns in order; None = targets, default weather, calendar encodings."""
 
@@ -77,14 +86,26 @@ def sequence_tensors(
     deployment: DeploymentResource,
     hourly_observations: pd.DataFrame,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    split = (
-        SplitSpec(train_end=config.train_end, validation_end=config.validation_end)
-        if config.train_end and config.validation_end
-        else SplitSpec(train_end=None, validation_end=None)
+    # Only what has been observed by the clock: a replay deployment's frames may hold later
+    # hours (the demo pulls the whole data set), and the live APIs never return the future.
+    now = pd.Timestamp(deployment.settings.clock.now())
+    observations = hourly_observations[hourly_observations[TIME] <= now]
+    if observations.empty:
+        raise dg.Failure(f"no hourly observations at or before the clock ({now})")
+    if config.train_end and config.validation_end:
+        split = SplitSpec(train_end=config.train_end, validation_end=config.validation_end)
+    else:
+        split = relative_split(observations[TIME].max(), config.test_days, config.validation_days)
+    if config.train_days:
+        first = pd.Timestamp(split.train_end, tz="UTC") - pd.Timedelta(days=config.train_days)
+        observations = observations[observations[TIME] > first]
+    context.log.info(
+        f"clock {now}; split: training to {split.train_end}, validation to "
+        f"{split.validation_end}, test after"
     )
     try:
         tensors = build_sequence_tensors(
-            hourly_observations,
+            observations,
             feature_names=config.features,
             targets=deployment.targets,
             lookback=config.lookback_hours,

@@ -8,6 +8,7 @@ JAX and MLflow are imported inside the functions.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -242,6 +243,40 @@ def _png_array(png: bytes) -> np.ndarray:
     return matplotlib.image.imread(io.BytesIO(png), format="png")
 
 
+MIN_GATE_WINDOWS = 24 * 7
+
+
+def gate_tensors(tensors: SequenceTensors, champion_seen_until: str | None) -> SequenceTensors:
+    """``tensors`` with the test windows neither model trained on: those ending at or after
+    the champion's ``seen_until`` (the start of its own test window; the candidate never
+    saw its test window). Raises ``ValueError`` when fewer than a week of windows remain."""
+    if not champion_seen_until:
+        return tensors
+    cut = int(pd.Timestamp(champion_seen_until).timestamp())
+    test = tensors.ends["test"]
+    kept = test[tensors.times[test] >= cut]
+    if len(kept) == len(test):
+        return tensors
+    if len(kept) < MIN_GATE_WINDOWS:
+        raise ValueError(
+            f"only {len(kept)} test windows after the champion's training data ends "
+            f"({champion_seen_until}); the gate needs {MIN_GATE_WINDOWS} that neither model "
+            "trained on: the champion stays"
+        )
+    return dataclasses.replace(tensors, ends={**tensors.ends, "test": kept})
+
+
+def _champion_seen_until(client: Any, registered_name: str) -> str | None:
+    from airquality_assets.ml.registry import DEFAULT_ALIAS
+
+    try:
+        version = client.get_model_version_by_alias(registered_name, DEFAULT_ALIAS)
+    except Exception:  # no champion yet
+        return None
+    window = json.loads(version.tags.get("test_window", "{}") or "{}")
+    return window.get("start")
+
+
 def promote(
     tensors: SequenceTensors,
     evaluation: dict[str, Any],
@@ -264,17 +299,23 @@ def promote(
             f"candidate {candidate['name']} does not beat persistence "
             f"(RMSE ratio {evaluation['rmse_ratio_vs_persistence']:.3f}); nothing registered"
         )
+    # The gate's window: after both models' training and validation data.
+    gate = gate_tensors(tensors, _champion_seen_until(client, registered_name))
+    score = evaluation["score"]
+    if gate is not tensors:
+        score = score_model_uri(gate, candidate["model_uri"])
     decision = register_and_maybe_promote(
         client,
         candidate["model_uri"],
         registered_name,
-        evaluation["score"],
+        score,
         SCORE_NAME,
-        evaluate_champion=lambda uri: score_model_uri(tensors, uri),
+        evaluate_champion=lambda uri: score_model_uri(gate, uri),
         tags={
             **(tags or {}),
             "candidate": candidate["name"],
             "test_window": json.dumps(evaluation["test_window"]),
+            "gate_windows": str(len(gate.ends["test"])),
             "rmse_ratio_vs_persistence": f"{evaluation['rmse_ratio_vs_persistence']:.4f}",
             "test_mean_rmse": json.dumps(evaluation["mean_rmse"]),
         },

@@ -116,6 +116,20 @@ class SplitSpec:
         return _day_after(self.train_end), _day_after(self.validation_end)
 
 
+def relative_split(
+    newest: pd.Timestamp | dt.datetime, test_days: int = 30, validation_days: int = 60
+) -> SplitSpec:
+    """A split that moves with the data: test = the last ``test_days`` (UTC) days up to
+    ``newest``, validation = the ``validation_days`` before them, training = everything
+    earlier. A retrain at a later clock therefore trains on newer data."""
+    if test_days < 1 or validation_days < 1:
+        raise ValueError("test_days and validation_days must be at least 1")
+    last_day = pd.Timestamp(newest).normalize()
+    validation_end = last_day - pd.Timedelta(days=test_days)
+    train_end = validation_end - pd.Timedelta(days=validation_days)
+    return SplitSpec(train_end=train_end.date(), validation_end=validation_end.date())
+
+
 def _day_after(value: str | dt.date | pd.Timestamp) -> int:
     """Midnight UTC after the (inclusive) date ``value``, as epoch seconds."""
     stamp = pd.Timestamp(value)

@@ -30,9 +30,9 @@ MONTHS = {
 }
 RUN_CONFIG = {
     "ops": {
-        # six months: split by time fractions instead of the 2012/2013 calendar cuts, and
-        # smaller batches so a few epochs are enough steps on ~3,000 training windows
-        "sequence_tensors": {"config": {"train_end": None, "validation_end": None}},
+        # six months: the default split relative to the newest data (test = March 2014,
+        # validation = Jan-Feb, training = Oct-Dec 2013), and smaller batches so a few
+        # epochs are enough steps on ~2,000 training windows
         "tuned_lstm": {"ops": {"plan_candidates": {"config": {"batch_size": 64}}}},
     }
 }

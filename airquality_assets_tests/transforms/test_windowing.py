@@ -347,3 +347,15 @@ def test_summary_reports_shapes_ranges_and_bytes() -> None:
     import json
 
     json.dumps(summary)  # metadata must be JSON-serialisable
+
+
+def test_relative_split_moves_with_the_newest_data() -> None:
+
+    from airquality_assets.transforms.windowing import relative_split
+
+    early = relative_split(pd.Timestamp("2014-03-31T23:00Z"), test_days=30, validation_days=60)
+    assert (str(early.train_end), str(early.validation_end)) == ("2013-12-31", "2014-03-01")
+    later = relative_split(pd.Timestamp("2014-06-30T05:00Z"), test_days=30, validation_days=60)
+    assert (str(later.train_end), str(later.validation_end)) == ("2014-04-01", "2014-05-31")
+    # the later model's training data include the earlier model's test window
+    assert later.date_cuts()[0] > early.date_cuts()[1]

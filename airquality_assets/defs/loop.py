@@ -1,0 +1,271 @@
+"""Schedules and sensors of the operating loop (all off by default; see the README).
+
+* ``hourly_forecast_schedule``: at :10 every hour, the current day's ``forecasts`` per
+  location (issues the hours not issued yet).
+* ``daily_monitoring_schedule``: at 00:30 UTC, ``forecast_accuracy`` and ``drift_report``.
+* ``weekly_retrain_schedule``: Mondays 03:00 UTC, the model half (fallback retrain).
+* ``retraining_sensor``: one model-half run per drift/accuracy episode (run key, cursor,
+  cool-down), tagged with the reason and the figures.
+* ``check_alert_sensor``: every check evaluation since its cursor; one alert per failure
+  episode and one "resolved", through Apprise.
+
+"Now" is the deployment's clock: the tick's time when live, the replay instant otherwise.
+"""
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import dagster as dg
+
+from airquality_assets.defs.resources import DeploymentResource, OperationsResource
+from airquality_assets.monitoring.alerts import (
+    AlertState,
+    AppriseNotifier,
+    CheckEvaluation,
+    parse_urls,
+    process,
+)
+from airquality_assets.monitoring.metrics import PipelineMetrics
+from airquality_assets.monitoring.retrain import RetrainPolicy, RetrainState, decide
+
+TRAINING_JOB = "training"
+TAG_PREFIX = "airquality/"
+
+forecasts_job = dg.define_asset_job(
+    "forecasts",
+    selection=dg.AssetSelection.assets("forecasts"),
+    description="Issue the champion's hourly forecasts for (day, location) partitions.",
+)
+
+monitoring_job = dg.define_asset_job(
+    "monitoring",
+    selection=dg.AssetSelection.assets("forecast_accuracy", "drift_report"),
+    description="Score the issued forecasts and measure drift against the champion's reference.",
+)
+
+
+def _now(deployment: DeploymentResource, wall: datetime | None) -> datetime:
+    clock = deployment.settings.clock
+    return clock.now() if clock.is_replay else clock.now(wall=wall)
+
+
+@dg.schedule(
+    job=forecasts_job,
+    cron_schedule="10 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every hour at :10, issue the newest hour's forecast of every location.",
+)
+def hourly_forecast_schedule(
+    context: dg.ScheduleEvaluationContext, deployment: DeploymentResource
+) -> list[dg.RunRequest]:
+    now = _now(deployment, context.scheduled_execution_time)
+    day = now.date().isoformat()
+    return [
+        dg.RunRequest(
+            run_key=f"forecasts:{day}|{location}:{now:%Y%m%dT%H}",
+            partition_key=dg.MultiPartitionKey({"date": day, "location": location}),
+        )
+        for location in deployment.settings.location_names
+    ]
+
+
+@dg.schedule(
+    job=monitoring_job,
+    cron_schedule="30 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Daily at 00:30 UTC: forecast accuracy and drift.",
+)
+def daily_monitoring_schedule(
+    context: dg.ScheduleEvaluationContext, deployment: DeploymentResource
+) -> dg.RunRequest:
+    now = _now(deployment, context.scheduled_execution_time)
+    return dg.RunRequest(run_key=f"monitoring:{now:%Y-%m-%dT%H}")
+
+
+@dg.schedule(
+    job_name=TRAINING_JOB,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Mondays 03:00 UTC: retrain on the newest data even without a trigger.",
+)
+def weekly_retrain_schedule(
+    context: dg.ScheduleEvaluationContext, deployment: DeploymentResource
+) -> dg.RunRequest:
+    now = _now(deployment, context.scheduled_execution_time)
+    return dg.RunRequest(
+        run_key=f"weekly-retrain:{now:%Y-%m-%d}",
+        tags={f"{TAG_PREFIX}retrain_reason": "schedule", f"{TAG_PREFIX}clock": now.isoformat()},
+    )
+
+
+def _latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, object]:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+@dg.sensor(
+    job_name=TRAINING_JOB,
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Requests one model-half run per episode of drift at ERROR or rolling forecast error "
+        "above a factor of the champion's test error (run key, cursor, cool-down)."
+    ),
+)
+def retraining_sensor(
+    context: dg.SensorEvaluationContext, operations: OperationsResource
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    state = RetrainState.from_cursor(context.cursor)
+    drift = _latest_metadata(context.instance, "drift_report")
+    accuracy = _latest_metadata(context.instance, "forecast_accuracy")
+    clocks = [str(m["clock"]) for m in (drift, accuracy) if m.get("clock")]
+    if not clocks:
+        yield dg.SkipReason("no drift_report or forecast_accuracy yet")
+        return
+    # The evidence's clock, not the tick's, names the episode: a tick that dies before its
+    # cursor is stored and runs again requests the same run key (the daemon dedupes it).
+    now = max(datetime.fromisoformat(c) for c in clocks)
+    drift_error = drift.get("status") == "error"
+    degraded = bool(accuracy.get("degraded", False))
+    detail = (
+        f"drift {drift.get('status', 'none')} (score {drift.get('drift_score', 'n/a')}), "
+        f"7-day RMSE / test RMSE {accuracy.get('ratio_to_test_rmse_7d', {})}"
+    )
+    policy = RetrainPolicy(
+        accuracy_factor=operations.accuracy_factor, cooldown_hours=operations.cooldown_hours
+    )
+    decision = decide(now, drift_error, degraded, state, policy, detail=detail)
+    context.update_cursor(decision.state.to_cursor())
+    if not decision.request:
+        yield dg.SkipReason(f"{now:%Y-%m-%d %H:%M}: {decision.reason}; {detail}")
+        return
+    metrics = PipelineMetrics()
+    metrics.inc("retrain_requests_total", reason=decision.reason.split(":")[0])
+    metrics.push(operations.pushgateway_url or None, job="retraining_sensor")
+    context.log.info(f"requesting a retrain: {decision.reason}")
+    yield dg.RunRequest(
+        run_key=decision.run_key,
+        tags={
+            f"{TAG_PREFIX}retrain_reason": decision.reason.split(":")[0],
+            f"{TAG_PREFIX}retrain_detail": detail[:1000],
+            f"{TAG_PREFIX}drift_score": str(drift.get("drift_score", "")),
+            f"{TAG_PREFIX}rmse_ratio_7d": json.dumps(accuracy.get("ratio_to_test_rmse_7d", {})),
+            f"{TAG_PREFIX}clock": now.isoformat(),
+        },
+    )
+
+
+STALE_PLANNED_S = 3600.0
+
+
+def check_evaluations(
+    instance: dg.DagsterInstance, check_keys, after: int, page: int = 200
+) -> tuple[list[CheckEvaluation], int]:
+    """Evaluations of ``check_keys`` recorded after execution id ``after``, oldest first, and
+    the highest id the cursor may move to: never past a check that is planned but not yet
+    evaluated (unless it is stale: its run died), so no evaluation is skipped.
+
+    Reads Dagster's asset-check execution records (one id sequence for every check), which
+    works on every event-log storage, including the default run-sharded SQLite one.
+    """
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    out: list[CheckEvaluation] = []
+    limit_id: int | None = None
+    storage = instance.event_log_storage
+    now = time.time()
+    for key in check_keys:
+        cursor = None
+        while True:
+            records = storage.get_asset_check_execution_history(key, limit=page, cursor=cursor)
+            fresh = [r for r in records if r.id > after]
+            for record in fresh:
+                if record.status == Status.PLANNED or record.event is None:
+                    if now - record.create_timestamp < STALE_PLANNED_S:
+                        limit_id = min(limit_id or record.id, record.id)
+                    continue
+                evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
+                out.append(
+                    CheckEvaluation(
+                        storage_id=record.id,
+                        asset=evaluation.asset_key.to_user_string(),
+                        check=evaluation.check_name,
+                        partition=evaluation.partition,
+                        passed=bool(evaluation.passed),
+                        severity=evaluation.severity.value,
+                        description=evaluation.description,
+                        run_id=record.run_id,
+                    )
+                )
+            if len(fresh) < len(records) or len(records) < page:
+                break
+            cursor = records[-1].id
+    if limit_id is not None:
+        out = [e for e in out if e.storage_id < limit_id]
+    return sorted(out, key=lambda e: e.storage_id), (limit_id - 1 if limit_id else -1)
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Sends each failed asset check once per episode (and 'resolved' once) to "
+        "AIRQUALITY_ALERT_URLS through Apprise; a failed check does not fail its run, so "
+        "run-failure sensors never see it."
+    ),
+)
+def check_alert_sensor(
+    context: dg.SensorEvaluationContext, operations: OperationsResource
+) -> dg.SkipReason:
+    state = AlertState.from_cursor(context.cursor)
+    check_keys = context.repository_def.asset_graph.asset_check_keys  # type: ignore[union-attr]
+    evaluations, _ = check_evaluations(context.instance, check_keys, state.after_storage_id)
+    notifier = AppriseNotifier(
+        parse_urls(operations.alert_urls), attempts=operations.alert_attempts
+    )
+    outcome = process(
+        evaluations,
+        state,
+        notifier,
+        base_url=operations.ui_base_url,
+        give_up_after=operations.alert_give_up_after_ticks,
+    )
+    metrics = PipelineMetrics()
+    for alert in outcome.delivered:
+        context.log.warning(f"alert sent: {alert.title}")
+        metrics.inc(
+            "alerts_sent_total",
+            kind=alert.kind,
+            severity=alert.evaluation.severity,
+            outcome="delivered",
+        )
+    for alert in outcome.given_up:
+        context.log.error(f"alert given up after repeated delivery failures: {alert.title}")
+        metrics.inc(
+            "alerts_sent_total",
+            kind=alert.kind,
+            severity=alert.evaluation.severity,
+            outcome="given_up",
+        )
+    if outcome.delivered or outcome.given_up:
+        metrics.push(operations.pushgateway_url or None, job="check_alert_sensor")
+    context.update_cursor(outcome.state.to_cursor())
+    blocked = f"; delivery failing, will retry: {outcome.blocked.title}" if outcome.blocked else ""
+    return dg.SkipReason(
+        f"{len(evaluations)} evaluation(s) read, {len(outcome.delivered)} alert(s) sent, "
+        f"{len(outcome.state.open_episodes)} open episode(s){blocked}"
+    )
+
+
+schedules = [hourly_forecast_schedule, daily_monitoring_schedule, weekly_retrain_schedule]
+sensors = [retraining_sensor, check_alert_sensor]
+jobs = [forecasts_job, monitoring_job]

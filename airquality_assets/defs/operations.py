@@ -1,0 +1,370 @@
+"""The operating loop's assets: issued forecasts, their scores, and drift.
+
+* ``forecasts`` (day x location): the champion's next-24-h forecast issued for every whole
+  hour of the day up to the clock, from the observations up to that hour. Appended to the
+  forecast store, never rewritten: re-running a day keeps what an earlier model said.
+  Daily partitions: one Dagster partition (two events) per location and day instead of 24
+  hourly ones; the hourly schedule re-runs the current day, which issues only the new hours.
+* ``forecast_accuracy``: the stored forecasts scored against what was then observed, per
+  horizon, against persistence, over the last 24 h / 7 d / 30 d, with a chart.
+* ``drift_report``: the last 7 days of observations against the champion's seasonal
+  training reference, per location and feature; its check WARNs / ERRORs.
+
+"Now" is the deployment's clock (the replay instant, or the wall clock when live), and only
+observations at or before it are used: a replay deployment's frames may hold later hours.
+"""
+
+import base64
+import json
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from airquality_assets.columns import LOCATION, TIME
+from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.partitions import (
+    DATE_DIMENSION,
+    LOCATION_DIMENSION,
+    DataPartitions,
+    split_key,
+)
+from airquality_assets.defs.resources import DeploymentResource, OperationsResource
+from airquality_assets.monitoring import drift as drift_stats
+from airquality_assets.monitoring.forecasting import ForecastStore, issue, issue_hours
+from airquality_assets.monitoring.metrics import PipelineMetrics
+from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
+
+DRIFT_WINDOW_HOURS = 24 * 7
+SCORED_HORIZONS = (1, 6, 12, 24)
+GROUP = "operations"
+
+# Day D's forecasts need the observations of D and of the day before (the look-back), i.e.
+# the months holding D-1 and D.
+previous_day_months = dg.MultiPartitionMapping(
+    {
+        DATE_DIMENSION: dg.DimensionPartitionMapping(
+            DATE_DIMENSION,
+            dg.TimeWindowPartitionMapping(
+                start_offset=-1, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        LOCATION_DIMENSION: dg.DimensionPartitionMapping(
+            LOCATION_DIMENSION, dg.IdentityPartitionMapping()
+        ),
+    }
+)
+
+_MODELS: dict[str, Any] = {}
+
+
+class Champion:
+    """The registry's champion at one moment: pinned version, metadata, forward pass."""
+
+    def __init__(self, mlflow: MlflowResource, registered_name: str) -> None:
+        from airquality_assets.ml.registry import load_champion
+
+        client = mlflow.client()
+        self.uri, self.version, metadata = load_champion(registered_name, client=client)
+        if metadata is None:
+            raise dg.Failure(f"{self.uri} was logged without model-package metadata")
+        self.metadata = metadata
+        self.name = registered_name
+        self.tags = client.get_model_version(registered_name, self.version).tags
+
+    def forward(self):
+        """The jitted forward pass (cached per pinned version: versions never change)."""
+        if self.uri not in _MODELS:
+            import mlflow.keras
+
+            from airquality_assets.ml.model import jit_forward
+
+            _MODELS[self.uri] = jit_forward(mlflow.keras.load_model(self.uri))
+        return _MODELS[self.uri]
+
+    def seen_until(self) -> datetime:
+        """End of what the model trained and was selected on (its test window's start)."""
+        window = json.loads(self.tags.get("test_window", "{}"))
+        end = window.get("start") or self.metadata.training_window["end"]
+        return pd.Timestamp(end).tz_convert("UTC").to_pydatetime()
+
+    def training_start(self) -> datetime:
+        return (
+            pd.Timestamp(self.metadata.training_window["start"]).tz_convert("UTC").to_pydatetime()
+        )
+
+    def test_rmse_by_horizon(self, client: Any) -> dict[int, float]:
+        """Per-horizon test RMSE of the champion's candidate run (matched horizons)."""
+        from mlflow.entities.model_registry import ModelVersion  # noqa: F401  (type only)
+
+        run_id = client.get_model_version(self.name, self.version).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+        out: dict[int, float] = {}
+        for pollutant in self.metadata.target_pollutants:
+            for h in self.metadata.horizons:
+                key = f"test_rmse_{pollutant}_h{h}"
+                if key in metrics:
+                    out[int(h)] = float(metrics[key])
+        return out
+
+
+def _clock_now(deployment: DeploymentResource) -> datetime:
+    return deployment.settings.clock.now()
+
+
+def _upto(observations: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    return observations[observations[TIME] <= pd.Timestamp(now)]
+
+
+def _png_md(title: str, png: bytes) -> dg.MetadataValue:
+    return dg.MetadataValue.md(
+        f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    )
+
+
+def operations_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
+    """``forecasts`` over the deployment's (day x location) partitions."""
+
+    @dg.asset(
+        partitions_def=partitions.daily,
+        ins={
+            "observations": dg.AssetIn("hourly_observations", partition_mapping=previous_day_months)
+        },
+        group_name=GROUP,
+        kinds={"keras", "parquet"},
+        description=(
+            "The champion's next-24-h forecast issued for every whole hour of the day up to "
+            "the clock, from the observations up to that hour; stored with issue time, "
+            "target time, horizon, model name and version. Appended, never rewritten."
+        ),
+    )
+    def forecasts(
+        context: dg.AssetExecutionContext,
+        deployment: DeploymentResource,
+        operations: OperationsResource,
+        mlflow: MlflowResource,
+        observations: pd.DataFrame,
+    ) -> dg.MaterializeResult:
+        settings = deployment.settings
+        day_text, location = split_key(context.partition_key)
+        day = date.fromisoformat(day_text)
+        now = _clock_now(deployment)
+        store = ForecastStore(settings.data_dir)
+        stored = store.read_day(location, day)
+        done = set(pd.to_datetime(stored["issued_at"], utc=True))
+        due = issue_hours(day, now)
+        todo = due[~due.isin(done)]
+        metadata: dict[str, Any] = {
+            "clock": now.isoformat(),
+            "issue_hours_due": len(due),
+            "already_issued": len(due) - len(todo),
+        }
+        if len(todo) == 0:
+            return dg.MaterializeResult(metadata={**metadata, "issued": 0})
+        try:
+            champion = Champion(mlflow, settings.model_name)
+        except Exception as exc:
+            raise dg.Failure(f"no champion to forecast with: {exc}") from exc
+        meta = champion.metadata
+        obs = _upto(observations[observations[LOCATION] == location], now)
+        started = time.perf_counter()
+        frame, skipped = issue(
+            obs,
+            location,
+            todo,
+            champion.forward(),
+            meta.feature_names,
+            meta.target_pollutants,
+            meta.lookback,
+            meta.horizons,
+            champion.name,
+            champion.version,
+        )
+        added, kept = store.append(location, day, frame)
+        issued_hours = frame["issued_at"].nunique() if len(frame) else 0
+        context.log.info(
+            f"{location} {day}: issued {issued_hours} hourly forecast(s) with "
+            f"{champion.name} v{champion.version} in {time.perf_counter() - started:.2f} s; "
+            f"{len(skipped)} hour(s) skipped (incomplete input window)"
+        )
+        metrics = PipelineMetrics()
+        metrics.inc(
+            "forecasts_issued_total",
+            issued_hours,
+            location=location,
+            model_version=champion.version,
+        )
+        metrics.push(
+            operations.pushgateway_url or None, job="forecasts", grouping_key={"location": location}
+        )
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "issued": issued_hours,
+                "rows_added": added,
+                "rows_kept_as_issued": kept,
+                "skipped_hours": dg.MetadataValue.json(skipped),
+                "model": f"{champion.name} v{champion.version}",
+                "path": dg.MetadataValue.path(str(store.path(location, day))),
+            }
+        )
+
+    return [forecasts]
+
+
+@dg.asset(
+    deps=["forecasts"],
+    group_name=GROUP,
+    kinds={"pandas"},
+    description=(
+        "The stored forecasts scored against what was observed: RMSE/MAE per horizon and "
+        "against persistence over the last 24 h, 7 days and 30 days; the chart shows the "
+        "last 7 days of observations with the forecasts issued 1, 6 and 24 h earlier."
+    ),
+)
+def forecast_accuracy(
+    context: dg.AssetExecutionContext,
+    deployment: DeploymentResource,
+    operations: OperationsResource,
+    mlflow: MlflowResource,
+    hourly_observations: pd.DataFrame,
+) -> dg.MaterializeResult:
+    from airquality_assets.monitoring.chart import accuracy_chart
+
+    settings = deployment.settings
+    now = _clock_now(deployment)
+    obs = _upto(hourly_observations, now)
+    store = ForecastStore(settings.data_dir)
+    forecasts = store.read(now - timedelta(days=32), now, settings.location_names)
+    scores = score(forecasts, obs, now)
+    champion = Champion(mlflow, settings.model_name)
+    test_rmse = champion.test_rmse_by_horizon(mlflow.client())
+    factor = operations.accuracy_factor
+    exceeded, ratios = degradation(scores, test_rmse, factor=factor)
+    metrics = PipelineMetrics()
+    for r in scores[scores["status"] == "ok"].itertuples(index=False):
+        labels = dict(
+            location=r.location, pollutant=r.pollutant, horizon=str(r.horizon), window=r.window
+        )
+        metrics.set("forecast_rmse", r.rmse, **labels, model="champion")
+        metrics.set("forecast_rmse", r.persistence_rmse, **labels, model="persistence")
+        metrics.set("forecast_scored_pairs", r.n, **labels)
+    metrics.push(operations.pushgateway_url or None, job="forecast_accuracy")
+    week = scores[(scores["window"] == "7d") & (scores["status"] == "ok")]
+    rmse_7d = float(week["rmse"].mean()) if len(week) else float("nan")
+    persistence_7d = float(week["persistence_rmse"].mean()) if len(week) else float("nan")
+    charts = {
+        f"chart_{loc}_{p}": _png_md(f"{loc} {p}", accuracy_chart(obs, forecasts, loc, p, now))
+        for loc in settings.location_names
+        for p in settings.targets
+    }
+    context.log.info(
+        f"7-day RMSE {rmse_7d:.1f} vs persistence {persistence_7d:.1f}; ratio to test RMSE "
+        f"by horizon {ratios}; degradation beyond {factor}x: {exceeded}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "clock": now.isoformat(),
+            "forecasts_scored": len(forecasts),
+            "rmse_7d_mean": rmse_7d,
+            "persistence_rmse_7d_mean": persistence_7d,
+            "scores": dg.MetadataValue.md(score_table_markdown(scores, SCORED_HORIZONS)),
+            "ratio_to_test_rmse_7d": dg.MetadataValue.json({str(k): v for k, v in ratios.items()}),
+            "degraded": bool(exceeded),
+            "accuracy_factor": factor,
+            "champion_version": champion.version,
+            **charts,
+        }
+    )
+
+
+@dg.asset(
+    deps=["champion_model"],
+    group_name=GROUP,
+    kinds={"scipy"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "drift_within_limits",
+            asset="drift_report",
+            description=(
+                "WARN when a watched feature has 25 % of the week's hours outside the seasonal "
+                "reference range; ERROR at 50 % (or 80 % of the last day), or a reading stuck "
+                "24 h"
+            ),
+        )
+    ],
+    description=(
+        "Per location, the last 7 days of hourly_observations against the champion's "
+        "training data from the same weeks of the year (+-14 days): out-of-range share, "
+        "stuck hours, PSI, KS and Wasserstein per feature."
+    ),
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    deployment: DeploymentResource,
+    operations: OperationsResource,
+    mlflow: MlflowResource,
+    hourly_observations: pd.DataFrame,
+):
+    settings = deployment.settings
+    now = _clock_now(deployment)
+    champion = Champion(mlflow, settings.model_name)
+    window_start = now - timedelta(hours=DRIFT_WINDOW_HOURS)
+    results: dict[str, drift_stats.DriftResult] = {}
+    metrics = PipelineMetrics()
+    for location in settings.location_names:
+        own = hourly_observations[hourly_observations[LOCATION] == location].sort_values(TIME)
+        current = own[(own[TIME] > pd.Timestamp(window_start)) & (own[TIME] <= pd.Timestamp(now))]
+        reference = drift_stats.seasonal_reference(
+            own, window_start, now, champion.training_start(), champion.seen_until()
+        )
+        result = drift_stats.compare(current, reference, DRIFT_WINDOW_HOURS)
+        results[location] = result
+        metrics.set("data_drift_status", drift_stats.STATUS_CODE[result.status], location=location)
+        for f in result.features:
+            for statistic in ("out_of_range", "psi", "ks_statistic", "wasserstein_sd"):
+                metrics.set(
+                    "data_drift_score",
+                    float(getattr(f, statistic)),
+                    location=location,
+                    feature=f.feature,
+                    statistic=statistic,
+                )
+    metrics.push(operations.pushgateway_url or None, job="drift")
+    order = {
+        drift_stats.NOT_ENOUGH_DATA: -1,
+        drift_stats.OK: 0,
+        drift_stats.WARN: 1,
+        drift_stats.ERROR: 2,
+    }
+    worst = max(results.values(), key=lambda r: (order[r.status], np.nan_to_num(r.score)))
+    score_value = max((r.score for r in results.values() if np.isfinite(r.score)), default=None)
+    reasons = {loc: r.reason for loc, r in results.items()}
+    yield dg.Output(
+        None,
+        metadata={
+            "clock": now.isoformat(),
+            "status": worst.status,
+            "drift_score": score_value if score_value is not None else float("nan"),
+            "reference": f"{champion.name} v{champion.version}: training "
+            f"{champion.training_start():%Y-%m-%d}..{champion.seen_until():%Y-%m-%d}, same weeks",
+            "reasons": dg.MetadataValue.json(reasons),
+            **{
+                f"table_{loc}": dg.MetadataValue.md(r.table_markdown())
+                for loc, r in results.items()
+            },
+        },
+    )
+    passed = worst.status in (drift_stats.OK, drift_stats.NOT_ENOUGH_DATA)
+    yield dg.AssetCheckResult(
+        check_name="drift_within_limits",
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR
+        if worst.status == drift_stats.ERROR
+        else dg.AssetCheckSeverity.WARN,
+        metadata={"status": worst.status, "reasons": dg.MetadataValue.json(reasons)},
+        description=None if passed else "; ".join(f"{k}: {v}" for k, v in reasons.items()),
+    )

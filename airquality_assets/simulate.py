@@ -1,0 +1,409 @@
+"""Watch the operating loop run: advance the replay clock day by day through part of 2014.
+
+``bash scripts/simulate.sh --days 60`` (after ``bash scripts/demo.sh``) moves the replay
+clock one simulated day at a time and lets the real schedules, sensors and assets do the
+rest: each day it evaluates the schedules (``build_schedule_context``) and sensors
+(``build_sensor_context``) against the project's Dagster instance, exactly the functions the
+daemon calls, and executes every run they request with that instance, so runs, asset
+materializations, check results, MLflow runs and bentos land where ``dagster dev`` and the
+MLflow UI show them. Alerts go to a receiver this command starts on 127.0.0.1 (or to
+``--alert-urls``). A fault can be injected from a given day (``--fault``).
+
+Per simulated day D (clock in UTC):
+
+1. 23:05  ``hourly_ingestion_schedule``  -> ingestion of day D (the replay source answers
+   up to the clock; a fault, if any, is applied by the source);
+2.        the frames of D's month (what the eager automation condition does in a deployment;
+   here requested directly, see the README);
+3. 23:10  ``hourly_forecast_schedule``   -> ``forecasts`` of (D, location): the 24 hourly
+   forecasts of the day, each from the observations up to its issue hour;
+4. D+1 00:30 ``daily_monitoring_schedule`` -> ``forecast_accuracy`` and ``drift_report``;
+5.        ``check_alert_sensor`` and ``retraining_sensor``; a requested retrain runs the
+   model half at this clock.
+
+Schedules are evaluated once per simulated day at their last tick of the day: the forecast
+run issues every hour of the day not yet issued, so one evaluation stands for 24 ticks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from airquality_assets.settings import project_root
+
+FAULTS = ("recalibration", "stuck", "fahrenheit")
+SIM_MODEL_NAME = "airquality-lstm-sim"
+SIM_EXPERIMENT = "airquality-simulation"
+LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+RECEIVED: list[dict] = []
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """A stand-in alert channel: records every JSON body Apprise posts."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        try:
+            RECEIVED.append(json.loads(body))
+        except ValueError:
+            RECEIVED.append({"raw": body.decode(errors="replace")})
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:  # quiet
+        return
+
+
+def start_receiver() -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"json://127.0.0.1:{server.server_address[1]}/alerts"
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    runs: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, what: str, seconds: float, runs: int = 1) -> None:
+        self.seconds[what] += seconds
+        self.runs[what] += runs
+
+
+def _merge(*configs: dict) -> dict:
+    out: dict = {}
+    for config in configs:
+        for key, value in config.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = _merge(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+class Simulation:
+    def __init__(self, args: argparse.Namespace) -> None:
+        import dagster as dg
+
+        from airquality_assets.definitions import defs as load_defs
+
+        self.dg = dg
+        self.args = args
+        self.defs = load_defs()
+        self.instance = dg.DagsterInstance.get()
+        self.timings = Timings()
+        self.fault_start = args.start + timedelta(days=args.fault_day) if args.fault else None
+        self.retrains: list[dict] = []
+
+    # ------------------------------------------------------------------ clock and config
+    def clock_config(self, now: datetime) -> dict:
+        return {"resources": {"deployment": {"config": {"replay_now": now.isoformat()}}}}
+
+    def fault_config(self) -> dict:
+        if not self.args.fault:
+            return {}
+        fault = {"fault": self.args.fault, "fault_start": self.fault_start.isoformat()}
+        return {
+            "resources": {
+                "air_pollution_source": {"config": fault},
+                "weather_source": {"config": fault},
+            }
+        }
+
+    def deployment_at(self, now: datetime):
+        import dataclasses
+
+        from airquality_assets.defs.resources import DeploymentResource
+
+        settings = self.defs.resources["deployment"].settings  # type: ignore[index]
+        return DeploymentResource.from_settings(dataclasses.replace(settings, replay_now=now))
+
+    # ------------------------------------------------------------------ execution
+    def execute(
+        self,
+        job_name: str,
+        request,
+        now: datetime,
+        origin: str,
+        what: str,
+        extra_config: dict | None = None,
+    ):
+        """Execute a run request the way the daemon would launch it, with this instance."""
+        job = self.defs.resolve_job_def(job_name)
+        tags = dict(request.tags or {})
+        if request.run_key:
+            tags["dagster/run_key"] = request.run_key
+        tags[origin[0]] = origin[1]
+        run_config = _merge(
+            LOG_CONFIG, request.run_config or {}, self.clock_config(now), extra_config or {}
+        )
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=self.instance,
+            run_config=run_config,
+            partition_key=request.partition_key,
+            tags=tags,
+            raise_on_error=False,
+        )
+        self.timings.add(what, time.perf_counter() - started)
+        if not result.success:
+            failures = [
+                f"{e.step_key}: {e.event_specific_data.error.message.strip()[:300]}"  # type: ignore[union-attr]
+                for e in result.all_events
+                if e.is_step_failure
+            ]
+            print(f"    {what} run {result.run_id[:8]} FAILED: {'; '.join(failures)}")
+        return result
+
+    def already_ran(self, run_key: str) -> bool:
+        runs = self.instance.get_runs(
+            filters=self.dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1
+        )
+        return bool(runs)
+
+    def tick_schedule(
+        self, name: str, at: datetime, now: datetime, what: str, extra_config: dict | None = None
+    ):
+        schedule = self.defs.resolve_schedule_def(name)
+        started = time.perf_counter()
+        with self.dg.build_schedule_context(
+            instance=self.instance,
+            scheduled_execution_time=at,
+            resources={"deployment": self.deployment_at(now)},
+        ) as context:
+            data = schedule.evaluate_tick(context)
+        self.timings.add("schedule evaluation", time.perf_counter() - started)
+        results = []
+        for request in data.run_requests or []:
+            if request.run_key and self.already_ran(request.run_key):
+                continue  # the daemon skips a run key it has launched before
+            results.append(
+                self.execute(
+                    schedule.job_name,
+                    request,
+                    now,
+                    ("dagster/schedule_name", name),
+                    what,
+                    extra_config,
+                )
+            )
+        return results
+
+    def tick_sensor(self, name: str, now: datetime):
+        sensor = self.defs.resolve_sensor_def(name)
+        cursor = self.cursors.get(name)
+        started = time.perf_counter()
+        resources = {
+            "deployment": self.deployment_at(now),
+            "operations": self.defs.resources["operations"],  # type: ignore[index]
+        }
+        with self.dg.build_sensor_context(
+            instance=self.instance, cursor=cursor, resources=resources, definitions=self.defs
+        ) as context:
+            data = sensor.evaluate_tick(context)
+        self.timings.add("sensor evaluation", time.perf_counter() - started)
+        self.cursors[name] = data.cursor
+        self.instance.run_storage.kvs_set({f"simulation/{name}": data.cursor or ""})
+        requests = [
+            r for r in (data.run_requests or []) if not (r.run_key and self.already_ran(r.run_key))
+        ]
+        return data, requests
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> int:
+        settings = self.defs.resources["deployment"].settings  # type: ignore[index]
+        self.cursors = {
+            name: (self.instance.run_storage.get_cursor_values({f"simulation/{name}"}) or {}).get(
+                f"simulation/{name}"
+            )
+            or None
+            for name in ("check_alert_sensor", "retraining_sensor")
+        }
+        start = self.args.start
+        print(
+            f"simulation: {self.args.days} days from {start:%Y-%m-%d}, model "
+            f"{settings.model_name!r}, fault: "
+            + (f"{self.args.fault} from {self.fault_start:%Y-%m-%d}" if self.args.fault else "none")
+        )
+        self.bootstrap(start)
+        print()
+        print(
+            "| day | date | forecasts issued | 7-day RMSE (model / persistence) | drift "
+            "| alerts sent | retrain requested | promoted |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for d in range(self.args.days):
+            self.day(d, start + timedelta(days=d))
+        return 0
+
+    def bootstrap(self, start: datetime) -> None:
+        """The loop needs a champion trained before the simulated period: train one at the
+        start clock (the moving split keeps its test window before ``start``)."""
+        from airquality_assets.ml.registry import load_champion
+
+        mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
+        mlflow.setup_for_execution(None)  # type: ignore[arg-type]
+        try:
+            load_champion(self.defs.resources["deployment"].model_name, client=mlflow.client())  # type: ignore[index]
+            seen = True
+        except Exception:
+            seen = False
+        if seen and not self.args.retrain_at_start:
+            print(
+                f"  champion of {self.defs.resources['deployment'].model_name!r} found; "  # type: ignore[index]
+                "not retraining at the start"
+            )
+            return
+        print(f"  training the first champion at clock {start:%Y-%m-%d %H:%M} ...")
+        result = self.execute(
+            "training",
+            self.dg.RunRequest(tags={"airquality/retrain_reason": "bootstrap"}),
+            start,
+            ("airquality/simulation", "bootstrap"),
+            "training (bootstrap)",
+        )
+        decision = result.output_for_node("champion_model") if result.success else None
+        print(f"  bootstrap: {decision['reason'] if decision else 'FAILED'}")
+
+    def day(self, d: int, day_start: datetime) -> None:
+        end_of_day = day_start + timedelta(hours=23, minutes=5)
+        self.tick_schedule(
+            "hourly_ingestion_schedule", end_of_day, end_of_day, "ingestion", self.fault_config()
+        )
+        self.frames(day_start, end_of_day)
+        at = day_start + timedelta(hours=23, minutes=10)
+        forecast_runs = self.tick_schedule("hourly_forecast_schedule", at, at, "forecasts")
+        issued = 0
+        for result in forecast_runs:
+            for m in result.get_asset_materialization_events():
+                issued += int(m.materialization.metadata["issued"].value)  # type: ignore[union-attr]
+        morning = day_start + timedelta(days=1, minutes=30)
+        self.tick_schedule("daily_monitoring_schedule", morning, morning, "monitoring")
+        alerts_before = len(RECEIVED)
+        self.tick_sensor("check_alert_sensor", morning)
+        _, requests = self.tick_sensor("retraining_sensor", morning)
+        requested = promoted = ""
+        for request in requests:
+            requested = request.tags.get("airquality/retrain_reason", "yes")
+            result = self.execute(
+                "training",
+                request,
+                morning,
+                ("dagster/sensor_name", "retraining_sensor"),
+                "training",
+            )
+            if result.success:
+                decision = result.output_for_node("champion_model")
+                promoted = "yes" if decision["promoted"] else "no"
+                self.tick_sensor("check_alert_sensor", morning)
+            else:
+                promoted = "run failed"
+            self.retrains.append({"day": d, "reason": requested, "promoted": promoted})
+        accuracy = self.latest("forecast_accuracy")
+        drift = self.latest("drift_report")
+        rmse = accuracy.get("rmse_7d_mean")
+        persistence = accuracy.get("persistence_rmse_7d_mean")
+        rmse_text = (
+            f"{rmse:.1f} / {persistence:.1f}"
+            if isinstance(rmse, float) and rmse == rmse
+            else "not enough data"
+        )
+        score = drift.get("drift_score")
+        drift_text = (
+            f"{drift.get('status', '-')} ({score:.2f})"
+            if isinstance(score, float) and score == score
+            else str(drift.get("status", "-"))
+        )
+        fault = " (fault)" if self.fault_start and day_start >= self.fault_start else ""
+        print(
+            f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued} | {rmse_text} | {drift_text} | "
+            f"{len(RECEIVED) - alerts_before} | {requested or '-'} | {promoted or '-'} |",
+            flush=True,
+        )
+
+    def frames(self, day_start: datetime, now: datetime) -> None:
+        month = day_start.replace(day=1).strftime("%Y-%m-%d")
+        location_names = self.defs.resources["deployment"].settings.location_names  # type: ignore[index]
+        for location in location_names:
+            key = self.dg.MultiPartitionKey({"date": month, "location": location})
+            self.execute(
+                "frames",
+                self.dg.RunRequest(partition_key=key),
+                now,
+                ("airquality/simulation", "frames after ingestion"),
+                "frames",
+            )
+
+    def latest(self, asset: str) -> dict:
+        event = self.instance.get_latest_materialization_event(self.dg.AssetKey(asset))
+        if event is None or event.asset_materialization is None:
+            return {}
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--start", default="2014-03-01", help="first simulated UTC day")
+    parser.add_argument("--fault", choices=FAULTS, help="inject a fault from --fault-day")
+    parser.add_argument("--fault-day", type=int, default=20, help="day of the fault (0-based)")
+    parser.add_argument(
+        "--alert-urls",
+        default=None,
+        help="Apprise URLs for alerts (default: a receiver on 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--retrain-at-start",
+        action="store_true",
+        help="train a fresh champion at the start clock even if one exists",
+    )
+    args = parser.parse_args(argv)
+    args.start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
+
+    os.environ.setdefault("DAGSTER_HOME", str(project_root() / ".dagster_home"))
+    os.environ.setdefault("AIRQUALITY_MODEL_NAME", SIM_MODEL_NAME)
+    os.environ.setdefault("AIRQUALITY_EXPERIMENT", SIM_EXPERIMENT)
+    os.environ["AIRQUALITY_REPLAY_NOW"] = args.start.isoformat()
+    server = None
+    if args.alert_urls is None:
+        server, url = start_receiver()
+        os.environ["AIRQUALITY_ALERT_URLS"] = url
+        print(f"alerts: local receiver {url}")
+    else:
+        os.environ["AIRQUALITY_ALERT_URLS"] = args.alert_urls
+    import warnings
+
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    started = time.perf_counter()
+    simulation = Simulation(args)
+    code = simulation.run()
+    total = time.perf_counter() - started
+    print(f"\nsimulated {args.days} days in {total / 60:.1f} min; where the time went:")
+    for what, seconds in sorted(simulation.timings.seconds.items(), key=lambda kv: -kv[1]):
+        runs = simulation.timings.runs[what]
+        print(f"  {what:24s} {seconds:7.1f} s  ({runs} x, {seconds / max(runs, 1):.2f} s each)")
+    print(f"retrains: {simulation.retrains or 'none'}")
+    print(f"alerts received: {len(RECEIVED)}")
+    for alert in RECEIVED:
+        print(f"  - {alert.get('title', alert)}")
+    if server is not None:
+        server.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

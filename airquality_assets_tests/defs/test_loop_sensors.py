@@ -1,0 +1,198 @@
+"""The operating loop's sensors against a real temporary Dagster instance.
+
+The retraining sensor reads the latest ``drift_report`` materialization; here those records
+are written to the instance with the metadata the asset writes, computed by the real drift
+statistics on a shifted and an unshifted window. The alert sensor reads real
+``ASSET_CHECK_EVALUATION`` records produced by materializing an asset with a check.
+"""
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from airquality_assets.defs import build_definitions
+from airquality_assets.defs.loop import check_alert_sensor
+from airquality_assets.defs.resources import DeploymentResource, OperationsResource
+from airquality_assets.monitoring.drift import compare
+from airquality_assets.settings import Settings
+
+NOW = datetime(2014, 4, 1, tzinfo=UTC)
+
+
+def _drift_metadata(shift: float) -> dict:
+    rng = np.random.default_rng(7)
+    reference = pd.DataFrame({"pm2_5": rng.gamma(2, 40, 3000), "temp": rng.normal(12, 6, 3000)})
+    window = pd.DataFrame({"pm2_5": rng.gamma(2, 40, 168), "temp": rng.normal(12, 6, 168)})
+    window["temp"] = window["temp"] * shift + (32 if shift != 1 else 0)  # degrees F
+    result = compare(window, reference, 168, features=["pm2_5", "temp"])
+    return {"status": result.status, "drift_score": float(result.score)}
+
+
+def _report_drift(instance: dg.DagsterInstance, metadata: dict, clock: datetime = NOW) -> None:
+    """A drift_report materialization with the metadata the asset writes."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("drift_report", metadata={**metadata, "clock": clock.isoformat()})
+    )
+
+
+def _tick(defs, instance, name, cursor, now, operations=None):
+    sensor = defs.resolve_sensor_def(name)
+    resources = {
+        "deployment": DeploymentResource.from_settings(
+            dataclasses.replace(defs_settings(defs), replay_now=now)
+        ),
+        "operations": operations or OperationsResource(),
+    }
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources, definitions=defs
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def defs_settings(defs) -> Settings:
+    return defs.resources["deployment"].settings
+
+
+@pytest.fixture
+def defs(settings: Settings):
+    return build_definitions(settings)
+
+
+def test_retraining_sensor_one_run_for_a_shifted_window(defs) -> None:
+    with dg.instance_for_test() as instance:
+        shifted = _drift_metadata(shift=9 / 5)
+        assert shifted["status"] == "error"
+        _report_drift(instance, shifted)
+        first = _tick(defs, instance, "retraining_sensor", None, NOW)
+        assert len(first.run_requests) == 1
+        request = first.run_requests[0]
+        assert request.run_key == f"retrain:{NOW.isoformat()}"
+        assert request.tags["airquality/retrain_reason"] == "drift"
+        assert "drift error" in request.tags["airquality/retrain_detail"]
+        assert float(request.tags["airquality/drift_score"]) == pytest.approx(
+            shifted["drift_score"]
+        )
+        # Repeated ticks (and a new drift report of the same episode) request nothing more.
+        cursor = first.cursor
+        for hours in (1, 2, 30, 100):
+            _report_drift(instance, shifted, NOW + timedelta(hours=hours))
+            again = _tick(defs, instance, "retraining_sensor", cursor, NOW + timedelta(hours=hours))
+            assert again.run_requests == [], again.skip_message
+            cursor = again.cursor
+        assert "already has a run" in again.skip_message
+
+
+def test_retraining_sensor_no_run_for_an_unshifted_window(defs) -> None:
+    with dg.instance_for_test() as instance:
+        unshifted = _drift_metadata(shift=1.0)
+        assert unshifted["status"] == "ok"
+        cursor = None
+        for day in range(5):
+            _report_drift(instance, unshifted, NOW + timedelta(days=day))
+            data = _tick(defs, instance, "retraining_sensor", cursor, NOW + timedelta(days=day))
+            assert data.run_requests == []
+            cursor = data.cursor
+
+
+def test_retraining_sensor_resumes_from_its_cursor_without_duplicates(defs) -> None:
+    """A tick that died after requesting (cursor not stored) may request again; the daemon
+    dedupes by run key. A tick whose cursor was stored never requests the episode again."""
+    with dg.instance_for_test() as instance:
+        _report_drift(instance, _drift_metadata(shift=9 / 5))
+        first = _tick(defs, instance, "retraining_sensor", None, NOW)
+        replayed = _tick(defs, instance, "retraining_sensor", None, NOW + timedelta(minutes=5))
+        assert replayed.run_requests[0].run_key == first.run_requests[0].run_key
+        resumed = _tick(defs, instance, "retraining_sensor", first.cursor, NOW + timedelta(hours=1))
+        assert resumed.run_requests == []
+
+
+class _Receiver:
+    def __init__(self, server: HTTPServer) -> None:
+        self.received: list[dict] = []
+        self.statuses: list[int] = []
+        server.expect_request("/alerts", method="POST").respond_with_handler(self.handle)
+        self.url = f"json://127.0.0.1:{server.port}/alerts?rto=1&cto=1"
+
+    def handle(self, request: Request) -> Response:
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 200:
+            self.received.append(json.loads(request.get_data()))
+        return Response("", status=status)
+
+
+class _CheckConfig(dg.Config):
+    ok: bool = True
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="frame")])
+def frame(config: _CheckConfig):
+    yield dg.Output(1)
+    yield dg.AssetCheckResult(
+        check_name="plausible", passed=config.ok, description=None if config.ok else "bad rows"
+    )
+
+
+ALERT_DEFS = dg.Definitions(assets=[frame], sensors=[check_alert_sensor])
+
+
+def _alert_tick(instance, cursor, operations):
+    with dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"operations": operations},
+        definitions=ALERT_DEFS,
+    ) as context:
+        return check_alert_sensor.evaluate_tick(context)
+
+
+def _materialize(instance, ok: bool) -> None:
+    dg.materialize(
+        [frame],
+        instance=instance,
+        run_config={"ops": {"frame": {"config": {"ok": ok}}}},
+        resources={"io_manager": dg.InMemoryIOManager()},
+    )
+
+
+def test_alert_sensor_once_per_episode_and_resolved_once(httpserver: HTTPServer) -> None:
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url, ui_base_url="http://ui")
+    with dg.instance_for_test() as instance:
+        cursor = None
+        for ok in (False, False, True, True, False):
+            _materialize(instance, ok)
+            data = _alert_tick(instance, cursor, operations)
+            cursor = data.cursor
+        titles = [r["title"] for r in receiver.received]
+        assert titles == [
+            "ERROR check failed: frame.plausible",
+            "resolved: frame.plausible",
+            "ERROR check failed: frame.plausible",
+        ]
+        assert "ui: http://ui/assets/frame?view=checks" in receiver.received[0]["message"]
+        assert "reason: bad rows" in receiver.received[0]["message"]
+        # Nothing new: a repeated tick sends nothing.
+        _alert_tick(instance, cursor, operations)
+        assert len(receiver.received) == 3
+
+
+def test_alert_sensor_survives_a_failing_receiver(httpserver: HTTPServer) -> None:
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url, alert_attempts=2)
+    with dg.instance_for_test() as instance:
+        _materialize(instance, ok=False)
+        receiver.statuses = [500, 500]
+        failed = _alert_tick(instance, None, operations)
+        assert receiver.received == []
+        assert "will retry" in failed.skip_message
+        assert json.loads(failed.cursor)["after_storage_id"] == 0
+        delivered = _alert_tick(instance, failed.cursor, operations)
+        assert [r["title"] for r in receiver.received] == ["ERROR check failed: frame.plausible"]
+        assert json.loads(delivered.cursor)["after_storage_id"] > 0
