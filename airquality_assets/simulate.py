@@ -101,6 +101,7 @@ class Simulation:
         self.dg = dg
         self.args = args
         self.defs = load_defs()
+        self.repository = self.defs.get_repository_def()
         self.instance = dg.DagsterInstance.get()
         self.timings = Timings()
         self.fault_start = args.start + timedelta(days=args.fault_day) if args.fault else None
@@ -108,7 +109,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ clock and config
     def clock_config(self, now: datetime) -> dict:
-        return {"resources": {"deployment": {"config": {"replay_now": now.isoformat()}}}}
+        """Run config moving the run's clock: the whole ``deployment`` resource config (run
+        config replaces a resource's config as a whole) with ``replay_now`` at ``now``."""
+        return {"resources": {"deployment": {"config": self.deployment_at(now).model_dump()}}}
 
     def fault_config(self) -> dict:
         if not self.args.fault:
@@ -179,8 +182,12 @@ class Simulation:
         started = time.perf_counter()
         with self.dg.build_schedule_context(
             instance=self.instance,
-            scheduled_execution_time=at,
+            # The tick happens in wall time, as in a deployment; the replay clock (the
+            # deployment resource) is the simulated one. Partitions are validated against
+            # the tick's time, and every bundled day is complete in wall time.
+            scheduled_execution_time=datetime.now(UTC),
             resources={"deployment": self.deployment_at(now)},
+            repository_def=self.repository,
         ) as context:
             data = schedule.evaluate_tick(context)
         self.timings.add("schedule evaluation", time.perf_counter() - started)
@@ -214,7 +221,7 @@ class Simulation:
             data = sensor.evaluate_tick(context)
         self.timings.add("sensor evaluation", time.perf_counter() - started)
         self.cursors[name] = data.cursor
-        self.instance.run_storage.kvs_set({f"simulation/{name}": data.cursor or ""})
+        self.instance.run_storage.set_cursor_values({f"simulation/{name}": data.cursor or ""})
         requests = [
             r for r in (data.run_requests or []) if not (r.run_key and self.already_ran(r.run_key))
         ]

@@ -46,9 +46,10 @@ monitoring_job = dg.define_asset_job(
 )
 
 
-def _now(deployment: DeploymentResource, wall: datetime | None) -> datetime:
+def _now(deployment: DeploymentResource, context: dg.ScheduleEvaluationContext) -> datetime:
+    """The replay instant, or the tick's scheduled (wall) time for live sources."""
     clock = deployment.settings.clock
-    return clock.now() if clock.is_replay else clock.now(wall=wall)
+    return clock.now() if clock.is_replay else clock.now(wall=context.scheduled_execution_time)
 
 
 @dg.schedule(
@@ -61,7 +62,7 @@ def _now(deployment: DeploymentResource, wall: datetime | None) -> datetime:
 def hourly_forecast_schedule(
     context: dg.ScheduleEvaluationContext, deployment: DeploymentResource
 ) -> list[dg.RunRequest]:
-    now = _now(deployment, context.scheduled_execution_time)
+    now = _now(deployment, context)
     day = now.date().isoformat()
     return [
         dg.RunRequest(
@@ -82,7 +83,7 @@ def hourly_forecast_schedule(
 def daily_monitoring_schedule(
     context: dg.ScheduleEvaluationContext, deployment: DeploymentResource
 ) -> dg.RunRequest:
-    now = _now(deployment, context.scheduled_execution_time)
+    now = _now(deployment, context)
     return dg.RunRequest(run_key=f"monitoring:{now:%Y-%m-%dT%H}")
 
 
@@ -96,7 +97,7 @@ def daily_monitoring_schedule(
 def weekly_retrain_schedule(
     context: dg.ScheduleEvaluationContext, deployment: DeploymentResource
 ) -> dg.RunRequest:
-    now = _now(deployment, context.scheduled_execution_time)
+    now = _now(deployment, context)
     return dg.RunRequest(
         run_key=f"weekly-retrain:{now:%Y-%m-%d}",
         tags={f"{TAG_PREFIX}retrain_reason": "schedule", f"{TAG_PREFIX}clock": now.isoformat()},

@@ -59,21 +59,31 @@ previous_day_months = dg.MultiPartitionMapping(
 )
 
 _MODELS: dict[str, Any] = {}
+_CHAMPIONS: dict[tuple[str, str, str], tuple[str, Any, dict, dict]] = {}
 
 
 class Champion:
     """The registry's champion at one moment: pinned version, metadata, forward pass."""
 
     def __init__(self, mlflow: MlflowResource, registered_name: str) -> None:
-        from airquality_assets.ml.registry import load_champion
+        from airquality_assets.ml.registry import DEFAULT_ALIAS, load_champion
 
         client = mlflow.client()
-        self.uri, self.version, metadata = load_champion(registered_name, client=client)
-        if metadata is None:
-            raise dg.Failure(f"{self.uri} was logged without model-package metadata")
-        self.metadata = metadata
+        # Resolve the alias on every call (it moves); a version's metadata never changes,
+        # so it is read from MLflow once per process (the slow part: an artifact download).
+        version = str(client.get_model_version_by_alias(registered_name, DEFAULT_ALIAS).version)
+        key = (mlflow.tracking_uri, registered_name, version)
+        if key not in _CHAMPIONS:
+            uri, _, metadata = load_champion(registered_name, client=client)
+            if metadata is None:
+                raise dg.Failure(f"{uri} was logged without model-package metadata")
+            tags = client.get_model_version(registered_name, version).tags
+            run_id = client.get_model_version(registered_name, version).run_id
+            metrics = client.get_run(run_id).data.metrics if run_id else {}
+            _CHAMPIONS[key] = (f"models:/{registered_name}/{version}", metadata, tags, metrics)
+        self.uri, self.metadata, self.tags, self._metrics = _CHAMPIONS[key]
+        self.version = version
         self.name = registered_name
-        self.tags = client.get_model_version(registered_name, self.version).tags
 
     def forward(self):
         """The jitted forward pass (cached per pinned version: versions never change)."""
@@ -96,18 +106,16 @@ class Champion:
             pd.Timestamp(self.metadata.training_window["start"]).tz_convert("UTC").to_pydatetime()
         )
 
-    def test_rmse_by_horizon(self, client: Any) -> dict[int, float]:
+    def test_rmse_by_horizon(self) -> dict[int, float]:
         """Per-horizon test RMSE of the champion's candidate run (matched horizons)."""
-        from mlflow.entities.model_registry import ModelVersion  # noqa: F401  (type only)
+        from airquality_assets.ml.tracking import metric_name
 
-        run_id = client.get_model_version(self.name, self.version).run_id
-        metrics = client.get_run(run_id).data.metrics if run_id else {}
         out: dict[int, float] = {}
         for pollutant in self.metadata.target_pollutants:
             for h in self.metadata.horizons:
-                key = f"test_rmse_{pollutant}_h{h}"
-                if key in metrics:
-                    out[int(h)] = float(metrics[key])
+                key = metric_name("test", "rmse", pollutant, int(h))
+                if key in self._metrics:
+                    out[int(h)] = float(self._metrics[key])
         return out
 
 
@@ -241,7 +249,7 @@ def forecast_accuracy(
     forecasts = store.read(now - timedelta(days=32), now, settings.location_names)
     scores = score(forecasts, obs, now)
     champion = Champion(mlflow, settings.model_name)
-    test_rmse = champion.test_rmse_by_horizon(mlflow.client())
+    test_rmse = champion.test_rmse_by_horizon()
     factor = operations.accuracy_factor
     exceeded, ratios = degradation(scores, test_rmse, factor=factor)
     metrics = PipelineMetrics()
