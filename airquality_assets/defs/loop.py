@@ -270,3 +270,81 @@ def check_alert_sensor(
 schedules = [hourly_forecast_schedule, daily_monitoring_schedule, weekly_retrain_schedule]
 sensors = [retraining_sensor, check_alert_sensor]
 jobs = [forecasts_job, monitoring_job]
+
+
+INGESTION_ASSETS = {"raw_air_quality": "air_pollution", "raw_weather": "weather"}
+
+
+def _location_of(partition: str | None) -> str:
+    return partition.split("|")[-1] if partition else "all"
+
+
+def pipeline_metrics(instance: dg.DagsterInstance, cursors: dict[str, str | None]):
+    """Metrics of what was recorded since ``cursors`` (per asset); returns the metrics and
+    the new cursors. Ingestion: one count per materialized (day, location) partition, bytes
+    and request seconds of the run, time of the last success, failed partitions. Training:
+    promotion decisions and the champion's version."""
+    metrics = PipelineMetrics()
+    new_cursors = dict(cursors)
+    for asset, source in INGESTION_ASSETS.items():
+        result = instance.fetch_materializations(
+            dg.AssetKey(asset), limit=10_000, cursor=cursors.get(asset), ascending=True
+        )
+        for record in result.records:
+            m = record.asset_materialization
+            location = _location_of(m.partition if m else None)
+            meta = {k: getattr(v, "value", v) for k, v in (m.metadata if m else {}).items()}
+            labels = {"source": source, "location": location}
+            metrics.inc("data_ingestion_total", **labels)
+            metrics.set("data_ingestion_volume_bytes", float(meta.get("bytes", 0)), **labels)
+            metrics.set("data_ingestion_time_seconds", float(meta.get("wall_seconds", 0)), **labels)
+            metrics.set("data_ingestion_last_successful_timestamp_seconds", record.timestamp,
+                        **labels)  # fmt: skip
+        if result.records:
+            new_cursors[asset] = result.cursor
+        failed = instance.fetch_failed_materializations(
+            dg.AssetKey(asset), limit=10_000, cursor=cursors.get(f"{asset}:failed"), ascending=True
+        )
+        for record in failed.records:
+            partition = record.event_log_entry.dagster_event.partition  # type: ignore[union-attr]
+            metrics.inc("data_ingestion_errors_total", source=source,
+                        location=_location_of(partition))  # fmt: skip
+        if failed.records:
+            new_cursors[f"{asset}:failed"] = failed.cursor
+    decisions = instance.fetch_materializations(
+        dg.AssetKey("champion_model"), limit=1000, cursor=cursors.get("champion_model"),
+        ascending=True,
+    )  # fmt: skip
+    for record in decisions.records:
+        meta = record.asset_materialization.metadata  # type: ignore[union-attr]
+        promoted = bool(getattr(meta.get("promoted"), "value", False))
+        metrics.inc("model_promotion_total", outcome="promoted" if promoted else "rejected")
+        version = str(getattr(meta.get("champion_version"), "value", ""))
+        if version.isdigit():
+            metrics.set("model_champion_version", float(version), model="champion")
+    if decisions.records:
+        new_cursors["champion_model"] = decisions.cursor
+    return metrics, new_cursors
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Pushes pipeline metrics (ingestion counts, bytes, timings, errors; promotion "
+        "decisions) recorded since its cursor to AIRQUALITY_PUSHGATEWAY_URL."
+    ),
+)
+def pipeline_metrics_sensor(
+    context: dg.SensorEvaluationContext, operations: OperationsResource
+) -> dg.SkipReason:
+    cursors = json.loads(context.cursor) if context.cursor else {}
+    metrics, new_cursors = pipeline_metrics(context.instance, cursors)
+    samples = metrics.samples()
+    pushed = metrics.push(operations.pushgateway_url or None, job="pipeline") if samples else False
+    if pushed or not operations.pushgateway_url:
+        context.update_cursor(json.dumps(new_cursors, sort_keys=True))
+    return dg.SkipReason(f"{len(samples)} sample(s); pushed: {pushed}")
+
+
+sensors.append(pipeline_metrics_sensor)

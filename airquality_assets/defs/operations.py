@@ -33,7 +33,6 @@ from airquality_assets.defs.partitions import (
     split_key,
 )
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource
-from airquality_assets.monitoring import drift as drift_stats
 from airquality_assets.monitoring.forecasting import ForecastStore, issue, issue_hours
 from airquality_assets.monitoring.metrics import PipelineMetrics
 from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
@@ -317,6 +316,9 @@ def drift_report(
     mlflow: MlflowResource,
     hourly_observations: pd.DataFrame,
 ):
+    # scipy.stats costs seconds to import: only runs that compute drift pay for it.
+    from airquality_assets.monitoring import drift as drift_stats
+
     settings = deployment.settings
     now = _clock_now(deployment)
     champion = Champion(mlflow, settings.model_name)

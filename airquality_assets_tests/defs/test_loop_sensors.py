@@ -196,3 +196,44 @@ def test_alert_sensor_survives_a_failing_receiver(httpserver: HTTPServer) -> Non
         delivered = _alert_tick(instance, failed.cursor, operations)
         assert [r["title"] for r in receiver.received] == ["ERROR check failed: frame.plausible"]
         assert json.loads(delivered.cursor)["after_storage_id"] > 0
+
+
+def test_pipeline_metrics_reach_the_gateway_once(httpserver: HTTPServer) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from airquality_assets.defs.loop import pipeline_metrics_sensor
+
+    pushes: list[str] = []
+
+    def handler(request: Request) -> Response:
+        pushes.append(request.get_data().decode())
+        return Response("", status=200)
+
+    httpserver.expect_request("/metrics/job/pipeline", method="POST").respond_with_handler(handler)
+    operations = OperationsResource(pushgateway_url=f"http://127.0.0.1:{httpserver.port}")
+    with dg.instance_for_test() as instance:
+        for day in ("2014-03-01", "2014-03-02"):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    "raw_air_quality",
+                    partition=f"{day}|beijing",
+                    metadata={"bytes": 2400, "wall_seconds": 0.5},
+                )
+            )
+        cursor = None
+        for _ in range(2):  # the second tick finds nothing new and pushes nothing
+            with dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"operations": operations}
+            ) as context:
+                data = pipeline_metrics_sensor.evaluate_tick(context)
+            cursor = data.cursor
+    assert len(pushes) == 1
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(pushes[0])
+        for s in family.samples
+    }
+    labels = (("location", "beijing"), ("source", "air_pollution"))
+    assert samples[("data_ingestion_total", labels)] == 2
+    assert samples[("data_ingestion_volume_bytes", labels)] == 2400
+    assert samples[("data_ingestion_last_successful_timestamp_seconds", labels)] > 1.7e9
