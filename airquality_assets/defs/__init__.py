@@ -43,7 +43,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             training.model_evaluation,
             training.champion_model,
             serving.bento,
-            *operations_assets(partitions),
+            *operations_assets(settings),
             forecast_accuracy,
             drift_report,
         ],

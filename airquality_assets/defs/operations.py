@@ -26,16 +26,12 @@ import pandas as pd
 
 from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.defs.mlflow import MlflowResource
-from airquality_assets.defs.partitions import (
-    DATE_DIMENSION,
-    LOCATION_DIMENSION,
-    DataPartitions,
-    split_key,
-)
+from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource
 from airquality_assets.monitoring.forecasting import ForecastStore, issue, issue_hours
 from airquality_assets.monitoring.metrics import PipelineMetrics
 from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
+from airquality_assets.settings import Settings
 
 DRIFT_WINDOW_HOURS = 24 * 7
 SCORED_HORIZONS = (1, 6, 12, 24)
@@ -132,11 +128,26 @@ def _png_md(title: str, png: bytes) -> dg.MetadataValue:
     )
 
 
-def operations_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
+def daily_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
+    """(UTC day x location) over the configured range: one issue day per partition."""
+    end = settings.end_date.isoformat() if settings.end_date else None
+    return dg.MultiPartitionsDefinition(
+        {
+            DATE_DIMENSION: dg.DailyPartitionsDefinition(
+                start_date=settings.start_date.isoformat(),
+                end_date=end,
+                end_offset=0 if end else 1,
+            ),
+            LOCATION_DIMENSION: dg.StaticPartitionsDefinition(settings.location_names),
+        }
+    )
+
+
+def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     """``forecasts`` over the deployment's (day x location) partitions."""
 
     @dg.asset(
-        partitions_def=partitions.daily,
+        partitions_def=daily_partitions(settings),
         ins={
             "observations": dg.AssetIn("hourly_observations", partition_mapping=previous_day_months)
         },
