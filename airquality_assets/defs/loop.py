@@ -34,7 +34,7 @@ TRAINING_JOB = "training"
 TAG_PREFIX = "airquality/"
 
 forecasts_job = dg.define_asset_job(
-    "forecasts",
+    "issue_forecasts",
     selection=dg.AssetSelection.assets("forecasts"),
     description="Issue the champion's hourly forecasts for (day, location) partitions.",
 )

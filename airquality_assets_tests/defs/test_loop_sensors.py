@@ -237,3 +237,14 @@ def test_pipeline_metrics_reach_the_gateway_once(httpserver: HTTPServer) -> None
     assert samples[("data_ingestion_total", labels)] == 2
     assert samples[("data_ingestion_volume_bytes", labels)] == 2400
     assert samples[("data_ingestion_last_successful_timestamp_seconds", labels)] > 1.7e9
+
+
+def test_loop_is_in_the_definitions_and_off_by_default(defs) -> None:
+    repository = defs.get_repository_def()  # resolves every job: names must not clash
+    names = {"hourly_forecast_schedule", "daily_monitoring_schedule", "weekly_retrain_schedule"}
+    for name in names:
+        schedule = repository.get_schedule_def(name)
+        assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    for name in ("retraining_sensor", "check_alert_sensor", "pipeline_metrics_sensor"):
+        assert repository.get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
+    assert {"issue_forecasts", "monitoring", "training"} <= {j.name for j in defs.jobs}
