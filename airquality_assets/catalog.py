@@ -29,7 +29,7 @@ OWNERS_BY_GROUP: Mapping[str, tuple[str, ...]] = {
     "frames": ("team:data-engineering",),
     "model": ("team:ml",),
     "serving": ("team:ml",),
-    "monitoring": ("team:ml",),
+    "operations": ("team:ml",),
 }
 DEFAULT_OWNERS = ("team:data-engineering",)
 
@@ -39,7 +39,7 @@ STAGE_BY_GROUP: Mapping[str, str] = {
     "frames": "clean",
     "model": "model",
     "serving": "serving",
-    "monitoring": "monitoring",
+    "operations": "operations",
 }
 
 
