@@ -23,10 +23,9 @@ variable                       meaning                                default
 ``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
 ``BENTOML_HOME``               BentoML model and bento store          ``<data dir>/bentoml``
 ``AIRQUALITY_MLFLOW_UI_URL``   MLflow UI that Dagster links point to  http://127.0.0.1:5000
-``AIRQUALITY_DAGSTER_UI_URL``  Dagster UI that MLflow tags point to   http://127.0.0.1:3000
+``AIRQUALITY_DAGSTER_UI_URL``  Dagster UI for MLflow tags and alerts  http://127.0.0.1:3000
 ``AIRQUALITY_PUSHGATEWAY_URL`` Prometheus Pushgateway for metrics     none (metadata only)
 ``AIRQUALITY_ALERT_URLS``      Apprise URLs for check alerts          none (Dagster log only)
-``AIRQUALITY_UI_URL``          Dagster UI base URL named in alerts    http://127.0.0.1:3000
 =============================  =====================================  ======================
 
 Live clients and load tests (see :class:`ClientSettings`): ``OPENWEATHER_BASE_URL``,
@@ -180,8 +179,6 @@ class Settings:
     pushgateway_url: str | None = None
     #: Apprise URLs for check alerts (the resource reads them again as an EnvVar: secrets).
     alert_urls: tuple[str, ...] = ()
-    #: Dagster UI base URL, named in check alerts.
-    ui_url: str = "http://127.0.0.1:3000"
 
     @property
     def location_names(self) -> list[str]:
@@ -244,5 +241,4 @@ class Settings:
             alert_urls=tuple(
                 u.strip() for u in env.get("AIRQUALITY_ALERT_URLS", "").split(",") if u.strip()
             ),
-            ui_url=env.get("AIRQUALITY_UI_URL", "").strip() or "http://127.0.0.1:3000",
         )

@@ -278,7 +278,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             pushgateway_url=settings.pushgateway_url or "",
             # Apprise URLs carry tokens: an EnvVar is resolved at run time, never shown.
             alert_urls=dg.EnvVar("AIRQUALITY_ALERT_URLS") if settings.alert_urls else "",
-            ui_base_url=settings.ui_url,
+            ui_base_url=settings.dagster_ui_url,
         ),
         **sources,
         "raw_store": RawStore(base_dir=str(settings.data_dir)),
