@@ -54,12 +54,16 @@ def completeness_result(
     station never reports."""
     shares = {c: completeness.columns[c].missing_share for c in watch if c in completeness.columns}
     parts = []
+    empty = set(completeness.empty_columns)
     for column, share in shares.items():
         if share > threshold:
             stats = completeness.columns[column]
+            gap = (
+                "no value at all" if column in empty else f"longest gap {stats.longest_gap_hours} h"
+            )
             parts.append(
                 f"{column}: {stats.missing_hours} of {stats.expected_hours} expected hours "
-                f"missing ({share:.1%}, longest gap {stats.longest_gap_hours} h)"
+                f"missing ({share:.1%}, {gap})"
             )
     months = completeness.months_over(watch, threshold)
     if months:

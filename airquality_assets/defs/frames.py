@@ -16,12 +16,12 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from airquality_assets import schemas
 from airquality_assets.columns import POLLUTANTS, TIME, WEATHER
-from airquality_assets.defs.checks import (
-    completeness_metadata,
-    completeness_result,
-    schema_check_result,
+from airquality_assets.defs.checks import completeness_result, schema_check_result
+from airquality_assets.defs.metadata import (
+    add_partition_metadata,
+    month_key,
+    partition_metadata,
 )
-from airquality_assets.defs.metadata import frame_metadata
 from airquality_assets.defs.partitions import (
     DataPartitions,
     neighbouring_months,
@@ -142,11 +142,10 @@ def _emit(
     watch: Sequence[str],
     now: datetime,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    expected = expected_hours_by_location(context.partition_keys, now)
-    completeness = measure_completeness(frame, expected, columns)
-    metadata = frame_metadata(frame, watch)
-    metadata.update(completeness_metadata(completeness))
-    yield dg.Output(frame, metadata=metadata)
+    keys = context.partition_keys
+    completeness = measure_completeness(frame, expected_hours_by_location(keys, now), columns)
+    add_partition_metadata(context, partition_metadata(frame, keys, completeness, watch))
+    yield dg.Output(frame, metadata={"partitions_in_run": len(keys)})
     yield schema_check_result(asset, schema, frame)
     yield completeness_result(asset, completeness, watch, COMPLETENESS_THRESHOLD)
 
@@ -249,26 +248,31 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             )
         merged = merge_hourly(air, weather)
         cleaned, stats = clean_observations(
-            merged, interpolation_limit_hours=config.interpolation_limit_hours
+            merged, interpolation_limit_hours=config.interpolation_limit_hours, by_month=True
         )
         # keep this run's own months; the neighbouring months were context only
-        own = {"|".join(split_key(k)) for k in context.partition_keys}
+        keys = context.partition_keys
+        own = {"|".join(split_key(k)) for k in keys}
         row_keys = cleaned[TIME].dt.strftime("%Y-%m-01") + "|" + cleaned["location"].astype(str)
         frame = cleaned.loc[row_keys.isin(own).to_numpy()].reset_index(drop=True)
         context.log.info(
             f"hourly_observations: {len(frame)} rows; cleaning over the loaded span (with the "
-            f"neighbouring months): {stats.interpolated_total} values interpolated, "
-            f"{stats.outliers_total} outliers removed, {stats.unfilled_gaps_total} gaps left "
-            f"missing (longest {stats.longest_gap} h)"
+            f"neighbouring months): {stats.summary()}"
         )
         targets = deployment.targets
         watch = [p for p in POLLUTANTS if p in targets] + ["temp", "humidity"]
-        expected = expected_hours_by_location(context.partition_keys, deployment.clock().now())
+        expected = expected_hours_by_location(keys, deployment.clock().now())
         completeness = measure_completeness(frame, expected, VALUE_COLUMNS)
-        output_meta = frame_metadata(frame, watch)
-        output_meta.update(completeness_metadata(completeness))
-        output_meta["cleaning"] = dg.MetadataValue.json(stats.as_metadata())
-        yield dg.Output(frame, metadata=output_meta)
+        by_partition = partition_metadata(frame, keys, completeness, watch)
+        for key, meta in by_partition.items():
+            month_stats = stats.by_month.get(month_key(key))
+            if month_stats is not None:  # this partition's own cleaning, gaps cut at its edges
+                meta["interpolated"] = month_stats.interpolated_total
+                meta["outliers_removed"] = month_stats.outliers_total
+                meta["unfilled_gaps"] = month_stats.unfilled_gaps_total
+                meta["cleaning"] = dg.MetadataValue.json(month_stats.as_metadata())
+        add_partition_metadata(context, by_partition)
+        yield dg.Output(frame, metadata={"partitions_in_run": len(keys)})
         yield schema_check_result("hourly_observations", schemas.HourlyObservationsSchema, frame)
         yield completeness_result(
             "hourly_observations", completeness, targets, COMPLETENESS_THRESHOLD

@@ -98,9 +98,11 @@ def _pull_partitions(
 ) -> dg.MaterializeResult:
     """Pull and store every partition of the run.
 
-    All stored: one result for the whole range. Some failed: a materialization event for
-    each stored partition, then a failure listing the failed ones (so only those show as
-    failed). A 401 or an open circuit breaker stops at once.
+    All stored: one result for the whole range, each partition's event with its own span,
+    records, bytes and URL (the run's: ``partitions``, ``run_bytes``, ``run_records``,
+    ``request_seconds``, ``wall_seconds``). Some failed: a
+    materialization event for each stored partition, then a failure listing the failed ones
+    (so only those show as failed). A 401 or an open circuit breaker stops at once.
     """
     keys = context.partition_keys
     now = settings.clock.now()
@@ -154,11 +156,13 @@ def _pull_partitions(
                 f"{asset_name}: {index}/{len(keys)} partitions pulled, {total_records} records"
             )
     if not failures:
+        for partition_key, metadata in stored.items():
+            context.add_asset_metadata(metadata, partition_key=partition_key)
         return dg.MaterializeResult(
             metadata={
                 "partitions": len(keys),
-                "bytes": total_bytes,
-                "records": total_records,
+                "run_bytes": total_bytes,
+                "run_records": total_records,
                 "request_seconds": round(total_seconds, 3),
                 "wall_seconds": round(time.perf_counter() - started, 3),
             },

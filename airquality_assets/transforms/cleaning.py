@@ -112,7 +112,11 @@ class CleaningStats:
     where at least one raw value was present; ``missing_before`` counts NaN on the raw grid,
     ``missing_after`` after cleaning. ``unfilled_gaps`` are runs left missing (too long or at
     an edge of the series), ``longest_gap_hours`` the longest run per column after outlier
-    removal (0 when none).
+    removal (0 when none). A column with no raw value at all in a location's series is
+    named in ``empty_columns`` (column -> locations) and has no gap statistics there: it is
+    not one gap as long as the series. ``by_month`` (with ``clean_observations(...,
+    by_month=True)``) holds the same statistics per ``"YYYY-MM|location"``, gaps cut at the
+    month boundaries.
     """
 
     rows: int = 0
@@ -125,6 +129,8 @@ class CleaningStats:
     outliers_spike: dict[str, int] = field(default_factory=dict)
     unfilled_gaps: dict[str, int] = field(default_factory=dict)
     longest_gap_hours: dict[str, int] = field(default_factory=dict)
+    empty_columns: dict[str, list[str]] = field(default_factory=dict)
+    by_month: dict[str, CleaningStats] = field(default_factory=dict)
 
     @property
     def interpolated_total(self) -> int:
@@ -139,8 +145,22 @@ class CleaningStats:
         return sum(self.unfilled_gaps.values())
 
     @property
-    def longest_gap(self) -> int:
-        return max(self.longest_gap_hours.values(), default=0)
+    def longest_gap(self) -> tuple[str, int] | None:
+        """(column, hours) of the longest gap in any column that has values; None if none."""
+        column, hours = max(self.longest_gap_hours.items(), key=lambda kv: kv[1], default=("", 0))
+        return (column, hours) if hours else None
+
+    def summary(self) -> str:
+        """One line for a log: totals, the longest gap named by its column, empty columns."""
+        longest = self.longest_gap
+        gap = f" (longest {longest[1]} h, {longest[0]})" if longest else ""
+        text = (
+            f"{self.interpolated_total} values interpolated, {self.outliers_total} outliers "
+            f"removed, {self.unfilled_gaps_total} gaps left missing{gap}"
+        )
+        if self.empty_columns:
+            text += f"; no value at all (not counted as gaps): {', '.join(self.empty_columns)}"
+        return text
 
     def as_metadata(self) -> dict[str, Any]:
         """Plain ints and dicts (zero entries dropped) for Dagster metadata / logs."""
@@ -155,7 +175,9 @@ class CleaningStats:
             "interpolated": self.interpolated_total,
             "outliers": self.outliers_total,
             "unfilled_gaps": self.unfilled_gaps_total,
-            "longest_gap_hours": self.longest_gap,
+            "unfilled_gaps_by_column": nonzero(self.unfilled_gaps),
+            "longest_gap_hours": nonzero(self.longest_gap_hours),
+            "empty_columns": {c: list(locs) for c, locs in self.empty_columns.items()},
             "missing_before": nonzero(self.missing_before),
             "missing_after": nonzero(self.missing_after),
             "outliers_bounds": nonzero(self.outliers_bounds),
@@ -307,24 +329,9 @@ def _check_grid(
     return slices
 
 
-def _clean_matrix(
-    v: np.ndarray,
-    slices: Sequence[tuple[str, int, int]],
-    limit: int,
-    rule: OutlierRule | None,
-) -> tuple[np.ndarray, np.ndarray, CleaningStats]:
-    """Clean ``v`` (all locations) in place; returns (interpolated mask, spike values, stats)."""
-    cols = VALUE_COLUMNS
-    col_idx = {c: j for j, c in enumerate(cols)}
-    spike_idx = [col_idx[c] for c in rule.columns] if rule else []
-    circular = [col_idx[c] for c in CIRCULAR_COLUMNS]
-    rounded = [col_idx[c] for c in ROUNDED_COLUMNS]
-    lo, hi = _bounds_arrays(cols)
-
-    interp = np.zeros(v.shape, dtype=bool)
-    spike_vals = np.full((v.shape[0], len(spike_idx)), np.nan)
+def _zero_stats(cols: Sequence[str]) -> CleaningStats:
     zeros = dict.fromkeys(cols, 0)
-    stats = CleaningStats(
+    return CleaningStats(
         missing_before=dict(zeros),
         missing_after=dict(zeros),
         interpolated=dict(zeros),
@@ -333,43 +340,92 @@ def _clean_matrix(
         unfilled_gaps=dict(zeros),
         longest_gap_hours=dict(zeros),
     )
+
+
+def _add_stats(
+    stats: CleaningStats,
+    name: str,
+    masks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    spike_columns: Sequence[str],
+) -> None:
+    """Add one stretch of one location's series (rows x columns masks) to ``stats``."""
+    raw_missing, bad, flags, pre_fill_missing, filled, after_missing = masks
+    cols = VALUE_COLUMNS
+    rows = len(raw_missing)
+    if rows == 0:
+        return
+    stats.rows += rows
+    stats.observed_rows += int((~raw_missing).any(axis=1).sum())
+    stats.grid_hours[name] = stats.grid_hours.get(name, 0) + rows
+    mb, ma = raw_missing.sum(axis=0), after_missing.sum(axis=0)
+    fi, bo = filled.sum(axis=0), bad.sum(axis=0)
+    gappy = pre_fill_missing.any(axis=0)
+    empty = raw_missing.all(axis=0)
+    for j, c in enumerate(cols):
+        stats.missing_before[c] += int(mb[j])
+        stats.missing_after[c] += int(ma[j])
+        stats.interpolated[c] += int(fi[j])
+        stats.outliers_bounds[c] += int(bo[j])
+        if empty[j]:  # never reported here: named, not measured as one long gap
+            stats.empty_columns.setdefault(c, []).append(name)
+        elif gappy[j]:
+            # A gap is "unfilled" when its hours stay missing after interpolation.
+            runs, _ = _gap_runs(pre_fill_missing[:, j] & after_missing[:, j])
+            _, longest = _gap_runs(pre_fill_missing[:, j])
+            stats.unfilled_gaps[c] += runs
+            stats.longest_gap_hours[c] = max(stats.longest_gap_hours[c], longest)
+    for k, c in enumerate(spike_columns):
+        stats.outliers_spike[c] += int(flags[:, k].sum())
+
+
+def _clean_matrix(
+    v: np.ndarray,
+    slices: Sequence[tuple[str, int, int]],
+    limit: int,
+    rule: OutlierRule | None,
+    months: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, CleaningStats]:
+    """Clean ``v`` (all locations) in place; returns (interpolated mask, spike values, stats).
+
+    ``months`` ("YYYY-MM" per row) asks for statistics per (month, location) as well."""
+    cols = VALUE_COLUMNS
+    col_idx = {c: j for j, c in enumerate(cols)}
+    spike_idx = [col_idx[c] for c in rule.columns] if rule else []
+    spike_columns = [cols[j] for j in spike_idx]
+    circular = [col_idx[c] for c in CIRCULAR_COLUMNS]
+    rounded = [col_idx[c] for c in ROUNDED_COLUMNS]
+    lo, hi = _bounds_arrays(cols)
+
+    interp = np.zeros(v.shape, dtype=bool)
+    spike_vals = np.full((v.shape[0], len(spike_idx)), np.nan)
+    stats = _zero_stats(cols)
     for name, start, stop in slices:
         block = v[start:stop]  # a view: edits land in v
         raw_missing = np.isnan(block)
         with np.errstate(invalid="ignore"):
             bad = (block < lo) | (block > hi)
         block[bad] = np.nan
+        flags = np.zeros((stop - start, len(spike_idx)), dtype=bool)
         if rule is not None:
             sub = block[:, spike_idx]
             flags = _spikes(sub, rule)
             spike_vals[start:stop][flags] = sub[flags]
             sub[flags] = np.nan
             block[:, spike_idx] = sub
-            spike_counts = flags.sum(axis=0)
         pre_fill_missing = np.isnan(block)
         filled = _interpolate(block, limit, circular, rounded)
         interp[start:stop] = filled
         after_missing = np.isnan(block)
-
-        stats.rows += stop - start
-        stats.observed_rows += int((~raw_missing).any(axis=1).sum())
-        stats.grid_hours[name] = stop - start
-        mb, ma = raw_missing.sum(axis=0), after_missing.sum(axis=0)
-        fi, bo = filled.sum(axis=0), bad.sum(axis=0)
-        gappy = pre_fill_missing.any(axis=0)
-        for j, c in enumerate(cols):
-            stats.missing_before[c] += int(mb[j])
-            stats.missing_after[c] += int(ma[j])
-            stats.interpolated[c] += int(fi[j])
-            stats.outliers_bounds[c] += int(bo[j])
-            if gappy[j]:
-                # A gap is "unfilled" when its hours stay missing after interpolation.
-                runs, _ = _gap_runs(pre_fill_missing[:, j] & after_missing[:, j])
-                _, longest = _gap_runs(pre_fill_missing[:, j])
-                stats.unfilled_gaps[c] += runs
-                stats.longest_gap_hours[c] = max(stats.longest_gap_hours[c], longest)
-        for k, j in enumerate(spike_idx):
-            stats.outliers_spike[cols[j]] += int(spike_counts[k])
+        masks = (raw_missing, bad, flags, pre_fill_missing, filled, after_missing)
+        _add_stats(stats, name, masks, spike_columns)
+        if months is None:
+            continue
+        labels = months[start:stop]
+        cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(labels)], strict=True):
+            key = f"{labels[a]}|{name}"
+            month_stats = stats.by_month.setdefault(key, _zero_stats(cols))
+            _add_stats(month_stats, name, tuple(m[a:b] for m in masks), spike_columns)  # type: ignore[arg-type]
     return interp, spike_vals, stats
 
 
@@ -386,6 +442,7 @@ def clean_observations(
     outlier_rule: OutlierRule | None = DEFAULT_OUTLIER_RULE,
     *,
     audit_columns: bool = True,
+    by_month: bool = False,
 ) -> tuple[pd.DataFrame, CleaningStats]:
     """Apply bounds, spike and gap rules to a :func:`merge_hourly` grid.
 
@@ -394,6 +451,7 @@ def clean_observations(
     value column and ``<col>_spike`` for the rule's columns. ``outlier_rule=None`` disables
     the spike rule (bounds always apply). The input must be sorted by location then time
     with every hour present (what ``merge_hourly`` returns); otherwise ``ValueError``.
+    ``by_month`` also fills ``stats.by_month`` (per UTC month and location).
     """
     rule = outlier_rule
     frame = _sorted_grid_input(frame)
@@ -407,7 +465,9 @@ def clean_observations(
         if len(frame)
         else np.empty((0, len(VALUE_COLUMNS)))
     )
-    interp, spike_vals, stats = _clean_matrix(v, slices, interpolation_limit_hours, rule)
+    # "YYYY-MM" of each row's UTC hour
+    months = t.astype("datetime64[ns]").astype("datetime64[M]").astype(str) if by_month else None
+    interp, spike_vals, stats = _clean_matrix(v, slices, interpolation_limit_hours, rule, months)
     out = build_frame(codes, names, t, v, VALUE_COLUMNS)
     if audit_columns:
         extra: dict[str, np.ndarray] = {

@@ -4,7 +4,9 @@ OpenWeatherMap leaves a missing hour out of its answer instead of sending it as 
 share of NaN among stored rows reads 0 % for a station with 4 % gaps. Here the expected
 hours come from the partition's time window (clipped at the source's clock), and every
 column is counted against them: missing hours, share, longest gap, and the columns a
-station never reports at all. Pure: no Dagster, no I/O.
+station never reports at all. A never-reported column is named as such and has no gap
+statistics (it is not one gap as long as the window). The same figures exist per (month,
+location), the unit of a partition. Pure: no Dagster, no I/O.
 """
 
 from __future__ import annotations
@@ -48,6 +50,23 @@ def longest_run(mask: np.ndarray, breaks: np.ndarray | None = None) -> int:
     return int(np.bincount(np.cumsum(change)[mask]).max())
 
 
+def longest_run_by_group(
+    mask: np.ndarray, breaks: np.ndarray, groups: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """Per group, the longest run of True in ``mask``; ``breaks`` must be True wherever the
+    group changes (so no run spans two groups), and may be True elsewhere too."""
+    out = np.zeros(n_groups, dtype=np.int64)
+    if not mask.any():
+        return out
+    change = np.ones(len(mask), dtype=bool)
+    change[1:] = mask[1:] != mask[:-1]
+    change |= breaks
+    run_id = np.cumsum(change) - 1
+    lengths = np.bincount(run_id[mask], minlength=int(run_id[-1]) + 1)
+    np.maximum.at(out, groups[np.flatnonzero(change)], lengths)
+    return out
+
+
 @dataclass(frozen=True)
 class ColumnCompleteness:
     column: str
@@ -62,7 +81,9 @@ class ColumnCompleteness:
 
 @dataclass(frozen=True)
 class Completeness:
-    """Per column over all locations: sums of missing hours, the longest gap anywhere."""
+    """Per column over all locations: sums of missing hours, the longest gap anywhere (in a
+    location that reports the column at all). ``per_month`` holds the same figures for each
+    (month, location), keyed like ``by_month``."""
 
     expected_hours: int
     rows_in_window: int
@@ -70,6 +91,16 @@ class Completeness:
     never_reported: dict[str, list[str]]  # column -> locations that never report it
     # "YYYY-MM|location" -> column -> missing share of that month's expected hours
     by_month: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_month: dict[str, Completeness] = field(default_factory=dict)
+
+    @property
+    def empty_columns(self) -> list[str]:
+        """Columns with no value at all, in every location of the window."""
+        return [
+            c
+            for c, v in self.columns.items()
+            if v.expected_hours and v.missing_hours == v.expected_hours
+        ]
 
     def months_over(self, columns: Sequence[str], threshold: float) -> dict[str, dict[str, float]]:
         """The (month, location) pairs where a column in ``columns`` misses more than
@@ -86,12 +117,17 @@ class Completeness:
         return max(shares, default=0.0)
 
     def as_metadata(self) -> dict[str, object]:
+        """Gap lengths only for columns with at least one value (an empty column is named in
+        ``never_reported``, not given a gap as long as the window)."""
+        empty = set(self.empty_columns)
         return {
             "expected_hours": self.expected_hours,
             "rows_in_window": self.rows_in_window,
             "missing_hours": {c: v.missing_hours for c, v in self.columns.items()},
             "missing_share": {c: round(v.missing_share, 4) for c, v in self.columns.items()},
-            "longest_gap_hours": {c: v.longest_gap_hours for c, v in self.columns.items()},
+            "longest_gap_hours": {
+                c: v.longest_gap_hours for c, v in self.columns.items() if c not in empty
+            },
             "never_reported": {c: locs for c, locs in self.never_reported.items()},
         }
 
@@ -113,6 +149,7 @@ def measure_completeness(
     longest = dict.fromkeys(columns, 0)
     never: dict[str, list[str]] = {}
     by_month: dict[str, dict[str, float]] = {}
+    per_month: dict[str, Completeness] = {}
     by_location = (
         dict(tuple(frame.groupby(LOCATION, observed=True, sort=False))) if len(frame) else {}
     )
@@ -132,8 +169,12 @@ def measure_completeness(
         inside = position >= 0
         rows_in_window += int(inside.sum())
         month_codes, months = pd.factorize(hours.strftime("%Y-%m"), sort=True)
-        per_month = np.bincount(month_codes, minlength=len(months))
-        shares_by_month: list[dict[str, float]] = [{} for _ in months]
+        per_month_hours = np.bincount(month_codes, minlength=len(months))
+        per_month_rows = np.bincount(month_codes[position[inside]], minlength=len(months))
+        month_breaks = breaks.copy()
+        month_breaks[1:] |= month_codes[1:] != month_codes[:-1]
+        month_columns: list[dict[str, ColumnCompleteness]] = [{} for _ in months]
+        month_never: list[dict[str, list[str]]] = [{} for _ in months]
         for column in columns:
             present = np.zeros(len(hour_ids), dtype=bool)
             if column in rows.columns and len(rows):
@@ -141,20 +182,42 @@ def measure_completeness(
                 present[position[inside & known]] = True
             absent_hours = ~present
             missing[column] += int(absent_hours.sum())
-            longest[column] = max(longest[column], longest_run(absent_hours, breaks))
-            if not present.any():
+            if present.any():  # an empty column is named below, not measured as one gap
+                longest[column] = max(longest[column], longest_run(absent_hours, breaks))
+            else:
                 never.setdefault(column, []).append(str(location))
             absent_per_month = np.bincount(month_codes[absent_hours], minlength=len(months))
+            longest_per_month = longest_run_by_group(
+                absent_hours, month_breaks, month_codes, len(months)
+            )
             for i, count in enumerate(absent_per_month):
-                shares_by_month[i][column] = float(count / per_month[i])
-        for month, shares in zip(months, shares_by_month, strict=True):
-            by_month[f"{month}|{location}"] = shares
+                empty = count == per_month_hours[i]
+                if empty:
+                    month_never[i][column] = [str(location)]
+                month_columns[i][column] = ColumnCompleteness(
+                    column,
+                    int(per_month_hours[i]),
+                    int(count),
+                    0 if empty else int(longest_per_month[i]),
+                )
+        for i, month in enumerate(months):
+            key = f"{month}|{location}"
+            shares = {c: v.missing_share for c, v in month_columns[i].items()}
+            by_month[key] = shares
+            per_month[key] = Completeness(
+                expected_hours=int(per_month_hours[i]),
+                rows_in_window=int(per_month_rows[i]),
+                columns=month_columns[i],
+                never_reported=month_never[i],
+                by_month={key: shares},
+            )
     return Completeness(
         expected_hours=total_expected,
         rows_in_window=rows_in_window,
         columns={c: ColumnCompleteness(c, total_expected, missing[c], longest[c]) for c in columns},
         never_reported=never,
         by_month=by_month,
+        per_month=per_month,
     )
 
 

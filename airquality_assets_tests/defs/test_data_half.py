@@ -110,6 +110,69 @@ def test_one_month_of_one_location(settings: Settings) -> None:
     assert "pm2_5" in mats[0].metadata["missing_hours"].value  # per column, in metadata
 
 
+def _events_by_partition(instance: dg.DagsterInstance, asset: str) -> dict[str, dict]:
+    """Plain metadata of every stored materialization of ``asset``, by partition."""
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    out: dict[str, dict] = {}
+    for record in records:
+        m = record.asset_materialization
+        assert m is not None and m.partition is not None
+        assert m.partition not in out  # one event per partition and run
+        out[m.partition] = {k: v.value for k, v in m.metadata.items()}
+    return out
+
+
+def test_single_run_backfill_gives_each_partition_its_own_metadata(settings: Settings) -> None:
+    """One run over Jan..Mar 2014: each month's event holds that month's figures, read back
+    from what was stored, not the run's totals."""
+    with dg.instance_for_test() as instance:
+        assert _materialize(settings, RAW, Q1, instance).success
+        assert _materialize(settings, FRAMES, Q1, instance).success
+        months = {f"2014-0{m}-01|beijing": date(2014, m, 1) for m in (1, 2, 3)}
+
+        raw = _events_by_partition(instance, "raw_air_quality")
+        assert set(raw) == set(months)
+        for key, month in months.items():
+            (path,) = raw_month_bodies(settings.data_dir, "raw_air_quality", "beijing", month)
+            assert raw[key]["bytes"] == path.stat().st_size
+            assert raw[key]["records"] == len(json.loads(path.read_bytes())["list"])
+            assert raw[key]["run_records"] == sum(e["records"] for e in raw.values())
+        assert len({e["records"] for e in raw.values()}) == 3  # 744, 672, ~743: not equal
+
+        for asset in ("air_quality_hourly", "hourly_observations"):
+            events = _events_by_partition(instance, asset)
+            assert set(events) == set(months)
+            for key, month in months.items():
+                stored = pd.read_parquet(frame_path(settings.data_dir, asset, "beijing", month))
+                meta = events[key]
+                assert meta["dagster/row_count"] == len(stored)
+                assert meta["first_hour"] == str(stored["time"].min())
+                assert meta["last_hour"] == str(stored["time"].max())
+                expected = pd.Timestamp(month).days_in_month * 24
+                assert meta["expected_hours"] == expected
+                present = stored["pm2_5"].notna().sum()
+                assert meta["missing_pm2_5"] == expected - present  # absent rows count
+                assert meta["missing_hours"]["pm2_5"] == expected - present
+                assert meta["partitions_in_run"] == 3
+            assert len({e["dagster/row_count"] for e in events.values()}) > 1
+            assert len({e["first_hour"] for e in events.values()}) == 3
+
+        observations = _events_by_partition(instance, "hourly_observations")
+        for key, month in months.items():
+            stored = pd.read_parquet(
+                frame_path(settings.data_dir, "hourly_observations", "beijing", month)
+            )
+            cleaning = observations[key]["cleaning"]
+            interpolated = int(stored.filter(like="_interpolated").to_numpy().sum())
+            assert observations[key]["interpolated"] == interpolated == cleaning["interpolated"]
+            spikes = int(stored.filter(like="_spike").notna().to_numpy().sum())
+            assert cleaning["outliers"] >= spikes
+            assert cleaning["rows"] == len(stored)
+            # columns the station never reports are named, not measured as gaps
+            assert "co" in cleaning["empty_columns"] and "co" not in cleaning["longest_gap_hours"]
+        assert len({e["interpolated"] for e in observations.values()}) > 1
+
+
 class _FlakySource(AirPollutionSourceResource):
     """Serves the replay data, except that pulls starting in ``failing_months`` fail like a
     503 after retries (every month fails when ``failing_months`` is ``["*"]``)."""

@@ -77,6 +77,31 @@ def test_never_reported_and_absent_columns_are_named_per_location() -> None:
     assert meta["missing_hours"] == {"temp": 0, "humidity": 24, "dew": 48}
 
 
+def test_empty_columns_have_no_gap_and_months_have_their_own_figures() -> None:
+    """dew is never reported: named, not one gap as long as the window; per month, a gap
+    across the boundary is cut at it."""
+    hours = expected_hours("2014-01-31", "2014-02-02")  # 24 h of January, 24 h of February
+    pm = [1.0] * 48
+    pm[20:30] = [np.nan] * 10  # 4 h in January, 6 h in February
+    frame = _frame("x", hours, pm2_5=pm, dew=[np.nan] * 48)
+    result = measure_completeness(frame, {"x": hours}, ["pm2_5", "dew"])
+    assert result.empty_columns == ["dew"]
+    assert result.columns["pm2_5"].longest_gap_hours == 10
+    assert result.columns["dew"].longest_gap_hours == 0
+    assert result.columns["dew"].missing_hours == 48
+    meta = result.as_metadata()
+    assert meta["longest_gap_hours"] == {"pm2_5": 10}
+    assert meta["never_reported"] == {"dew": ["x"]}
+    january, february = result.per_month["2014-01|x"], result.per_month["2014-02|x"]
+    assert january.expected_hours == february.expected_hours == 24
+    assert january.columns["pm2_5"].missing_hours == 4
+    assert january.columns["pm2_5"].longest_gap_hours == 4
+    assert february.columns["pm2_5"].longest_gap_hours == 6
+    assert february.never_reported == {"dew": ["x"]}
+    assert february.as_metadata()["longest_gap_hours"] == {"pm2_5": 6}
+    assert result.by_month["2014-02|x"]["pm2_5"] == 0.25
+
+
 def test_rows_outside_the_window_and_unknown_locations_are_ignored() -> None:
     day = expected_hours("2014-03-04", "2014-03-05")
     frame = _frame("x", expected_hours("2014-03-03", "2014-03-06"), no2=[1.0] * 72)

@@ -189,6 +189,42 @@ def test_outlier_rule_can_be_disabled_and_audit_columns_dropped() -> None:
     assert tuple(plain.columns) == OBSERVATION_COLUMNS
 
 
+def test_empty_columns_are_named_and_gaps_are_per_column_and_per_month() -> None:
+    """co is never reported: it is named as empty, not counted as one 792-hour gap. A
+    10-hour pm2_5 gap across the month boundary is 4 h in January and 6 h in February."""
+    hours = 31 * 24 + 48  # January 2024 and two days of February
+    pm = [20.0 + (h % 7) for h in range(hours)]
+    for h in range(31 * 24 - 4, 31 * 24 + 6):
+        pm[h] = np.nan
+    pm[100] = np.nan  # a 1-hour gap, interpolated
+    frame = merge_hourly(
+        air_frame("a", list(range(hours)), pm2_5=pm, co=[np.nan] * hours),
+        weather_frame("a", list(range(hours)), temp=[5.0] * hours),
+    )
+    _, stats = clean_observations(frame, by_month=True)
+    assert stats.empty_columns["co"] == ["a"]
+    assert stats.longest_gap_hours["co"] == 0 and stats.unfilled_gaps["co"] == 0
+    assert stats.missing_after["co"] == hours  # still missing, counted as missing
+    assert stats.longest_gap == ("pm2_5", 10)
+    assert stats.unfilled_gaps_total == 1
+    summary = stats.summary()
+    assert "longest 10 h, pm2_5" in summary and "co" in summary.split("no value at all")[1]
+    meta = stats.as_metadata()
+    assert meta["longest_gap_hours"] == {"pm2_5": 10}
+    assert "co" in meta["empty_columns"] and "temp" not in meta["empty_columns"]
+
+    january, february = stats.by_month["2024-01|a"], stats.by_month["2024-02|a"]
+    assert set(stats.by_month) == {"2024-01|a", "2024-02|a"}
+    assert (january.rows, february.rows) == (31 * 24, 48)
+    assert january.longest_gap_hours["pm2_5"] == 4 and february.longest_gap_hours["pm2_5"] == 6
+    assert january.unfilled_gaps["pm2_5"] == february.unfilled_gaps["pm2_5"] == 1
+    assert (january.interpolated["pm2_5"], february.interpolated["pm2_5"]) == (1, 0)
+    assert january.empty_columns["co"] == february.empty_columns["co"] == ["a"]
+    json.dumps(january.as_metadata())
+    _, plain = clean_observations(frame)
+    assert plain.by_month == {} and plain.longest_gap == stats.longest_gap
+
+
 def test_clean_refuses_an_irregular_grid() -> None:
     frame = _series([1.0, 2.0, 3.0]).drop(index=1)
     with pytest.raises(ValueError, match="regular hourly grid"):
