@@ -3,7 +3,7 @@
 ``bash scripts/demo.sh`` (the README's first command) sets up the environment and runs this
 module. It materializes the whole graph for the bundled data: the data half as one run per
 location over the full date range (single-run backfill), then the model half. Everything is
-recorded in the project-local ``DAGSTER_HOME``, so ``dagster dev`` shows the runs, assets,
+recorded in the project-local ``DAGSTER_HOME``, so ``dg dev`` shows the runs, assets,
 checks and metadata afterwards.
 """
 
@@ -59,17 +59,39 @@ def _materialization_metadata(result, asset: str) -> dict[str, object]:
 
 
 def run_data_half(code_location, instance, settings: Settings, start: str, end: str) -> None:
-    """ONE run pulling every month that ``start``..``end`` (UTC days) touches for every
-    location, then ONE run building their frames."""
+    """Pull every month that ``start``..``end`` (UTC days) touches for every location, then
+    build their frames in ONE run, then the newest month again on its own.
+
+    A single-run backfill records its partitions' materializations in no particular order
+    (Dagster keeps the run's partition keys in a set), so an asset's "latest
+    materialization" would be an arbitrary month. The demo therefore pulls the newest month
+    in a run of its own after the history, and ends with the newest month's frames
+    recomputed alone, as the hourly tick does in production: each asset's latest event is
+    then its newest partition. The frames run covers every month so each month is cleaned
+    with both neighbouring months as context."""
     from airquality_assets.defs.partitions import range_tags
 
-    first_month = date.fromisoformat(start).replace(day=1).isoformat()
-    last_month = date.fromisoformat(end).replace(day=1).isoformat()
-    tags = range_tags(first_month, last_month, settings.location_names)
-    count = len(settings.location_names)
-    where = f"{count} location(s), months {first_month[:7]}..{last_month[:7]}"
-    _run(code_location, instance, "ingestion", tags, f"raw pulls, {where}", IN_PROCESS)
-    _run(code_location, instance, "frames", tags, f"hourly frames, {where}", IN_PROCESS)
+    first_month = date.fromisoformat(start).replace(day=1)
+    last_month = date.fromisoformat(end).replace(day=1)
+    locations = settings.location_names
+    count = len(locations)
+
+    def tags(first: date, last: date) -> dict[str, str]:
+        return range_tags(first.isoformat(), last.isoformat(), locations)
+
+    where = f"{count} location(s), months {first_month:%Y-%m}..{last_month:%Y-%m}"
+    newest = f"{count} location(s), month {last_month:%Y-%m}"
+    if last_month > first_month:
+        history = (last_month - timedelta(days=1)).replace(day=1)
+        label = f"raw pulls, {count} location(s), months {first_month:%Y-%m}..{history:%Y-%m}"
+        _run(code_location, instance, "ingestion", tags(first_month, history), label, IN_PROCESS)
+    last = tags(last_month, last_month)
+    _run(code_location, instance, "ingestion", last, f"raw pulls, {newest}", IN_PROCESS)
+    whole = tags(first_month, last_month)
+    _run(code_location, instance, "frames", whole, f"hourly frames, {where}", IN_PROCESS)
+    if last_month > first_month:
+        label = f"hourly frames, {newest} (the latest materialization)"
+        _run(code_location, instance, "frames", last, label, IN_PROCESS)
 
 
 def run_training(code_location, instance, settings: Settings) -> None:
@@ -142,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             run_training(location, instance, settings)
     print(f"done in {time.perf_counter() - started:.1f} s.")
     print("Look at it:")
-    print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dagster dev   # http://127.0.0.1:3000")
+    print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dg dev   # http://127.0.0.1:3000")
     print(f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     if not args.data_only:
         print("  serve:       bash scripts/serve.sh   # then the curl example in the README")
