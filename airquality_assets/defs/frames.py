@@ -145,7 +145,7 @@ def _emit(
     keys = context.partition_keys
     completeness = measure_completeness(frame, expected_hours_by_location(keys, now), columns)
     add_partition_metadata(context, partition_metadata(frame, keys, completeness, watch))
-    yield dg.Output(frame, metadata={"partitions_in_run": len(keys)})
+    yield dg.Output(frame)
     yield schema_check_result(asset, schema, frame)
     yield completeness_result(asset, completeness, watch, COMPLETENESS_THRESHOLD)
 
@@ -272,7 +272,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
                 meta["unfilled_gaps"] = month_stats.unfilled_gaps_total
                 meta["cleaning"] = dg.MetadataValue.json(month_stats.as_metadata())
         add_partition_metadata(context, by_partition)
-        yield dg.Output(frame, metadata={"partitions_in_run": len(keys)})
+        yield dg.Output(frame)
         yield schema_check_result("hourly_observations", schemas.HourlyObservationsSchema, frame)
         yield completeness_result(
             "hourly_observations", completeness, targets, COMPLETENESS_THRESHOLD

@@ -136,7 +136,7 @@ def test_single_run_backfill_gives_each_partition_its_own_metadata(settings: Set
             (path,) = raw_month_bodies(settings.data_dir, "raw_air_quality", "beijing", month)
             assert raw[key]["bytes"] == path.stat().st_size
             assert raw[key]["records"] == len(json.loads(path.read_bytes())["list"])
-            assert raw[key]["run_records"] == sum(e["records"] for e in raw.values())
+            assert raw[key]["run"]["records"] == sum(e["records"] for e in raw.values())
         assert len({e["records"] for e in raw.values()}) == 3  # 744, 672, ~743: not equal
 
         for asset in ("air_quality_hourly", "hourly_observations"):
@@ -153,7 +153,6 @@ def test_single_run_backfill_gives_each_partition_its_own_metadata(settings: Set
                 present = stored["pm2_5"].notna().sum()
                 assert meta["missing_pm2_5"] == expected - present  # absent rows count
                 assert meta["missing_hours"]["pm2_5"] == expected - present
-                assert meta["partitions_in_run"] == 3
             assert len({e["dagster/row_count"] for e in events.values()}) > 1
             assert len({e["first_hour"] for e in events.values()}) == 3
 
