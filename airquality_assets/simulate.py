@@ -281,7 +281,7 @@ class Simulation:
             "training (bootstrap)",
         )
         decision = result.output_for_node("champion_model") if result.success else None
-        print(f"  bootstrap: {decision['reason'] if decision else 'FAILED'}")
+        print(f"  bootstrap: {decision.reason if decision else 'FAILED'}")
 
     def day(self, d: int, day_start: datetime) -> None:
         end_of_day = day_start + timedelta(hours=23, minutes=5)
@@ -312,7 +312,7 @@ class Simulation:
             )
             if result.success:
                 decision = result.output_for_node("champion_model")
-                promoted = "yes" if decision["promoted"] else "no"
+                promoted = "yes" if decision.promoted else "no"
                 self.tick_sensor("check_alert_sensor", morning)
             else:
                 promoted = "run failed"

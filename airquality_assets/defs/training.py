@@ -7,6 +7,7 @@ lowest validation loss. Keras, JAX and MLflow are imported inside the steps only
 these definitions (the UI, sensors, the data half) never pays their start-up.
 """
 
+import base64
 import dataclasses
 import time
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ import dagster as dg
 
 from airquality_assets.defs.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate, TunedModel
+from airquality_assets.ml.registry import PromotionDecision
 from airquality_assets.transforms.windowing import SequenceTensors
 
 PICKLE = "pickle_io_manager"
@@ -81,26 +84,25 @@ def plan_candidates(
         yield dg.DynamicOutput(params.as_dict(), mapping_key=params.name)
 
 
-@dg.op(out=dg.Out(dict, io_manager_key=PICKLE))
+@dg.op(out=dg.Out(TrainedCandidate, io_manager_key=PICKLE))
 def train_candidate(
     context: dg.OpExecutionContext,
     deployment: DeploymentResource,
     mlflow: MlflowResource,
     tensors: SequenceTensors,
     params: dict,
-) -> dict[str, Any]:
-    """Train one candidate, log it as a nested MLflow run, save its model package."""
+) -> TrainedCandidate:
+    """Train one candidate and log it, model included, as a nested MLflow run."""
     from airquality_assets.ml.model import LSTMParams
     from airquality_assets.ml.training_steps import fit_and_log_candidate
 
     candidate = LSTMParams.from_dict(params)
     context.log.info(f"training candidate {candidate.name}: {params}")
     try:
-        summary = fit_and_log_candidate(
+        trained = fit_and_log_candidate(
             tensors,
             candidate,
             target_feature_index=_target_index(tensors),
-            output_dir=Path(deployment.data_dir) / "candidates" / context.run_id,
             model_name=deployment.model_name,
             experiment_id=mlflow.experiment_id(),
             parent_run_id=mlflow.parent_run_id(context.run_id, context.job_name),
@@ -115,10 +117,10 @@ def train_candidate(
             description=f"candidate {candidate.name} {params} failed: {type(exc).__name__}: {exc}"
         ) from exc
     context.log.info(
-        f"candidate {candidate.name}: best val_loss {summary['val_loss']:.4f} after "
-        f"{summary['epochs']} epoch(s) in {summary['fit_seconds']:.1f} s"
+        f"candidate {candidate.name}: best val_loss {trained.val_loss:.4f} after "
+        f"{trained.epochs} epoch(s) in {trained.fit_seconds:.1f} s"
     )
-    return summary
+    return trained
 
 
 def _model_id(model_uri: str) -> str | None:
@@ -127,14 +129,14 @@ def _model_id(model_uri: str) -> str | None:
     return rest if rest != model_uri and rest.startswith("m-") else None
 
 
-def _mlflow_links(mlflow: MlflowResource, run_id: str, model_uri: str) -> dict[str, object]:
+def _mlflow_links(mlflow: MlflowResource, candidate: TrainedCandidate) -> dict[str, object]:
     """Metadata linking a candidate to its MLflow run and logged model."""
     pages = mlflow.pages()
     experiment_id = mlflow.experiment_id()
     links: dict[str, object] = {
-        "mlflow_run": dg.MetadataValue.url(pages.run(experiment_id, run_id))
+        "mlflow_run": dg.MetadataValue.url(pages.run(experiment_id, candidate.run_id))
     }
-    model_id = _model_id(model_uri)
+    model_id = _model_id(candidate.model_uri)
     if model_id:
         links["mlflow_logged_model"] = dg.MetadataValue.url(
             pages.logged_model(experiment_id, model_id)
@@ -142,29 +144,29 @@ def _mlflow_links(mlflow: MlflowResource, run_id: str, model_uri: str) -> dict[s
     return links
 
 
-@dg.op(out=dg.Out(dict, io_manager_key=PICKLE))
+@dg.op(out=dg.Out(TunedModel, io_manager_key=PICKLE))
 def select_best(
-    context: dg.OpExecutionContext, mlflow: MlflowResource, candidates: list[dict]
-) -> dict[str, Any]:
+    context: dg.OpExecutionContext, mlflow: MlflowResource, candidates: list[TrainedCandidate]
+) -> TunedModel:
     """The candidate with the lowest validation loss (never the test set: that is for scoring)."""
-    ranked = sorted(candidates, key=lambda c: c["val_loss"])
+    ranked = sorted(candidates, key=lambda c: c.val_loss)
     pages, experiment_id = mlflow.pages(), mlflow.experiment_id()
     table = "\n".join(
-        f"| [{c['name']}]({pages.run(experiment_id, c['run_id'])}) | {c['val_loss']:.4f} | "
-        f"{c['val_rmse_mean']:.2f} | {c['epochs']} |"
+        f"| [{c.name}]({pages.run(experiment_id, c.run_id)}) | {c.val_loss:.4f} | "
+        f"{c.val_rmse_mean:.2f} | {c.epochs} |"
         for c in ranked
     )
     context.add_output_metadata(
         {
-            "best": ranked[0]["name"],
-            **_mlflow_links(mlflow, ranked[0]["run_id"], ranked[0]["model_uri"]),
+            "best": ranked[0].name,
+            **_mlflow_links(mlflow, ranked[0]),
             "candidates": dg.MetadataValue.md(
                 "| candidate (MLflow run) | val loss | val RMSE (ug/m3) | epochs |\n"
                 "|---|---|---|---|\n" + table
             ),
         }
     )
-    return {**ranked[0], "all_candidates": [c["name"] for c in ranked]}
+    return TunedModel(best=ranked[0], ranking=[c.name for c in ranked])
 
 
 @dg.graph_asset(
@@ -175,7 +177,7 @@ def select_best(
         "fan-in step keeps the candidate with the lowest validation loss."
     ),
 )
-def tuned_lstm(sequence_tensors: SequenceTensors) -> dict:
+def tuned_lstm(sequence_tensors: SequenceTensors) -> TunedModel:
     trained = plan_candidates(sequence_tensors).map(
         lambda params: train_candidate(sequence_tensors, params)
     )
@@ -211,31 +213,34 @@ def model_evaluation(
     context: dg.AssetExecutionContext,
     deployment: DeploymentResource,
     mlflow: MlflowResource,
-    tuned_lstm: dict,
+    tuned_lstm: TunedModel,
     sequence_tensors: SequenceTensors,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     from airquality_assets.ml.training_steps import evaluate_candidate
 
     started = time.perf_counter()
-    report = evaluate_candidate(
+    report, rendered = evaluate_candidate(
         sequence_tensors,
-        tuned_lstm,
+        tuned_lstm.best,
         reports_dir=Path(deployment.data_dir) / "reports",
         client=mlflow.client(),
     )
     context.log.info(f"evaluation took {time.perf_counter() - started:.1f} s")
-    ratio = report["rmse_ratio_vs_persistence"]
+    ratio = report.rmse_ratio_vs_persistence
+    plot = base64.b64encode(rendered.rmse_by_horizon_png).decode()
     yield dg.Output(
         report,
         metadata={
-            "candidate": tuned_lstm["name"],
-            "test_rmse_mean": report["score"],
+            "candidate": report.candidate.name,
+            "test_rmse_mean": report.score,
             "rmse_ratio_vs_persistence": ratio,
-            "rmse_ratio_vs_ridge": report["rmse_ratio_vs_ridge"],
-            "comparison": dg.MetadataValue.md(report["markdown"]),
-            "rmse_by_horizon": dg.MetadataValue.md(report["plot_markdown"]),
-            "plot_path": dg.MetadataValue.path(report["plot_path"]),
-            **_mlflow_links(mlflow, tuned_lstm["run_id"], tuned_lstm["model_uri"]),
+            "rmse_ratio_vs_ridge": report.rmse_ratio_vs_ridge,
+            "comparison": dg.MetadataValue.md(report.markdown),
+            "rmse_by_horizon": dg.MetadataValue.md(
+                f"![RMSE by horizon](data:image/png;base64,{plot})"
+            ),
+            "plot_path": dg.MetadataValue.path(report.plot_path),
+            **_mlflow_links(mlflow, report.candidate),
         },
     )
     yield dg.AssetCheckResult(
@@ -246,7 +251,7 @@ def model_evaluation(
     )
     losing = [
         f"{baseline} {pollutant} h={hours}"
-        for baseline, per_pollutant in report["losing_horizons"].items()
+        for baseline, per_pollutant in report.losing_horizons.items()
         for pollutant, hours in per_pollutant.items()
         if hours
     ]
@@ -254,7 +259,7 @@ def model_evaluation(
         check_name="beats_baselines_every_horizon",
         passed=not losing,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"losing_horizons": dg.MetadataValue.json(report["losing_horizons"])},
+        metadata={"losing_horizons": dg.MetadataValue.json(report.losing_horizons)},
         description="not better at every horizon: " + "; ".join(losing) if losing else None,
     )
 
@@ -272,9 +277,9 @@ def champion_model(
     context: dg.AssetExecutionContext,
     deployment: DeploymentResource,
     mlflow: MlflowResource,
-    model_evaluation: dict,
+    model_evaluation: Evaluation,
     sequence_tensors: SequenceTensors,
-) -> dg.Output[dict]:
+) -> dg.Output[PromotionDecision]:
     from airquality_assets.ml.training_steps import promote
 
     decision = promote(
@@ -286,30 +291,27 @@ def champion_model(
             context.run.run_id, asset="champion_model", job=context.run.job_name
         ),
     )
-    context.log.info(f"promotion: {decision['reason']}")
-    pages, name = mlflow.pages(), decision["registered_name"]
-    candidate = model_evaluation["candidate"]
+    context.log.info(f"promotion: {decision.reason}")
+    pages, name = mlflow.pages(), decision.registered_name
     links: dict[str, object] = {
         "mlflow_registered_model": dg.MetadataValue.url(pages.registered_model(name)),
-        "mlflow_new_version": dg.MetadataValue.url(
-            pages.model_version(name, decision["new_version"])
-        ),
-        **_mlflow_links(mlflow, candidate["run_id"], candidate["model_uri"]),
+        "mlflow_new_version": dg.MetadataValue.url(pages.model_version(name, decision.new_version)),
+        **_mlflow_links(mlflow, model_evaluation.candidate),
     }
-    if decision["champion_version"] is not None:
+    if decision.champion_version is not None:
         links["mlflow_champion_version"] = dg.MetadataValue.url(
-            pages.model_version(name, decision["champion_version"])
+            pages.model_version(name, decision.champion_version)
         )
     return dg.Output(
         decision,
         metadata={
             **links,
-            "promoted": decision["promoted"],
-            "reason": decision["reason"],
-            "registered_model": decision["registered_name"],
-            "new_version": str(decision["new_version"]),
-            "champion_version": str(decision["champion_version"]),
-            "candidate_score": decision["candidate_score"],
-            "previous_champion_score": str(decision["previous_champion_score"]),
+            "promoted": decision.promoted,
+            "reason": decision.reason,
+            "registered_model": decision.registered_name,
+            "new_version": str(decision.new_version),
+            "champion_version": str(decision.champion_version),
+            "candidate_score": decision.candidate_score,
+            "previous_champion_score": str(decision.champion_score),
         },
     )

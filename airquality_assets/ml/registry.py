@@ -5,9 +5,9 @@ movable pointer to one version, which is exactly "the model serving uses". The g
 
 1. registers every candidate as a new version (so each decision has a version to live on),
    tagged with its score;
-2. waits until the version is ``READY`` and its logged model is ``READY`` with an
-   ``MLmodel`` file in place: the alias must never point at a half-written model, whatever
-   crashes later;
+2. waits (MLflow's ``await_creation_for``) until the version is ``READY``, then checks its
+   logged model is ``READY`` with an ``MLmodel`` file in place: the alias must never point
+   at a half-written model, whatever crashes later;
 3. asks ``evaluate_champion(champion_uri)`` for the current champion's score *on the same
    test window* as the candidate (lower is better). Scores stored at the champion's own
    promotion were computed on an older window and are not comparable;
@@ -22,9 +22,8 @@ movable pointer to one version, which is exactly "the model serving uses". The g
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from airquality_assets.ml.package import ModelMetadata
@@ -38,7 +37,7 @@ TAG_PREVIOUS = "previous_champion_version"
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """Outcome of one gate run; ``as_metadata()`` is meant for Dagster asset metadata."""
+    """Outcome of one gate run (the ``champion_model`` asset's value)."""
 
     promoted: bool
     reason: str
@@ -50,8 +49,10 @@ class PromotionDecision:
     registered_name: str = ""
     alias: str = DEFAULT_ALIAS
 
-    def as_metadata(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def champion_version(self) -> str | None:
+        """The version the alias points at after this gate run."""
+        return self.new_version if self.promoted else self.previous_champion_version
 
 
 class RegistrationError(RuntimeError):
@@ -81,30 +82,12 @@ def _link_logged_model(client: Any, model_id: str, name: str, version: str) -> N
     client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
 
 
-def _wait_until_ready(
-    client: Any, name: str, version: str, model_id: str | None, timeout_s: float
-) -> None:
-    """Block until version ``version`` and its files are complete, or raise."""
+def _check_files_ready(client: Any, name: str, version: str, model_id: str | None) -> None:
+    """Raise unless the logged model behind a READY version is complete and readable."""
     from mlflow.entities import LoggedModelStatus
-    from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
 
     from airquality_assets.ml.tracking import load_mlmodel
 
-    deadline = time.monotonic() + timeout_s
-    delay = 0.1
-    while True:
-        mv = client.get_model_version(name, version)
-        status = ModelVersionStatus.from_string(mv.status)
-        if status == ModelVersionStatus.READY:
-            break
-        if status == ModelVersionStatus.FAILED_REGISTRATION:
-            raise RegistrationError(
-                f"{name} v{version} failed registration: {mv.status_message or 'no message'}"
-            )
-        if time.monotonic() > deadline:
-            raise RegistrationError(f"{name} v{version} not READY after {timeout_s:.0f}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
     if model_id is not None:
         logged = client.get_logged_model(model_id)
         if logged.status != LoggedModelStatus.READY:
@@ -151,7 +134,7 @@ def register_and_maybe_promote(
     tags: Mapping[str, str] | None = None,
     *,
     run_id: str | None = None,
-    ready_timeout_s: float = 300.0,
+    ready_timeout_s: int = 300,
 ) -> PromotionDecision:
     """Register ``model_uri`` as a new version of ``registered_name``; move ``alias`` if it wins.
 
@@ -163,6 +146,8 @@ def register_and_maybe_promote(
     that score may come from another window. A non-finite candidate score never promotes;
     a non-finite champion score (a broken champion) loses to any finite candidate.
     """
+    from mlflow.exceptions import MlflowException
+
     candidate_score = float(candidate_score)
     model_id = _model_id_from_uri(model_uri)
     if run_id is None and model_id is not None:
@@ -176,16 +161,20 @@ def register_and_maybe_promote(
         score_name: repr(candidate_score),
         TAG_DECISION: "pending",
     }
-    mv = client.create_model_version(
-        registered_name,
-        source=model_uri,
-        run_id=run_id,
-        tags=version_tags,
-        description=f"candidate {score_name}={_fmt(candidate_score)}; promotion pending",
-        model_id=model_id,
-    )
+    try:  # waits until the version is READY, raises if it failed or timed out
+        mv = client.create_model_version(
+            registered_name,
+            source=model_uri,
+            run_id=run_id,
+            tags=version_tags,
+            description=f"candidate {score_name}={_fmt(candidate_score)}; promotion pending",
+            model_id=model_id,
+            await_creation_for=ready_timeout_s,
+        )
+    except MlflowException as exc:
+        raise RegistrationError(f"{registered_name}: new version not READY: {exc}") from exc
     version = str(mv.version)
-    _wait_until_ready(client, registered_name, version, model_id, ready_timeout_s)
+    _check_files_ready(client, registered_name, version, model_id)
     if model_id is not None:
         _link_logged_model(client, model_id, registered_name, version)
 

@@ -1,17 +1,19 @@
-"""The model half's steps as plain functions: train+log a candidate, evaluate, promote.
+"""The model half's steps as plain functions: train+log a candidate; score, render and log
+its evaluation; promote.
 
-Dagster ops/assets in ``defs/training.py`` are thin wrappers around these, so the whole
-flow can also run from a notebook or a test with only an MLflow tracking URI set. Keras,
-JAX and MLflow are imported inside the functions.
+Dagster ops/assets in ``defs/training.py`` are thin wrappers around these, so the whole flow
+can also run from a notebook or a test; MLflow is reached through the client and run ids
+passed in. The steps hand typed values (``ml/handoffs.py``) to each other. Keras, JAX and
+MLflow are imported inside the functions.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,10 @@ from airquality_assets.ml.evaluation import (
     predicted_vs_actual_plot,
     rmse_by_horizon_plot,
 )
+from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate
 from airquality_assets.ml.model import LSTMParams
-from airquality_assets.ml.package import ModelMetadata, load_package, save_package
+from airquality_assets.ml.package import ModelMetadata
+from airquality_assets.ml.registry import PromotionDecision
 from airquality_assets.storage import atomic_write_bytes
 from airquality_assets.transforms.windowing import SequenceTensors, windows
 
@@ -77,16 +81,15 @@ def fit_and_log_candidate(
     params: LSTMParams,
     *,
     target_feature_index: Sequence[int],
-    output_dir: Path,
     model_name: str,
     experiment_id: str,
     parent_run_id: str,
     client: Any,
     tags: Mapping[str, str] | None = None,
     log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train one candidate, score it on validation, log a run nested under ``parent_run_id``,
-    save a package.
+) -> TrainedCandidate:
+    """Train one candidate, score it on validation, log it (model included) as a run nested
+    under ``parent_run_id``.
 
     The run is created before training and each epoch's metrics reach it as the epoch ends,
     so the MLflow UI shows the curves (and an honest duration) while the candidate trains;
@@ -141,19 +144,17 @@ def fit_and_log_candidate(
         tags=tags,
         run_id=run_id,
     )
-    package_dir = save_package(model, metadata, output_dir / params.name)
     val_loss = [v for v in history.get("val_loss", []) if math.isfinite(v)]
-    return {
-        "name": params.name,
-        "params": params.as_dict(),
-        "val_loss": min(val_loss) if val_loss else float("inf"),
-        "val_rmse_mean": float(val_metrics["rmse"].mean()),
-        "epochs": len(history.get("loss", [])),
-        "fit_seconds": float(fit_seconds),
-        "package_dir": str(package_dir),
-        "run_id": run.run_id,
-        "model_uri": run.model_uri,
-    }
+    return TrainedCandidate(
+        name=params.name,
+        params=params.as_dict(),
+        val_loss=min(val_loss) if val_loss else float("inf"),
+        val_rmse_mean=float(val_metrics["rmse"].mean()),
+        epochs=len(history.get("loss", [])),
+        fit_seconds=float(fit_seconds),
+        run_id=run.run_id,
+        model_uri=run.model_uri,
+    )
 
 
 def _test_metrics(tensors: SequenceTensors, forward: Callable[[np.ndarray], np.ndarray]):
@@ -162,77 +163,145 @@ def _test_metrics(tensors: SequenceTensors, forward: Callable[[np.ndarray], np.n
     return y_test, pred, forecast_metrics(y_test, pred, tensors.target_names, tensors.horizons)
 
 
-def score_model_uri(tensors: SequenceTensors, model_uri: str) -> float:
-    """Mean test RMSE (ug/m3) of a registered model on ``tensors``' test window."""
+def _load_forward(model_uri: str) -> Callable[[np.ndarray], np.ndarray]:
     import mlflow.keras
 
     from airquality_assets.ml.model import jit_forward
 
-    model = mlflow.keras.load_model(model_uri)
-    return float(_test_metrics(tensors, jit_forward(model))[2]["rmse"].mean())
+    return jit_forward(mlflow.keras.load_model(model_uri))
 
 
-def evaluate_candidate(
-    tensors: SequenceTensors, candidate: dict[str, Any], reports_dir: Path, client: Any
-) -> dict[str, Any]:
-    """The tuned model against every baseline on the test window; logged to its MLflow run
-    through ``client`` (an ``MlflowClient``)."""
+def score_model_uri(tensors: SequenceTensors, model_uri: str) -> float:
+    """Mean test RMSE (ug/m3) of a logged or registered model on ``tensors``' test window."""
+    return float(_test_metrics(tensors, _load_forward(model_uri))[2]["rmse"].mean())
+
+
+@dataclass(frozen=True)
+class CandidateScores:
+    """Per model ("lstm" and each baseline): metrics per (pollutant, horizon) on the test
+    window, plus the model's own forecasts for plotting."""
+
+    metrics: dict[str, pd.DataFrame]
+    y_test: np.ndarray
+    lstm_forecast: np.ndarray
+
+    @property
+    def mean_rmse(self) -> dict[str, float]:
+        return {name: float(frame["rmse"].mean()) for name, frame in self.metrics.items()}
+
+
+def score_candidate(tensors: SequenceTensors, candidate: TrainedCandidate) -> CandidateScores:
+    """The tuned model (loaded from its logged MLflow model) and every baseline on the test
+    window."""
     from airquality_assets.ml.baselines import baseline_forecasts
-    from airquality_assets.ml.model import jit_forward
-    from airquality_assets.ml.tracking import log_horizon_metrics
 
-    model, _ = load_package(candidate["package_dir"])
-    y_test, pred, lstm_metrics = _test_metrics(tensors, jit_forward(model))
+    y_test, pred, lstm_metrics = _test_metrics(tensors, _load_forward(candidate.model_uri))
     metrics = {"lstm": lstm_metrics}
     for name, forecast in baseline_forecasts(tensors, tensors.ends["test"]).items():
         metrics[name] = forecast_metrics(y_test, forecast, tensors.target_names, tensors.horizons)
-    means = {name: float(frame["rmse"].mean()) for name, frame in metrics.items()}
-    score = means["lstm"]
+    return CandidateScores(metrics=metrics, y_test=y_test, lstm_forecast=pred)
 
-    plot = rmse_by_horizon_plot(metrics)
-    plot_path = atomic_write_bytes(reports_dir / "rmse_by_horizon.png", plot)
-    scatter = predicted_vs_actual_plot(y_test, pred, tensors.target_names, tensors.horizons)
-    table = markdown_table(metrics)
-    per_model = {
-        name: frame.assign(model=name).to_dict(orient="records") for name, frame in metrics.items()
+
+@dataclass(frozen=True)
+class RenderedEvaluation:
+    """The comparison for people: a Markdown table and two PNG plots."""
+
+    markdown: str
+    rmse_by_horizon_png: bytes
+    predicted_vs_actual_png: bytes
+
+
+def render_evaluation(tensors: SequenceTensors, scores: CandidateScores) -> RenderedEvaluation:
+    return RenderedEvaluation(
+        markdown=markdown_table(scores.metrics),
+        rmse_by_horizon_png=rmse_by_horizon_plot(scores.metrics),
+        predicted_vs_actual_png=predicted_vs_actual_plot(
+            scores.y_test, scores.lstm_forecast, tensors.target_names, tensors.horizons
+        ),
+    )
+
+
+def _per_model_records(scores: CandidateScores) -> dict[str, list[dict[str, Any]]]:
+    return {
+        name: frame.assign(model=name).to_dict(orient="records")
+        for name, frame in scores.metrics.items()
     }
-    run_id = candidate["run_id"]
-    # the model's test errors per horizon (step = horizon); each baseline's mean test RMSE as
-    # one metric for comparing runs; every model's per-horizon table as an MLflow table
-    log_horizon_metrics(client, run_id, lstm_metrics, default_split="test")
-    for name, mean in means.items():
+
+
+def log_evaluation(
+    client: Any, run_id: str, scores: CandidateScores, rendered: RenderedEvaluation
+) -> None:
+    """Everything about the evaluation on the candidate's MLflow run, through ``client``.
+
+    The model's test errors per horizon (step = horizon); each baseline's mean test RMSE as
+    one metric for comparing runs; every model's per-horizon table as an MLflow table; the
+    Markdown comparison and both plots as artifacts.
+    """
+    from airquality_assets.ml.tracking import log_horizon_metrics
+
+    log_horizon_metrics(client, run_id, scores.metrics["lstm"], default_split="test")
+    for name, mean in scores.mean_rmse.items():
         if name != "lstm" and math.isfinite(mean):
             client.log_metric(run_id, f"{name}_test_rmse_mean", mean)
     by_horizon = pd.concat(
-        [frame.assign(model=name) for name, frame in metrics.items()], ignore_index=True
+        [frame.assign(model=name) for name, frame in scores.metrics.items()], ignore_index=True
     )
     client.log_table(run_id, data=by_horizon, artifact_file="evaluation/by_horizon.json")
-    client.log_text(run_id, table, "evaluation/comparison.md")
-    client.log_text(run_id, json.dumps(per_model, default=float), "evaluation/metrics.json")
-    client.log_image(run_id, _png_array(plot), "evaluation/rmse_by_horizon.png")
-    client.log_image(run_id, _png_array(scatter), "evaluation/test_predicted_vs_actual.png")
+    client.log_text(run_id, rendered.markdown, "evaluation/comparison.md")
+    records = json.dumps(_per_model_records(scores), default=float)
+    client.log_text(run_id, records, "evaluation/metrics.json")
+    client.log_image(
+        run_id, _png_array(rendered.rmse_by_horizon_png), "evaluation/rmse_by_horizon.png"
+    )
+    client.log_image(
+        run_id,
+        _png_array(rendered.predicted_vs_actual_png),
+        "evaluation/test_predicted_vs_actual.png",
+    )
 
+
+def evaluation_of(
+    tensors: SequenceTensors,
+    candidate: TrainedCandidate,
+    scores: CandidateScores,
+    markdown: str,
+    plot_path: Path,
+) -> Evaluation:
+    """The hand-over to the promotion gate: score, ratios and the horizons where it loses."""
+    means = scores.mean_rmse
+    score = means["lstm"]
     test_start, test_end = tensors.split_range("test")
-    return {
-        "candidate": candidate,
-        "score": score,
-        "score_name": SCORE_NAME,
-        "mean_rmse": means,
-        "rmse_ratio_vs_persistence": score / means["persistence"],
-        "rmse_ratio_vs_ridge": score / means["ridge"] if "ridge" in means else float("nan"),
-        "losing_horizons": {
-            name: losing_horizons(lstm_metrics, metrics[name])
+    return Evaluation(
+        candidate=candidate,
+        score=score,
+        score_name=SCORE_NAME,
+        mean_rmse=means,
+        rmse_ratio_vs_persistence=score / means["persistence"],
+        rmse_ratio_vs_ridge=score / means["ridge"] if "ridge" in means else float("nan"),
+        losing_horizons={
+            name: losing_horizons(scores.metrics["lstm"], scores.metrics[name])
             for name in BASELINES_TO_BEAT_EVERYWHERE
-            if name in metrics
+            if name in scores.metrics
         },
-        "metrics": per_model,
-        "markdown": table,
-        "plot_path": str(plot_path),
-        "plot_markdown": "![RMSE by horizon](data:image/png;base64,"
-        + base64.b64encode(plot).decode()
-        + ")",
-        "test_window": {"start": test_start, "end": test_end, "windows": len(y_test)},
-    }
+        metrics=_per_model_records(scores),
+        markdown=markdown,
+        plot_path=str(plot_path),
+        test_window={"start": test_start, "end": test_end, "windows": len(scores.y_test)},
+    )
+
+
+def evaluate_candidate(
+    tensors: SequenceTensors, candidate: TrainedCandidate, reports_dir: Path, client: Any
+) -> tuple[Evaluation, RenderedEvaluation]:
+    """Score, render, write the RMSE plot under ``reports_dir`` and log to the candidate's run
+    (through ``client``, an ``MlflowClient``)."""
+    scores = score_candidate(tensors, candidate)
+    rendered = render_evaluation(tensors, scores)
+    plot_path = atomic_write_bytes(
+        reports_dir / "rmse_by_horizon.png", rendered.rmse_by_horizon_png
+    )
+    log_evaluation(client, candidate.run_id, scores, rendered)
+    return evaluation_of(tensors, candidate, scores, rendered.markdown, plot_path), rendered
 
 
 def _png_array(png: bytes) -> np.ndarray:
@@ -279,11 +348,11 @@ def _champion_seen_until(client: Any, registered_name: str) -> str | None:
 
 def promote(
     tensors: SequenceTensors,
-    evaluation: dict[str, Any],
+    evaluation: Evaluation,
     registered_name: str,
     client: Any,
     tags: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+) -> PromotionDecision:
     """Register the tuned model; move ``champion`` only if it beats the current champion.
 
     Nothing is registered when the model does not beat persistence: the blocking check on
@@ -293,41 +362,31 @@ def promote(
     """
     from airquality_assets.ml.registry import register_and_maybe_promote
 
-    candidate = evaluation["candidate"]
-    if not evaluation["rmse_ratio_vs_persistence"] < 1.0:
+    candidate = evaluation.candidate
+    if not evaluation.rmse_ratio_vs_persistence < 1.0:
         raise ValueError(
-            f"candidate {candidate['name']} does not beat persistence "
-            f"(RMSE ratio {evaluation['rmse_ratio_vs_persistence']:.3f}); nothing registered"
+            f"candidate {candidate.name} does not beat persistence "
+            f"(RMSE ratio {evaluation.rmse_ratio_vs_persistence:.3f}); nothing registered"
         )
     # The gate's window: after both models' training and validation data.
     gate = gate_tensors(tensors, _champion_seen_until(client, registered_name))
-    score = evaluation["score"]
+    score = evaluation.score
     if gate is not tensors:
-        score = score_model_uri(gate, candidate["model_uri"])
-    decision = register_and_maybe_promote(
+        score = score_model_uri(gate, candidate.model_uri)
+    return register_and_maybe_promote(
         client,
-        candidate["model_uri"],
+        candidate.model_uri,
         registered_name,
         score,
         SCORE_NAME,
         evaluate_champion=lambda uri: score_model_uri(gate, uri),
         tags={
             **(tags or {}),
-            "candidate": candidate["name"],
-            "test_window": json.dumps(evaluation["test_window"]),
+            "candidate": candidate.name,
+            "test_window": json.dumps(evaluation.test_window),
             "gate_windows": str(len(gate.ends["test"])),
-            "rmse_ratio_vs_persistence": f"{evaluation['rmse_ratio_vs_persistence']:.4f}",
-            "test_mean_rmse": json.dumps(evaluation["mean_rmse"]),
+            "rmse_ratio_vs_persistence": f"{evaluation.rmse_ratio_vs_persistence:.4f}",
+            "test_mean_rmse": json.dumps(evaluation.mean_rmse),
         },
-        run_id=candidate["run_id"],
+        run_id=candidate.run_id,
     )
-    champion = decision.new_version if decision.promoted else decision.previous_champion_version
-    return {
-        "promoted": decision.promoted,
-        "reason": decision.reason,
-        "registered_name": registered_name,
-        "new_version": decision.new_version,
-        "champion_version": champion,
-        "candidate_score": decision.candidate_score,
-        "previous_champion_score": decision.champion_score,
-    }

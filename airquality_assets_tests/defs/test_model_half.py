@@ -62,22 +62,22 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     settings, instance, resources, result = trained
     assert result.success
     evaluation = result.output_for_node("model_evaluation")
-    assert evaluation["test_window"]["windows"] > 0
-    assert set(evaluation["mean_rmse"]) >= {"lstm", "persistence", "seasonal_naive", "ridge"}
+    assert evaluation.test_window["windows"] > 0
+    assert set(evaluation.mean_rmse) >= {"lstm", "persistence", "seasonal_naive", "ridge"}
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["beats_persistence"].passed
-    losing = evaluation["losing_horizons"]
+    losing = evaluation.losing_horizons
     assert set(losing) == {"persistence", "ridge"}
     every_horizon = checks["beats_baselines_every_horizon"]
     assert every_horizon.severity == dg.AssetCheckSeverity.WARN
     assert every_horizon.passed == (not any(h for per in losing.values() for h in per.values()))
     assert every_horizon.metadata["losing_horizons"].value == losing
     decision = result.output_for_node("champion_model")
-    assert decision["promoted"], decision["reason"]
+    assert decision.promoted, decision.reason
 
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     version = client.get_model_version_by_alias(settings.model_name, "champion")
-    assert str(version.version) == decision["new_version"]
+    assert str(version.version) == decision.new_version
     experiment = client.get_experiment_by_name(settings.experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -89,7 +89,7 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     # MLflow's idiom: per-horizon errors are one metric with step = horizon; epoch curves
     # were logged live (step = epoch); every candidate run, logged model and the version
     # point back to Dagster; logged models are named after their candidate
-    best = client.get_run(evaluation["candidate"]["run_id"])
+    best = client.get_run(evaluation.candidate.run_id)
     per_horizon = client.get_metric_history(best.info.run_id, "test_rmse_pm2_5")
     assert [m.step for m in per_horizon] == list(range(1, 25))
     assert not any(
@@ -107,9 +107,9 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
         # logged live: each epoch's point has its own time, not the run's start time
         stamps = [m.timestamp for m in client.get_metric_history(run.info.run_id, "loss")]
         assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps) >= 1
-    model_id = evaluation["candidate"]["model_uri"].removeprefix("models:/")
+    model_id = evaluation.candidate.model_uri.removeprefix("models:/")
     logged = client.get_logged_model(model_id)
-    assert logged.name == evaluation["candidate"]["name"]
+    assert logged.name == evaluation.candidate.name
     assert logged.tags["dagster.run_id"] == dagster_run
     assert settings.model_name in logged.tags["mlflow.modelVersions"]  # not "Not registered"
     assert version.tags["dagster.asset"] == "champion_model"
@@ -128,9 +128,9 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
 
     mats = result.asset_materializations_for_node("bento")
     meta = mats[0].metadata
-    assert meta["mlflow_version"].value == decision["new_version"]
+    assert meta["mlflow_version"].value == decision.new_version
     stored = bentoml.models.get(meta["model_tag"].value)
-    assert stored.info.metadata["mlflow_version"] == decision["new_version"]
+    assert stored.info.metadata["mlflow_version"] == decision.new_version
     service = bentoml.bentos.get(meta["bento_tag"].value).info.services[0]
     assert [m.tag for m in service.models] == [stored.tag]  # declared by the service
 
