@@ -44,6 +44,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
+from airquality_assets.ml.package import DEFAULT_MODEL_NAME
 from airquality_assets.ml.tracking import default_tracking_uri
 from airquality_assets.sources.base import Location
 from airquality_assets.sources.replay import BEIJING, replay_locations
@@ -166,7 +167,7 @@ class Settings:
     targets: list[str] = field(default_factory=lambda: ["pm2_5"])
     profile: str = "demo"
     experiment_name: str = "airquality-forecast"
-    model_name: str = "airquality-lstm"
+    model_name: str = DEFAULT_MODEL_NAME
     #: None: SQLite under the data directory (:func:`ml.tracking.default_tracking_uri`).
     tracking_uri: str | None = None
     #: None: the BentoML store under the data directory.
@@ -231,7 +232,7 @@ class Settings:
             targets=[t for t in targets if t],
             profile=profile,
             experiment_name=env.get("AIRQUALITY_EXPERIMENT", "airquality-forecast"),
-            model_name=env.get("AIRQUALITY_MODEL_NAME", "airquality-lstm"),
+            model_name=env.get("AIRQUALITY_MODEL_NAME", DEFAULT_MODEL_NAME),
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             bentoml_home_dir=Path(bentoml_home) if bentoml_home else None,
             clients=ClientSettings.from_env(env),

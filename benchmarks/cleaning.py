@@ -27,7 +27,7 @@ from parse_merge import median_seconds  # run as a script: benchmarks/ is on sys
 from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME, WEATHER
 from airquality_assets.transforms.cleaning import clean_observations
 from airquality_assets.transforms.merging import VALUE_COLUMNS, merge_hourly
-from airquality_assets.transforms.parsing import empty_frame
+from airquality_assets.transforms.parsing import parse_many
 
 HOURS = 8760
 T0 = pd.Timestamp("2024-01-01T00:00Z")
@@ -37,7 +37,7 @@ def grid(rng: np.random.Generator) -> pd.DataFrame:
     keep = rng.uniform(size=HOURS) > 0.05
     times = [T0 + pd.Timedelta(hours=h) for h in np.flatnonzero(keep)]
     n = len(times)
-    air = empty_frame("air").reindex(range(n))
+    air = parse_many([], "", kind="air").reindex(range(n))
     air[LOCATION] = pd.array(["a"] * n, dtype="string")
     air[TIME] = times
     for p in POLLUTANTS:
@@ -45,7 +45,7 @@ def grid(rng: np.random.Generator) -> pd.DataFrame:
         values[rng.integers(0, n, 10)] *= 15  # isolated spikes
         air[p] = values
     air[AQI] = pd.array(rng.integers(1, 6, n), dtype="Int64")
-    weather = empty_frame("weather").reindex(range(n))
+    weather = parse_many([], "", kind="weather").reindex(range(n))
     weather[LOCATION] = pd.array(["a"] * n, dtype="string")
     weather[TIME] = times
     for column in WEATHER:

@@ -23,7 +23,6 @@ import time
 
 import numpy as np
 
-import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras is imported)
 from airquality_assets.ml.baselines import baseline_forecasts
 from airquality_assets.ml.evaluation import forecast_metrics
 from airquality_assets.ml.model import (

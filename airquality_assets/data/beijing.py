@@ -14,8 +14,8 @@ Honesty rules, because downstream code must not mistake invented numbers for mea
 * Only measured or derived fields are emitted. The station measured PM2.5 only, so an
   air-pollution record has ``components`` ``{"pm2_5": x}`` and nothing else; an hour whose
   PM2.5 is ``NA`` is left out of the list, exactly like an hour the API did not return.
-* ``main.aqi`` is *derived* from PM2.5 with OWM's published band table (API reference 1.6);
-  the live API computes it server-side from all pollutants.
+* ``main.aqi`` is *derived* from PM2.5 with OWM's published band table (the one copy is
+  ``serving/aqi.py``); the live API computes it server-side from all pollutants.
 * Weather fields that the station did not record (precipitation amount, snow depth, cloud
   cover, visibility, ...) are absent from the hour objects, never zero.
 """

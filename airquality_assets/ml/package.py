@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airquality_assets.storage import atomic_write_bytes
-
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
+#: The model's name in the MLflow registry and in the BentoML store, unless
+#: ``AIRQUALITY_MODEL_NAME`` says otherwise (read by ``Settings`` and ``ServiceConfig``).
+DEFAULT_MODEL_NAME = "airquality-lstm"
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ModelMetadata:
     lookback: int
     horizons: list[int]
     training_window: dict[str, str]  # {"start": iso, "end": iso}
-    model_name: str = "airquality-lstm"
+    model_name: str = DEFAULT_MODEL_NAME
     model_version: str = "unregistered"
     test_metrics: dict[str, Any] = field(default_factory=dict)
     # per feature: {"quantiles": [...], "mean": m, "std": s, "sample": [...]} of training rows
@@ -47,6 +48,10 @@ class ModelMetadata:
 
 def write_metadata(metadata: ModelMetadata, directory: str | os.PathLike[str]) -> Path:
     """Write ``metadata.json`` atomically."""
+    # Imported here: the bento carries this module for reading packages, not storage's
+    # dependencies (pandas, pyarrow).
+    from airquality_assets.storage import atomic_write_bytes
+
     return atomic_write_bytes(Path(directory) / METADATA_FILE, metadata.to_json().encode())
 
 

@@ -90,30 +90,6 @@ def ensure_experiment(client: Any, experiment_name: str, artifact_location: str)
         return experiment.experiment_id
 
 
-def configure_tracking(
-    data_dir: str | os.PathLike[str],
-    experiment_name: str,
-    tracking_uri: str | None = None,
-) -> str:
-    """Point the process-wide MLflow API at ``tracking_uri`` (default: the data dir's SQLite)
-    and make ``experiment_name`` (artifacts under the data dir) the active experiment.
-
-    For notebooks and scripts; Dagster steps get the same through the ``mlflow`` resource.
-    Returns the experiment id.
-    """
-    import mlflow
-
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri(data_dir))
-    experiment_id = ensure_experiment(
-        mlflow.MlflowClient(),
-        experiment_name,
-        f"{default_artifact_location(data_dir)}/{experiment_name}",
-    )
-    mlflow.set_experiment(experiment_id=experiment_id)
-    return experiment_id
-
-
 def parent_run_for(
     client: Any,
     experiment_id: str,
@@ -188,13 +164,6 @@ def horizon_metrics(
         for (key, _), value in _metric_values(metrics_df, default_split, False).items()
     ]
     return per_horizon + means
-
-
-def flatten_metrics(metrics_df: pd.DataFrame, default_split: str = "test") -> dict[str, float]:
-    """The means of :func:`horizon_metrics` as a flat dict (what summaries and the gate read)."""
-    return {
-        key: value for (key, _), value in _metric_values(metrics_df, default_split, False).items()
-    }
 
 
 def _metric_values(
@@ -347,8 +316,8 @@ def log_candidate_run(
 
     The run is nested under ``parent_run_id`` (the grid's parent run, see
     :func:`parent_run_for`), never under whatever run happens to be active. It records
-    params (``params.as_dict()`` plus ``name``), per-epoch curves, the flattened
-    ``metrics_df`` (:func:`flatten_metrics`), ``plots`` (file name -> PNG/SVG bytes) under
+    params (``params.as_dict()`` plus ``name``), per-epoch curves, ``metrics_df`` per
+    horizon and as means (:func:`horizon_metrics`), ``plots`` (file name -> PNG/SVG bytes) under
     ``plots/``, ``metadata.json`` under ``model_package/``, and the Keras model via
     ``mlflow.keras.log_model`` with an inferred tensor signature and an explicit pip
     requirement list (``pip_requirements`` or :func:`default_pip_requirements`), which

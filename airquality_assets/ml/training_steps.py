@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras is imported)
 from airquality_assets.ml.drift_reference import reference_profile
 from airquality_assets.ml.evaluation import (
     forecast_metrics,

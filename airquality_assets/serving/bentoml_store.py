@@ -15,8 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airquality_assets.ml.package import METADATA_FILE, MODEL_FILE, read_metadata
-from airquality_assets.serving.config import DEFAULT_MODEL_NAME
+from airquality_assets.ml.package import (
+    DEFAULT_MODEL_NAME,
+    METADATA_FILE,
+    MODEL_FILE,
+    read_metadata,
+)
 
 MLFLOW_VERSION_KEY = "mlflow_version"
 

@@ -1,8 +1,8 @@
 """The service's settings: read from the environment once, at start-up, into one object.
 
 ``bento/service.py`` calls :meth:`ServiceConfig.from_env` once; everything else receives the
-object. Only pydantic is imported here, so the XLA flags it decides can still be set before
-JAX loads.
+object. Only pydantic (and the standard library) is imported here, so the XLA flags it
+decides can still be set before JAX loads.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from airquality_assets.ml.package import DEFAULT_MODEL_NAME
 from airquality_assets.serving.request import MAX_LOCATIONS
-
-#: The model's name in the MLflow registry and in the BentoML store (AIRQUALITY_MODEL_NAME).
-DEFAULT_MODEL_NAME = "airquality-lstm"
 
 #: Environment variable per field; the table in the README lists the same.
 ENV_NAMES: dict[str, str] = {

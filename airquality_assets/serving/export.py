@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras)
 from airquality_assets.ml.package import save_package
 from airquality_assets.serving.bentoml_store import build_bento, find_model, import_model_package
 

@@ -260,28 +260,6 @@ def error_from_exception(
     return ctx.error(_trim(scrub(reason, [ctx.api_key])), status=None)
 
 
-def send_get(
-    session: requests.Session,
-    url: str,
-    params: Sequence[tuple[str, str]],
-    timeout_s: float,
-    ctx: CallContext,
-    max_attempts: int,
-) -> requests.Response:
-    """GET with the session's retries; a transport failure becomes a :class:`SourceError`.
-
-    Non-2xx responses are returned, not raised, so a client can inspect the body first (VC
-    quota texts); call :func:`error_from_response` on them. The SourceError is raised
-    outside the ``except`` block on purpose: chaining would attach the requests exception,
-    whose message contains the URL with the key, to every logged traceback.
-    """
-    try:
-        return session.get(url, params=list(params), timeout=timeout_s)
-    except requests.RequestException as exc:
-        failure = error_from_exception(exc, ctx, timeout_s, max_attempts)
-    raise failure
-
-
 class BadBodyError(ValueError):
     """A 2xx answer whose body cannot be used: truncated, not JSON, or not the documented shape.
 
@@ -317,8 +295,10 @@ def get_validated(
     (``policy.max_retries``); only the loop is ours, because urllib3 never sees the body.
     After the last try the error names the parse problem and how many bytes arrived.
     ``validate`` raises :class:`BadBodyError` for a retryable body and may raise
-    :class:`SourceError` for a final answer (e.g. a quota text). Non-2xx responses and
-    transport errors behave as in :func:`send_get` (urllib3 already retried them).
+    :class:`SourceError` for a final answer (e.g. a quota text). A non-2xx answer or a
+    transport error (urllib3 already retried them) becomes a :class:`SourceError`, raised
+    outside the ``except`` block on purpose: chaining would attach the requests exception,
+    whose message contains the URL with the key, to every logged traceback.
     ``inspect`` sees every answer first, whatever its status (VC's quota texts).
     """
     retry = build_retry(policy)

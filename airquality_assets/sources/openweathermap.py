@@ -1,4 +1,4 @@
-"""Live client for the OpenWeatherMap Air Pollution API (history, current, forecast).
+"""Live client for the OpenWeatherMap Air Pollution API (history, forecast).
 
 It returns the response body byte for byte (:class:`RawResponse`); turning it into rows,
 filtering ``start <= dt <= end`` and removing duplicate hours is the parser's job, so the raw
@@ -92,10 +92,6 @@ class OpenWeatherMapClient:
         ]
         time_range = f"{_iso_utc(start_utc)}..{_iso_utc(end_utc)}"
         return self._get("/history", location, params, time_range)
-
-    def current(self, location: Location) -> RawResponse:
-        """The current hour's record (one element in ``list``)."""
-        return self._get("", location, [], "current hour")
 
     def forecast(self, location: Location) -> RawResponse:
         """Hourly forecast for about the next 4 days (about 96 elements; not fixed)."""

@@ -12,11 +12,11 @@ configurable instant ``now`` inside the data (default 2014-12-31T00:00Z), so a d
 tests are reproducible:
 
 * air-pollution ``history`` never returns records after ``now``;
-* ``current`` is the record of the hour ``now`` falls in (``"list":[]`` if that hour is NA);
-* ``forecast`` is the next 96 hours after that hour. Replay "forecasts" are simply the later
-  *measurements* (a perfect forecast), which is fine for exercising the pipeline but must not
-  be mistaken for forecast skill. The data ends 2014-12-31T15:00Z, so near the end of the data
-  a forecast has fewer than 96 records, just as the live API's count varies.
+* ``forecast`` is the next 96 hours after the hour ``now`` falls in. Replay "forecasts" are
+  simply the later *measurements* (a perfect forecast), which is fine for exercising the
+  pipeline but must not be mistaken for forecast skill. The data ends 2014-12-31T15:00Z, so
+  near the end of the data a forecast has fewer than 96 records, just as the live API's count
+  varies.
 * the weather ``timeline`` mirrors VC: hours up to ``now`` are ``"source":"obs"``; later hours
   up to VC's 15-day forecast horizon (today + 14 days) are ``"source":"fcst"`` (again the
   later measurements); days with no hour at all (beyond the horizon or outside the data) are
@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -192,10 +192,6 @@ class _ReplayBase:
         """The replay instant (UTC); nothing after it is ever served as an observation."""
         return self._now
 
-    def with_now(self, now: datetime | str) -> Self:
-        """The same source with another clock; the loaded data stays shared (process cache)."""
-        return type(self)(now, data_dir=self._data_dir, station_aliases=tuple(self._aliases))
-
     def _now_epoch(self) -> int:
         return math.floor(self._now.timestamp())
 
@@ -270,13 +266,6 @@ class ReplayAirPollutionSource(_ReplayBase):
         return self._respond(
             location, "history", f"&start={lo}&end={hi}", lo, min(hi, self._now_epoch()), began
         )
-
-    def current(self, location: Location) -> RawResponse:
-        """The record of the hour ``now`` falls in; ``"list":[]`` if that hour is missing."""
-        began = time.perf_counter()
-        hour = self._now_epoch() // _HOUR * _HOUR
-        self._check_location(location, f"current at {_iso(hour)}")
-        return self._respond(location, "current", "", hour, hour, began)
 
     def forecast(self, location: Location) -> RawResponse:
         """The 96 hours after the current one: the later *measurements* (a perfect forecast)."""
@@ -419,13 +408,6 @@ def replay_locations(count: int) -> list[Location]:
     ]
 
 
-def default_sources(
-    now: datetime | str | None = None,
-) -> tuple[ReplayAirPollutionSource, ReplayWeatherSource]:
-    """Both replay sources on one shared clock (the embedded default configuration)."""
-    return ReplayAirPollutionSource(now), ReplayWeatherSource(now)
-
-
 __all__ = [
     "BEIJING",
     "DEFAULT_NOW",
@@ -433,6 +415,5 @@ __all__ = [
     "LOCATION_TOLERANCE_DEG",
     "ReplayAirPollutionSource",
     "ReplayWeatherSource",
-    "default_sources",
     "replay_locations",
 ]

@@ -112,10 +112,6 @@ class Completeness:
                 found[key] = over
         return found
 
-    def worst_share(self, columns: Sequence[str]) -> float:
-        shares = [self.columns[c].missing_share for c in columns if c in self.columns]
-        return max(shares, default=0.0)
-
     def as_metadata(self) -> dict[str, object]:
         """Gap lengths only for columns with at least one value (an empty column is named in
         ``never_reported``, not given a gap as long as the window)."""

@@ -228,7 +228,7 @@ def _weather_frame(rows: list[Mapping[str, Any]], location: str) -> pd.DataFrame
 
 
 def parse_air_pollution(body: Body, location: str) -> pd.DataFrame:
-    """One OWM Air Pollution body (current, forecast or history) -> hourly air-quality frame.
+    """One OWM Air Pollution body (history or forecast) -> hourly air-quality frame.
 
     Columns :data:`AIR_COLUMNS`: ``location`` (string), ``time`` (datetime64[ns, UTC], from
     ``dt``), the 8 pollutants as float64 (a missing or null component is NaN, never 0) and
@@ -279,8 +279,3 @@ def parse_many(bodies: Iterable[Body], location: str, kind: Kind | None = None) 
     if kind == "weather":
         return _weather_frame(_weather_rows(docs), location)
     raise ValueError(f"kind must be 'air' or 'weather', got {kind!r}")
-
-
-def empty_frame(kind: Kind) -> pd.DataFrame:
-    """An empty air or weather frame with the contract's columns and dtypes."""
-    return parse_many([], location="", kind=kind)

@@ -1,4 +1,4 @@
-"""The full Definitions load, and the asset graph has the shape the design promises."""
+"""The full Definitions load, and the asset graph has the shape the README describes."""
 
 from __future__ import annotations
 

@@ -28,10 +28,10 @@ from airquality_assets.ml.registry import (
 )
 from airquality_assets.ml.tracking import (
     CandidateRun,
-    configure_tracking,
     default_artifact_location,
     default_tracking_uri,
     end_parent_run,
+    ensure_experiment,
     epoch_logger,
     log_candidate_run,
     parent_run_for,
@@ -125,7 +125,10 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     data_dir = tmp_path_factory.mktemp("mlflow-data")
     previous = mlflow.get_tracking_uri()
-    configure_tracking(data_dir, "test-grid")
+    mlflow.set_tracking_uri(default_tracking_uri(data_dir))
+    ensure_experiment(
+        mlflow.MlflowClient(), "test-grid", f"{default_artifact_location(data_dir)}/test-grid"
+    )
     yield data_dir
     mlflow.set_tracking_uri(previous)
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras)
 from airquality_assets.ml.package import ModelMetadata, save_package
 from airquality_assets.transforms.features import default_feature_names
 

@@ -7,7 +7,7 @@ import pytest
 
 from airquality_assets.serving.aqi import AQI_BREAKPOINTS, aqi_band, has_aqi_scale, overall_aqi
 
-# Every band edge from API_REFERENCE.md section 1.6.
+# Every band edge of OpenWeatherMap's published Air Pollution API index table.
 TABLE = {
     "so2": (20, 80, 250, 350),
     "no2": (40, 70, 150, 200),

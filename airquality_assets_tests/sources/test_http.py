@@ -174,18 +174,19 @@ def test_zero_interval_throttle_does_not_wait(monkeypatch: pytest.MonkeyPatch) -
     assert sleeps == []
 
 
-def _get(server: HTTPServer, policy: http.RetryPolicy = FAST) -> requests.Response:
+def _get(url: str, policy: http.RetryPolicy = FAST) -> requests.Response:
     session = http.build_session(policy)
     params = [("lat", "1"), ("appid", KEY)]
-    return http.send_get(session, server.url_for("/x"), params, 2.0, CTX, policy.max_attempts)
+    response, _ = http.get_validated(session, url, params, 2.0, CTX, policy, lambda r: None)
+    return response
 
 
-def test_final_failed_response_is_returned_and_counts_attempts(server: HTTPServer) -> None:
+def test_final_failed_response_is_an_error_that_counts_attempts(server: HTTPServer) -> None:
     server.expect_request("/x").respond_with_data(fixture_bytes("owm_error_502.html"), status=502)
-    response = _get(server)
-    assert response.status_code == 502
+    with pytest.raises(SourceError) as caught:
+        _get(server.url_for("/x"))
     assert len(server.log) == 3
-    error = http.error_from_response(response, CTX)
+    error = caught.value
     assert error.status == 502
     assert "server error: 502 Bad Gateway (gave up after 3 attempts)" in str(error)
     assert error.source == "testsource"
@@ -201,7 +202,7 @@ def test_hostile_retry_after_is_capped(server: HTTPServer) -> None:
     server.expect_oneshot_request("/x").respond_with_data("ok")
     capped = http.RetryPolicy(max_retries=2, backoff_factor=0.001, max_retry_after_s=0)
     started = time.monotonic()
-    response = _get(server, capped)
+    response = _get(server.url_for("/x"), capped)
     assert response.status_code == 200
     assert time.monotonic() - started < 5
     assert len(server.log) == 2
@@ -212,16 +213,14 @@ def test_malformed_retry_after_is_a_clear_error(server: HTTPServer) -> None:
         "slow down", status=429, headers={"Retry-After": "soon"}
     )
     with pytest.raises(SourceError) as caught:
-        _get(server)
+        _get(server.url_for("/x"))
     assert "Retry-After" in caught.value.reason
     assert_key_hidden(caught.value)
 
 
 def test_connection_refused_is_a_clear_error() -> None:
-    session = http.build_session(FAST)
-    url = f"http://127.0.0.1:{closed_port()}/x"
     with pytest.raises(SourceError) as caught:
-        http.send_get(session, url, [("appid", KEY)], 2.0, CTX, FAST.max_attempts)
+        _get(f"http://127.0.0.1:{closed_port()}/x")
     error = caught.value
     assert error.status is None
     assert "could not connect" in error.reason

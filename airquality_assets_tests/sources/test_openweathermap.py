@@ -128,21 +128,13 @@ def test_history_rejects_naive_or_reversed_ranges(server: HTTPServer) -> None:
     assert server.log == []
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "fixture", "count"),
-    [
-        ("current", "/data/2.5/air_pollution", "owm_current_london.json", 1),
-        ("forecast", "/data/2.5/air_pollution/forecast", "owm_forecast_london.json", 96),
-    ],
-)
-def test_current_and_forecast(
-    server: HTTPServer, method: str, path: str, fixture: str, count: int
-) -> None:
-    body = fixture_bytes(fixture)
+def test_forecast(server: HTTPServer) -> None:
+    path = "/data/2.5/air_pollution/forecast"
+    body = fixture_bytes("owm_forecast_london.json")
     server.expect_request(path).respond_with_data(body, content_type=JSON)
-    raw = getattr(make_client(server), method)(LONDON)
+    raw = make_client(server).forecast(LONDON)
     assert raw.body == body
-    assert raw.record_count == count
+    assert raw.record_count == 96
     (request, _), *_ = server.log
     assert request.path == path
     assert list(request.args.items(multi=True)) == [

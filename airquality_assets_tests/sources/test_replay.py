@@ -31,7 +31,6 @@ from airquality_assets.sources.replay import (
     DEFAULT_NOW,
     ReplayAirPollutionSource,
     ReplayWeatherSource,
-    default_sources,
 )
 
 HOUR = 3600
@@ -132,9 +131,6 @@ def test_clock_is_configurable_and_normalised_to_utc() -> None:
     source = ReplayAirPollutionSource(now="2012-03-04T20:30:00+08:00")
     assert source.now() == utc(2012, 3, 4, 12, 30)
     assert source.now().tzinfo is UTC
-    moved = source.with_now(utc(2013, 1, 1))
-    assert isinstance(moved, ReplayAirPollutionSource)
-    assert moved.now() == utc(2013, 1, 1)
     with pytest.raises(ValueError, match="timezone-aware"):
         ReplayWeatherSource(now=datetime(2013, 1, 1))
 
@@ -215,7 +211,7 @@ def test_na_hours_are_absent(air: ReplayAirPollutionSource) -> None:
 
 
 def test_history_never_returns_records_after_now(air: ReplayAirPollutionSource) -> None:
-    source = air.with_now(utc(2012, 6, 1, 12, 30))
+    source = ReplayAirPollutionSource(utc(2012, 6, 1, 12, 30))
     records = owm_list(source.history(BEIJING, utc(2012, 6, 1), utc(2012, 6, 3)))
     assert records
     assert max(r["dt"] for r in records) <= epoch(utc(2012, 6, 1, 12))
@@ -225,7 +221,9 @@ def test_history_never_returns_records_after_now(air: ReplayAirPollutionSource) 
 
 
 def test_whole_data_set_record_count(air: ReplayAirPollutionSource) -> None:
-    records = owm_list(air.with_now(AFTER_DATA).history(BEIJING, utc(2009, 1, 1), AFTER_DATA))
+    records = owm_list(
+        ReplayAirPollutionSource(AFTER_DATA).history(BEIJING, utc(2009, 1, 1), AFTER_DATA)
+    )
     assert len(records) == TOTAL_RECORDS
     assert records[0]["dt"] == FIRST_MEASURED_EPOCH
     assert records[-1]["dt"] == LAST_EPOCH
@@ -240,39 +238,15 @@ def test_history_rejects_reversed_range_and_naive_times(air: ReplayAirPollutionS
         air.history(BEIJING, datetime(2013, 1, 1), datetime(2013, 1, 2))
 
 
-def test_current_is_the_record_of_the_hour_now_falls_in(air: ReplayAirPollutionSource) -> None:
-    records = owm_list(air.current(BEIJING))
-    assert records == [{"main": {"aqi": 1}, "components": {"pm2_5": 8.0}, "dt": 1419984000}]
-    late = air.with_now(utc(2014, 12, 31, 0, 59, 59))
-    assert owm_list(late.current(BEIJING)) == records
-    assert air.current(BEIJING).url == "replay://openweathermap/current?lat=39.95&lon=116.47"
-
-
-def test_current_is_empty_when_that_hour_is_missing(air: ReplayAirPollutionSource) -> None:
-    measured = {
-        r["dt"]
-        for r in owm_list(
-            air.with_now(AFTER_DATA).history(BEIJING, utc(2011, 1, 1), utc(2012, 1, 1))
-        )
-    }
-    missing = next(
-        e for e in range(epoch(utc(2011, 1, 1)), epoch(utc(2012, 1, 1)), HOUR) if e not in measured
-    )
-    source = air.with_now(datetime.fromtimestamp(missing + 1800, tz=UTC))
-    response = source.current(BEIJING)
-    assert response.body == b'{"coord":{"lon":116.47,"lat":39.95},"list":[]}'
-    assert response.record_count == 0
-
-
 def test_forecast_is_the_next_96_measured_hours(air: ReplayAirPollutionSource) -> None:
-    source = air.with_now(utc(2013, 6, 1, 10, 30))
+    source = ReplayAirPollutionSource(utc(2013, 6, 1, 10, 30))
     records = owm_list(source.forecast(BEIJING))
     hour = epoch(utc(2013, 6, 1, 10))
     dts = [r["dt"] for r in records]
     assert 0 < len(dts) <= 96
     assert all(hour < dt <= hour + 96 * HOUR for dt in dts)
     later = owm_list(
-        source.with_now(AFTER_DATA).history(
+        ReplayAirPollutionSource(AFTER_DATA).history(
             BEIJING, utc(2013, 6, 1, 11), utc(2013, 6, 1, 10) + timedelta(hours=96)
         )
     )
@@ -290,7 +264,7 @@ def test_forecast_near_the_end_of_the_data_is_short(air: ReplayAirPollutionSourc
 PARIS = Location("paris", 48.8566, 2.3522)
 
 
-@pytest.mark.parametrize("call", ["history", "current", "forecast", "timeline"])
+@pytest.mark.parametrize("call", ["history", "forecast", "timeline"])
 def test_a_location_other_than_the_station_is_an_error(
     air: ReplayAirPollutionSource, weather: ReplayWeatherSource, call: str
 ) -> None:
@@ -307,17 +281,20 @@ def test_a_location_other_than_the_station_is_an_error(
 
 
 def test_nearby_points_and_explicit_aliases_are_served(air: ReplayAirPollutionSource) -> None:
+    def first_hour(source: ReplayAirPollutionSource, location: Location) -> RawResponse:
+        return source.history(location, utc(2010, 1, 1, 16), utc(2010, 1, 1, 16))
+
     for near in (Location("centre", 39.9042, 116.4074), Location("edge", 40.44, 116.96)):
-        assert air.current(near).record_count == 1
+        assert first_hour(air, near).record_count == 1
     with pytest.raises(SourceError):
-        air.current(Location("too-far", 40.46, 116.47))
+        first_hour(air, Location("too-far", 40.46, 116.47))
     aliased = ReplayAirPollutionSource(station_aliases=("my-station",))
-    assert aliased.current(Location("my-station", 0.0, 0.0)).record_count == 1
+    assert first_hour(aliased, Location("my-station", 0.0, 0.0)).record_count == 1
 
 
 def test_out_of_range_coordinates_are_a_400(air: ReplayAirPollutionSource) -> None:
     with pytest.raises(SourceError) as err:
-        air.current(Location("bad", 91.0, 116.47))
+        air.forecast(Location("bad", 91.0, 116.47))
     assert err.value.status == 400
     assert "wrong latitude" in str(err.value)
 
@@ -385,7 +362,7 @@ def test_timeline_first_hour_is_the_first_raw_row(weather: ReplayWeatherSource) 
 
 
 def test_hours_after_now_are_forecast_hours(weather: ReplayWeatherSource) -> None:
-    source = weather.with_now(utc(2013, 3, 10, 5, 30))
+    source = ReplayWeatherSource(utc(2013, 3, 10, 5, 30))
     response = source.timeline(BEIJING, date(2013, 3, 9), date(2013, 3, 11))
     days = vc_days(response)
     assert [d["source"] for d in days] == ["obs", "comb", "fcst"]
@@ -398,12 +375,12 @@ def test_hours_after_now_are_forecast_hours(weather: ReplayWeatherSource) -> Non
 def test_days_beyond_the_forecast_horizon_or_the_data_are_left_out(
     weather: ReplayWeatherSource,
 ) -> None:
-    source = weather.with_now(utc(2013, 3, 10, 5))
+    source = ReplayWeatherSource(utc(2013, 3, 10, 5))
     days = vc_days(source.timeline(BEIJING, date(2013, 3, 20), date(2013, 4, 30)))
     assert days[-1]["datetime"] == "2013-03-24"  # today + 14 days
     beyond = source.timeline(BEIJING, date(2013, 4, 1), date(2013, 4, 2))
     assert vc_days(beyond) == [] and beyond.record_count == 0
-    end_of_data = weather.with_now(AFTER_DATA).timeline(
+    end_of_data = ReplayWeatherSource(AFTER_DATA).timeline(
         BEIJING, date(2014, 12, 31), date(2015, 1, 2)
     )
     assert [(d["datetime"], len(d["hours"])) for d in vc_days(end_of_data)] == [("2014-12-31", 16)]
@@ -418,7 +395,7 @@ def test_timeline_rejects_reversed_range_and_datetimes(weather: ReplayWeatherSou
 
 
 def test_whole_data_set_hour_count(weather: ReplayWeatherSource) -> None:
-    response = weather.with_now(AFTER_DATA).timeline(
+    response = ReplayWeatherSource(AFTER_DATA).timeline(
         BEIJING, date(2009, 12, 31), date(2014, 12, 31)
     )
     assert response.record_count == TOTAL_HOURS
@@ -427,7 +404,7 @@ def test_whole_data_set_hour_count(weather: ReplayWeatherSource) -> None:
 
 def test_a_year_of_day_by_day_pulls() -> None:
     """What a daily-partitioned backfill does; fast because pulls only slice sorted arrays."""
-    air, weather = default_sources()
+    air, weather = ReplayAirPollutionSource(), ReplayWeatherSource()
     day = date(2013, 1, 1)
     hours = records = 0
     while day.year == 2013:

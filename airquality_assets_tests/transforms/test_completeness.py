@@ -72,7 +72,6 @@ def test_never_reported_and_absent_columns_are_named_per_location() -> None:
     assert result.never_reported == {"humidity": ["a"], "dew": ["a", "b"]}
     assert result.columns["humidity"].missing_hours == 24
     assert result.columns["dew"].missing_hours == 48
-    assert result.worst_share(["temp", "humidity"]) == 0.5
     meta = result.as_metadata()
     assert meta["missing_hours"] == {"temp": 0, "humidity": 24, "dew": 48}
 
@@ -117,6 +116,6 @@ def test_months_over_a_threshold_are_found_even_when_the_total_is_fine() -> None
     stored = year[(year.month != 2)]
     frame = _frame("x", stored, pm2_5=[1.0] * len(stored))
     result = measure_completeness(frame, {"x": year}, ["pm2_5", "temp"])
-    assert result.worst_share(["pm2_5"]) < 0.1
+    assert result.columns["pm2_5"].missing_share < 0.1
     assert result.months_over(["pm2_5"], 0.2) == {"2014-02|x": {"pm2_5": 1.0}}
     assert result.by_month["2014-03|x"] == {"pm2_5": 0.0, "temp": 1.0}

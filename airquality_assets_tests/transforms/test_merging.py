@@ -17,7 +17,7 @@ from airquality_assets.transforms.cleaning import (
     influence_hours,
 )
 from airquality_assets.transforms.merging import OBSERVATION_COLUMNS, merge_hourly
-from airquality_assets.transforms.parsing import empty_frame, parse_air_pollution
+from airquality_assets.transforms.parsing import parse_air_pollution, parse_many
 
 T0 = pd.Timestamp("2024-01-01T00:00Z")
 REPLAY = Path(__file__).resolve().parents[2] / "airquality_assets" / "data" / "replay"
@@ -25,7 +25,7 @@ REPLAY = Path(__file__).resolve().parents[2] / "airquality_assets" / "data" / "r
 
 def air_frame(location: str, hours: list[int], **columns: list[float]) -> pd.DataFrame:
     """An air-quality frame like the parser's: given hours after T0, other columns NaN."""
-    frame = empty_frame("air").reindex(range(len(hours)))
+    frame = parse_many([], "", kind="air").reindex(range(len(hours)))
     frame[LOCATION] = pd.array([location] * len(hours), dtype="string")
     frame[TIME] = [T0 + pd.Timedelta(hours=h) for h in hours]
     for p in POLLUTANTS:
@@ -35,7 +35,7 @@ def air_frame(location: str, hours: list[int], **columns: list[float]) -> pd.Dat
 
 
 def weather_frame(location: str, hours: list[int], **columns: list[float]) -> pd.DataFrame:
-    frame = empty_frame("weather").reindex(range(len(hours)))
+    frame = parse_many([], "", kind="weather").reindex(range(len(hours)))
     frame[LOCATION] = pd.array([location] * len(hours), dtype="string")
     frame[TIME] = [T0 + pd.Timedelta(hours=h) for h in hours]
     for w in WEATHER:
@@ -65,7 +65,7 @@ def test_merge_outer_joins_onto_a_full_grid_per_location() -> None:
 
 def test_merge_duplicate_rows_keep_last() -> None:
     air = air_frame("a", [0, 1, 1], pm2_5=[1, 2, 9])
-    merged = merge_hourly(air, empty_frame("weather"))
+    merged = merge_hourly(air, parse_many([], "", kind="weather"))
     assert merged["pm2_5"].tolist() == [1.0, 9.0]
 
 
@@ -73,14 +73,14 @@ def test_merge_refuses_naive_and_off_hour_times() -> None:
     air = air_frame("a", [0, 1])
     naive = air.assign(time=air[TIME].dt.tz_localize(None))
     with pytest.raises(TypeError, match="tz-aware"):
-        merge_hourly(naive, empty_frame("weather"))
+        merge_hourly(naive, parse_many([], "", kind="weather"))
     off = air.assign(time=air[TIME] + pd.Timedelta(minutes=30))
     with pytest.raises(ValueError, match="whole UTC hour"):
-        merge_hourly(off, empty_frame("weather"))
+        merge_hourly(off, parse_many([], "", kind="weather"))
 
 
 def test_merge_of_nothing_is_an_empty_typed_frame() -> None:
-    merged = merge_hourly(pd.DataFrame(), empty_frame("weather"))
+    merged = merge_hourly(pd.DataFrame(), parse_many([], "", kind="weather"))
     assert merged.empty and tuple(merged.columns) == OBSERVATION_COLUMNS
 
 
@@ -89,7 +89,9 @@ def test_merge_of_nothing_is_an_empty_typed_frame() -> None:
 
 def _series(values: list[float], column: str = "pm2_5") -> pd.DataFrame:
     hours = list(range(len(values)))
-    return merge_hourly(air_frame("a", hours, **{column: values}), empty_frame("weather"))
+    return merge_hourly(
+        air_frame("a", hours, **{column: values}), parse_many([], "", kind="weather")
+    )
 
 
 def test_short_gap_is_interpolated_long_gap_left_whole() -> None:
@@ -325,7 +327,7 @@ def test_real_beijing_history_keeps_smog_and_cleans_windows_exactly() -> None:
         pytest.skip("replay data not present")
     doc = json.loads(gzip.decompress(path.read_bytes()))
     air = parse_air_pollution({"list": doc["list"][: 24 * 200]}, "beijing")
-    none = empty_frame("weather")
+    none = parse_many([], "", kind="weather")
     full, full_stats = clean_observations(merge_hourly(air, none))
     assert full["pm2_5"].max() > 500  # real smog episodes survive cleaning
     assert full_stats.unfilled_gaps["pm2_5"] > 0

@@ -22,7 +22,7 @@ from airquality_assets.transforms.parsing import (
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
-# Compact, key order main/components/dt, "no":0 a bare integer (API reference 1.4-1.5).
+# As OWM sends it: compact, key order main/components/dt, "no":0 a bare integer.
 OWM_LONDON = (
     '{"coord":{"lon":-0.1278,"lat":51.5074},"list":['
     '{"main":{"aqi":2},"components":{"co":293.73,"no":0,"no2":28.79,"o3":21.82,"so2":4.35,'
