@@ -19,6 +19,7 @@ import dagster as dg
 from airquality_assets.defs.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate, TunedModel
+from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.registry import PromotionDecision
 from airquality_assets.transforms.windowing import SequenceTensors
 
@@ -46,7 +47,7 @@ class GridConfig(dg.Config):
     """Override every candidate's maximum number of epochs."""
 
 
-@dg.op(out=dg.DynamicOut(dict, io_manager_key=PICKLE))
+@dg.op(out=dg.DynamicOut(LSTMParams, io_manager_key=PICKLE))
 def plan_candidates(
     context: dg.OpExecutionContext,
     config: GridConfig,
@@ -81,7 +82,7 @@ def plan_candidates(
     }
     for params in grid:
         params = dataclasses.replace(params, **overrides)
-        yield dg.DynamicOutput(params.as_dict(), mapping_key=params.name)
+        yield dg.DynamicOutput(params, mapping_key=params.name)
 
 
 @dg.op(out=dg.Out(TrainedCandidate, io_manager_key=PICKLE))
@@ -90,18 +91,16 @@ def train_candidate(
     deployment: DeploymentResource,
     mlflow: MlflowResource,
     tensors: SequenceTensors,
-    params: dict,
+    params: LSTMParams,
 ) -> TrainedCandidate:
     """Train one candidate and log it, model included, as a nested MLflow run."""
-    from airquality_assets.ml.model import LSTMParams
     from airquality_assets.ml.training_steps import fit_and_log_candidate
 
-    candidate = LSTMParams.from_dict(params)
-    context.log.info(f"training candidate {candidate.name}: {params}")
+    context.log.info(f"training candidate {params.name}: {params.as_dict()}")
     try:
         trained = fit_and_log_candidate(
             tensors,
-            candidate,
+            params,
             target_feature_index=_target_index(tensors),
             model_name=deployment.model_name,
             experiment_id=mlflow.experiment_id(),
@@ -114,10 +113,12 @@ def train_candidate(
         raise
     except Exception as exc:
         raise dg.Failure(
-            description=f"candidate {candidate.name} {params} failed: {type(exc).__name__}: {exc}"
+            description=(
+                f"candidate {params.name} {params.as_dict()} failed: {type(exc).__name__}: {exc}"
+            )
         ) from exc
     context.log.info(
-        f"candidate {candidate.name}: best val_loss {trained.val_loss:.4f} after "
+        f"candidate {params.name}: best val_loss {trained.val_loss:.4f} after "
         f"{trained.epochs} epoch(s) in {trained.fit_seconds:.1f} s"
     )
     return trained

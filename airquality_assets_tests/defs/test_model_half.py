@@ -117,7 +117,7 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     # and Dagster links to MLflow
     champion_meta = result.asset_materializations_for_node("champion_model")[0].metadata
     assert champion_meta["mlflow_new_version"].value.endswith(
-        f"/#/models/{settings.model_name}/versions/{decision['new_version']}"
+        f"/#/models/{settings.model_name}/versions/{decision.new_version}"
     )
     assert champion_meta["mlflow_run"].value.endswith(f"/runs/{best.info.run_id}")
     assert checks["champion_is_servable"].passed, checks["champion_is_servable"].description
