@@ -9,11 +9,13 @@ WORKDIR /opt/dagster/app
 
 # The runtime dependencies of pyproject.toml at the versions in requirements.lock (the lock
 # also pins the test tools; the constraint file keeps those out of the image).
+# `--build-arg EXTRAS=k8s` for the Kubernetes image (deploy/k8s/README.md).
+ARG EXTRAS=""
 COPY pyproject.toml requirements.lock ./
 RUN --mount=type=cache,target=/var/cache/uv \
     pip install --no-cache-dir uv==0.13.8 \
     && UV_CACHE_DIR=/var/cache/uv uv pip install --system -r pyproject.toml \
-       --constraint requirements.lock
+       ${EXTRAS:+--extra "$EXTRAS"} --constraint requirements.lock
 
 COPY README.md workspace.yaml ./
 COPY airquality_assets ./airquality_assets

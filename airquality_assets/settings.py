@@ -21,6 +21,11 @@ variable                       meaning                                default
 ``AIRQUALITY_EXPERIMENT``      MLflow experiment name                 airquality-forecast
 ``AIRQUALITY_MODEL_NAME``      MLflow registered model name           airquality-lstm
 ``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
+``AIRQUALITY_STORAGE_URL``     raw bodies, frames, tensors, step      the data dir
+                               outputs and MLflow artifacts on an
+                               object store (``s3://bucket/prefix``)
+``AIRQUALITY_EXECUTOR``        training steps: ``local`` processes   ``local``
+                               or ``k8s`` (a pod per step)
 ``BENTOML_HOME``               BentoML model and bento store          ``<data dir>/bentoml``
 ``AIRQUALITY_MLFLOW_UI_URL``   MLflow UI that Dagster links point to  http://127.0.0.1:5000
 ``AIRQUALITY_DAGSTER_UI_URL``  Dagster UI for MLflow tags and alerts  http://127.0.0.1:3000
@@ -45,13 +50,14 @@ from pathlib import Path
 
 from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
 from airquality_assets.ml.package import DEFAULT_MODEL_NAME
-from airquality_assets.ml.tracking import default_tracking_uri
+from airquality_assets.ml.tracking import default_artifact_location, default_tracking_uri
 from airquality_assets.sources.base import Location
 from airquality_assets.sources.replay import BEIJING, replay_locations
 
 REPLAY_FIRST_DATE = date(2010, 1, 1)
 REPLAY_END_DATE = date(2015, 1, 1)
 PROFILES = ("demo", "full")
+EXECUTORS = ("local", "k8s")
 
 
 def project_root() -> Path:
@@ -180,6 +186,10 @@ class Settings:
     pushgateway_url: str | None = None
     #: Apprise URLs for check alerts (the resource reads them again as an EnvVar: secrets).
     alert_urls: tuple[str, ...] = ()
+    #: None: stored files under the data directory; else an object-store URL (s3://...).
+    storage_url: str | None = None
+    #: Where training steps run: "local" (in process / subprocesses) or "k8s" (a pod each).
+    executor: str = "local"
 
     @property
     def location_names(self) -> list[str]:
@@ -204,6 +214,18 @@ class Settings:
     def bentoml_home(self) -> Path:
         return self.bentoml_home_dir or self.data_dir / "bentoml"
 
+    @property
+    def storage_root(self) -> str:
+        """Where the IO managers and the raw store keep files: the data dir or a URL."""
+        return self.storage_url or str(self.data_dir)
+
+    @property
+    def artifact_location(self) -> str:
+        """Root of the MLflow experiment's artifacts (under the storage URL if one is set)."""
+        if self.storage_url:
+            return f"{self.storage_url}/mlartifacts/{self.experiment_name}"
+        return f"{default_artifact_location(self.data_dir)}/{self.experiment_name}"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse and validate the environment (``os.environ`` unless given); fails clearly."""
@@ -219,6 +241,15 @@ class Settings:
         if profile not in PROFILES:
             raise ValueError(f"AIRQUALITY_PROFILE must be 'demo' or 'full', got {profile!r}")
         bentoml_home = env.get("BENTOML_HOME")
+        storage_url = env.get("AIRQUALITY_STORAGE_URL", "").strip().rstrip("/")
+        if storage_url and "://" not in storage_url:
+            raise ValueError(
+                f"AIRQUALITY_STORAGE_URL must be a URL such as s3://bucket/prefix, got "
+                f"{storage_url!r} (a local directory is AIRQUALITY_DATA_DIR)"
+            )
+        executor = env.get("AIRQUALITY_EXECUTOR", "local").strip().lower()
+        if executor not in EXECUTORS:
+            raise ValueError(f"AIRQUALITY_EXECUTOR must be 'local' or 'k8s', got {executor!r}")
         return cls(
             data_dir=data_dir.resolve(),
             source=source,
@@ -242,4 +273,6 @@ class Settings:
             alert_urls=tuple(
                 u.strip() for u in env.get("AIRQUALITY_ALERT_URLS", "").split(",") if u.strip()
             ),
+            storage_url=storage_url or None,
+            executor=executor,
         )

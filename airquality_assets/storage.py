@@ -1,9 +1,16 @@
-"""Files on disk: atomic writes and the layout of raw bodies, partitioned frames and tensors.
+"""Stored files: atomic writes and the layout of raw bodies, partitioned frames and tensors.
 
-Every write goes to a temporary file in the target directory and is then renamed over the
-target (``os.replace`` is atomic on POSIX), so a crash or a failed pull can never leave a
-half-written file where a good one used to be. No Dagster here: the IO managers and the raw
-assets call these functions.
+The storage root is a local directory or an object-store URL (``s3://bucket/prefix``, or any
+fsspec protocol whose package is installed): :func:`storage_location` makes it a
+``pathlib.Path`` or a ``upath.UPath``, and every function here takes either, so the IO
+managers and the raw store run the same code against a disk and a bucket.
+
+Atomic either way, so a crash or a failed pull never leaves a half-written file where a good
+one used to be: on disk every write goes to a temporary file in the target directory that is
+then renamed over the target (``os.replace`` is atomic on POSIX); on an object store a file
+is one PUT of the finished bytes, which S3 applies whole or not at all (a failed upload
+leaves the previous object), so no temporary object and no rename are needed. No Dagster
+here: the IO managers and the raw assets call these functions.
 """
 
 from __future__ import annotations
@@ -21,12 +28,38 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from upath import UPath
 
 from airquality_assets.transforms.windowing import Scaler, SequenceTensors, tensor_summary
 
 TENSOR_FORMAT_VERSION = 1
 TENSOR_ARRAYS_FILE = "sequence_tensors.npz"
 TENSOR_METADATA_FILE = "sequence_tensors.json"
+
+#: A stored file's location: a local path, or a path on an object store.
+StoragePath = Path | UPath
+#: fsspec protocols whose directory listings we never cache: another process (a pod, the
+#: next run) may have written since, and a stale listing would hide a stored raw body.
+_UNCACHED_LISTINGS = {"s3", "s3a", "gs", "gcs", "abfs", "az"}
+
+
+def storage_location(root: str | os.PathLike[str]) -> StoragePath:
+    """A local directory as a ``Path``; a URL with a scheme (``s3://...``) as a ``UPath``.
+
+    Credentials and the endpoint come from the store's usual environment (for S3:
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``), never from here.
+    """
+    text = os.fspath(root)
+    if "://" not in text or text.startswith("file://"):
+        return Path(text.removeprefix("file://"))
+    protocol = text.split("://", 1)[0]
+    if protocol in _UNCACHED_LISTINGS:
+        return UPath(text, use_listings_cache=False)
+    return UPath(text)
+
+
+def is_local(path: StoragePath) -> bool:
+    return isinstance(path, Path)
 
 
 @contextmanager
@@ -44,51 +77,65 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: StoragePath, data: bytes) -> StoragePath:
     """Write ``data`` to ``path`` atomically; the previous file survives any failure."""
+    if not isinstance(path, Path):
+        path.write_bytes(data)  # one PUT: the object is replaced whole or not at all
+        return path
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
 
 
-def frame_dir(base_dir: Path, asset: str, location: str) -> Path:
+def frame_dir(base_dir: StoragePath, asset: str, location: str) -> StoragePath:
     """``<base>/frames/<asset>/<location>/``: every partition file of one location."""
     return base_dir / "frames" / asset / location
 
 
-def frame_path(base_dir: Path, asset: str, location: str, day: date) -> Path:
+def frame_path(base_dir: StoragePath, asset: str, location: str, day: date) -> StoragePath:
     """``<base>/frames/<asset>/<location>/<YYYY-MM-DD>.parquet`` (the partition's first day)."""
     return frame_dir(base_dir, asset, location) / f"{day.isoformat()}.parquet"
 
 
-def write_frame_atomic(frame: pd.DataFrame, path: Path) -> Path:
+def write_frame_atomic(frame: pd.DataFrame, path: StoragePath) -> StoragePath:
     """Write one partition's frame as Parquet, atomically."""
     return write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), path)
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> Path:
-    """Write an Arrow table as Parquet, atomically (temp file in the same folder + rename).
+def write_table_atomic(table: pa.Table, path: StoragePath) -> StoragePath:
+    """Write an Arrow table as Parquet, atomically (temp file in the same folder + rename;
+    on an object store: the finished file in one PUT).
 
     Writers of many partitions convert their frame to Arrow once and pass zero-copy slices
     here: a pandas-to-Arrow conversion per partition would dominate a long backfill.
     """
+    if not isinstance(path, Path):
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer, compression="zstd")
+        path.write_bytes(buffer.getvalue().to_pybytes())
+        return path
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path
 
 
-def read_frames(paths: Iterable[Path]) -> pd.DataFrame | None:
+def read_frames(paths: Iterable[StoragePath]) -> pd.DataFrame | None:
     """Read many partition files in one pyarrow call (multithreaded), or ``None`` if none.
 
     Reading 1,800 daily files one by one through pandas costs seconds; one
     ``pq.read_table`` over the list lets pyarrow parallelise and concatenate natively.
     """
-    existing = [str(p) for p in paths if p.exists()]
+    existing = [p for p in paths if p.exists()]
     if not existing:
         return None
     import pyarrow.dataset as ds
 
-    table = ds.dataset(existing, format="parquet").to_table()
+    first = existing[0]
+    if isinstance(first, Path):
+        table = ds.dataset([str(p) for p in existing], format="parquet").to_table()
+    else:  # the store's fsspec filesystem, wrapped by pyarrow
+        files = [p.path for p in existing]  # type: ignore[union-attr]
+        table = ds.dataset(files, format="parquet", filesystem=first.fs).to_table()
     return table.to_pandas()
 
 
@@ -101,20 +148,20 @@ def read_frames(paths: Iterable[Path]) -> pd.DataFrame | None:
 _SPAN_FORMAT = "%Y-%m-%dT%H"
 
 
-def raw_month_dir(base_dir: Path, asset: str, location: str, month: date) -> Path:
+def raw_month_dir(base_dir: StoragePath, asset: str, location: str, month: date) -> StoragePath:
     """``<base>/raw/<asset>/<location>/<YYYY-MM>/``: every body of one raw partition."""
     return base_dir / "raw" / asset / location / f"{month:%Y-%m}"
 
 
 def raw_span_path(
-    base_dir: Path, asset: str, location: str, first_hour: datetime, last_hour: datetime
-) -> Path:
+    base_dir: StoragePath, asset: str, location: str, first_hour: datetime, last_hour: datetime
+) -> StoragePath:
     """``.../<YYYY-MM>/<first>_<last>.json`` (UTC hours, both inclusive) in ``first``'s month."""
     name = f"{first_hour:{_SPAN_FORMAT}}_{last_hour:{_SPAN_FORMAT}}.json"
     return raw_month_dir(base_dir, asset, location, first_hour.date()) / name
 
 
-def raw_span(path: Path) -> tuple[datetime, datetime]:
+def raw_span(path: StoragePath) -> tuple[datetime, datetime]:
     """The (first, last) UTC hours a stored body covers, from its file name."""
     first, last = path.stem.split("_")
     return (
@@ -123,31 +170,35 @@ def raw_span(path: Path) -> tuple[datetime, datetime]:
     )
 
 
-def raw_month_bodies(base_dir: Path, asset: str, location: str, month: date) -> list[Path]:
+def raw_month_bodies(
+    base_dir: StoragePath, asset: str, location: str, month: date
+) -> list[StoragePath]:
     """The stored bodies of one raw partition, oldest span first (name order)."""
     directory = raw_month_dir(base_dir, asset, location, month)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.glob("*_*.json") if not p.name.startswith("."))
+    bodies = (p for p in directory.glob("*_*.json") if not p.name.startswith("."))
+    return sorted(bodies, key=lambda p: p.name)
 
 
 def store_raw_span(
-    base_dir: Path,
+    base_dir: StoragePath,
     asset: str,
     location: str,
     first_hour: datetime,
     last_hour: datetime,
     body: bytes,
-) -> Path:
+) -> StoragePath:
     """Write one body atomically, then drop the bodies whose span it covers entirely.
 
     A re-pull of a span answers for every hour of the older, covered bodies, so those are
     superseded (as a re-pulled day replaced its file before); overlapping but not covered
-    bodies stay, and name order makes the newer one win their common hours.
+    bodies stay, and name order makes the newer one win their common hours. Covered bodies
+    go only after the new one is stored, so a failure in between leaves both, never neither.
     """
     path = atomic_write_bytes(raw_span_path(base_dir, asset, location, first_hour, last_hour), body)
     for other in raw_month_bodies(base_dir, asset, location, first_hour.date()):
-        if other == path:
+        if other.name == path.name:
             continue
         first, last = raw_span(other)
         if first_hour <= first and last <= last_hour:
@@ -155,19 +206,33 @@ def store_raw_span(
     return path
 
 
-def stored_through(base_dir: Path, asset: str, location: str, month: date) -> datetime | None:
+def stored_through(
+    base_dir: StoragePath, asset: str, location: str, month: date
+) -> datetime | None:
     """The last UTC hour any stored body of the partition covers, or None if none is stored."""
     bodies = raw_month_bodies(base_dir, asset, location, month)
     return max((raw_span(p)[1] for p in bodies), default=None)
 
 
-def save_tensors(tensors: SequenceTensors, directory: str | os.PathLike[str]) -> Path:
+def save_tensors(
+    tensors: SequenceTensors, directory: str | os.PathLike[str] | StoragePath
+) -> StoragePath:
     """Write ``sequence_tensors.npz`` (uncompressed) and ``.json``, each atomically.
 
     The JSON is written last and records the SHA-256 of the npz, so a reader never pairs
-    metadata with a different (half-replaced) array file without noticing.
+    metadata with a different (half-replaced) array file without noticing. On an object
+    store both are written locally first, then uploaded in that order (one PUT each).
     """
-    target = Path(directory)
+    if isinstance(directory, UPath) and not isinstance(directory, Path):
+        with tempfile.TemporaryDirectory(prefix="aq-tensors-") as tmp:
+            _save_tensors_local(tensors, Path(tmp))
+            for name in (TENSOR_ARRAYS_FILE, TENSOR_METADATA_FILE):
+                atomic_write_bytes(directory / name, (Path(tmp) / name).read_bytes())
+        return directory
+    return _save_tensors_local(tensors, Path(directory))
+
+
+def _save_tensors_local(tensors: SequenceTensors, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         "features": tensors.features,
@@ -204,9 +269,19 @@ def save_tensors(tensors: SequenceTensors, directory: str | os.PathLike[str]) ->
     return target
 
 
-def load_tensors(directory: str | os.PathLike[str]) -> SequenceTensors:
+def load_tensors(directory: str | os.PathLike[str] | StoragePath) -> SequenceTensors:
     """Read what :func:`save_tensors` wrote; checks the npz against the recorded hash."""
-    source = Path(directory)
+    if isinstance(directory, UPath) and not isinstance(directory, Path):
+        with tempfile.TemporaryDirectory(prefix="aq-tensors-") as tmp:
+            for name in (TENSOR_METADATA_FILE, TENSOR_ARRAYS_FILE):
+                if not (directory / name).exists():
+                    raise FileNotFoundError(f"no {name} in {directory}")
+                (Path(tmp) / name).write_bytes((directory / name).read_bytes())
+            return _load_tensors_local(Path(tmp))
+    return _load_tensors_local(Path(directory))
+
+
+def _load_tensors_local(source: Path) -> SequenceTensors:
     meta_path, npz_path = source / TENSOR_METADATA_FILE, source / TENSOR_ARRAYS_FILE
     for path in (meta_path, npz_path):
         if not path.exists():

@@ -55,7 +55,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[
             jobs.ingestion_job,
             jobs.frames_job,
-            jobs.build_training_job(settings.profile),
+            jobs.build_training_job(settings.profile, settings.executor),
             *loop.jobs,
         ],
         schedules=[schedules.hourly_ingestion_schedule, *loop.schedules],

@@ -7,7 +7,6 @@ stamped after the clock: a clock or source bug, or forecasts stored as observati
 """
 
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -15,16 +14,17 @@ import pandas as pd
 from airquality_assets.columns import POLLUTANTS, WEATHER
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.quality import freshness_verdict
-from airquality_assets.storage import frame_dir
+from airquality_assets.storage import StoragePath, frame_dir, read_frames, storage_location
 
 MAX_LAG = timedelta(hours=3)
 
 
-def newest_stored_frame(base_dir: Path, asset: str, location: str) -> pd.DataFrame | None:
+def newest_stored_frame(base_dir: StoragePath, asset: str, location: str) -> pd.DataFrame | None:
     """The latest non-empty partition file of ``asset`` for ``location`` (None if none)."""
-    for path in sorted(frame_dir(base_dir, asset, location).glob("*.parquet"), reverse=True):
-        frame = pd.read_parquet(path)
-        if len(frame):
+    files = frame_dir(base_dir, asset, location).glob("*.parquet")
+    for path in sorted(files, key=lambda p: p.name, reverse=True):
+        frame = read_frames([path])
+        if frame is not None and len(frame):
             return frame
     return None
 
@@ -41,7 +41,9 @@ def hourly_observations_freshness(deployment: DeploymentResource) -> dg.AssetChe
     now = settings.clock.now()
     verdicts = {
         location: freshness_verdict(
-            newest_stored_frame(settings.data_dir, "hourly_observations", location),
+            newest_stored_frame(
+                storage_location(settings.storage_root), "hourly_observations", location
+            ),
             now,
             MAX_LAG,
             observed_columns=[*POLLUTANTS, *WEATHER],

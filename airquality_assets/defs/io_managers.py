@@ -9,7 +9,6 @@ file. Downstream of a partitioned asset, a non-partitioned asset gets every stor
 """
 
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -19,10 +18,12 @@ import pyarrow as pa
 from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.defs.partitions import DATE_DIMENSION, split_key
 from airquality_assets.storage import (
+    StoragePath,
     frame_path,
     load_tensors,
     read_frames,
     save_tensors,
+    storage_location,
     write_frame_atomic,
     write_table_atomic,
 )
@@ -39,6 +40,7 @@ def _period_format(partitions_def: dg.PartitionsDefinition | None) -> str:
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     base_dir: str
+    """A directory or an object-store URL (``s3://bucket/prefix``)."""
 
     def _asset_name(self, key: dg.AssetKey) -> str:
         return "__".join(key.path)
@@ -52,7 +54,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 "this IO manager stores pandas DataFrames"
             )
         name = self._asset_name(context.asset_key)
-        base = Path(self.base_dir)
+        base = storage_location(self.base_dir)
         if not context.has_asset_partitions:
             path = base / "frames" / f"{name}.parquet"
             write_frame_atomic(obj, path)
@@ -91,7 +93,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         upstream = context.upstream_output
         assert upstream is not None
         name = self._asset_name(upstream.asset_key)
-        base = Path(self.base_dir)
+        base = storage_location(self.base_dir)
         if not context.has_asset_partitions:
             path = base / "frames" / f"{name}.parquet"
             if not path.exists():
@@ -128,8 +130,8 @@ class SequenceTensorsIOManager(dg.ConfigurableIOManager):
 
     base_dir: str
 
-    def _directory(self, key: dg.AssetKey) -> Path:
-        return Path(self.base_dir) / "tensors" / "__".join(key.path)
+    def _directory(self, key: dg.AssetKey) -> StoragePath:
+        return storage_location(self.base_dir) / "tensors" / "__".join(key.path)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         save_tensors(obj, self._directory(context.asset_key))

@@ -29,7 +29,13 @@ from airquality_assets.settings import (
 from airquality_assets.sources.base import AirPollutionSource, WeatherSource
 from airquality_assets.sources.breaker import CircuitBreaker
 from airquality_assets.sources.spans import PullSpan
-from airquality_assets.storage import raw_month_bodies, store_raw_span, stored_through
+from airquality_assets.storage import (
+    StoragePath,
+    raw_month_bodies,
+    storage_location,
+    store_raw_span,
+    stored_through,
+)
 
 
 class DeploymentResource(dg.ConfigurableResource):
@@ -50,6 +56,8 @@ class DeploymentResource(dg.ConfigurableResource):
     model_name: str
     mlflow_tracking_uri: str
     bentoml_home: str
+    storage_url: str | None = None
+    """Object-store URL for stored files (``s3://bucket/prefix``); None: the data dir."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeploymentResource":
@@ -66,6 +74,7 @@ class DeploymentResource(dg.ConfigurableResource):
             model_name=settings.model_name,
             mlflow_tracking_uri=settings.mlflow_tracking_uri,
             bentoml_home=str(settings.bentoml_home),
+            storage_url=settings.storage_url,
         )
 
     @property
@@ -85,6 +94,7 @@ class DeploymentResource(dg.ConfigurableResource):
             model_name=self.model_name,
             tracking_uri=self.mlflow_tracking_uri,
             bentoml_home_dir=Path(self.bentoml_home),
+            storage_url=self.storage_url,
         )
 
     def clock(self) -> Clock:
@@ -212,23 +222,28 @@ class OperationsResource(dg.ConfigurableResource):
 
 
 class RawStore(dg.ConfigurableResource):
-    """Raw response bodies on disk: per (asset, location, UTC month), one file per request,
-    named by the hours it covers, written atomically (see :mod:`airquality_assets.storage`)."""
+    """Raw response bodies: per (asset, location, UTC month), one file per request, named by
+    the hours it covers, written atomically (see :mod:`airquality_assets.storage`).
+
+    ``base_dir`` is a directory or an object-store URL (``s3://bucket/prefix``).
+    """
 
     base_dir: str
 
-    def write_span(self, asset: str, location: str, span: PullSpan, body: bytes) -> Path:
-        return store_raw_span(
-            Path(self.base_dir), asset, location, span.first_hour, span.last_hour, body
-        )
+    @property
+    def _root(self) -> StoragePath:
+        return storage_location(self.base_dir)
+
+    def write_span(self, asset: str, location: str, span: PullSpan, body: bytes) -> StoragePath:
+        return store_raw_span(self._root, asset, location, span.first_hour, span.last_hour, body)
 
     def month_bodies(self, asset: str, location: str, month: date) -> list[bytes]:
         """Every stored body of the partition, oldest span first."""
-        paths = raw_month_bodies(Path(self.base_dir), asset, location, month)
+        paths = raw_month_bodies(self._root, asset, location, month)
         return [path.read_bytes() for path in paths]
 
     def stored_through(self, asset: str, location: str, month: date) -> datetime | None:
-        return stored_through(Path(self.base_dir), asset, location, month)
+        return stored_through(self._root, asset, location, month)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -238,7 +253,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
         SequenceTensorsIOManager,
     )
     from airquality_assets.defs.mlflow import MlflowResource
-    from airquality_assets.ml.tracking import default_artifact_location
 
     sources: dict[str, object]
     limits = settings.clients
@@ -281,19 +295,19 @@ def build_resources(settings: Settings) -> dict[str, object]:
             ui_base_url=settings.dagster_ui_url,
         ),
         **sources,
-        "raw_store": RawStore(base_dir=str(settings.data_dir)),
-        "io_manager": PartitionedParquetIOManager(base_dir=str(settings.data_dir)),
-        "tensors_io_manager": SequenceTensorsIOManager(base_dir=str(settings.data_dir)),
-        # Small Python values between steps (candidate summaries, evaluation reports).
+        # A directory, or an object store (AIRQUALITY_STORAGE_URL): the same code either way.
+        "raw_store": RawStore(base_dir=settings.storage_root),
+        "io_manager": PartitionedParquetIOManager(base_dir=settings.storage_root),
+        "tensors_io_manager": SequenceTensorsIOManager(base_dir=settings.storage_root),
+        # Small Python values between steps (candidate summaries, evaluation reports); Dagster's
+        # own IO manager, which takes a URL too (universal-pathlib).
         "pickle_io_manager": dg.FilesystemIOManager(
-            base_dir=str(settings.data_dir / "dagster_storage")
+            base_dir=f"{settings.storage_root}/dagster_storage"
         ),
         "mlflow": MlflowResource(
             tracking_uri=settings.mlflow_tracking_uri,
             experiment_name=settings.experiment_name,
-            artifact_location=(
-                f"{default_artifact_location(settings.data_dir)}/{settings.experiment_name}"
-            ),
+            artifact_location=settings.artifact_location,
             ui_url=settings.mlflow_ui_url,
             dagster_ui_url=settings.dagster_ui_url,
         ),

@@ -95,3 +95,34 @@ def query(url: str, sql: str, *params: object) -> list[tuple]:
             return cursor.fetchall()
     finally:
         connection.close()
+
+
+#: Test files whose outcome CI must show: real backends, never allowed to skip silently.
+BACKEND_TESTS = {
+    "PostgreSQL": "airquality_assets_tests/deploy/test_postgres.py",
+    "S3 (moto server)": "airquality_assets_tests/deploy/test_object_storage.py",
+}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """One line per real backend with its passed/failed/skipped counts, in every run's output."""
+    counts = {name: {"passed": 0, "failed": 0, "skipped": 0} for name in BACKEND_TESTS}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for name, path in BACKEND_TESTS.items():
+                if not nodeid.startswith(path):
+                    continue
+                if outcome == "passed" and report.when == "call":
+                    counts[name]["passed"] += 1
+                elif outcome in ("failed", "error"):
+                    counts[name]["failed"] += 1
+                elif outcome == "skipped":
+                    counts[name]["skipped"] += 1
+    if not any(sum(c.values()) for c in counts.values()):
+        return  # neither file was part of this run
+    terminalreporter.section("deployment backends")
+    for name, c in counts.items():
+        terminalreporter.write_line(
+            f"{name} tests: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+        )
