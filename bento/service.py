@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from airquality_assets.serving.config import ServiceConfig
@@ -55,6 +56,7 @@ from airquality_assets.serving.gate import (  # noqa: E402
 )
 from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
 from airquality_assets.serving.predictor import Predictor  # noqa: E402
+from airquality_assets.serving.reload import ChampionWatcher, IncompatibleChampion  # noqa: E402
 from airquality_assets.serving.request import (  # noqa: E402
     ErrorBody,
     Forecasts,
@@ -171,6 +173,35 @@ class MicroBatcher:
             self._running = False
 
 
+@dataclass(frozen=True)
+class Served:
+    """One loaded, warmed-up model and its batcher: what a request is answered with.
+
+    The service swaps the whole object in one assignment, so a request never mixes the
+    features of one model with the forward pass or response of another.
+    """
+
+    model_tag: str
+    predictor: Predictor
+    batcher: MicroBatcher | None
+
+
+def load_served(tag: str) -> Served:
+    """Load and warm up a stored model; refuses one whose request contract differs."""
+    stored = bentoml.models.get(tag)
+    meta = read_metadata(stored.path)
+    spec = RequestSpec.for_features(meta.feature_names, meta.lookback, CONFIG.max_locations)
+    if spec != SPEC:
+        raise IncompatibleChampion(
+            f"its request contract (fields {list(spec.fields)}, lookback {spec.lookback}) is "
+            f"not the served one (fields {list(SPEC.fields)}, lookback {SPEC.lookback})"
+        )
+    predictor = Predictor.from_package(stored.path)
+    predictor.warm_up()
+    batcher = MicroBatcher(predictor, predictor.buckets[-1]) if CONFIG.batching else None
+    return Served(str(stored.tag), predictor, batcher)
+
+
 class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
     """A ``bentoml.Service`` whose ASGI app is wrapped in :class:`BoundedPaths`.
 
@@ -240,14 +271,23 @@ class AirQualityForecast:
     model = bentoml.models.BentoModel(CONFIG.model_tag)  # packed into the bento at build
 
     def __init__(self) -> None:
-        self.model_tag = str(STORED.tag)
-        self.predictor = Predictor.from_package(STORED.path)
-        seconds = self.predictor.warm_up()
-        meta = self.predictor.metadata
+        predictor = Predictor.from_package(STORED.path)
+        seconds = predictor.warm_up()
+        batcher = MicroBatcher(predictor, predictor.buckets[-1]) if CONFIG.batching else None
+        self.served = Served(str(STORED.tag), predictor, batcher)
+        meta = predictor.metadata
         self.metrics = ServiceMetrics(meta.model_name, str(meta.model_version))
-        self.batcher = (
-            MicroBatcher(self.predictor, self.predictor.buckets[-1]) if CONFIG.batching else None
-        )
+        self.watcher: ChampionWatcher[Served] | None = None
+        if CONFIG.model_version == "latest" and CONFIG.reload_poll_s > 0:
+            self.watcher = ChampionWatcher(
+                served_tag=self.served.model_tag,
+                latest_tag=lambda: str(bentoml.models.get(CONFIG.model_tag).tag),
+                load=load_served,
+                swap=self._swap,
+                poll_s=CONFIG.reload_poll_s,
+                log=logger.info,
+            )
+            self.watcher.start()
         self.parser = Parser(SPEC, inline_bytes=INLINE_PARSE_BYTES)
         self.parser.warm_up()  # the validation process for large bodies, started now
         self.policy = GatePolicy(
@@ -259,25 +299,38 @@ class AirQualityForecast:
             on_refused=self.metrics.refusal,
         )
         auth = "ON (bearer token) for /predict and /metadata" if CONFIG.token else "OFF"
+        reload = f"every {CONFIG.reload_poll_s:g}s" if self.watcher else "off"
         logger.info(
-            "serving %s (warm-up %.1fs); auth %s; open paths: %s",
-            self.model_tag,
+            "serving %s (warm-up %.1fs); champion reload %s; auth %s; open paths: %s",
+            self.served.model_tag,
             seconds,
+            reload,
             auth,
             " ".join(OPEN_PATHS) + " (Swagger UI, static assets)",
         )
 
+    def _swap(self, served: Served) -> None:
+        old = self.served.predictor.metadata
+        self.served = served  # one assignment: the next request gets the new model
+        new = served.predictor.metadata
+        self.metrics.set_model(
+            (old.model_name, str(old.model_version)), (new.model_name, str(new.model_version))
+        )
+
     def __is_ready__(self) -> bool:
-        return self.predictor.ready
+        return self.served.predictor.ready
 
     @bentoml.on_shutdown
     def stop_parser(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.parser.close()
 
     def served_model(self) -> ServedModel:
+        served = self.served
         return ServedModel(
-            **self.predictor.describe(),
-            bentoml_model=self.model_tag,
+            **served.predictor.describe(),
+            bentoml_model=served.model_tag,
             max_locations=SPEC.max_locations,
         )
 
@@ -289,13 +342,14 @@ class AirQualityForecast:
         ``{"error", "details": [{"field", "reason", "code"}], "problem_count", "truncated"}``.
         """
         request: ValidatedRequest = ctx.request.scope[VALIDATED_KEY]
-        x = self.predictor.features(request)
-        if self.batcher is not None:
-            raw = await self.batcher.forward(x)
+        served = self.served  # this request's model, even if a new champion swaps in now
+        x = served.predictor.features(request)
+        if served.batcher is not None:
+            raw = await served.batcher.forward(x)
         else:
-            raw = await asyncio.to_thread(self.predictor.forward, x)
-        result = self.predictor.respond(request, raw)
-        self.metrics.observe(self.predictor.metadata.target_pollutants, result.values)
+            raw = await asyncio.to_thread(served.predictor.forward, x)
+        result = served.predictor.respond(request, raw)
+        self.metrics.observe(served.predictor.metadata.target_pollutants, result.values)
         return Response(result.json_bytes(), media_type="application/json")
 
     @bentoml.api(route=METADATA_PATH, input_spec=NoInput)

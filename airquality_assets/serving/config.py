@@ -26,6 +26,7 @@ ENV_NAMES: dict[str, str] = {
     "batching": "AIRQUALITY_BATCHING",
     "xla_threads": "AIRQUALITY_XLA_THREADS",
     "access_log": "AIRQUALITY_ACCESS_LOG",
+    "reload_poll_s": "AIRQUALITY_RELOAD_POLL_SECONDS",
 }
 
 
@@ -51,6 +52,9 @@ class ServiceConfig(BaseModel):
     # XLA CPU threads per worker (0: XLA's default); workers x threads should fit the cores.
     xla_threads: int = Field(1, ge=0)
     access_log: bool = False
+    # How often each worker checks the store for a newly promoted champion (0: never);
+    # only when serving ":latest" (serving.reload).
+    reload_poll_s: float = Field(15.0, ge=0)
 
     @field_validator("api_token")
     @classmethod

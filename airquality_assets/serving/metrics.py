@@ -64,6 +64,11 @@ class ServiceMetrics:
         )
         self.model_info.labels(model_name=model_name, model_version=model_version).set(1)
 
+    def set_model(self, old: tuple[str, str], new: tuple[str, str]) -> None:
+        """After a champion swap: the old (name, version) series 0, the new one 1."""
+        self.model_info.labels(model_name=old[0], model_version=old[1]).set(0)
+        self.model_info.labels(model_name=new[0], model_version=new[1]).set(1)
+
     def observe(self, pollutants: list[str], values: np.ndarray) -> None:
         """Count forecasts; histogram the first-horizon value per location and pollutant.
 

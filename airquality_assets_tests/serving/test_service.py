@@ -3,7 +3,8 @@ input class, hostile timing and paths, metrics, auth, and a newly promoted champ
 
 Two servers start once for the module, in parallel: "open" (auth off) serves the fixture
 model v7; "auth" (token set) serves a store where a different champion, v8 (other targets,
-shorter lookback), was imported after v7, with the same code. Everything is on 127.0.0.1.
+shorter lookback), was imported after v7, with the same code; later v9 lands in its store
+while it serves and is swapped in. Everything is on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,7 +151,12 @@ def homes(tmp_path_factory: pytest.TempPathFactory, package_dir: Path) -> dict[s
 def servers(homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     logs = tmp_path_factory.mktemp("logs")
     open_proc, open_url = start(homes["open"], logs / "open.log")
-    auth_proc, auth_url = start(homes["auth"], logs / "auth.log", AIRQUALITY_API_TOKEN=TOKEN)
+    auth_proc, auth_url = start(
+        homes["auth"],
+        logs / "auth.log",
+        AIRQUALITY_API_TOKEN=TOKEN,
+        AIRQUALITY_RELOAD_POLL_SECONDS="0.5",
+    )
     try:
         wait_ready(open_proc, open_url, logs / "open.log")
         wait_ready(auth_proc, auth_url, logs / "auth.log")
@@ -464,6 +471,77 @@ def test_auth_and_a_newly_promoted_champion(servers: dict[str, Any], body: dict[
     assert "auth OFF" in (logs / "open.log").read_text()
     started = (logs / "auth.log").read_text()
     assert "auth ON" in started and "open paths: /livez" in started and TOKEN not in started
+
+
+def test_a_champion_promoted_while_serving_is_swapped_in_without_a_failed_request(
+    servers: dict[str, Any], homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Runs after the test above (it needs v8 served): v9, same contract, lands in the store
+    while a client calls /predict without pause; every answer is a 200, from v8 until the
+    swap and from v9 after it. Then v10, another lookback, is refused and v9 kept."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answers: list[tuple[int, str | None]] = []
+    done = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=servers["auth"], timeout=30, headers=headers) as client:
+            while not done.is_set():
+                response = client.post("/predict", json=v8_body())
+                ok = response.status_code == 200
+                answers.append(
+                    (response.status_code, response.json()["model"]["version"] if ok else None)
+                )
+
+    root = tmp_path_factory.mktemp("promoted")
+    v9 = build_package(
+        root / "v9",
+        targets=V8_TARGETS,
+        horizons=(1, 3, 6),
+        lookback=V8_LOOKBACK,
+        version="9",
+        seed=5,
+    )
+    v10 = build_package(
+        root / "v10", targets=V8_TARGETS, horizons=(1, 6), lookback=24, version="10", seed=6
+    )
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        while not answers:
+            time.sleep(0.1)
+        import_packages(homes["auth"], v9)  # what the `bento` asset does after a promotion
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and (not answers or answers[-1][1] != "9"):
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        done.set()
+        thread.join()
+    assert {status for status, _ in answers} == {200}, answers[-5:]
+    versions = [version for _, version in answers]
+    first_v9 = versions.index("9")
+    assert versions[:first_v9] and set(versions[:first_v9]) == {"8"}
+    assert set(versions[first_v9:]) == {"9"}  # one client in sequence: never back to v8
+    with httpx.Client(base_url=servers["auth"], timeout=30, headers=headers) as client:
+        meta = client.get("/metadata").json()
+        assert (meta["model_version"], meta["horizons"]) == ("9", [1, 3, 6])
+        exposed = client.get("/metrics").text
+        info = {
+            line.split("}")[0] + "}": float(line.split()[-1])
+            for line in exposed.splitlines()
+            if line.startswith("airquality_model_info{")
+        }
+        assert [v for k, v in info.items() if 'model_version="9"' in k] == [1.0]
+        assert [v for k, v in info.items() if 'model_version="8"' in k] == [0.0]
+
+        import_packages(homes["auth"], v10)
+        log = servers["logs"] / "auth.log"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "restart to adopt it" not in log.read_text():
+            time.sleep(0.2)
+        assert "restart to adopt it" in log.read_text()
+        assert client.get("/metadata").json()["model_version"] == "9"
+        assert client.post("/predict", json=v8_body()).status_code == 200
 
 
 JSON = st.recursive(
