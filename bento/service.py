@@ -11,7 +11,9 @@ BentoML 1.4 answers a body its models reject with its own, unbounded error shape
 it on the event loop; :class:`RequestGate` (``airquality_assets.serving.gate``) therefore
 validates ``/predict`` first, with the same models, and answers every bad request with one
 documented, bounded error body; the API method receives the validated request. Settings:
-:class:`airquality_assets.serving.config.ServiceConfig`, read once below.
+:class:`airquality_assets.serving.config.ServiceConfig`, read once below. A newly promoted
+champion with the same request contract is swapped in while serving
+(:mod:`airquality_assets.serving.reload`).
 """
 
 from __future__ import annotations

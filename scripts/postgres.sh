@@ -2,7 +2,7 @@
 # A local PostgreSQL server for the deployment tests, plus promtool for the Prometheus checks.
 # Sourced by scripts/test.sh (or run on its own). Idempotent and fast once installed: it
 # installs Debian's postgresql (and prometheus, for promtool) only when missing, starts the
-# newest cluster if it is down, and (re)creates a test role with a fresh random password.
+# newest cluster if it is down, and (re)creates a test role with a random password.
 #
 # Exports AIRQUALITY_TEST_POSTGRES_URL (a libpq URL of the server's "postgres" database for
 # that role); the tests create and drop their own databases with it. Without root and
@@ -43,9 +43,16 @@ _aq_pg_setup() {
     sleep 0.2
   done
 
-  # A login role for the tests; a new random password on every run (nothing to commit).
-  local role=airquality_test password
-  password="$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  # A login role for the tests with a random password, generated once and kept (root only)
+  # beside the cluster, so concurrent or repeated runs on one machine agree on it; nothing
+  # to commit.
+  local role=airquality_tests password pwfile
+  pwfile="$(getent passwd postgres | cut -d: -f6)/airquality_tests.password"
+  if [ ! -s "$pwfile" ]; then
+    ( umask 077; set -o noclobber
+      head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$pwfile" ) 2>/dev/null || true
+  fi
+  password="$(cat "$pwfile")"
   runuser -u postgres -- psql -q -p "$port" -v ON_ERROR_STOP=1 -d postgres <<SQL >/dev/null
 SELECT 'CREATE ROLE $role LOGIN CREATEDB'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') \gexec
