@@ -24,6 +24,7 @@ Baselines are not metrics of a candidate's run: their per-horizon tables are an 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -392,7 +393,7 @@ def log_candidate_run(
             name=params.name,
             signature=signature,
             pip_requirements=requirements,
-            metadata={MLMODEL_METADATA_KEY: asdict(metadata)} if metadata is not None else None,
+            metadata={MLMODEL_METADATA_KEY: mlmodel_metadata(metadata)} if metadata else None,
             tags=run_tags,
         )
     return CandidateRun(
@@ -401,6 +402,18 @@ def log_candidate_run(
         model_id=getattr(model_info, "model_id", None),
         metrics={**flat, **summary},
     )
+
+
+def mlmodel_metadata(metadata: ModelMetadata) -> dict[str, Any]:
+    """The package metadata as stored in MLmodel, with the drift reference as one JSON string.
+
+    As YAML the reference is ~28,000 lines (a value sample per feature), and every reader of
+    MLmodel (``mlflow.keras.load_model``, the registry check, the MLflow UI) parses it with
+    PyYAML's pure-Python loader: seconds per read. One string scalar parses in milliseconds.
+    """
+    stored = asdict(metadata)
+    stored["reference_profile"] = json.dumps(metadata.reference_profile, separators=(",", ":"))
+    return stored
 
 
 def load_mlmodel(model_uri: str) -> Any:
@@ -436,6 +449,9 @@ def read_package_metadata(
 
     stored = (load_mlmodel(model_uri).metadata or {}).get(MLMODEL_METADATA_KEY)
     if stored is not None:
+        profile = stored.get("reference_profile")
+        if isinstance(profile, str):
+            stored = {**stored, "reference_profile": json.loads(profile)}
         return ModelMetadata(**stored)
     if run_id is None:
         return None

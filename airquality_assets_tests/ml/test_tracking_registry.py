@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airquality_assets.ml.drift_reference import reference_profile
 from airquality_assets.ml.model import HEAD_LAYER, LSTMParams, build_lstm
 from airquality_assets.ml.package import ModelMetadata
 from airquality_assets.ml.registry import (
@@ -34,7 +35,9 @@ from airquality_assets.ml.tracking import (
     ensure_experiment,
     epoch_logger,
     log_candidate_run,
+    load_mlmodel,
     parent_run_for,
+    read_package_metadata,
     start_candidate_run,
 )
 
@@ -53,6 +56,9 @@ METADATA = ModelMetadata(
     lookback=LOOKBACK,
     horizons=[1, 2, 3],
     training_window={"start": "2020-01-01T00:00:00+00:00", "end": "2020-02-01T00:00:00+00:00"},
+    reference_profile=reference_profile(
+        np.random.default_rng(0).normal(size=(50, 2)), ["pm2_5", "temp"]
+    ),
 )
 
 
@@ -227,6 +233,18 @@ def test_logged_model_has_explicit_requirements_and_a_tensor_signature(
         mlflow.artifacts.download_artifacts(f"{location}/requirements.txt")
     ).read_text()
     assert "keras==" in requirements and "jax==" in requirements
+
+
+def test_package_metadata_round_trips_through_mlmodel_with_the_reference_as_one_string(
+    candidates: Candidates,
+) -> None:
+    import mlflow
+
+    run_info, _ = candidates["better"]
+    location = mlflow.MlflowClient().get_logged_model(run_info.model_id).artifact_location
+    stored = load_mlmodel(location).metadata["airquality_package"]
+    assert isinstance(stored["reference_profile"], str)  # one YAML scalar, not 100 lines
+    assert read_package_metadata(location) == METADATA
 
 
 def test_gate_promotes_first_rejects_worse_then_promotes_better(candidates: Candidates) -> None:
