@@ -12,6 +12,7 @@
 "Now" is the deployment's clock: the tick's time when live, the replay instant otherwise.
 """
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from airquality_assets.monitoring.alerts import (
     parse_urls,
     process,
 )
-from airquality_assets.monitoring.metrics import PipelineMetrics
+from airquality_assets.monitoring.metrics import CounterTotals, PipelineMetrics
 from airquality_assets.monitoring.retrain import RetrainPolicy, RetrainState, decide
 
 TRAINING_JOB = "training"
@@ -147,9 +148,6 @@ def retraining_sensor(
     if not decision.request:
         yield dg.SkipReason(f"{now:%Y-%m-%d %H:%M}: {decision.reason}; {detail}")
         return
-    metrics = PipelineMetrics()
-    metrics.inc("retrain_requests_total", reason=decision.reason.split(":")[0])
-    metrics.push(operations.pushgateway_url or None, job="retraining_sensor")
     context.log.info(f"requesting a retrain: {decision.reason}")
     yield dg.RunRequest(
         run_key=decision.run_key,
@@ -240,26 +238,20 @@ def check_alert_sensor(
         base_url=operations.ui_base_url,
         give_up_after=operations.alert_give_up_after_ticks,
     )
-    metrics = PipelineMetrics()
+    totals = CounterTotals(dict(state.counters))
     for alert in outcome.delivered:
         context.log.warning(f"alert sent: {alert.title}")
-        metrics.inc(
-            "alerts_sent_total",
-            kind=alert.kind,
-            severity=alert.evaluation.severity,
-            outcome="delivered",
-        )
+        totals.add("alerts_sent_total", kind=alert.kind,
+                   severity=alert.evaluation.severity, outcome="delivered")  # fmt: skip
     for alert in outcome.given_up:
         context.log.error(f"alert given up after repeated delivery failures: {alert.title}")
-        metrics.inc(
-            "alerts_sent_total",
-            kind=alert.kind,
-            severity=alert.evaluation.severity,
-            outcome="given_up",
-        )
+        totals.add("alerts_sent_total", kind=alert.kind,
+                   severity=alert.evaluation.severity, outcome="given_up")  # fmt: skip
     if outcome.delivered or outcome.given_up:
+        metrics = PipelineMetrics()
+        totals.record(metrics)
         metrics.push(operations.pushgateway_url or None, job="check_alert_sensor")
-    context.update_cursor(outcome.state.to_cursor())
+    context.update_cursor(dataclasses.replace(outcome.state, counters=totals.totals).to_cursor())
     blocked = f"; delivery failing, will retry: {outcome.blocked.title}" if outcome.blocked else ""
     return dg.SkipReason(
         f"{len(evaluations)} evaluation(s) read, {len(outcome.delivered)} alert(s) sent, "
@@ -279,52 +271,83 @@ def _location_of(partition: str | None) -> str:
     return partition.split("|")[-1] if partition else "all"
 
 
-def pipeline_metrics(instance: dg.DagsterInstance, cursors: dict[str, str | None]):
-    """Metrics of what was recorded since ``cursors`` (per asset); returns the metrics and
-    the new cursors. Ingestion: one count per materialized (day, location) partition, bytes
-    and request seconds of the run, time of the last success, failed partitions. Training:
-    promotion decisions and the champion's version."""
+def pipeline_metrics(instance: dg.DagsterInstance, state: dict) -> tuple[PipelineMetrics, dict]:
+    """Metrics of what was recorded since the cursors in ``state``; returns them and the new
+    state (cursors per record stream plus the counters' running totals).
+
+    Counted from Dagster's own records, one owner for every counter: ingestion (one per
+    materialized raw partition, failed partitions, bytes and seconds of the newest pull),
+    forecasts issued, training runs by outcome, retrains requested (training runs started
+    with a ``retrain_reason`` tag; "manual" without), promotion decisions and the champion's
+    version.
+    """
+    cursors: dict[str, str | None] = dict(state.get("cursors", {}))
+    totals = CounterTotals(dict(state.get("totals", {})))
     metrics = PipelineMetrics()
-    new_cursors = dict(cursors)
-    for asset, source in INGESTION_ASSETS.items():
+
+    def materializations(asset: str):
         result = instance.fetch_materializations(
             dg.AssetKey(asset), limit=10_000, cursor=cursors.get(asset), ascending=True
         )
+        if result.records:
+            cursors[asset] = result.cursor
         for record in result.records:
             m = record.asset_materialization
-            location = _location_of(m.partition if m else None)
             meta = {k: getattr(v, "value", v) for k, v in (m.metadata if m else {}).items()}
+            yield record, _location_of(m.partition if m else None), meta
+
+    for asset, source in INGESTION_ASSETS.items():
+        for record, location, meta in materializations(asset):
             labels = {"source": source, "location": location}
-            metrics.inc("data_ingestion_total", **labels)
+            totals.add("data_ingestion_total", **labels)
             metrics.set("data_ingestion_volume_bytes", float(meta.get("bytes", 0)), **labels)
             metrics.set("data_ingestion_time_seconds", float(meta.get("wall_seconds", 0)), **labels)
             metrics.set("data_ingestion_last_successful_timestamp_seconds", record.timestamp,
                         **labels)  # fmt: skip
-        if result.records:
-            new_cursors[asset] = result.cursor
         failed = instance.fetch_failed_materializations(
             dg.AssetKey(asset), limit=10_000, cursor=cursors.get(f"{asset}:failed"), ascending=True
         )
         for record in failed.records:
             partition = record.event_log_entry.dagster_event.partition  # type: ignore[union-attr]
-            metrics.inc("data_ingestion_errors_total", source=source,
-                        location=_location_of(partition))  # fmt: skip
+            totals.add("data_ingestion_errors_total", source=source,
+                       location=_location_of(partition))  # fmt: skip
         if failed.records:
-            new_cursors[f"{asset}:failed"] = failed.cursor
-    decisions = instance.fetch_materializations(
-        dg.AssetKey("champion_model"), limit=1000, cursor=cursors.get("champion_model"),
-        ascending=True,
-    )  # fmt: skip
-    for record in decisions.records:
-        meta = record.asset_materialization.metadata  # type: ignore[union-attr]
-        promoted = bool(getattr(meta.get("promoted"), "value", False))
-        metrics.inc("model_promotion_total", outcome="promoted" if promoted else "rejected")
-        version = str(getattr(meta.get("champion_version"), "value", ""))
+            cursors[f"{asset}:failed"] = failed.cursor
+    for _, location, meta in materializations("forecasts"):
+        issued = float(meta.get("issued", 0) or 0)
+        version = str(meta.get("model", "")).rpartition(" v")[2] or "none"
+        if issued:
+            totals.add("forecasts_issued_total", issued, location=location, model_version=version)
+    for _, _, meta in materializations("champion_model"):
+        promoted = bool(meta.get("promoted", False))
+        totals.add("model_promotion_total", outcome="promoted" if promoted else "rejected")
+        version = str(meta.get("champion_version", ""))
         if version.isdigit():
             metrics.set("model_champion_version", float(version), model="champion")
-    if decisions.records:
-        new_cursors["champion_model"] = decisions.cursor
-    return metrics, new_cursors
+    for event_type, outcome in (
+        (dg.DagsterEventType.RUN_START, None),
+        (dg.DagsterEventType.RUN_SUCCESS, "success"),
+        (dg.DagsterEventType.RUN_FAILURE, "failure"),
+    ):
+        key = f"runs:{event_type.value}"
+        changes = instance.fetch_run_status_changes(
+            event_type, limit=10_000, cursor=cursors.get(key), ascending=True
+        )
+        if changes.records:
+            cursors[key] = changes.cursor
+        for record in changes.records:
+            if record.event_log_entry.job_name != TRAINING_JOB:
+                continue
+            if outcome is None:
+                run = instance.get_run_by_id(record.event_log_entry.run_id)
+                reason = (run.tags if run else {}).get(f"{TAG_PREFIX}retrain_reason", "manual")
+                totals.add("retrain_requests_total", reason=reason)
+            else:
+                totals.add("model_training_total", outcome=outcome)
+                metrics.set("model_last_training_timestamp_seconds", record.timestamp,
+                            outcome=outcome)  # fmt: skip
+    totals.record(metrics)
+    return metrics, {"cursors": cursors, "totals": totals.totals}
 
 
 @dg.sensor(
@@ -338,12 +361,13 @@ def pipeline_metrics(instance: dg.DagsterInstance, cursors: dict[str, str | None
 def pipeline_metrics_sensor(
     context: dg.SensorEvaluationContext, operations: OperationsResource
 ) -> dg.SkipReason:
-    cursors = json.loads(context.cursor) if context.cursor else {}
-    metrics, new_cursors = pipeline_metrics(context.instance, cursors)
+    state = json.loads(context.cursor) if context.cursor else {}
+    metrics, new_state = pipeline_metrics(context.instance, state)
     samples = metrics.samples()
-    pushed = metrics.push(operations.pushgateway_url or None, job="pipeline") if samples else False
+    changed = new_state != state
+    pushed = metrics.push(operations.pushgateway_url or None, job="pipeline") if changed else False
     if pushed or not operations.pushgateway_url:
-        context.update_cursor(json.dumps(new_cursors, sort_keys=True))
+        context.update_cursor(json.dumps(new_state, sort_keys=True))
     return dg.SkipReason(f"{len(samples)} sample(s); pushed: {pushed}")
 
 

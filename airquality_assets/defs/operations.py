@@ -208,16 +208,6 @@ def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             f"{champion.name} v{champion.version} in {time.perf_counter() - started:.2f} s; "
             f"{len(skipped)} hour(s) skipped (incomplete input window)"
         )
-        metrics = PipelineMetrics()
-        metrics.inc(
-            "forecasts_issued_total",
-            issued_hours,
-            location=location,
-            model_version=champion.version,
-        )
-        metrics.push(
-            operations.pushgateway_url or None, job="forecasts", grouping_key={"location": location}
-        )
         return dg.MaterializeResult(
             metadata={
                 **metadata,

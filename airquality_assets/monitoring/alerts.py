@@ -87,6 +87,8 @@ class AlertState:
     open_episodes: list[str] = field(default_factory=list)
     failed_ticks: int = 0
     """Ticks in a row on which the alert at the cursor could not be delivered."""
+    counters: dict[str, float] = field(default_factory=dict)
+    """Running totals of ``alerts_sent_total`` (see ``metrics.CounterTotals``)."""
 
     def to_cursor(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -100,6 +102,7 @@ class AlertState:
             after_storage_id=int(data.get("after_storage_id", 0)),
             open_episodes=list(data.get("open_episodes", [])),
             failed_ticks=int(data.get("failed_ticks", 0)),
+            counters={str(k): float(v) for k, v in data.get("counters", {}).items()},
         )
 
 

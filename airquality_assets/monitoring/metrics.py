@@ -3,9 +3,9 @@
 Dagster runs are batch jobs, so nothing scrapes them: each stage records into its own
 :class:`PipelineMetrics` (a fresh ``CollectorRegistry``) and pushes it with ``pushadd`` under a
 grouping key (stage, plus location where the stage is per location), so one stage's push never
-replaces another's series. Counters count what *one pushing process* did (a run, or a sensor
-tick): the Pushgateway keeps the last pushed value per group; dashboards read totals with
-``sum by (...)`` over the groups and rates from the ``*_last_*_timestamp_seconds`` gauges.
+replaces another's series. The Pushgateway keeps only the last value pushed per group, so
+counters are pushed as running totals (:class:`CounterTotals`, kept in a sensor's cursor):
+``rate()`` and ``increase()`` work on them as on any scraped counter.
 
 :data:`METRICS` is the one list of names, types and labels; dashboards are cross-checked
 against it (``deploy/``) and the tests assert every pushed sample appears in it.
@@ -13,9 +13,10 @@ against it (``deploy/``) and the tests assert every pushed sample appears in it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import default_handler, pushadd_to_gateway
@@ -207,3 +208,28 @@ class PipelineMetrics:
             logger.warning("metrics push to %s (job %s) failed: %s", gateway_url, job, exc)
             return False
         return True
+
+
+@dataclass
+class CounterTotals:
+    """Running totals of counters, carried from push to push (in a sensor's cursor).
+
+    A counter pushed as "what this tick saw" would replace the previous tick's value at the
+    gateway and never grow; pushing the totals keeps it monotonic across ticks and runs.
+    """
+
+    totals: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        PipelineMetrics._check(name, "counter", labels)
+        key = json.dumps([name, sorted(labels.items())])
+        self.totals[key] = self.totals.get(key, 0.0) + float(amount)
+
+    def record(self, metrics: PipelineMetrics) -> None:
+        """Set each counter in ``metrics`` to its running total."""
+        for key, value in sorted(self.totals.items()):
+            name, labels = json.loads(key)
+            metrics.inc(name, value, **dict(labels))
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.totals.get(json.dumps([name, sorted(labels.items())]), 0.0)

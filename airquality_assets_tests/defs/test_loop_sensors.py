@@ -198,45 +198,72 @@ def test_alert_sensor_survives_a_failing_receiver(httpserver: HTTPServer) -> Non
         assert json.loads(delivered.cursor)["after_storage_id"] > 0
 
 
-def test_pipeline_metrics_reach_the_gateway_once(httpserver: HTTPServer) -> None:
+def test_pipeline_metrics_push_running_totals_only_when_something_changed(
+    httpserver: HTTPServer,
+) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     from airquality_assets.defs.loop import pipeline_metrics_sensor
 
-    pushes: list[str] = []
+    pushes: list[dict] = []
 
     def handler(request: Request) -> Response:
-        pushes.append(request.get_data().decode())
+        pushes.append(
+            {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(request.get_data().decode())
+                for s in family.samples
+            }
+        )
         return Response("", status=200)
+
+    @dg.op
+    def fit() -> None:
+        return None
+
+    @dg.job(name="training")
+    def training() -> None:
+        fit()
+
+    def pulled(instance: dg.DagsterInstance, day: str) -> None:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "raw_air_quality",
+                partition=f"{day}|beijing",
+                metadata={"bytes": 2400, "wall_seconds": 0.5},
+            )
+        )
 
     httpserver.expect_request("/metrics/job/pipeline", method="POST").respond_with_handler(handler)
     operations = OperationsResource(pushgateway_url=f"http://127.0.0.1:{httpserver.port}")
     with dg.instance_for_test() as instance:
-        for day in ("2014-03-01", "2014-03-02"):
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    "raw_air_quality",
-                    partition=f"{day}|beijing",
-                    metadata={"bytes": 2400, "wall_seconds": 0.5},
-                )
-            )
         cursor = None
-        for _ in range(2):  # the second tick finds nothing new and pushes nothing
+
+        def tick() -> None:
+            nonlocal cursor
             with dg.build_sensor_context(
                 instance=instance, cursor=cursor, resources={"operations": operations}
             ) as context:
-                data = pipeline_metrics_sensor.evaluate_tick(context)
-            cursor = data.cursor
-    assert len(pushes) == 1
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(pushes[0])
-        for s in family.samples
-    }
+                cursor = pipeline_metrics_sensor.evaluate_tick(context).cursor
+
+        pulled(instance, "2014-03-01")
+        pulled(instance, "2014-03-02")
+        tick()
+        tick()  # nothing new: nothing pushed
+        pulled(instance, "2014-03-03")
+        training.execute_in_process(
+            instance=instance, tags={"airquality/retrain_reason": "drift"}
+        )
+        tick()
+    assert len(pushes) == 2
     labels = (("location", "beijing"), ("source", "air_pollution"))
-    assert samples[("data_ingestion_total", labels)] == 2
-    assert samples[("data_ingestion_volume_bytes", labels)] == 2400
-    assert samples[("data_ingestion_last_successful_timestamp_seconds", labels)] > 1.7e9
+    # The gateway keeps the last push: counters must arrive as totals, not per-tick deltas.
+    assert [p[("data_ingestion_total", labels)] for p in pushes] == [2, 3]
+    assert pushes[0][("data_ingestion_volume_bytes", labels)] == 2400
+    assert pushes[0][("data_ingestion_last_successful_timestamp_seconds", labels)] > 1.7e9
+    assert pushes[1][("model_training_total", (("outcome", "success"),))] == 1
+    assert pushes[1][("retrain_requests_total", (("reason", "drift"),))] == 1
+    assert ("model_training_total", (("outcome", "success"),)) not in pushes[0]
 
 
 def test_loop_is_in_the_definitions_and_off_by_default(defs) -> None:

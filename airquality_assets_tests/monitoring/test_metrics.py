@@ -91,3 +91,23 @@ def test_wrong_labels_or_kind_are_rejected() -> None:
 def test_counter_names_in_the_table_end_in_total() -> None:
     for spec in METRICS:
         assert spec.name.endswith("_total") == (spec.kind == "counter"), spec.name
+
+
+def test_counter_totals_accumulate_and_survive_a_cursor_round_trip() -> None:
+    import json
+
+    from airquality_assets.monitoring.metrics import CounterTotals
+
+    totals = CounterTotals()
+    totals.add("retrain_requests_total", reason="drift")
+    totals.add("retrain_requests_total", 2, reason="drift")
+    totals.add("retrain_requests_total", reason="accuracy")
+    restored = CounterTotals(json.loads(json.dumps(totals.totals)))
+    restored.add("retrain_requests_total", reason="drift")
+    metrics = PipelineMetrics()
+    restored.record(metrics)
+    assert metrics.samples()[("retrain_requests_total", (("reason", "drift"),))] == 4
+    assert metrics.samples()[("retrain_requests_total", (("reason", "accuracy"),))] == 1
+    with pytest.raises(TypeError):
+        totals.add("forecast_rmse", location="x", pollutant="pm2_5", horizon="1", window="7d",
+                   model="champion")  # fmt: skip
