@@ -25,6 +25,7 @@ from airquality_assets.monitoring.alerts import (
     AlertState,
     AppriseNotifier,
     CheckEvaluation,
+    RunFailureAlert,
     parse_urls,
     process,
 )
@@ -262,6 +263,51 @@ def check_alert_sensor(
 schedules = [hourly_forecast_schedule, daily_monitoring_schedule, weekly_retrain_schedule]
 sensors = [retraining_sensor, check_alert_sensor]
 jobs = [forecasts_job, monitoring_job]
+
+
+def _root_cause(error) -> str:
+    """The user's exception, not Dagster's "error occurred while executing op" wrapper."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "no message"
+
+
+@dg.run_failure_sensor(
+    name="training_failure_sensor",
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Sends one alert per failed training run to AIRQUALITY_ALERT_URLS: the promotion "
+        "gate is the run's last decision, so a failed run never moved the champion alias."
+    ),
+)
+def training_failure_sensor(
+    context: dg.RunFailureSensorContext, operations: OperationsResource
+) -> None:
+    run = context.dagster_run
+    if run.job_name != TRAINING_JOB:
+        return
+    champion = _latest_metadata(context.instance, "champion_model").get("champion_version")
+    steps = [
+        f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
+        for e in context.get_step_failure_events()[:3]
+    ]
+    alert = RunFailureAlert(
+        job=run.job_name,
+        run_id=run.run_id,
+        error="; ".join(steps) or context.failure_event.message or "",
+        champion=f"v{champion}" if champion else "none",
+        ui_url=f"{operations.ui_base_url.rstrip('/')}/runs/{run.run_id}",
+    )
+    notifier = AppriseNotifier(
+        parse_urls(operations.alert_urls), attempts=operations.alert_attempts
+    )
+    if notifier(alert):
+        context.log.warning(f"alert sent: {alert.title}")
+    else:  # the sensor's cursor moves on: a run fails once, its alert is given up explicitly
+        context.log.error(f"alert given up after repeated delivery failures: {alert.title}")
+
+
+sensors.append(training_failure_sensor)
 
 
 INGESTION_ASSETS = {"raw_air_quality": "air_pollution", "raw_weather": "weather"}

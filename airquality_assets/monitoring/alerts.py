@@ -79,6 +79,38 @@ class Alert:
         return "failure" if self.evaluation.severity == "ERROR" else "warning"
 
 
+@dataclass(frozen=True)
+class RunFailureAlert:
+    """A failed model-half run: the champion alias did not move (the gate runs last)."""
+
+    job: str
+    run_id: str
+    error: str
+    champion: str
+    ui_url: str
+    kind: str = FAILURE
+
+    @property
+    def title(self) -> str:
+        return f"ERROR run failed: {self.job} {self.run_id[:8]}"
+
+    @property
+    def body(self) -> str:
+        return "\n".join(
+            [
+                f"job: {self.job}",
+                f"run: {self.run_id}",
+                f"error: {self.error[:500] or 'no message'}",
+                f"champion: {self.champion} (unchanged)",
+                f"ui: {self.ui_url}",
+            ]
+        )
+
+    @property
+    def notify_type(self) -> str:
+        return "failure"
+
+
 @dataclass
 class AlertState:
     """What the sensor keeps in its cursor (JSON)."""
@@ -193,7 +225,7 @@ class AppriseNotifier:
             if not self._apprise.add(url):
                 raise ValueError(f"not a valid Apprise URL: {_redact(url)}")
 
-    def __call__(self, alert: Alert) -> bool:
+    def __call__(self, alert: Alert | RunFailureAlert) -> bool:
         if not self.urls:
             return True  # nothing configured: the Dagster log and the counter are the channel
         for attempt in range(1, self.attempts + 1):

@@ -251,9 +251,7 @@ def test_pipeline_metrics_push_running_totals_only_when_something_changed(
         tick()
         tick()  # nothing new: nothing pushed
         pulled(instance, "2014-03-03")
-        training.execute_in_process(
-            instance=instance, tags={"airquality/retrain_reason": "drift"}
-        )
+        training.execute_in_process(instance=instance, tags={"airquality/retrain_reason": "drift"})
         tick()
     assert len(pushes) == 2
     labels = (("location", "beijing"), ("source", "air_pollution"))
@@ -272,6 +270,57 @@ def test_loop_is_in_the_definitions_and_off_by_default(defs) -> None:
     for name in names:
         schedule = repository.get_schedule_def(name)
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    for name in ("retraining_sensor", "check_alert_sensor", "pipeline_metrics_sensor"):
+    for name in (
+        "retraining_sensor",
+        "check_alert_sensor",
+        "pipeline_metrics_sensor",
+        "training_failure_sensor",
+    ):
         assert repository.get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     assert {"issue_forecasts", "monitoring", "training"} <= {j.name for j in defs.jobs}
+
+
+def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
+    from airquality_assets.defs.loop import training_failure_sensor
+
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url, ui_base_url="http://ui")
+
+    @dg.op
+    def fit() -> None:
+        raise RuntimeError("out of memory in candidate u64")
+
+    @dg.job(name="training")
+    def training() -> None:
+        fit()
+
+    @dg.job(name="issue_forecasts")
+    def other() -> None:
+        fit()
+
+    defs = dg.Definitions(jobs=[training, other], sensors=[training_failure_sensor])
+    with dg.instance_for_test() as instance:
+        cursor = None
+
+        def tick() -> None:
+            nonlocal cursor
+            with dg.build_sensor_context(
+                instance=instance,
+                cursor=cursor,
+                resources={"operations": operations},
+                definitions=defs,
+            ) as context:
+                cursor = training_failure_sensor.evaluate_tick(context).cursor
+
+        tick()  # the first tick only sets the cursor at "now", as the daemon's does
+        failed = training.execute_in_process(instance=instance, raise_on_error=False)
+        other.execute_in_process(instance=instance, raise_on_error=False)
+        tick()
+        tick()
+    assert [r["title"] for r in receiver.received] == [
+        f"ERROR run failed: training {failed.run_id[:8]}"
+    ]
+    message = receiver.received[0]["message"]
+    assert "champion: none (unchanged)" in message
+    assert "error: fit: RuntimeError: out of memory in candidate u64" in message
+    assert f"ui: http://ui/runs/{failed.run_id}" in message
