@@ -235,7 +235,7 @@ class Simulation:
                 f"simulation/{name}"
             )
             or None
-            for name in ("check_alert_sensor", "retraining_sensor")
+            for name in ("check_alert_sensor", "retraining_sensor", "training_failure_sensor")
         }
         start = self.args.start
         print(
@@ -255,8 +255,9 @@ class Simulation:
         return 0
 
     def bootstrap(self, start: datetime) -> None:
-        """The loop needs a champion trained before the simulated period: train one at the
-        start clock (the moving split keeps its test window before ``start``)."""
+        """The loop needs a champion trained before the simulated period: train one at a
+        clock ``--champion-age-days`` before ``start`` (a deployed champion is rarely fresh;
+        the moving split keeps its test window before that clock)."""
         from airquality_assets.ml.registry import load_champion
 
         mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
@@ -272,11 +273,12 @@ class Simulation:
                 "not retraining at the start"
             )
             return
-        print(f"  training the first champion at clock {start:%Y-%m-%d %H:%M} ...")
+        clock = start - timedelta(days=self.args.champion_age_days)
+        print(f"  training the first champion at clock {clock:%Y-%m-%d %H:%M} ...")
         result = self.execute(
             "training",
             self.dg.RunRequest(tags={"airquality/retrain_reason": "bootstrap"}),
-            start,
+            clock,
             ("airquality/simulation", "bootstrap"),
             "training (bootstrap)",
         )
@@ -299,6 +301,7 @@ class Simulation:
         self.tick_schedule("daily_monitoring_schedule", morning, morning, "monitoring")
         alerts_before = len(RECEIVED)
         self.tick_sensor("check_alert_sensor", morning)
+        self.tick_sensor("training_failure_sensor", morning)
         _, requests = self.tick_sensor("retraining_sensor", morning)
         requested = promoted = ""
         for request in requests:
@@ -313,9 +316,10 @@ class Simulation:
             if result.success:
                 decision = result.output_for_node("champion_model")
                 promoted = "yes" if decision.promoted else "no"
-                self.tick_sensor("check_alert_sensor", morning)
             else:
                 promoted = "run failed"
+            self.tick_sensor("check_alert_sensor", morning)
+            self.tick_sensor("training_failure_sensor", morning)
             self.retrains.append({"day": d, "reason": requested, "promoted": promoted})
         accuracy = self.latest("forecast_accuracy")
         drift = self.latest("drift_report")
@@ -369,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         "--alert-urls",
         default=None,
         help="Apprise URLs for alerts (default: a receiver on 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--champion-age-days",
+        type=int,
+        default=60,
+        help="train the first champion at this many days before --start (default 60)",
     )
     parser.add_argument(
         "--retrain-at-start",
