@@ -19,7 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -337,6 +338,73 @@ def get_validated(
         if failure is not None:
             raise failure
         retry.sleep()
+
+
+def json_object(body: bytes, array_key: str, secrets: Sequence[str]) -> dict[str, Any]:
+    """A 200 body decoded, if it is a JSON object with an ``array_key`` array.
+
+    A 200 is not trusted blindly: a proxy can return an HTML page, and a dropped connection
+    can leave truncated JSON; storing either would poison the raw asset, so either raises
+    :class:`BadBodyError` (retried, then a clear failure).
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        gist = summarize_body(body, secrets)
+        raise BadBodyError(
+            f"body is not valid JSON (truncated or not JSON: {exc}): {gist}"
+        ) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get(array_key), list):
+        found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
+        raise BadBodyError(f"JSON body has no {array_key!r} array (found {found})")
+    return payload
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiClient:
+    """What the live clients share: the key (checked, never shown), the retrying session,
+    the timeout and the clock."""
+
+    source_name: str
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        timeout_s: float,
+        policy: RetryPolicy,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        key_variable: str,
+    ) -> None:
+        if not api_key:
+            raise ValueError(f"{self.source_name} api_key is empty (is {key_variable} set?)")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.policy = policy
+        self._session = build_session(policy)
+        self._clock = clock
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def now(self) -> datetime:
+        """Wall-clock UTC floored to the hour: both APIs' records are on whole UTC hours."""
+        return self._clock().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class MinIntervalThrottle:

@@ -7,7 +7,6 @@ asset on disk is exactly what OWM sent and can be re-parsed later.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,10 +16,6 @@ from airquality_assets.sources.base import Location, RawResponse
 
 DEFAULT_BASE_URL = "https://api.openweathermap.org"
 _AIR_POLLUTION_PATH = "/data/2.5/air_pollution"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _require_utc(name: str, value: datetime) -> datetime:
@@ -34,7 +29,7 @@ def _iso_utc(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class OpenWeatherMapClient:
+class OpenWeatherMapClient(http.ApiClient):
     """:class:`~airquality_assets.sources.base.AirPollutionSource` backed by the live OWM API.
 
     Transient failures (429, 5xx, connection errors, read timeouts) are retried by urllib3
@@ -56,25 +51,18 @@ class OpenWeatherMapClient:
         backoff_jitter_s: float = 0.5,
         max_retry_after_s: int = 120,
         min_interval_s: float = 1.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = http.utc_now,
     ) -> None:
-        if not api_key:
-            raise ValueError("OpenWeatherMap api_key is empty (is OPENWEATHER_API_KEY set?)")
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.policy = http.RetryPolicy(
+        policy = http.RetryPolicy(
             max_retries=max_retries,
             backoff_factor=backoff_factor,
             backoff_jitter_s=backoff_jitter_s,
             max_retry_after_s=max_retry_after_s,
         )
-        self._session = http.build_session(self.policy)
+        super().__init__(
+            api_key, base_url, timeout_s, policy, clock, key_variable="OPENWEATHER_API_KEY"
+        )
         self._throttle = http.MinIntervalThrottle(min_interval_s)
-        self._clock = clock
-
-    def __repr__(self) -> str:  # never show the key
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def history(self, location: Location, start: datetime, end: datetime) -> RawResponse:
         """Hourly records for ``start .. end`` (tz-aware; sent as integer unix seconds).
@@ -96,20 +84,6 @@ class OpenWeatherMapClient:
     def forecast(self, location: Location) -> RawResponse:
         """Hourly forecast for about the next 4 days (about 96 elements; not fixed)."""
         return self._get("/forecast", location, [], "forecast")
-
-    def now(self) -> datetime:
-        """Wall-clock UTC floored to the hour: OWM's records are on whole UTC hours."""
-        return self._clock().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._session.close()
-
-    def __enter__(self) -> OpenWeatherMapClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _get(
         self,
@@ -147,21 +121,8 @@ class OpenWeatherMapClient:
 
 
 def _count_records(body: bytes, secrets: Sequence[str]) -> int:
-    """Validate a 200 body (JSON object with a ``list`` array) and count its elements.
+    """Validate a 200 body (a JSON object with a ``list`` array) and count its elements.
 
-    A 200 is not trusted blindly: a proxy can return an HTML page, and a dropped connection
-    can leave truncated JSON; storing either would poison the raw asset, so either raises
-    :class:`~airquality_assets.sources.http.BadBodyError` (retried, then a clear failure).
     An empty ``list`` is valid (e.g. a window before OWM's history starts).
     """
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        gist = http.summarize_body(body, secrets)
-        raise http.BadBodyError(
-            f"body is not valid JSON (truncated or not JSON: {exc}): {gist}"
-        ) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("list"), list):
-        found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
-        raise http.BadBodyError(f"JSON body has no 'list' array (found {found})")
-    return len(payload["list"])
+    return len(http.json_object(body, "list", secrets)["list"])

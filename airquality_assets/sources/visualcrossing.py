@@ -9,7 +9,6 @@ with a plain-text 429.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -34,10 +33,6 @@ _QUOTA_TEXTS: tuple[bytes, ...] = (
     b"You have exceeded the maximum number of daily result records",
     b"Maximum daily cost exceeded",
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _is_daily_quota_text(body: bytes) -> bool:
@@ -99,7 +94,7 @@ class DailyRecordBudget:
                 self._spent = max(self._spent, self.limit)
 
 
-class VisualCrossingClient:
+class VisualCrossingClient(http.ApiClient):
     """:class:`~airquality_assets.sources.base.WeatherSource` backed by the live VC API.
 
     Requests ``unitGroup=metric`` (VC defaults to US units), ``include=days,hours`` and
@@ -120,25 +115,18 @@ class VisualCrossingClient:
         backoff_jitter_s: float = 0.5,
         max_retry_after_s: int = 120,
         daily_record_budget: int | None = FREE_TIER_DAILY_RECORDS,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = http.utc_now,
     ) -> None:
-        if not api_key:
-            raise ValueError("Visual Crossing api_key is empty (is VISUAL_CROSSING_API_KEY set?)")
-        self._api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.policy = http.RetryPolicy(
+        policy = http.RetryPolicy(
             max_retries=max_retries,
             backoff_factor=backoff_factor,
             backoff_jitter_s=backoff_jitter_s,
             max_retry_after_s=max_retry_after_s,
         )
-        self._session = http.build_session(self.policy)
-        self._clock = clock
+        super().__init__(
+            api_key, base_url, timeout_s, policy, clock, key_variable="VISUAL_CROSSING_API_KEY"
+        )
         self.budget = DailyRecordBudget(daily_record_budget, clock)
-
-    def __repr__(self) -> str:  # never show the key
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def timeline(self, location: Location, start: date, end: date) -> RawResponse:
         """Hourly weather for the UTC days ``start`` .. ``end`` inclusive.
@@ -175,20 +163,6 @@ class VisualCrossingClient:
             url=http.redact_url(response.url),
         )
 
-    def now(self) -> datetime:
-        """Wall-clock UTC floored to the hour (VC hourly records are on whole hours)."""
-        return self._clock().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._session.close()
-
-    def __enter__(self) -> VisualCrossingClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def _url(self, location: Location, start: date, end: date) -> str:
         point = (
             f"{http.format_coordinate(location.latitude)},"
@@ -223,17 +197,7 @@ class VisualCrossingClient:
         if body.lstrip().startswith(b"You have exceeded"):
             gist = http.summarize_body(body, [ctx.api_key])
             raise ctx.error(f"{http.status_hint(429)} (sent with HTTP 200): {gist}", status=429)
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            gist = http.summarize_body(body, [ctx.api_key])
-            raise http.BadBodyError(
-                f"body is not valid JSON (truncated or not JSON: {exc}): {gist}"
-            ) from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("days"), list):
-            found = sorted(payload)[:10] if isinstance(payload, dict) else type(payload).__name__
-            raise http.BadBodyError(f"JSON body has no 'days' array (found {found})")
-        return payload
+        return http.json_object(body, "days", [ctx.api_key])
 
 
 def _require_dates(start: date, end: date) -> None:
