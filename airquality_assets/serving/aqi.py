@@ -19,15 +19,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-AQI_NAMES: dict[int, str] = {
-    0: "Unknown",
-    1: "Good",
-    2: "Fair",
-    3: "Moderate",
-    4: "Poor",
-    5: "Very Poor",
-}
-
 # Lower edges of bands 2..5 (band 1 starts at 0), ug/m3.
 AQI_BREAKPOINTS: dict[str, tuple[float, float, float, float]] = {
     "so2": (20.0, 80.0, 250.0, 350.0),
