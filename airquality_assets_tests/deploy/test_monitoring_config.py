@@ -139,6 +139,9 @@ def test_prometheus_scrapes_what_compose_exposes() -> None:
     # the service listens where Prometheus looks for it
     assert 'PORT="${PORT:-3001}"' in (ROOT / "deploy/bento/serve.sh").read_text()
     assert "PORT" not in (compose["bento"].get("environment") or {})
+    for name in ("code-server", "daemon"):  # runs and sensors push where Prometheus looks
+        pushes_to = compose[name]["environment"]["AIRQUALITY_PUSHGATEWAY_URL"]
+        assert pushes_to == f"http://pushgateway:{SCRAPED['pushgateway']}", name
     gateway = next(j for j in config["scrape_configs"] if j["job_name"] == "pushgateway")
     assert gateway["honor_labels"] is True  # keep the pushing job's labels
     mount = "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
