@@ -170,7 +170,7 @@ def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         day_text, location = split_key(context.partition_key)
         day = date.fromisoformat(day_text)
         now = _clock_now(deployment)
-        store = ForecastStore(settings.data_dir)
+        store = ForecastStore(settings.storage_root)
         stored = store.read_day(location, day)
         done = set(pd.to_datetime(stored["issued_at"], utc=True))
         due = issue_hours(day, now)
@@ -245,7 +245,7 @@ def forecast_accuracy(
     settings = deployment.settings
     now = _clock_now(deployment)
     obs = _upto(hourly_observations, now)
-    store = ForecastStore(settings.data_dir)
+    store = ForecastStore(settings.storage_root)
     forecasts = store.read(now - timedelta(days=32), now, settings.location_names)
     scores = score(forecasts, obs, now)
     champion = Champion(mlflow, settings.model_name)

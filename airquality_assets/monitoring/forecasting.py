@@ -17,7 +17,12 @@ import pandas as pd
 
 from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.monitoring.scoring import FORECAST_COLUMNS, empty_forecasts
-from airquality_assets.storage import read_frames, write_frame_atomic
+from airquality_assets.storage import (
+    StoragePath,
+    read_frames,
+    storage_location,
+    write_frame_atomic,
+)
 from airquality_assets.transforms.features import feature_matrix
 
 
@@ -115,12 +120,13 @@ def issue(
 
 class ForecastStore:
     """``<base>/forecasts/<location>/<YYYY-MM-DD>.parquet``: one file per location and issue
-    day, appended to and never rewritten (written atomically)."""
+    day, appended to and never rewritten (written atomically). ``base`` is a local directory
+    or an object-store URL, like every other store of the project."""
 
-    def __init__(self, base_dir: str | Path) -> None:
-        self.base = Path(base_dir) / "forecasts"
+    def __init__(self, base: str | Path) -> None:
+        self.base = storage_location(base) / "forecasts"
 
-    def path(self, location: str, day: date) -> Path:
+    def path(self, location: str, day: date) -> StoragePath:
         return self.base / location / f"{day.isoformat()}.parquet"
 
     def read_day(self, location: str, day: date) -> pd.DataFrame:

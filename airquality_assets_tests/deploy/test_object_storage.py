@@ -253,3 +253,31 @@ def test_pickle_io_manager_on_s3(s3, data_dir: Path, monkeypatch: pytest.MonkeyP
     result = dg.materialize([summary, report], resources=resources)
     assert result.success and result.output_for_node("report") == 3.0
     assert {"prod/dagster_storage/summary", "prod/dagster_storage/report"} <= _keys(s3)
+
+
+def test_issued_forecasts_on_s3_are_appended_never_rewritten(s3) -> None:
+    from airquality_assets.monitoring.forecasting import ForecastStore
+
+    store = ForecastStore(URL)
+    day = date(2014, 3, 2)
+
+    def issued(hours: list[int], version: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "location": "beijing",
+                "issued_at": [datetime(2014, 3, 2, h, tzinfo=UTC) for h in hours],
+                "target_time": [datetime(2014, 3, 2, h + 1, tzinfo=UTC) for h in hours],
+                "horizon": 1,
+                "pollutant": "pm2_5",
+                "forecast": float(version),
+                "last_observed": 10.0,
+                "model_name": "m",
+                "model_version": version,
+            }
+        )
+
+    assert store.append("beijing", day, issued([0, 1], "1")) == (2, 0)
+    assert store.append("beijing", day, issued([1, 2], "2")) == (1, 1)
+    assert _keys(s3) == {"prod/forecasts/beijing/2014-03-02.parquet"}
+    stored = store.read_day("beijing", day)
+    assert list(stored["model_version"]) == ["1", "1", "2"]  # hour 1 stays what v1 said
