@@ -37,6 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from airquality_assets.settings import project_root
 
@@ -243,6 +244,7 @@ class Simulation:
             f"{settings.model_name!r}, fault: "
             + (f"{self.args.fault} from {self.fault_start:%Y-%m-%d}" if self.args.fault else "none")
         )
+        self.prepare_history(start)
         self.bootstrap(start)
         print()
         print(
@@ -253,6 +255,32 @@ class Simulation:
         for d in range(self.args.days):
             self.day(d, start + timedelta(days=d))
         return 0
+
+    def prepare_history(self, start: datetime) -> None:
+        """The simulation's own world: raw pulls and frames of every month up to ``start``,
+        pulled at the start clock into the simulation's storage (``AIRQUALITY_STORAGE_URL``,
+        by default ``<data dir>/simulation``). The demo's files already hold all of 2014, and
+        a pull never re-fetches stored hours, so simulating on them would inject no fault."""
+        from airquality_assets.defs.partitions import range_tags
+        from airquality_assets.storage import storage_location, stored_through
+
+        settings = self.defs.resources["deployment"].settings  # type: ignore[index]
+        first = settings.start_date.replace(day=1)
+        last = start.date().replace(day=1)
+        previous = (last - timedelta(days=1)).replace(day=1)
+        root = storage_location(settings.storage_root)
+        location = settings.location_names[0]
+        if stored_through(root, "raw_air_quality", location, previous) is not None:
+            print(f"  history up to {start:%Y-%m-%d} found in {settings.storage_root}")
+            return
+        print(f"  pulling and framing the history {first:%Y-%m}..{last:%Y-%m} into "
+              f"{settings.storage_root} ...")  # fmt: skip
+        tags = range_tags(first.isoformat(), last.isoformat(), settings.location_names)
+        for job, what in (("ingestion", "history pulls"), ("frames", "history frames")):
+            request = self.dg.RunRequest(tags=tags)
+            result = self.execute(job, request, start, ("airquality/simulation", what), what)
+            if not result.success:
+                raise SystemExit(f"{what} failed: the simulation needs the history first")
 
     def bootstrap(self, start: datetime) -> None:
         """The loop needs a champion trained before the simulated period: train one at a
@@ -389,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     args.start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
 
     os.environ.setdefault("DAGSTER_HOME", str(project_root() / ".dagster_home"))
+    # Its own files (raw pulls, frames, forecasts): the demo's already hold the simulated
+    # period. The Dagster instance and MLflow stay the project's, so the UIs show it all.
+    data_dir = Path(os.environ.get("AIRQUALITY_DATA_DIR") or project_root() / ".data")
+    os.environ.setdefault("AIRQUALITY_STORAGE_URL", (data_dir.resolve() / "simulation").as_uri())
     os.environ.setdefault("AIRQUALITY_MODEL_NAME", SIM_MODEL_NAME)
     os.environ.setdefault("AIRQUALITY_EXPERIMENT", SIM_EXPERIMENT)
     os.environ["AIRQUALITY_REPLAY_NOW"] = args.start.isoformat()
