@@ -30,9 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +46,7 @@ from airquality_assets.settings import project_root
 FAULTS = ("recalibration", "stuck", "fahrenheit")
 SIM_MODEL_NAME = "airquality-lstm-sim"
 SIM_EXPERIMENT = "airquality-simulation"
+SIMULATION_TAG = "airquality/simulation_id"
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -107,6 +110,7 @@ class Simulation:
         self.timings = Timings()
         self.fault_start = args.start + timedelta(days=args.fault_day) if args.fault else None
         self.retrains: list[dict] = []
+        self.simulation_id = uuid.uuid4().hex[:8]
 
     # ------------------------------------------------------------------ clock and config
     def clock_config(self, now: datetime) -> dict:
@@ -149,6 +153,7 @@ class Simulation:
         if request.run_key:
             tags["dagster/run_key"] = request.run_key
         tags[origin[0]] = origin[1]
+        tags[SIMULATION_TAG] = self.simulation_id
         run_config = _merge(
             LOG_CONFIG, request.run_config or {}, self.clock_config(now), extra_config or {}
         )
@@ -171,9 +176,9 @@ class Simulation:
         return result
 
     def already_ran(self, run_key: str) -> bool:
-        runs = self.instance.get_runs(
-            filters=self.dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1
-        )
+        """The daemon never launches a run key twice; a simulation is its own deployment."""
+        tags = {"dagster/run_key": run_key, SIMULATION_TAG: self.simulation_id}
+        runs = self.instance.get_runs(filters=self.dg.RunsFilter(tags=tags), limit=1)
         return bool(runs)
 
     def tick_schedule(
@@ -222,7 +227,6 @@ class Simulation:
             data = sensor.evaluate_tick(context)
         self.timings.add("sensor evaluation", time.perf_counter() - started)
         self.cursors[name] = data.cursor
-        self.instance.run_storage.set_cursor_values({f"simulation/{name}": data.cursor or ""})
         requests = [
             r for r in (data.run_requests or []) if not (r.run_key and self.already_ran(r.run_key))
         ]
@@ -231,13 +235,7 @@ class Simulation:
     # ------------------------------------------------------------------ the loop
     def run(self) -> int:
         settings = self.defs.resources["deployment"].settings  # type: ignore[index]
-        self.cursors = {
-            name: (self.instance.run_storage.get_cursor_values({f"simulation/{name}"}) or {}).get(
-                f"simulation/{name}"
-            )
-            or None
-            for name in ("check_alert_sensor", "retraining_sensor", "training_failure_sensor")
-        }
+        self.cursors: dict[str, str | None] = {}  # a simulation starts its sensors afresh
         start = self.args.start
         print(
             f"simulation: {self.args.days} days from {start:%Y-%m-%d}, model "
@@ -420,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     # Its own files (raw pulls, frames, forecasts): the demo's already hold the simulated
     # period. The Dagster instance and MLflow stay the project's, so the UIs show it all.
     data_dir = Path(os.environ.get("AIRQUALITY_DATA_DIR") or project_root() / ".data")
-    os.environ.setdefault("AIRQUALITY_STORAGE_URL", (data_dir.resolve() / "simulation").as_uri())
+    if "AIRQUALITY_STORAGE_URL" not in os.environ:
+        own = data_dir.resolve() / "simulation"
+        if own.exists():  # each simulation starts from the history alone
+            shutil.rmtree(own)
+        os.environ["AIRQUALITY_STORAGE_URL"] = own.as_uri()
     os.environ.setdefault("AIRQUALITY_MODEL_NAME", SIM_MODEL_NAME)
     os.environ.setdefault("AIRQUALITY_EXPERIMENT", SIM_EXPERIMENT)
     os.environ["AIRQUALITY_REPLAY_NOW"] = args.start.isoformat()
