@@ -14,7 +14,6 @@
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -162,15 +161,12 @@ def retraining_sensor(
     )
 
 
-STALE_PLANNED_S = 3600.0
-
-
 def check_evaluations(
     instance: dg.DagsterInstance, check_keys, after: int, page: int = 200
 ) -> tuple[list[CheckEvaluation], int]:
     """Evaluations of ``check_keys`` recorded after execution id ``after``, oldest first, and
     the highest id the cursor may move to: never past a check that is planned but not yet
-    evaluated (unless it is stale: its run died), so no evaluation is skipped.
+    evaluated while its run is still going, so no evaluation is skipped.
 
     Reads Dagster's asset-check execution records (one id sequence for every check), which
     works on every event-log storage, including the default run-sharded SQLite one.
@@ -182,7 +178,16 @@ def check_evaluations(
     out: list[CheckEvaluation] = []
     limit_id: int | None = None
     storage = instance.event_log_storage
-    now = time.time()
+    finished: dict[str, bool] = {}
+
+    def running(run_id: str) -> bool:
+        """A planned check can still be evaluated only while its run is going (a ranged
+        backfill plans checks it records under each partition, so its plan stays open)."""
+        if run_id not in finished:
+            run = instance.get_run_by_id(run_id)
+            finished[run_id] = run is None or run.is_finished
+        return not finished[run_id]
+
     for key in check_keys:
         cursor = None
         while True:
@@ -190,7 +195,7 @@ def check_evaluations(
             fresh = [r for r in records if r.id > after]
             for record in fresh:
                 if record.status == Status.PLANNED or record.event is None:
-                    if now - record.create_timestamp < STALE_PLANNED_S:
+                    if running(record.run_id):
                         limit_id = min(limit_id or record.id, record.id)
                     continue
                 evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]

@@ -129,10 +129,13 @@ class _Receiver:
 
 class _CheckConfig(dg.Config):
     ok: bool = True
+    crash: bool = False
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="frame")])
 def frame(config: _CheckConfig):
+    if config.crash:  # the check was planned and will never be evaluated
+        raise RuntimeError("died before its check")
     yield dg.Output(1)
     yield dg.AssetCheckResult(
         check_name="plausible", passed=config.ok, description=None if config.ok else "bad rows"
@@ -152,12 +155,13 @@ def _alert_tick(instance, cursor, operations):
         return check_alert_sensor.evaluate_tick(context)
 
 
-def _materialize(instance, ok: bool) -> None:
+def _materialize(instance, ok: bool, crash: bool = False) -> None:
     dg.materialize(
         [frame],
         instance=instance,
-        run_config={"ops": {"frame": {"config": {"ok": ok}}}},
+        run_config={"ops": {"frame": {"config": {"ok": ok, "crash": crash}}}},
         resources={"io_manager": dg.InMemoryIOManager()},
+        raise_on_error=not crash,
     )
 
 
@@ -324,3 +328,15 @@ def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
     assert "champion: none (unchanged)" in message
     assert "error: fit: RuntimeError: out of memory in candidate u64" in message
     assert f"ui: http://ui/runs/{failed.run_id}" in message
+
+
+def test_a_check_planned_by_a_finished_run_does_not_hold_back_alerts(
+    httpserver: HTTPServer,
+) -> None:
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url)
+    with dg.instance_for_test() as instance:
+        _materialize(instance, ok=True, crash=True)  # planned, never evaluated, run over
+        _materialize(instance, ok=False)
+        _alert_tick(instance, None, operations)
+    assert [r["title"] for r in receiver.received] == ["ERROR check failed: frame.plausible"]
