@@ -362,12 +362,23 @@ class Simulation:
             if isinstance(score, float) and score == score
             else str(drift.get("status", "-"))
         )
-        fault = " (fault)" if self.fault_start and day_start >= self.fault_start else ""
+        fault = " (fault)" if self.fault_active(day_start) else ""
         print(
             f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued} | {rmse_text} | {drift_text} | "
             f"{len(RECEIVED) - alerts_before} | {requested or '-'} | {promoted or '-'} |",
             flush=True,
         )
+
+    def fault_active(self, day_start: datetime) -> bool:
+        """Whether the injected fault touches any hour of the day (a stuck sensor: 48 h)."""
+        if not self.fault_start:
+            return False
+        import numpy as np
+
+        from airquality_assets.monitoring.faults import Fault
+
+        hours = np.arange(24) * 3600 + int(day_start.timestamp())
+        return bool(Fault(self.args.fault, self.fault_start).affects(hours).any())
 
     def frames(self, day_start: datetime, now: datetime) -> None:
         month = day_start.replace(day=1).strftime("%Y-%m-%d")
