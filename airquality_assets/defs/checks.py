@@ -32,13 +32,16 @@ def schema_check_result(asset: str, schema: type, frame: pd.DataFrame) -> dg.Ass
 
 
 def completeness_metadata(completeness: Completeness) -> dict[str, object]:
-    """Per column: missing hours against the expected ones, the longest gap; and the columns
-    never reported at all (named once, with the locations)."""
+    """Per column with any value: missing hours against the expected ones, the longest gap;
+    and the columns never reported at all (named once, with the locations, not listed again
+    as missing every hour)."""
     meta = completeness.as_metadata()
     never = completeness.never_reported
+    empty = set(completeness.empty_columns)
+    missing = {c: n for c, n in meta["missing_hours"].items() if c not in empty}  # type: ignore[union-attr]
     return {
         "expected_hours": completeness.expected_hours,
-        "missing_hours": dg.MetadataValue.json(meta["missing_hours"]),
+        "missing_hours": dg.MetadataValue.json(missing),
         "longest_gap_hours": dg.MetadataValue.json(meta["longest_gap_hours"]),
         "never_reported": ", ".join(f"{c} ({', '.join(locs)})" for c, locs in never.items())
         or "none",

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from airquality_assets.ml.links import TAG_RUN_ID
 from airquality_assets.ml.package import METADATA_FILE, ModelMetadata
 
 if TYPE_CHECKING:
@@ -44,8 +45,10 @@ if TYPE_CHECKING:
     from airquality_assets.ml.model import LSTMParams
 
 MLFLOW_DB_FILE = "mlflow.db"
-#: Tag linking a parent MLflow run to the Dagster run it stands for.
-DAGSTER_RUN_TAG = "dagster_run_id"
+#: Tag linking a parent MLflow run to the Dagster run it stands for (the same key the link
+#: tags use, so the parent shows the Dagster run id once).
+DAGSTER_RUN_TAG = TAG_RUN_ID
+_BY_DAGSTER_RUN = f"tags.`{DAGSTER_RUN_TAG}` = '{{}}'"  # backticks: the key has a dot
 ARTIFACTS_DIR = "mlartifacts"
 #: Run-artifact path of the model package's metadata.json.
 PACKAGE_ARTIFACT_DIR = "model_package"
@@ -104,7 +107,7 @@ def parent_run_for(
     logs its candidates under the same parent.
     """
     found = client.search_runs(
-        [experiment_id], filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
+        [experiment_id], filter_string=_BY_DAGSTER_RUN.format(dagster_run_id)
     )
     if found:
         return found[0].info.run_id
@@ -117,7 +120,7 @@ def parent_run_for(
 def end_parent_run(client: Any, experiment_id: str, dagster_run_id: str, status: str) -> None:
     """Close the parent run of ``dagster_run_id`` (if any) with ``status`` (e.g. FINISHED)."""
     for run in client.search_runs(
-        [experiment_id], filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}'"
+        [experiment_id], filter_string=_BY_DAGSTER_RUN.format(dagster_run_id)
     ):
         client.set_terminated(run.info.run_id, status=status)
 

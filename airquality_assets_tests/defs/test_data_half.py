@@ -153,6 +153,10 @@ def test_single_run_backfill_gives_each_partition_its_own_metadata(settings: Set
                 present = stored["pm2_5"].notna().sum()
                 assert meta["missing_pm2_5"] == expected - present  # absent rows count
                 assert meta["missing_hours"]["pm2_5"] == expected - present
+                # a column never reported is named as such, not listed as missing every hour
+                assert (
+                    "co" not in meta["missing_hours"] and "co (beijing)" in meta["never_reported"]
+                )
             assert len({e["dagster/row_count"] for e in events.values()}) > 1
             assert len({e["first_hour"] for e in events.values()}) == 3
 
