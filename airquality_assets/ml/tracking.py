@@ -361,21 +361,6 @@ def log_candidate_run(
         client = mlflow.MlflowClient()
         mlflow.log_params({**params.as_dict(), "name": params.name})
 
-        timestamp = _now_ms()
-        metrics = (
-            []
-            if curves_logged_live
-            else [
-                Metric(key, float(value), timestamp, step)
-                for key, values in history.items()
-                for step, value in enumerate(values)
-                if math.isfinite(float(value))
-            ]
-        )
-        metrics += [Metric(k, v, timestamp, s) for k, v, s in triples]
-        metrics += [Metric(k, v, timestamp, 0) for k, v in summary.items()]
-        _log_metrics_batched(client, run_id, metrics)
-
         with tempfile.TemporaryDirectory(prefix="aq-candidate-") as tmp:
             if plots:
                 plot_dir = Path(tmp) / "plots"
@@ -391,6 +376,11 @@ def log_candidate_run(
                 (package_dir / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
                 mlflow.log_artifacts(str(package_dir), artifact_path=PACKAGE_ARTIFACT_DIR)
 
+        # log_model links the run's metrics at its ``step`` to the logged model: at the
+        # default step 0 the model page showed the FIRST epoch's loss. Logged at the step
+        # after the last epoch, before the results, it links nothing by itself; the model's
+        # own figures (means over horizons, best epoch) are linked explicitly below.
+        epochs = max((len(v) for v in history.values()), default=0)
         model_info = mlflow.keras.log_model(
             model,
             name=params.name,
@@ -398,7 +388,26 @@ def log_candidate_run(
             pip_requirements=requirements,
             metadata={MLMODEL_METADATA_KEY: mlmodel_metadata(metadata)} if metadata else None,
             tags=run_tags,
+            step=epochs,
         )
+        model_id = getattr(model_info, "model_id", None)
+
+        timestamp = _now_ms()
+        metrics = (
+            []
+            if curves_logged_live
+            else [
+                Metric(key, float(value), timestamp, step)
+                for key, values in history.items()
+                for step, value in enumerate(values)
+                if math.isfinite(float(value))
+            ]
+        )
+        metrics += [Metric(k, v, timestamp, s) for k, v, s in triples if k not in flat]
+        metrics += [
+            Metric(k, v, timestamp, 0, model_id=model_id) for k, v in {**flat, **summary}.items()
+        ]
+        _log_metrics_batched(client, run_id, metrics)
     return CandidateRun(
         run_id=run_id,
         model_uri=model_info.model_uri,

@@ -365,3 +365,9 @@ def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
     logged = client.get_logged_model(run.model_id)
     assert logged.name == PARAMS.name and logged.tags["dagster.run_id"] == "dagster-run-live"
     assert len(stored.data.metrics) < 20, sorted(stored.data.metrics)
+    # the logged model shows its own figures, not the first epoch's curve values
+    on_model = {m.key: m.value for m in logged.metrics}
+    assert "loss" not in on_model and "val_loss" not in on_model
+    assert on_model["epochs_run"] == 3
+    assert on_model["test_rmse_mean"] == pytest.approx(stored.data.metrics["test_rmse_mean"])
+    assert not any(k.startswith("test_rmse_pm2_5") and not k.endswith("_mean") for k in on_model)
