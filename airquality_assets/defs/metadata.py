@@ -30,9 +30,20 @@ def frame_metadata(frame: pd.DataFrame, watch: Sequence[str] = ()) -> dict[str, 
         if column in frame:
             meta[f"missing_{column}"] = int(frame[column].isna().sum())
     preview = frame.head(8)
-    shown = [c for c in preview.columns if preview[c].notna().any()][:12]
-    meta["preview"] = dg.MetadataValue.md(preview[shown].to_markdown(index=False))
+    shown = preview.columns[preview.notna().any().to_numpy()][:12]
+    meta["preview"] = dg.MetadataValue.md(_markdown(preview[shown]))
     return meta
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """A small frame as a Markdown table (``to_markdown`` costs ~10 ms, once per partition)."""
+    lines = [
+        "| " + " | ".join(map(str, frame.columns)) + " |",
+        "|" + "|".join("---" for _ in frame.columns) + "|",
+    ]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
+    return "\n".join(lines)
 
 
 def month_key(partition_key: str) -> str:

@@ -164,7 +164,10 @@ def measure_completeness(
         position = pd.Index(hour_ids).get_indexer(row_ids)
         inside = position >= 0
         rows_in_window += int(inside.sum())
-        month_codes, months = pd.factorize(hours.strftime("%Y-%m"), sort=True)
+        # months since 1970 (UTC), then "YYYY-MM" labels: strftime per hour costs seconds
+        month_ids = hour_ids.astype("datetime64[h]").astype("datetime64[M]").astype(np.int64)
+        month_codes, month_uniques = pd.factorize(month_ids, sort=True)
+        months = np.asarray(month_uniques).astype("datetime64[M]").astype(str)
         per_month_hours = np.bincount(month_codes, minlength=len(months))
         per_month_rows = np.bincount(month_codes[position[inside]], minlength=len(months))
         month_breaks = breaks.copy()
