@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from airquality_assets.ml.links import TAG_RUN_ID
 from airquality_assets.ml.package import METADATA_FILE, ModelMetadata
 
 if TYPE_CHECKING:
@@ -45,10 +44,10 @@ if TYPE_CHECKING:
     from airquality_assets.ml.model import LSTMParams
 
 MLFLOW_DB_FILE = "mlflow.db"
-#: Tag linking a parent MLflow run to the Dagster run it stands for (the same key the link
-#: tags use, so the parent shows the Dagster run id once).
-DAGSTER_RUN_TAG = TAG_RUN_ID
-_BY_DAGSTER_RUN = f"tags.`{DAGSTER_RUN_TAG}` = '{{}}'"  # backticks: the key has a dot
+#: Tag marking THE parent MLflow run of a Dagster run. Not ``dagster.run_id``: candidate
+#: runs and logged models carry that one too (a link back), so a search on it would find them.
+DAGSTER_RUN_TAG = "dagster_run_id"
+_BY_DAGSTER_RUN = f"tags.{DAGSTER_RUN_TAG} = '{{}}'"
 ARTIFACTS_DIR = "mlartifacts"
 #: Run-artifact path of the model package's metadata.json.
 PACKAGE_ARTIFACT_DIR = "model_package"
