@@ -14,6 +14,7 @@
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -161,6 +162,9 @@ def retraining_sensor(
     )
 
 
+STALE_PLANNED_S = 3600.0
+
+
 def check_evaluations(
     instance: dg.DagsterInstance, check_keys, after: int, page: int = 200
 ) -> tuple[list[CheckEvaluation], int]:
@@ -178,11 +182,14 @@ def check_evaluations(
     out: list[CheckEvaluation] = []
     limit_id: int | None = None
     storage = instance.event_log_storage
+    now = time.time()
     finished: dict[str, bool] = {}
 
     def running(run_id: str) -> bool:
         """A planned check can still be evaluated only while its run is going (a ranged
-        backfill plans checks it records under each partition, so its plan stays open)."""
+        backfill plans checks it records under each partition, so its plan stays open); a
+        run whose process died stays "started" until run monitoring notices, hence the
+        STALE_PLANNED_S limit as well."""
         if run_id not in finished:
             run = instance.get_run_by_id(run_id)
             finished[run_id] = run is None or run.is_finished
@@ -195,7 +202,8 @@ def check_evaluations(
             fresh = [r for r in records if r.id > after]
             for record in fresh:
                 if record.status == Status.PLANNED or record.event is None:
-                    if running(record.run_id):
+                    recent = now - record.create_timestamp < STALE_PLANNED_S
+                    if recent and running(record.run_id):
                         limit_id = min(limit_id or record.id, record.id)
                     continue
                 evaluation = record.event.dagster_event.event_specific_data  # type: ignore[union-attr]
