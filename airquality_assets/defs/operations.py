@@ -162,7 +162,6 @@ def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     def forecasts(
         context: dg.AssetExecutionContext,
         deployment: DeploymentResource,
-        operations: OperationsResource,
         mlflow: MlflowResource,
         observations: pd.DataFrame,
     ) -> dg.MaterializeResult:
