@@ -96,6 +96,26 @@ def _merge(*configs: dict) -> dict:
     return out
 
 
+def retrain_outcome(result) -> dict:
+    """What a retraining run decided, for the timeline: promoted or not, both models' scores
+    on the gate's window, and the bento it built (the champion's, new only when promoted)."""
+    if not result.success:
+        return {"promoted": "run failed"}
+    decision = result.output_for_node("champion_model")
+    champion = decision.champion_score
+    scores = f"{decision.candidate_score:.1f} vs {champion:.1f}" if champion else "no champion"
+    outcome = {
+        "promoted": f"{'yes' if decision.promoted else 'no'} ({scores})",
+        "version": decision.new_version,
+    }
+    for event in result.get_asset_materialization_events():
+        if event.asset_key and event.asset_key.path[-1] == "bento":
+            metadata = event.materialization.metadata  # type: ignore[union-attr]
+            outcome["bento"] = str(getattr(metadata["bento_tag"], "value", metadata["bento_tag"]))
+            outcome["bento_rebuilt"] = bool(getattr(metadata["rebuilt"], "value", False))
+    return outcome
+
+
 class Simulation:
     def __init__(self, args: argparse.Namespace) -> None:
         import dagster as dg
@@ -339,14 +359,11 @@ class Simulation:
                 ("dagster/sensor_name", "retraining_sensor"),
                 "training",
             )
-            if result.success:
-                decision = result.output_for_node("champion_model")
-                promoted = "yes" if decision.promoted else "no"
-            else:
-                promoted = "run failed"
+            outcome = retrain_outcome(result)
+            promoted = outcome["promoted"]
             self.tick_sensor("check_alert_sensor", morning)
             self.tick_sensor("training_failure_sensor", morning)
-            self.retrains.append({"day": d, "reason": requested, "promoted": promoted})
+            self.retrains.append({"day": d + 1, "date": f"{day_start:%Y-%m-%d}", **outcome})
         accuracy = self.latest("forecast_accuracy")
         drift = self.latest("drift_report")
         rmse = accuracy.get("rmse_7d_mean")
@@ -458,7 +475,18 @@ def main(argv: list[str] | None = None) -> int:
     for what, seconds in sorted(simulation.timings.seconds.items(), key=lambda kv: -kv[1]):
         runs = simulation.timings.runs[what]
         print(f"  {what:24s} {seconds:7.1f} s  ({runs} x, {seconds / max(runs, 1):.2f} s each)")
-    print(f"retrains: {simulation.retrains or 'none'}")
+    print(f"retrains: {len(simulation.retrains) or 'none'}")
+    for retrain in simulation.retrains:
+        bento = retrain.get("bento")
+        built = (
+            f"; bento {bento} ({'new' if retrain.get('bento_rebuilt') else 're-used'})"
+            if bento
+            else ""
+        )
+        print(
+            f"  - day {retrain['day']} ({retrain['date']}): {retrain['reason']}; promoted: "
+            f"{retrain['promoted']}; registered v{retrain.get('version', '-')}{built}"
+        )
     print(f"alerts received: {len(RECEIVED)}")
     for alert in RECEIVED:
         print(f"  - {alert.get('title', alert)}")
