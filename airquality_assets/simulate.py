@@ -363,7 +363,9 @@ class Simulation:
             promoted = outcome["promoted"]
             self.tick_sensor("check_alert_sensor", morning)
             self.tick_sensor("training_failure_sensor", morning)
-            self.retrains.append({"day": d + 1, "date": f"{day_start:%Y-%m-%d}", **outcome})
+            self.retrains.append(
+                {"day": d + 1, "date": f"{day_start:%Y-%m-%d}", "reason": requested, **outcome}
+            )
         accuracy = self.latest("forecast_accuracy")
         drift = self.latest("drift_report")
         rmse = accuracy.get("rmse_7d_mean")

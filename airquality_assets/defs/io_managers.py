@@ -100,25 +100,47 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 raise FileNotFoundError(f"{name} has not been materialized yet ({path})")
             return pd.read_parquet(path)
 
-        paths = []
-        for partition_key in context.asset_partition_keys:
-            day, location = split_key(partition_key)
-            paths.append(frame_path(base, name, location, date.fromisoformat(day)))
-        missing = sum(not p.exists() for p in paths)
+        keys = [split_key(key) for key in context.asset_partition_keys]
+        paths = [frame_path(base, name, loc, date.fromisoformat(day)) for day, loc in keys]
+        stored = [p.exists() for p in paths]
         frame = read_frames(paths)
         if frame is None:
             raise FileNotFoundError(
                 f"none of the {len(paths)} requested partitions of {name} is stored; "
                 f"materialize {name} first"
             )
-        if missing:
+        gaps, not_yet = missing_partitions(keys, stored)
+        if gaps:
             context.log.warning(
-                f"{name}: {missing} of {len(paths)} upstream partitions are not stored "
-                "(not yet materialized or outside the data); loading the rest"
+                f"{name}: {len(gaps)} of {len(paths)} upstream partitions are not stored "
+                f"although later ones are (first: {gaps[0]}); loading the rest"
             )
+        if not_yet:
+            context.log.info(
+                f"{name}: {len(not_yet)} partition(s) after the newest stored one are not "
+                f"stored yet (from {not_yet[0]}; the data has not reached them)"
+            )
+        missing = len(gaps) + len(not_yet)
         frame = frame.sort_values([LOCATION, TIME], kind="stable").reset_index(drop=True)
         context.log.info(f"{name}: loaded {len(frame)} rows from {len(paths) - missing} files")
         return frame
+
+
+def missing_partitions(
+    keys: list[tuple[str, str]], stored: list[bool]
+) -> tuple[list[str], list[str]]:
+    """Split the unstored ``(day, location)`` keys into gaps (a later partition of the same
+    location is stored) and those after a location's newest stored one: a deployment whose
+    clock has not reached them yet, which is no reason to warn."""
+    newest: dict[str, str] = {}
+    for (day, location), exists in zip(keys, stored, strict=True):
+        if exists and day > newest.get(location, ""):
+            newest[location] = day
+    gaps, not_yet = [], []
+    for (day, location), exists in sorted(zip(keys, stored, strict=True)):
+        if not exists:
+            (gaps if day < newest.get(location, "") else not_yet).append(f"{day}|{location}")
+    return gaps, not_yet
 
 
 class SequenceTensorsIOManager(dg.ConfigurableIOManager):

@@ -30,7 +30,12 @@ from airquality_assets.monitoring.alerts import (
     process,
 )
 from airquality_assets.monitoring.metrics import CounterTotals, PipelineMetrics
-from airquality_assets.monitoring.retrain import RetrainPolicy, RetrainState, decide
+from airquality_assets.monitoring.retrain import (
+    RetrainPolicy,
+    RetrainState,
+    decide,
+    trigger_detail,
+)
 
 TRAINING_JOB = "training"
 TAG_PREFIX = "airquality/"
@@ -137,10 +142,7 @@ def retraining_sensor(
     now = max(datetime.fromisoformat(c) for c in clocks)
     drift_error = drift.get("status") == "error"
     degraded = bool(accuracy.get("degraded", False))
-    detail = (
-        f"drift {drift.get('status', 'none')} (score {drift.get('drift_score', 'n/a')}), "
-        f"7-day RMSE / test RMSE {accuracy.get('ratio_to_test_rmse_7d', {})}"
-    )
+    detail = trigger_detail(drift, accuracy)
     policy = RetrainPolicy(
         accuracy_factor=operations.accuracy_factor, cooldown_hours=operations.cooldown_hours
     )

@@ -10,8 +10,11 @@ request follows once the cool-down has passed while the trigger still holds).
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,26 @@ def decide(
     new.requested_for_episode = True
     new.last_request_at = now.isoformat()
     return Decision(True, reason, f"retrain:{new.episode_start}", new)
+
+
+def trigger_detail(drift: Mapping[str, Any], accuracy: Mapping[str, Any]) -> str:
+    """One readable line of the evidence (a run tag and the sensor's log): the drift status
+    with its score and per-location reasons, and the worst 7-day RMSE / test RMSE ratio."""
+    score = drift.get("drift_score")
+    text = f"drift {drift.get('status', 'none')}"
+    if isinstance(score, float) and math.isfinite(score):
+        text += f" (score {score:.2f})"
+    reasons = drift.get("reasons") or {}
+    shown = "; ".join(f"{loc}: {why}" for loc, why in reasons.items() if why)
+    if shown:
+        text += f": {shown}"
+    ratios = {h: r for h, r in (accuracy.get("ratio_to_test_rmse_7d") or {}).items() if r == r}
+    if ratios:
+        horizon, worst = max(ratios.items(), key=lambda kv: kv[1])
+        text += (
+            f"; 7-day RMSE / test RMSE at most {worst:.2f} (h{horizon}; retrain above "
+            f"{accuracy.get('accuracy_factor', '?')})"
+        )
+    else:
+        text += "; 7-day RMSE not scored yet"
+    return text

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from airquality_assets.defs.io_managers import PartitionedParquetIOManager
+from airquality_assets.defs.io_managers import PartitionedParquetIOManager, missing_partitions
 from airquality_assets.defs.partitions import build_partitions
 from airquality_assets.settings import Settings
 from airquality_assets.storage import frame_path
@@ -78,3 +78,17 @@ def test_loading_an_unmaterialized_asset_fails_clearly(tmp_path: Path) -> None:
     assert _run([upstream, downstream], tmp_path, partition_key=None).success
     stored = pd.read_parquet(tmp_path / "frames" / "downstream.parquet")
     pd.testing.assert_frame_equal(stored, _rows("2014-03-01T05:00"))
+
+
+def test_missing_partitions_tell_gaps_from_months_not_reached_yet() -> None:
+    keys = [
+        ("2014-01-01", "beijing"),
+        ("2014-02-01", "beijing"),  # missing between stored months: a gap
+        ("2014-03-01", "beijing"),
+        ("2014-04-01", "beijing"),  # after the newest stored month: not reached yet
+        ("2014-01-01", "delhi"),  # a location with nothing stored: nothing reached yet
+    ]
+    stored = [True, False, True, False, False]
+    gaps, not_yet = missing_partitions(keys, stored)
+    assert gaps == ["2014-02-01|beijing"]
+    assert not_yet == ["2014-01-01|delhi", "2014-04-01|beijing"]

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from airquality_assets.monitoring.retrain import RetrainPolicy, RetrainState, decide
+from airquality_assets.monitoring.retrain import RetrainPolicy, RetrainState, decide, trigger_detail
 
 T0 = datetime(2014, 3, 1, tzinfo=UTC)
 POLICY = RetrainPolicy(cooldown_hours=72)
@@ -39,3 +39,15 @@ def test_no_trigger_never_requests() -> None:
         d = decide(T0 + timedelta(days=day), False, False, state, POLICY)
         assert not d.request
         state = d.state
+
+
+def test_trigger_detail_is_one_readable_line() -> None:
+    drift = {"status": "error", "drift_score": 0.11976, "reasons": {"beijing": "pm2_5 stuck 25 h"}}
+    accuracy = {"ratio_to_test_rmse_7d": {"1": 0.15, "20": 0.68, "24": 0.6}, "accuracy_factor": 1.5}
+    assert trigger_detail(drift, accuracy) == (
+        "drift error (score 0.12): beijing: pm2_5 stuck 25 h; "
+        "7-day RMSE / test RMSE at most 0.68 (h20; retrain above 1.5)"
+    )
+    assert trigger_detail({}, {"ratio_to_test_rmse_7d": {"1": float("nan")}}) == (
+        "drift none; 7-day RMSE not scored yet"
+    )
