@@ -258,7 +258,8 @@ class Simulation:
         self.cursors: dict[str, str | None] = {}  # a simulation starts its sensors afresh
         start = self.args.start
         print(
-            f"simulation: {self.args.days} days from {start:%Y-%m-%d}, model "
+            f"simulation {self.simulation_id} (runs tagged {SIMULATION_TAG}="
+            f"{self.simulation_id}): {self.args.days} days from {start:%Y-%m-%d}, model "
             f"{settings.model_name!r}, fault: "
             + (f"{self.args.fault} from {self.fault_start:%Y-%m-%d}" if self.args.fault else "none")
         )
@@ -266,7 +267,7 @@ class Simulation:
         self.bootstrap(start)
         print()
         print(
-            "| day | date | forecasts issued | 7-day RMSE (model / persistence) | drift "
+            "| day | date | forecasts issued (model) | 7-day RMSE (model / persistence) | drift "
             "| alerts sent | retrain requested | promoted |"
         )
         print("|---|---|---|---|---|---|---|---|")
@@ -308,15 +309,15 @@ class Simulation:
 
         mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
         mlflow.setup_for_execution(None)  # type: ignore[arg-type]
+        name = self.defs.resources["deployment"].model_name  # type: ignore[index]
         try:
-            load_champion(self.defs.resources["deployment"].model_name, client=mlflow.client())  # type: ignore[index]
-            seen = True
-        except Exception:
-            seen = False
-        if seen and not self.args.retrain_at_start:
+            _, version, _ = load_champion(name, client=mlflow.client())
+        except Exception:  # no champion yet
+            version = None
+        if version is not None:
             print(
-                f"  champion of {self.defs.resources['deployment'].model_name!r} found; "  # type: ignore[index]
-                "not retraining at the start"
+                f"  {name!r} has a champion (v{version}, left by an earlier run): the loop starts "
+                "from it (set AIRQUALITY_MODEL_NAME to start from a new first champion)"
             )
             return
         clock = start - timedelta(days=self.args.champion_age_days)
@@ -339,10 +340,14 @@ class Simulation:
         self.frames(day_start, end_of_day)
         at = day_start + timedelta(hours=23, minutes=10)
         forecast_runs = self.tick_schedule("hourly_forecast_schedule", at, at, "forecasts")
-        issued = 0
+        issued, models = 0, set()
         for result in forecast_runs:
             for m in result.get_asset_materialization_events():
-                issued += int(m.materialization.metadata["issued"].value)  # type: ignore[union-attr]
+                metadata = m.materialization.metadata  # type: ignore[union-attr]
+                issued += int(metadata["issued"].value)
+                if "model" in metadata:
+                    models.add(str(metadata["model"].value).rsplit(" ", 1)[-1])
+        issued_text = f"{issued} ({', '.join(sorted(models))})" if models else str(issued)
         morning = day_start + timedelta(days=1, minutes=30)
         self.tick_schedule("daily_monitoring_schedule", morning, morning, "monitoring")
         alerts_before = len(RECEIVED)
@@ -383,8 +388,9 @@ class Simulation:
         )
         fault = " (fault)" if self.fault_active(day_start) else ""
         print(
-            f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued} | {rmse_text} | {drift_text} | "
-            f"{len(RECEIVED) - alerts_before} | {requested or '-'} | {promoted or '-'} |",
+            f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued_text} | {rmse_text} | "
+            f"{drift_text} | {len(RECEIVED) - alerts_before} | {requested or '-'} | "
+            f"{promoted or '-'} |",
             flush=True,
         )
 
@@ -435,11 +441,6 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=60,
         help="train the first champion at this many days before --start (default 60)",
-    )
-    parser.add_argument(
-        "--retrain-at-start",
-        action="store_true",
-        help="train a fresh champion at the start clock even if one exists",
     )
     args = parser.parse_args(argv)
     args.start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)

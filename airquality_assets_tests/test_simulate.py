@@ -41,12 +41,14 @@ def test_a_stuck_sensor_is_alerted_and_retrained_on(
     rows = [line for line in out.splitlines() if line.startswith("| ") and "2014-03" in line]
     assert [row.split(" | ")[1] for row in rows] == ["2014-03-01 (fault)", "2014-03-02 (fault)",
                                                      "2014-03-03"]  # fmt: skip
-    assert all(row.split(" | ")[2] == "24" for row in rows), rows  # forecasts issued per day
     # Stuck from 03-01 00:00: 24 frozen hours by the next morning's drift report.
     first = rows[0].split(" | ")
     assert first[4].startswith("error") and first[6] == "drift", first
     assert first[7].startswith(("yes (", "no (")), first  # the gate's two scores
     assert [row.split(" | ")[6] for row in rows[1:]] == ["-", "-"]  # one run per episode
+    # The next day's forecasts come from whichever version the gate left as champion.
+    after = "24 (v2)" if first[7].startswith("yes") else "24 (v1)"
+    assert [row.split(" | ")[2] for row in rows] == ["24 (v1)", after, after]
     assert "retrains: 1" in out and "; bento airquality-forecast:" in out
 
     instance = dg.DagsterInstance.get()
