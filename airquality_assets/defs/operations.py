@@ -359,8 +359,9 @@ def drift_report(
             "clock": now.isoformat(),
             "status": worst.status,
             "drift_score": score_value if score_value is not None else float("nan"),
-            "reference": f"{champion.name} v{champion.version}: training "
-            f"{champion.training_start():%Y-%m-%d}..{champion.seen_until():%Y-%m-%d}, same weeks",
+            "reference": f"{champion.name} v{champion.version}: its training and validation "
+            f"data {champion.training_start():%Y-%m-%d}..{champion.seen_until():%Y-%m-%d}, "
+            "same weeks of the year",
             "reasons": dg.MetadataValue.json(reasons),
             **{
                 f"table_{loc}": dg.MetadataValue.md(r.table_markdown())
