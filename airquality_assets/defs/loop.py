@@ -26,6 +26,7 @@ from airquality_assets.monitoring.alerts import (
     AppriseNotifier,
     CheckEvaluation,
     RunFailureAlert,
+    latest_per_episode,
     parse_urls,
     process,
 )
@@ -244,6 +245,8 @@ def check_alert_sensor(
     state = AlertState.from_cursor(context.cursor)
     check_keys = context.repository_def.asset_graph.asset_check_keys  # type: ignore[union-attr]
     evaluations, _ = check_evaluations(context.instance, check_keys, state.after_storage_id)
+    if state.after_storage_id <= 0 and not state.open_episodes:  # first tick: what fails now
+        evaluations = latest_per_episode(evaluations)
     notifier = AppriseNotifier(
         parse_urls(operations.alert_urls), attempts=operations.alert_attempts
     )

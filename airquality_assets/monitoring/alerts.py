@@ -162,6 +162,18 @@ def alerts_for(evaluation: CheckEvaluation, open_episodes: set[str], base_url: s
     return None
 
 
+def latest_per_episode(evaluations: Iterable[CheckEvaluation]) -> list[CheckEvaluation]:
+    """Only the newest evaluation of each (asset, check, partition), in storage id order.
+
+    What a sensor turned on for the first time reads: it reports what is failing now, not
+    every failure and recovery already in the instance's history.
+    """
+    latest: dict[str, CheckEvaluation] = {}
+    for evaluation in sorted(evaluations, key=lambda e: e.storage_id):
+        latest[evaluation.episode_key] = evaluation
+    return sorted(latest.values(), key=lambda e: e.storage_id)
+
+
 def process(
     evaluations: Iterable[CheckEvaluation],
     state: AlertState,

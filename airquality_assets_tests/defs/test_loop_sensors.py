@@ -340,3 +340,23 @@ def test_a_check_planned_by_a_finished_run_does_not_hold_back_alerts(
         _materialize(instance, ok=False)
         _alert_tick(instance, None, operations)
     assert [r["title"] for r in receiver.received] == ["ERROR check failed: frame.plausible"]
+
+
+def test_a_first_tick_reports_what_fails_now_not_the_history(httpserver: HTTPServer) -> None:
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url)
+    with dg.instance_for_test() as instance:
+        for ok in (False, True, False, True):  # two failures, both resolved since
+            _materialize(instance, ok)
+        quiet = _alert_tick(instance, None, operations)
+        assert receiver.received == []
+        _materialize(instance, ok=False)
+        _alert_tick(instance, quiet.cursor, operations)
+        assert [r["title"] for r in receiver.received] == ["ERROR check failed: frame.plausible"]
+    with dg.instance_for_test() as instance:  # failing now: reported once on the first tick
+        for ok in (False, True, False):
+            _materialize(instance, ok)
+        _alert_tick(instance, None, operations)
+        assert [r["title"] for r in receiver.received][1:] == [
+            "ERROR check failed: frame.plausible"
+        ]

@@ -15,6 +15,7 @@ from airquality_assets.monitoring.alerts import (
     AlertState,
     AppriseNotifier,
     CheckEvaluation,
+    latest_per_episode,
     parse_urls,
     process,
 )
@@ -148,3 +149,12 @@ def test_no_urls_means_log_only_and_bad_urls_are_rejected() -> None:
     assert parse_urls(" json://a/x , ,slack://t/b ") == ["json://a/x", "slack://t/b"]
     with pytest.raises(ValueError, match="not a valid Apprise URL"):
         AppriseNotifier(["nosuchscheme://secret@host/path"])
+
+
+def test_latest_per_episode_keeps_each_checks_newest_evaluation() -> None:
+    history = [_evaluation(1, False), _evaluation(2, False, "schema"), _evaluation(3, True),
+               _evaluation(4, False), _evaluation(5, True, "schema")]  # fmt: skip
+    assert [(e.storage_id, e.check, e.passed) for e in latest_per_episode(history)] == [
+        (4, "completeness", False),
+        (5, "schema", True),
+    ]
