@@ -187,8 +187,10 @@ class Simulation:
         )
         self.timings.add(what, time.perf_counter() - started)
         if not result.success:
+            from airquality_assets.defs.loop import root_cause
+
             failures = [
-                f"{e.step_key}: {e.event_specific_data.error.message.strip()[:300]}"  # type: ignore[union-attr]
+                f"{e.step_key}: {root_cause(e.event_specific_data.error)[:300]}"  # type: ignore[union-attr]
                 for e in result.all_events
                 if e.is_step_failure
             ]

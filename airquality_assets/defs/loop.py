@@ -283,7 +283,7 @@ sensors = [retraining_sensor, check_alert_sensor]
 jobs = [forecasts_job, monitoring_job]
 
 
-def _root_cause(error) -> str:
+def root_cause(error) -> str:
     """The user's exception, not Dagster's "error occurred while executing op" wrapper."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
@@ -306,7 +306,7 @@ def training_failure_sensor(
         return
     champion = _latest_metadata(context.instance, "champion_model").get("champion_version")
     steps = [
-        f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
+        f"{e.step_key}: {root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
         for e in context.get_step_failure_events()[:3]
     ]
     alert = RunFailureAlert(
