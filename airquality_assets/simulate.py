@@ -103,7 +103,9 @@ def retrain_outcome(result) -> dict:
         return {"promoted": "run failed"}
     decision = result.output_for_node("champion_model")
     champion = decision.champion_score
-    scores = f"{decision.candidate_score:.1f} vs {champion:.1f}" if champion else "no champion"
+    scores = "no champion"
+    if champion is not None:
+        scores = f"{decision.candidate_score:.1f} vs {champion:.1f}"
     outcome = {
         "promoted": f"{'yes' if decision.promoted else 'no'} ({scores})",
         "version": decision.new_version,
