@@ -53,7 +53,7 @@ def owners(group: str | None) -> list[str]:
 
 
 def module_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
-    """``airquality_assets.defs.frames`` -> its file under ``package_dir`` (None if not ours)."""
+    """``airquality_assets.defs.data.frames`` -> its file under ``package_dir`` (None: not ours)."""
     parts = module.split(".")
     if parts[0] != PACKAGE:
         return None

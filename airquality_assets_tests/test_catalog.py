@@ -95,7 +95,7 @@ def test_code_references_link_to_the_commit_with_a_github_remote(
     node = load_defs().resolve_asset_graph().get(dg.AssetKey("raw_weather"))
     (ref,) = node.metadata["dagster/code_references"].code_references
     assert ref.url.startswith(
-        "https://github.com/acme/aq/tree/0123abc/airquality_assets/defs/ingestion.py#L"
+        "https://github.com/acme/aq/tree/0123abc/airquality_assets/defs/data/ingestion.py#L"
     )
 
 

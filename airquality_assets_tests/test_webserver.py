@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from airquality_assets.local_runs import LOCATION_NAME, load_code_location, run_job
+from airquality_assets.programs.local_runs import LOCATION_NAME, load_code_location, run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERY = "{ assetNodes { assetKey { path } isPartitioned } }"

@@ -1,7 +1,7 @@
 """The data half (ingestion + frames) for N replayed locations x one year, and an hourly tick.
 
-For each N (default 1, 10, 100) a fresh process with its own DAGSTER_HOME (SQLite, the
-project's deploy/dagster.local.yaml) and data directory serves the bundled station under N names
+For each N (default 1, 10, 100) a fresh process with its own DAGSTER_HOME (SQLite, Dagster's
+defaults) and data directory serves the bundled station under N names
 (``AIRQUALITY_REPLAY_LOCATIONS=N``) and measures:
 
 * ``dagster``: the ``ingestion`` job then the ``frames`` job, each ONE run over every month
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,7 +145,7 @@ def child(n: int, tick_only: bool = False) -> dict[str, float]:
     frames_s = _execute(defs, instance, "frames", tags)
     _progress("frames", frames_s)
 
-    from airquality_assets.defs.schedules import newest_partition_requests
+    from airquality_assets.defs.data.schedules import newest_partition_requests
 
     tick = newest_partition_requests(settings.clock.now(), names)
     assert len(tick) == 1, "the hourly tick must be one run for all locations"
@@ -173,7 +172,6 @@ def run_one(n: int, tick_only: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix=f"scale-{n}-") as tmp:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
-        shutil.copy(ROOT / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),

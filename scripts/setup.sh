@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create the project's virtualenv from the lock file (idempotent) and a project-local
-# DAGSTER_HOME. Sourced by demo.sh and test.sh; safe to run on its own.
+# Create the project's virtualenv from the lock file (idempotent) and point DAGSTER_HOME at
+# the project root (its dagster.yaml). Sourced by demo.sh and test.sh; safe to run on its own.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,9 +25,7 @@ echo "==> installing locked dependencies (requirements.lock)"
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps --reinstall-package airquality-assets \
   --config-settings editable_mode=compat -e .
 
-export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
-mkdir -p "$DAGSTER_HOME"
-# Not kept at the project root: `dagster dev` warns about a dagster.yaml in the current folder
-# that is not DAGSTER_HOME.
-cp deploy/dagster.local.yaml "$DAGSTER_HOME/dagster.yaml"
+# The embedded default's instance is the project root's dagster.yaml (state under
+# .dagster_home/); a DAGSTER_HOME set by the caller wins.
+export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT}"
 export PATH="$ROOT/.venv/bin:$PATH"

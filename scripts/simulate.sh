@@ -5,4 +5,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec .venv/bin/python -m airquality_assets.simulate "$@"
+exec .venv/bin/python -m airquality_assets.programs.simulate "$@"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.columns import LOCATION, TIME
-from airquality_assets.defs.checks import completeness_metadata
+from airquality_assets.defs.data.checks import completeness_metadata
 from airquality_assets.defs.partitions import split_key
 from airquality_assets.transforms.completeness import Completeness
 

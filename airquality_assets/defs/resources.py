@@ -252,7 +252,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         PartitionedParquetIOManager,
         SequenceTensorsIOManager,
     )
-    from airquality_assets.defs.mlflow import MlflowResource
+    from airquality_assets.defs.model.mlflow import MlflowResource
 
     sources: dict[str, object]
     limits = settings.clients

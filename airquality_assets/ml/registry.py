@@ -21,11 +21,14 @@ movable pointer to one version, which is exactly "the model serving uses". The g
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from airquality_assets.clock import to_utc
 from airquality_assets.ml.package import ModelMetadata
 
 DEFAULT_ALIAS = "champion"
@@ -102,10 +105,20 @@ def _check_files_ready(client: Any, name: str, version: str, model_id: str | Non
         raise RegistrationError(f"{name} v{version} has no readable MLmodel: {exc}") from exc
 
 
+def champion_version(client: Any, name: str, alias: str = DEFAULT_ALIAS) -> Any | None:
+    """The model version ``alias`` points at, or None when there is none (no alias, or no
+    registered model yet). The one place the alias is resolved."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
 def _current_alias_version(client: Any, name: str, alias: str) -> str | None:
-    aliases = getattr(client.get_registered_model(name), "aliases", None) or {}
-    version = aliases.get(alias)
-    return None if version is None else str(version)
+    version = champion_version(client, name, alias)
+    return None if version is None else str(version.version)
 
 
 def _ensure_registered_model(client: Any, name: str) -> None:
@@ -278,21 +291,109 @@ def load_champion(
     promotion that moves the alias. Metadata comes from the logged model's MLmodel (see
     ``tracking.read_package_metadata``) with ``model_name``/``model_version`` filled in
     from the registry; it is None for versions logged without metadata. Raises
-    ``MlflowException`` if the alias does not exist.
+    :class:`NoChampionError` if the alias does not exist.
     """
     from mlflow import MlflowClient
 
+    client = client or MlflowClient()
+    mv = champion_version(client, registered_name, alias)
+    if mv is None:
+        raise NoChampionError(f"no '{alias}' alias on registered model {registered_name!r}")
+    record = _read_version(client, registered_name, str(mv.version))
+    return record.uri, record.version, record.metadata
+
+
+class NoChampionError(LookupError):
+    """The registered model has no version under the alias (nothing promoted yet)."""
+
+
+@dataclass(frozen=True)
+class ChampionRecord:
+    """One registered version as the operating loop needs it; a version never changes."""
+
+    name: str
+    version: str
+    uri: str
+    metadata: ModelMetadata | None
+    tags: Mapping[str, str]
+    metrics: Mapping[str, float]
+
+    def seen_until(self) -> datetime:
+        """End of what the model trained and was selected on (its test window's start)."""
+        window = json.loads(self.tags.get("test_window", "{}") or "{}")
+        end = window.get("start") or self.package_metadata().training_window["end"]
+        return to_utc(end)
+
+    def training_start(self) -> datetime:
+        return to_utc(self.package_metadata().training_window["start"])
+
+    def test_rmse_by_horizon(self) -> dict[int, float]:
+        """Per-horizon test RMSE of the version's candidate run (matched horizons)."""
+        from airquality_assets.ml.tracking import metric_name
+
+        meta = self.package_metadata()
+        out: dict[int, float] = {}
+        for pollutant in meta.target_pollutants:
+            for h in meta.horizons:
+                key = metric_name("test", "rmse", pollutant, int(h))
+                if key in self.metrics:
+                    out[int(h)] = float(self.metrics[key])
+        return out
+
+    def package_metadata(self) -> ModelMetadata:
+        """The version's package metadata; raises when it was logged without."""
+        if self.metadata is None:
+            raise NoChampionError(f"{self.uri} was logged without model-package metadata")
+        return self.metadata
+
+
+#: (tracking URI, name, version) -> record: reading a version's metadata is an artifact
+#: download, and a version's content never changes, so once per process is enough.
+_RECORDS: dict[tuple[str, str, str], ChampionRecord] = {}
+_FORWARDS: dict[str, Callable] = {}
+
+
+def _read_version(client: Any, name: str, version: str) -> ChampionRecord:
     from airquality_assets.ml.tracking import read_package_metadata
 
-    client = client or MlflowClient()
-    mv = client.get_model_version_by_alias(registered_name, alias)
-    version = str(mv.version)
-    metadata = read_package_metadata(
-        client.get_model_version_download_uri(registered_name, version),
-        run_id=mv.run_id,
-        tracking_uri=client.tracking_uri,
-    )
-    if metadata is not None:
-        metadata.model_name = registered_name
-        metadata.model_version = version
-    return f"models:/{registered_name}/{version}", version, metadata
+    key = (str(client.tracking_uri), name, version)
+    if key not in _RECORDS:
+        mv = client.get_model_version(name, version)
+        metadata = read_package_metadata(
+            client.get_model_version_download_uri(name, version),
+            run_id=mv.run_id,
+            tracking_uri=client.tracking_uri,
+        )
+        if metadata is not None:
+            metadata.model_name = name
+            metadata.model_version = version
+        metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+        _RECORDS[key] = ChampionRecord(
+            name=name,
+            version=version,
+            uri=f"models:/{name}/{version}",
+            metadata=metadata,
+            tags=dict(mv.tags or {}),
+            metrics=dict(metrics),
+        )
+    return _RECORDS[key]
+
+
+def read_champion(client: Any, name: str, alias: str = DEFAULT_ALIAS) -> ChampionRecord:
+    """The champion now: the alias is resolved on every call (it moves), the version's
+    record read once per process. Raises :class:`NoChampionError` when there is none."""
+    mv = champion_version(client, name, alias)
+    if mv is None:
+        raise NoChampionError(f"no '{alias}' alias on registered model {name!r}")
+    return _read_version(client, name, str(mv.version))
+
+
+def champion_forward(record: ChampionRecord) -> Callable:
+    """The jitted forward pass of a pinned version, loaded once per process."""
+    if record.uri not in _FORWARDS:
+        import mlflow.keras
+
+        from airquality_assets.ml.model import jit_forward
+
+        _FORWARDS[record.uri] = jit_forward(mlflow.keras.load_model(record.uri))
+    return _FORWARDS[record.uri]

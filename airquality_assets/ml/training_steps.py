@@ -335,11 +335,10 @@ def gate_tensors(tensors: SequenceTensors, champion_seen_until: str | None) -> S
 
 
 def _champion_seen_until(client: Any, registered_name: str) -> str | None:
-    from airquality_assets.ml.registry import DEFAULT_ALIAS
+    from airquality_assets.ml.registry import champion_version
 
-    try:
-        version = client.get_model_version_by_alias(registered_name, DEFAULT_ALIAS)
-    except Exception:  # no champion yet
+    version = champion_version(client, registered_name)
+    if version is None:  # no champion yet
         return None
     window = json.loads(version.tags.get("test_window", "{}") or "{}")
     return window.get("start")

@@ -13,25 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from airquality_assets.ml.package import save_package
+from airquality_assets.ml.registry import DEFAULT_ALIAS, NoChampionError, load_champion
 from airquality_assets.serving.bentoml_store import build_bento, find_model, import_model_package
 
-
-class NoChampionError(RuntimeError):
-    """The registry has no ``champion`` yet: training has not promoted a model."""
+__all__ = ["NoChampionError", "build_service", "export_champion"]
 
 
-def export_champion(registered_name: str, alias: str = "champion") -> dict[str, Any]:
+def export_champion(registered_name: str, alias: str = DEFAULT_ALIAS) -> dict[str, Any]:
     """Import the current champion into the BentoML store; return tag and versions."""
     import mlflow
     import mlflow.keras
-    from mlflow.exceptions import MlflowException
-
-    from airquality_assets.ml.registry import load_champion
 
     client = mlflow.MlflowClient()
     try:
         uri, version, metadata = load_champion(registered_name, alias, client=client)
-    except MlflowException as exc:
+    except NoChampionError as exc:
         raise NoChampionError(
             f"no '{alias}' alias on registered model {registered_name!r}: run the training "
             "job first (bash scripts/demo.sh, or materialize champion_model)"

@@ -20,7 +20,7 @@ import yaml
 from airquality_assets.settings import project_root
 from airquality_assets_tests.deploy.conftest import query
 
-EMBEDDED = project_root() / "deploy" / "dagster.local.yaml"
+EMBEDDED = project_root() / "dagster.yaml"
 PRODUCTION = project_root() / "deploy" / "dagster.yaml"
 PG_VARIABLES = (
     "DAGSTER_PG_HOST",
@@ -56,10 +56,13 @@ def test_embedded_default_needs_no_setup(tmp_path: Path, monkeypatch: pytest.Mon
     for name in PG_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     home = _home(tmp_path, EMBEDDED, monkeypatch)
+    monkeypatch.chdir(home)  # its paths are relative to the project root, where commands run
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert dg.materialize([_probe], instance=instance).success
-    assert (home / "history" / "runs.db").exists()
+    state = home / ".dagster_home"
+    assert (state / "history" / "runs.db").exists()
+    assert {p.name for p in home.iterdir()} == {"dagster.yaml", ".dagster_home"}
 
 
 def test_production_variant_takes_every_connection_setting_from_the_environment() -> None:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from airquality_assets.defs import build_definitions
-from airquality_assets.defs.jobs import K8S_TRAINING_EXECUTION
+from airquality_assets.defs.model.jobs import K8S_TRAINING_EXECUTION
 from airquality_assets.settings import Settings, project_root
 
 VALUES = project_root() / "deploy/k8s/values.yaml"

@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from airquality_assets import storage
-from airquality_assets.defs.frames import frame_assets
-from airquality_assets.defs.freshness import hourly_observations_freshness
-from airquality_assets.defs.ingestion import ingestion_assets
+from airquality_assets.defs.data.frames import frame_assets
+from airquality_assets.defs.data.freshness import hourly_observations_freshness
+from airquality_assets.defs.data.ingestion import ingestion_assets
 from airquality_assets.defs.io_managers import SequenceTensorsIOManager
 from airquality_assets.defs.partitions import build_partitions, range_tags
 from airquality_assets.defs.resources import build_resources
@@ -38,7 +38,7 @@ from airquality_assets.storage import (
     stored_through,
     write_table_atomic,
 )
-from airquality_assets_tests.defs.test_data_half import _FlakySource, _with
+from airquality_assets_tests.defs.data.test_data_half import _FlakySource, _with
 
 BUCKET = "airquality-test"
 URL = f"s3://{BUCKET}/prod"

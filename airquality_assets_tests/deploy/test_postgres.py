@@ -172,7 +172,7 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
     """A candidate logged and promoted through the project's MLflow resource and helpers."""
     import mlflow
 
-    from airquality_assets.defs.mlflow import MlflowResource
+    from airquality_assets.defs.model.mlflow import MlflowResource
     from airquality_assets.ml.registry import register_and_maybe_promote
     from airquality_assets.ml.tracking import log_candidate_run
     from airquality_assets_tests.ml.test_tracking_registry import (

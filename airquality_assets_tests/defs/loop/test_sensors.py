@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from airquality_assets.defs import build_definitions
-from airquality_assets.defs.loop import check_alert_sensor
+from airquality_assets.defs.loop.alerts import check_alert_sensor
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource
 from airquality_assets.monitoring.drift import compare
 from airquality_assets.settings import Settings
@@ -207,7 +207,7 @@ def test_pipeline_metrics_push_running_totals_only_when_something_changed(
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from airquality_assets.defs.loop import pipeline_metrics_sensor
+    from airquality_assets.defs.loop.metrics import pipeline_metrics_sensor
 
     pushes: list[dict] = []
 
@@ -285,7 +285,7 @@ def test_loop_is_in_the_definitions_and_off_by_default(defs) -> None:
 
 
 def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
-    from airquality_assets.defs.loop import training_failure_sensor
+    from airquality_assets.defs.loop.alerts import training_failure_sensor
 
     receiver = _Receiver(httpserver)
     operations = OperationsResource(alert_urls=receiver.url, ui_base_url="http://ui")

@@ -1,22 +1,11 @@
-"""Asset jobs. A date range of a partitioned job is one run per location."""
+"""The model half's job: tensors, grid search, evaluation, the promotion gate and the bento."""
 
 import dagster as dg
 
-from airquality_assets.defs.mlflow import end_mlflow_run_on_failure, end_mlflow_run_on_success
+from airquality_assets.defs.model.mlflow import end_mlflow_run_on_failure, end_mlflow_run_on_success
 from airquality_assets.settings import EXECUTORS
 
-ingestion_job = dg.define_asset_job(
-    "ingestion",
-    selection=dg.AssetSelection.groups("ingestion"),
-    description="Pull raw hourly air quality and weather for (day, location) partitions.",
-)
-
-frames_job = dg.define_asset_job(
-    "frames",
-    selection=dg.AssetSelection.groups("frames"),
-    description="Parse, merge, clean and validate hourly frames for (month, location) "
-    "partitions; the hourly path runs them by automation condition after each pull.",
-)
+TRAINING_JOB = "training"
 
 
 #: Kubernetes (``AIRQUALITY_EXECUTOR=k8s``): every step is its own pod, every grid candidate
@@ -75,7 +64,7 @@ def _executor_def(executor: str) -> dg.ExecutorDefinition:
 
 def build_training_job(profile: str, executor: str = "local"):
     return dg.define_asset_job(
-        "training",
+        TRAINING_JOB,
         selection=dg.AssetSelection.groups("model", "serving"),
         executor_def=_executor_def(executor),
         config={"execution": training_execution(profile, executor)},

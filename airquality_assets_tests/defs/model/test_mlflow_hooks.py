@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from airquality_assets.defs.mlflow import (
+from airquality_assets.defs.model.mlflow import (
     MlflowResource,
     end_mlflow_run_on_failure,
     end_mlflow_run_on_success,

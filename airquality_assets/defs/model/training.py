@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate, TunedModel
 from airquality_assets.ml.model import LSTMParams

@@ -15,7 +15,6 @@ observations at or before it are used: a replay deployment's frames may hold lat
 """
 
 import base64
-import json
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.columns import LOCATION, TIME
-from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource
 from airquality_assets.monitoring.forecasting import ForecastStore, issue, issue_hours
@@ -53,65 +52,12 @@ previous_day_months = dg.MultiPartitionMapping(
     }
 )
 
-_MODELS: dict[str, Any] = {}
-_CHAMPIONS: dict[tuple[str, str, str], tuple[str, Any, dict, dict]] = {}
 
+def _champion(mlflow: MlflowResource, name: str):
+    """The registry's champion now (:func:`airquality_assets.ml.registry.read_champion`)."""
+    from airquality_assets.ml.registry import read_champion
 
-class Champion:
-    """The registry's champion at one moment: pinned version, metadata, forward pass."""
-
-    def __init__(self, mlflow: MlflowResource, registered_name: str) -> None:
-        from airquality_assets.ml.registry import DEFAULT_ALIAS, load_champion
-
-        client = mlflow.client()
-        # Resolve the alias on every call (it moves); a version's metadata never changes,
-        # so it is read from MLflow once per process (the slow part: an artifact download).
-        version = str(client.get_model_version_by_alias(registered_name, DEFAULT_ALIAS).version)
-        key = (mlflow.tracking_uri, registered_name, version)
-        if key not in _CHAMPIONS:
-            uri, _, metadata = load_champion(registered_name, client=client)
-            if metadata is None:
-                raise dg.Failure(f"{uri} was logged without model-package metadata")
-            tags = client.get_model_version(registered_name, version).tags
-            run_id = client.get_model_version(registered_name, version).run_id
-            metrics = client.get_run(run_id).data.metrics if run_id else {}
-            _CHAMPIONS[key] = (f"models:/{registered_name}/{version}", metadata, tags, metrics)
-        self.uri, self.metadata, self.tags, self._metrics = _CHAMPIONS[key]
-        self.version = version
-        self.name = registered_name
-
-    def forward(self):
-        """The jitted forward pass (cached per pinned version: versions never change)."""
-        if self.uri not in _MODELS:
-            import mlflow.keras
-
-            from airquality_assets.ml.model import jit_forward
-
-            _MODELS[self.uri] = jit_forward(mlflow.keras.load_model(self.uri))
-        return _MODELS[self.uri]
-
-    def seen_until(self) -> datetime:
-        """End of what the model trained and was selected on (its test window's start)."""
-        window = json.loads(self.tags.get("test_window", "{}"))
-        end = window.get("start") or self.metadata.training_window["end"]
-        return pd.Timestamp(end).tz_convert("UTC").to_pydatetime()
-
-    def training_start(self) -> datetime:
-        return (
-            pd.Timestamp(self.metadata.training_window["start"]).tz_convert("UTC").to_pydatetime()
-        )
-
-    def test_rmse_by_horizon(self) -> dict[int, float]:
-        """Per-horizon test RMSE of the champion's candidate run (matched horizons)."""
-        from airquality_assets.ml.tracking import metric_name
-
-        out: dict[int, float] = {}
-        for pollutant in self.metadata.target_pollutants:
-            for h in self.metadata.horizons:
-                key = metric_name("test", "rmse", pollutant, int(h))
-                if key in self._metrics:
-                    out[int(h)] = float(self._metrics[key])
-        return out
+    return read_champion(mlflow.client(), name)
 
 
 def _clock_now(deployment: DeploymentResource) -> datetime:
@@ -143,7 +89,7 @@ def daily_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
     )
 
 
-def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
     """``forecasts`` over the deployment's (day x location) partitions."""
 
     @dg.asset(
@@ -181,18 +127,20 @@ def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         }
         if len(todo) == 0:
             return dg.MaterializeResult(metadata={**metadata, "issued": 0})
+        from airquality_assets.ml.registry import champion_forward
+
         try:
-            champion = Champion(mlflow, settings.model_name)
+            champion = _champion(mlflow, settings.model_name)
+            meta = champion.package_metadata()
         except Exception as exc:
             raise dg.Failure(f"no champion to forecast with: {exc}") from exc
-        meta = champion.metadata
         obs = _upto(observations[observations[LOCATION] == location], now)
         started = time.perf_counter()
         frame, skipped = issue(
             obs,
             location,
             todo,
-            champion.forward(),
+            champion_forward(champion),
             meta.feature_names,
             meta.target_pollutants,
             meta.lookback,
@@ -219,7 +167,7 @@ def operations_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             }
         )
 
-    return [forecasts]
+    return forecasts
 
 
 @dg.asset(
@@ -247,7 +195,7 @@ def forecast_accuracy(
     store = ForecastStore(settings.storage_root)
     forecasts = store.read(now - timedelta(days=32), now, settings.location_names)
     scores = score(forecasts, obs, now)
-    champion = Champion(mlflow, settings.model_name)
+    champion = _champion(mlflow, settings.model_name)
     test_rmse = champion.test_rmse_by_horizon()
     factor = operations.accuracy_factor
     exceeded, ratios = degradation(scores, test_rmse, factor=factor)
@@ -321,7 +269,7 @@ def drift_report(
 
     settings = deployment.settings
     now = _clock_now(deployment)
-    champion = Champion(mlflow, settings.model_name)
+    champion = _champion(mlflow, settings.model_name)
     window_start = now - timedelta(hours=DRIFT_WINDOW_HOURS)
     results: dict[str, drift_stats.DriftResult] = {}
     metrics = PipelineMetrics()

@@ -21,12 +21,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from airquality_assets.clock import Clock
-from airquality_assets.defs.frames import frame_assets
-from airquality_assets.defs.freshness import hourly_observations_freshness
-from airquality_assets.defs.ingestion import ingestion_assets
+from airquality_assets.defs.data.frames import frame_assets
+from airquality_assets.defs.data.freshness import hourly_observations_freshness
+from airquality_assets.defs.data.ingestion import ingestion_assets
+from airquality_assets.defs.data.schedules import newest_partition_requests
 from airquality_assets.defs.partitions import build_partitions, range_tags
 from airquality_assets.defs.resources import AirPollutionSourceResource, build_resources
-from airquality_assets.defs.schedules import newest_partition_requests
 from airquality_assets.settings import Settings
 from airquality_assets.sources.base import AirPollutionSource, SourceError
 from airquality_assets.sources.replay import ReplayAirPollutionSource

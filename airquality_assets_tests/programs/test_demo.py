@@ -8,13 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from airquality_assets.demo import run_data_half
-from airquality_assets.local_runs import load_code_location
+from airquality_assets.programs.demo import run_data_half
+from airquality_assets.programs.local_runs import load_code_location
 from airquality_assets.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ("raw_air_quality", "raw_weather", "air_quality_hourly", "weather_hourly")
 
 

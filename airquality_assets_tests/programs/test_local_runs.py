@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from airquality_assets.local_runs import DEFINITIONS_MODULE, LOCATION_NAME
+from airquality_assets.programs.local_runs import DEFINITIONS_MODULE, LOCATION_NAME
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_workspace_pyproject_and_demo_name_the_location_alike() -> None:

@@ -10,9 +10,12 @@ a run worker would, so the demo needs no daemon and pays the definitions' import
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from airquality_assets.settings import project_root
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -23,6 +26,16 @@ if TYPE_CHECKING:
 #: under ``[tool.dg.project]`` in pyproject.toml (a test keeps the three equal).
 LOCATION_NAME = "airquality_assets"
 DEFINITIONS_MODULE = "airquality_assets.definitions"
+
+
+def use_project_instance() -> str:
+    """``DAGSTER_HOME`` as the README's commands set it: the caller's, else the project root,
+    whose ``dagster.yaml`` keeps the instance under ``.dagster_home/`` by relative paths, so
+    the process then works from the project root (as ``dg dev`` does)."""
+    home = os.environ.setdefault("DAGSTER_HOME", str(project_root()))
+    if os.path.samefile(home, project_root()):
+        os.chdir(project_root())
+    return home
 
 
 @contextmanager

@@ -8,14 +8,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from airquality_assets.defs.frames import frame_assets
-from airquality_assets.defs.ingestion import ingestion_assets
-from airquality_assets.defs.model_checks import bento_serves_champion, champion_is_servable
+from airquality_assets.defs.data.frames import frame_assets
+from airquality_assets.defs.data.ingestion import ingestion_assets
+from airquality_assets.defs.model.checks import bento_serves_champion, champion_is_servable
+from airquality_assets.defs.model.tensors import sequence_tensors
+from airquality_assets.defs.model.training import champion_model, model_evaluation, tuned_lstm
 from airquality_assets.defs.partitions import build_partitions
 from airquality_assets.defs.resources import build_resources
-from airquality_assets.defs.serving import bento
-from airquality_assets.defs.tensors import sequence_tensors
-from airquality_assets.defs.training import champion_model, model_evaluation, tuned_lstm
+from airquality_assets.defs.serving.bento import bento
 from airquality_assets.settings import Settings
 
 _PARTITIONS = build_partitions(Settings(data_dir=Path("unused")))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.settings import project_root
 

@@ -16,7 +16,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from airquality_assets import schemas
 from airquality_assets.columns import POLLUTANTS, TIME, WEATHER
-from airquality_assets.defs.checks import completeness_result, schema_check_result
+from airquality_assets.defs.data.checks import completeness_result, schema_check_result
 from airquality_assets.defs.metadata import (
     add_partition_metadata,
     month_key,

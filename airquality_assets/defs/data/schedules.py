@@ -12,7 +12,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from airquality_assets.defs.jobs import ingestion_job
+from airquality_assets.defs.data.jobs import ingestion_job
 from airquality_assets.defs.partitions import range_tags
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.sources.spans import months_to_refresh

@@ -189,7 +189,7 @@ class Simulation:
         )
         self.timings.add(what, time.perf_counter() - started)
         if not result.success:
-            from airquality_assets.defs.loop import root_cause
+            from airquality_assets.defs.loop.sensors import root_cause
 
             failures = [
                 f"{e.step_key}: {root_cause(e.event_specific_data.error)[:300]}"  # type: ignore[union-attr]
@@ -309,19 +309,16 @@ class Simulation:
         """The loop needs a champion trained before the simulated period: train one at a
         clock ``--champion-age-days`` before ``start`` (a deployed champion is rarely fresh;
         the moving split keeps its test window before that clock)."""
-        from airquality_assets.ml.registry import load_champion
+        from airquality_assets.ml.registry import champion_version
 
         mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
         mlflow.setup_for_execution(None)  # type: ignore[arg-type]
         name = self.defs.resources["deployment"].model_name  # type: ignore[index]
-        try:
-            _, version, _ = load_champion(name, client=mlflow.client())
-        except Exception:  # no champion yet
-            version = None
-        if version is not None:
+        champion = champion_version(mlflow.client(), name)
+        if champion is not None:
             print(
-                f"  {name!r} has a champion (v{version}, left by an earlier run): the loop starts "
-                "from it (set AIRQUALITY_MODEL_NAME to start from a new first champion)"
+                f"  {name!r} has a champion (v{champion.version}, left by an earlier run): the "
+                "loop starts from it (set AIRQUALITY_MODEL_NAME to start from a new first champion)"
             )
             return
         clock = start - timedelta(days=self.args.champion_age_days)
@@ -449,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
 
-    os.environ.setdefault("DAGSTER_HOME", str(project_root() / ".dagster_home"))
+    from airquality_assets.programs.local_runs import use_project_instance
+
+    use_project_instance()
     # Its own files (raw pulls, frames, forecasts): the demo's already hold the simulated
     # period. The Dagster instance and MLflow stay the project's, so the UIs show it all.
     data_dir = Path(os.environ.get("AIRQUALITY_DATA_DIR") or project_root() / ".data")

@@ -3,19 +3,18 @@
 ``bash scripts/demo.sh`` (the README's first command) sets up the environment and runs this
 module. It materializes the whole graph for the bundled data: the data half as one run per
 location over the full date range (single-run backfill), then the model half. Everything is
-recorded in the project-local ``DAGSTER_HOME``, so ``dg dev`` shows the runs, assets,
-checks and metadata afterwards.
+recorded in the project's Dagster instance (``dagster.yaml`` at the root), so ``dg dev``
+shows the runs, assets, checks and metadata afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import date, timedelta
 
-from airquality_assets.local_runs import run_job
+from airquality_assets.programs.local_runs import run_job
 from airquality_assets.settings import Settings, project_root
 
 # Step-level progress, without Dagster's per-event DEBUG lines (thousands per backfill).
@@ -23,12 +22,6 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # The data jobs' default executor starts a process per step, each importing the definitions
 # again; the demo runs their steps in its own process instead (the same choice the UI offers).
 IN_PROCESS = {**RUN_CONFIG, "execution": {"config": {"in_process": {}}}}
-
-
-def _ensure_dagster_home() -> str:
-    home = os.environ.setdefault("DAGSTER_HOME", str(project_root() / ".dagster_home"))
-    os.makedirs(home, exist_ok=True)
-    return home
 
 
 def _run(
@@ -143,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    home = _ensure_dagster_home()
+    from airquality_assets.programs.local_runs import use_project_instance
+
+    home = use_project_instance()
     import warnings
 
     import dagster as dg
@@ -152,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-    from airquality_assets.local_runs import load_code_location
+    from airquality_assets.programs.local_runs import load_code_location
 
     print(f"airquality-assets demo: source={settings.source}, data in {settings.data_dir}")
     print(f"  DAGSTER_HOME={home}")

@@ -7,20 +7,17 @@ warn rather than block: they describe the state after the run, nothing downstrea
 
 import dagster as dg
 
-from airquality_assets.defs.mlflow import MlflowResource
+from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
-
-CHAMPION_ALIAS = "champion"
+from airquality_assets.ml.registry import DEFAULT_ALIAS as CHAMPION_ALIAS
 
 
 def _champion(mlflow: MlflowResource, name: str) -> tuple[object | None, str | None]:
     """The version the alias points at, or None and why not."""
-    from mlflow.exceptions import MlflowException
+    from airquality_assets.ml.registry import champion_version
 
-    try:
-        return mlflow.client().get_model_version_by_alias(name, CHAMPION_ALIAS), None
-    except MlflowException as exc:
-        return None, f"no '{CHAMPION_ALIAS}' alias on {name}: {exc.message}"
+    version = champion_version(mlflow.client(), name)
+    return version, None if version is not None else f"no '{CHAMPION_ALIAS}' alias on {name}"
 
 
 @dg.asset_check(

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
@@ -32,7 +32,7 @@ def test_a_stuck_sensor_is_alerted_and_retrained_on(
     }
     args = ["--days", "3", "--fault", "stuck", "--fault-day", "0", "--champion-age-days", "59"]
     done = subprocess.run(
-        [sys.executable, "-m", "airquality_assets.simulate", *args],
+        [sys.executable, "-m", "airquality_assets.programs.simulate", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=840, check=False,
     )  # fmt: skip
     out = done.stdout
