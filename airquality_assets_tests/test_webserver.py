@@ -1,10 +1,12 @@
 """Smoke test: the real Dagster webserver loads workspace.yaml and serves the data assets, and
-a run recorded by ``local_runs`` (how the demo runs jobs) shows under its job there."""
+a run recorded by ``local_runs`` (how the demo runs jobs) shows under its job there, both on
+the project's own instance file (the root ``dagster.yaml``, in a copy of the project root)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,14 +43,19 @@ def _graphql(port: int, query: str) -> dict:
         return json.load(response)
 
 
-def test_webserver_lists_data_assets_and_the_runs_of_a_job(tmp_path: Path, data_dir: Path) -> None:
-    (tmp_path / "home").mkdir()
+def test_webserver_lists_data_assets_and_the_runs_of_a_job(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"  # stands for the project root: DAGSTER_HOME with its dagster.yaml
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.chdir(home)  # the file's paths are relative to the root, where commands run
     tags = {
         "dagster/asset_partition_range_start": "2014-03-01|beijing",
         "dagster/asset_partition_range_end": "2014-03-01|beijing",
     }
     with (
-        dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance,
+        dg.DagsterInstance.from_config(str(home)) as instance,
         load_code_location(instance, working_directory=str(ROOT)) as location,
     ):
         recorded = run_job(location, instance, "ingestion", tags=tags)
@@ -56,7 +63,7 @@ def test_webserver_lists_data_assets_and_the_runs_of_a_job(tmp_path: Path, data_
     port = _free_port()
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(tmp_path / "home"),
+        "DAGSTER_HOME": str(home),
         "AIRQUALITY_DATA_DIR": str(data_dir),
     }
     server = subprocess.Popen(
@@ -65,13 +72,13 @@ def test_webserver_lists_data_assets_and_the_runs_of_a_job(tmp_path: Path, data_
             "-m",
             "dagster_webserver",
             "-w",
-            "workspace.yaml",
+            str(ROOT / "workspace.yaml"),
             "-h",
             "127.0.0.1",
             "-p",
             str(port),
         ],
-        cwd=ROOT,
+        cwd=home,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -96,6 +103,7 @@ def test_webserver_lists_data_assets_and_the_runs_of_a_job(tmp_path: Path, data_
             assert partitioned.get(name) is True, f"{name} missing or unpartitioned"
         runs = _graphql(port, JOB_RUNS % LOCATION_NAME)["data"]["pipelineOrError"]["runs"]
         assert [(r["runId"], r["status"]) for r in runs] == [(recorded.run_id, "SUCCESS")]
+        assert (home / ".dagster_home" / "history" / "runs.db").exists()
     finally:
         server.terminate()
         try:
