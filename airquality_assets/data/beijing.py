@@ -15,7 +15,7 @@ Honesty rules, because downstream code must not mistake invented numbers for mea
   air-pollution record has ``components`` ``{"pm2_5": x}`` and nothing else; an hour whose
   PM2.5 is ``NA`` is left out of the list, exactly like an hour the API did not return.
 * ``main.aqi`` is *derived* from PM2.5 with OWM's published band table (the one copy is
-  ``serving/aqi.py``); the live API computes it server-side from all pollutants.
+  ``aqi.py``); the live API computes it server-side from all pollutants.
 * Weather fields that the station did not record (precipitation amount, snow depth, cloud
   cover, visibility, ...) are absent from the hour objects, never zero.
 """
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airquality_assets.serving.aqi import aqi_band
+from airquality_assets.aqi import aqi_band
 
 # Approximate position of the US Embassy monitor (Anjialou, Chaoyang district). The data set
 # does not publish coordinates; these are read off a map and good to about 1 km, which is far

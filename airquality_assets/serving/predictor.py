@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from airquality_assets.aqi import aqi_band, has_aqi_scale, overall_aqi
 from airquality_assets.ml.forward import jit_forward
 from airquality_assets.ml.package import ModelMetadata, load_package
-from airquality_assets.serving.aqi import aqi_band, has_aqi_scale, overall_aqi
 from airquality_assets.serving.request import ValidatedRequest, required_fields
 from airquality_assets.transforms.features import feature_array
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airquality_assets.serving.aqi import AQI_BREAKPOINTS, aqi_band, has_aqi_scale, overall_aqi
+from airquality_assets.aqi import AQI_BREAKPOINTS, aqi_band, has_aqi_scale, overall_aqi
 
 # Every band edge of OpenWeatherMap's published Air Pollution API index table.
 TABLE = {
