@@ -1,4 +1,4 @@
-"""Schedules and sensors of the operating loop (all off by default; see the README).
+"""Schedules and sensors of the operating loop (all off by default; see docs/operations.md).
 
 * ``hourly_forecast_schedule``: at :10 every hour, the current day's ``forecasts`` per
   location (issues the hours not issued yet).
