@@ -1,7 +1,7 @@
 """How much would forecast weather for the target hours help? An upper bound, measured.
 
 The served model sees only the past 24 hours (the serving contract), and on the bundled data
-it misses the issue's RMSE-ratio targets (README, "Results (honest, `full` profile)"). This
+it misses the issue's RMSE-ratio targets (docs/results.md, "Full profile"). This
 script trains two nets with the winning `full` settings on the same split, from the frames a
 five-year demo run wrote (``bash scripts/demo.sh --start 2010-01-01``):
 
@@ -11,7 +11,7 @@ five-year demo run wrote (``bash scripts/demo.sh --start 2010-01-01``):
 
 Real forecasts have errors, so the second row is an upper bound, not a promise. Nothing here
 is part of the product: building it means changing the serving request, ingestion and
-``sequence_tensors`` (see the README). About 5 minutes on 2 cores::
+``sequence_tensors`` (see docs/decisions.md). About 5 minutes on 2 cores::
 
     .venv/bin/python scripts/future_weather_upper_bound.py
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: set up, lint, then run the whole test suite.
+# One command from a fresh clone: set up, lint, build the docs, then run the whole test suite.
 # Extra arguments go to pytest (e.g. `-m "not slow"` skips the end-to-end runs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,5 +13,10 @@ source "$ROOT/scripts/postgres.sh"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> docs (mkdocs build --strict)"
+# A broken link, anchor or API reference fails the build; the site itself is thrown away.
+SITE_DIR="$(mktemp -d)"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$SITE_DIR"
+rm -rf "$SITE_DIR"
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -267,7 +267,7 @@ def write_json_gz(obj: Any, path: Path) -> None:
 
 @dataclass(frozen=True)
 class ConversionSummary:
-    """What one conversion saw and wrote; the script prints it and the README quotes it."""
+    """What one conversion saw and wrote; the script prints it, data/replay/README.md quotes it."""
 
     raw_rows: int
     pm25_missing: int

@@ -1,7 +1,7 @@
 """Partitioning of the data half: one partition per (UTC month, location) for every asset.
 
 A partition is a unit of Dagster bookkeeping (a planned and a materialization event and its
-status in the UI, per (asset, partition); the README gives the measured cost). Daily raw
+status in the UI, per (asset, partition); docs/decisions.md gives the measured cost). Daily raw
 partitions made that bookkeeping the cost of the data half (100 locations x 1 year = 73,000
 raw partitions), and the APIs do not need them: OWM's history endpoint takes any
 range and Visual Crossing's timeline a date range, so a closed month is one request. The

@@ -16,7 +16,7 @@ Statistics per feature (scipy for the two-sample tests, PSI in a few lines on to
 * **PSI** on the reference's deciles, **KS** statistic and p-value, and the **Wasserstein**
   distance in reference standard deviations, for reading. They do not decide: one week of
   hourly weather is a narrow, autocorrelated slice of its season, so they alarm on normal
-  weeks (the README's drift benchmark has the figures).
+  weeks (docs/results.md, "Drift detection benchmark", has the figures).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ STATUS_CODE = {OK: 0, WARN: 1, ERROR: 2, NOT_ENOUGH_DATA: -1}
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    """When a window's drift is worth a warning or an error (measured, see the README)."""
+    """When a window's drift is worth a warning or an error (measured, see docs/results.md)."""
 
     out_of_range_warn: float = 0.25
     out_of_range_error: float = 0.5

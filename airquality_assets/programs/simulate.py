@@ -14,7 +14,7 @@ Per simulated day D (clock in UTC):
 1. 23:05  ``hourly_ingestion_schedule``  -> ingestion of day D (the replay source answers
    up to the clock; a fault, if any, is applied by the source);
 2.        the frames of D's month (what the eager automation condition does in a deployment;
-   here requested directly, see the README);
+   here requested directly, see docs/operations.md);
 3. 23:10  ``hourly_forecast_schedule``   -> ``forecasts`` of (D, location): the 24 hourly
    forecasts of the day, each from the observations up to its issue hour;
 4. D+1 00:30 ``daily_monitoring_schedule`` -> ``forecast_accuracy`` and ``drift_report``;

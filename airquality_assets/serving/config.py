@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from airquality_assets.ml.package import DEFAULT_MODEL_NAME
 from airquality_assets.serving.request import MAX_LOCATIONS
 
-#: Environment variable per field; the table in the README lists the same.
+#: Environment variable per field; the table in docs/serving.md lists the same.
 ENV_NAMES: dict[str, str] = {
     "model_name": "AIRQUALITY_MODEL_NAME",
     "model_version": "AIRQUALITY_MODEL_VERSION",

@@ -29,7 +29,7 @@ The rules, in the order applied (documented once, here):
    be flagged, only a single hour that jumps away *and* back. ``k = 6`` (textbook Hampel uses
    3) plus the floors keep the rule conservative: with a 25 % relative floor a spike must
    exceed the local median by at least 1.5 times the median itself (e.g. 40 -> above
-   100 ug/m3). What it removes on the bundled data is in the README. Weather columns are
+   100 ug/m3). What it removes on the bundled data is in docs/results.md. Weather columns are
    left to the bounds rule: they come from station/model blends where single-hour jumps (a
    shower, a front) are real, and wind direction is circular, which a median cannot handle.
    Spikes become NaN, counted in ``outliers_spike``.

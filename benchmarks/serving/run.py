@@ -275,7 +275,7 @@ def _cell(figures: dict[str, Any]) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The README's table: one row per load, BentoML (default variant) beside Flask."""
+    """The table in docs/results.md: one row per load, BentoML (default variant) beside Flask."""
     ours, theirs = results["bentoml"].get("default"), results["flask_gunicorn"]
     if ours is None:
         return ""
