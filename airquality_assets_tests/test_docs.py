@@ -75,7 +75,7 @@ def test_the_code_and_readme_point_at_docs_pages() -> None:
     # The scan must see the references that exist, or the test below could not fail.
     referrers = {path.relative_to(ROOT).as_posix() for path, _, _ in _docs_references()}
     assert "README.md" in referrers
-    assert "airquality_assets/defs/loop.py" in referrers
+    assert "airquality_assets/defs/partitions.py" in referrers
 
 
 def test_every_docs_page_named_outside_docs_exists() -> None:

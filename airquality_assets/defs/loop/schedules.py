@@ -1,4 +1,4 @@
-"""The operating loop's schedules (all off by default).
+"""The operating loop's schedules (all off by default; see docs/operations.md).
 
 * ``hourly_forecast_schedule``: at :10 every hour, the current day's ``forecasts`` per
   location (issues the hours not issued yet).

@@ -1,0 +1,1 @@
+"""Serving building blocks: request validation, predictor, BentoML store, champion reload."""
