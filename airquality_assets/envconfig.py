@@ -116,6 +116,7 @@ def declared(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[D
 
 
 def secret_paths(model: type[BaseModel]) -> list[tuple[str, ...]]:
+    """Where the secret fields sit: left out of anything serialized into resource config."""
     return [d.path for d in declared(model) if d.secret]
 
 

@@ -24,7 +24,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
-from airquality_assets.envconfig import Problem, declared, env_field, from_env, markdown_table
+from airquality_assets.envconfig import (
+    Problem,
+    declared,
+    env_field,
+    from_env,
+    markdown_table,
+    secret_paths,
+)
 from airquality_assets.ml.package import DEFAULT_MODEL_NAME
 from airquality_assets.ml.tracking import default_artifact_location, default_tracking_uri
 from airquality_assets.serving.config import ModelName, ServiceConfig
@@ -432,12 +439,11 @@ class Settings(BaseModel):
     def to_config(self) -> str:
         """Everything but the secrets, as JSON: what the ``deployment`` resource carries."""
         exclude: dict[str, Any] = {}
-        for item in declared(type(self)):
-            if item.secret:
-                node = exclude
-                for key in item.path[:-1]:
-                    node = node.setdefault(key, {})
-                node[item.path[-1]] = True
+        for path in secret_paths(type(self)):
+            node = exclude
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = True
         return self.model_dump_json(exclude=exclude)
 
     @classmethod
