@@ -6,51 +6,35 @@ partition date range, where files go and which training profile runs. Only the e
 (``definitions.py``, the demo, scripts) call :meth:`Settings.from_env`; everything else is
 handed a :class:`Settings` or the ``deployment`` resource built from it.
 
-=============================  =====================================  ======================
-variable                       meaning                                default
-=============================  =====================================  ======================
-``AIRQUALITY_DATA_DIR``        raw files, frames, tensors, MLflow     ``<project>/.data``
-``AIRQUALITY_SOURCE``          ``replay`` (bundled data) or ``live``  ``replay``
-``AIRQUALITY_LOCATIONS``       ``name:lat:lon`` comma-separated       the bundled station
-``AIRQUALITY_START_DATE``      first day (its month is the first      2010-01-01 (replay)
-                               partition, UTC)
-``AIRQUALITY_END_DATE``        end of partitions, exclusive           2015-01-01 (replay)
-``AIRQUALITY_REPLAY_NOW``      the replay source's clock (UTC)        2014-12-31T00:00:00Z
-``AIRQUALITY_TARGETS``         target pollutants, comma-separated     ``pm2_5``
-``AIRQUALITY_PROFILE``         training profile ``demo`` or ``full``  ``demo``
-``AIRQUALITY_EXPERIMENT``      MLflow experiment name                 airquality-forecast
-``AIRQUALITY_MODEL_NAME``      MLflow registered model name           airquality-lstm
-``MLFLOW_TRACKING_URI``        MLflow tracking server                 SQLite in the data dir
-``AIRQUALITY_STORAGE_URL``     raw bodies, frames, tensors, step      the data dir
-                               outputs and MLflow artifacts on an
-                               object store (``s3://bucket/prefix``)
-``AIRQUALITY_EXECUTOR``        training steps: ``local`` processes   ``local``
-                               or ``k8s`` (a pod per step)
-``BENTOML_HOME``               BentoML model and bento store          ``<data dir>/bentoml``
-``AIRQUALITY_MLFLOW_UI_URL``   MLflow UI that Dagster links point to  http://127.0.0.1:5000
-``AIRQUALITY_DAGSTER_UI_URL``  Dagster UI for MLflow tags and alerts  http://127.0.0.1:3000
-``AIRQUALITY_PUSHGATEWAY_URL`` Prometheus Pushgateway for metrics     none (metadata only)
-``AIRQUALITY_ALERT_URLS``      Apprise URLs for check alerts          none (Dagster log only)
-=============================  =====================================  ======================
-
-Live clients and load tests (see :class:`ClientSettings`): ``OPENWEATHER_BASE_URL``,
-``VISUAL_CROSSING_BASE_URL``, ``AIRQUALITY_HTTP_TIMEOUT_S``, ``AIRQUALITY_HTTP_MAX_RETRIES``,
-``OPENWEATHER_MIN_INTERVAL_S``, ``VISUAL_CROSSING_DAILY_RECORD_BUDGET`` (``none``: no
-budget), ``AIRQUALITY_CIRCUIT_BREAKER_FAILURES`` (0: off) and
-``AIRQUALITY_REPLAY_LOCATIONS=N`` (the bundled station served under N location names).
+Each field declares its variable, default and meaning (:mod:`airquality_assets.envconfig`);
+the table generated from those declarations, with the service's, is
+``docs/reference/environment.md`` (``python -m airquality_assets.settings --markdown``).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
+from airquality_assets.envconfig import (
+    Problem,
+    declared,
+    env_field,
+    from_env,
+    markdown_table,
+    secret_paths,
+)
 from airquality_assets.ml.package import DEFAULT_MODEL_NAME
 from airquality_assets.ml.tracking import default_artifact_location, default_tracking_uri
+from airquality_assets.serving.config import ModelName, ServiceConfig
 from airquality_assets.sources.base import Location
 from airquality_assets.sources.replay import BEIJING, replay_locations
 
@@ -59,10 +43,24 @@ REPLAY_END_DATE = date(2015, 1, 1)
 PROFILES = ("demo", "full")
 EXECUTORS = ("local", "k8s")
 
+#: Secrets the live resources read as Dagster ``EnvVar``s at run time: never parsed into
+#: settings, config or logs. Listed here so the reference table names them.
+OPENWEATHER_API_KEY = "OPENWEATHER_API_KEY"
+VISUAL_CROSSING_API_KEY = "VISUAL_CROSSING_API_KEY"
+SECRET_VARIABLES: dict[str, str] = {
+    OPENWEATHER_API_KEY: "OpenWeatherMap key (live source)",
+    VISUAL_CROSSING_API_KEY: "Visual Crossing key (live source)",
+}
+
 
 def project_root() -> Path:
     """The source checkout holding this package (where ``pyproject.toml`` lives)."""
     return Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """Where files go when ``AIRQUALITY_DATA_DIR`` is unset: the one place that says so."""
+    return project_root() / ".data"
 
 
 def parse_locations(text: str) -> list[Location]:
@@ -90,106 +88,308 @@ def format_locations(locations: list[Location]) -> str:
     return ",".join(f"{loc.name}:{loc.latitude}:{loc.longitude}" for loc in locations)
 
 
-def _parse_date(text: str, variable: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{variable}={text!r} is not a YYYY-MM-DD date") from exc
+def _date(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValueError("is not a YYYY-MM-DD date") from exc
+    return value
 
+
+def _number(kind: type) -> BeforeValidator:
+    """A non-negative ``kind`` (a count, a number of seconds), from text or a value."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = kind(value.strip())
+            except ValueError as exc:
+                raise ValueError(f"is not a {kind.__name__}") from exc
+        if isinstance(value, int | float) and value < 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> BeforeValidator:
+    def parse(value: Any) -> Any:
+        value = str(value).strip().lower()
+        if value not in choices:
+            allowed = " or ".join(repr(c) for c in choices)
+            raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        return value
+
+    return BeforeValidator(parse)
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+NonNegativeInt = Annotated[int, _number(int)]
+NonNegativeFloat = Annotated[float, _number(float)]
+Date = Annotated[date, BeforeValidator(_date)]
+OptionalDate = Annotated[date | None, BeforeValidator(_date)]
+Csv = Annotated[list[str], BeforeValidator(_csv)]
 
 OPENWEATHER_DEFAULT_BASE_URL = "https://api.openweathermap.org"
 VISUAL_CROSSING_DEFAULT_BASE_URL = (
     "https://weather.visualcrossing.com/VisualCrossingWebServices/rest/services/timeline"
 )
 
+_FROZEN = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-@dataclass(frozen=True)
-class ClientSettings:
+
+class ClientSettings(BaseModel):
     """Where the live clients point and how hard they try (defaults: the public APIs on
     their free plans)."""
 
-    openweather_base_url: str = OPENWEATHER_DEFAULT_BASE_URL
-    visual_crossing_base_url: str = VISUAL_CROSSING_DEFAULT_BASE_URL
-    timeout_s: float = 30.0
-    max_retries: int = 4
-    openweather_min_interval_s: float = 1.0  # free plan: 60 calls/minute
-    visual_crossing_daily_records: int | None = 1000  # free plan
-    circuit_breaker_failures: int = 5
+    model_config = _FROZEN
 
+    openweather_base_url: str = env_field(
+        OPENWEATHER_DEFAULT_BASE_URL,
+        env="OPENWEATHER_BASE_URL",
+        help="OpenWeatherMap API base (a stub server in load tests)",
+    )
+    visual_crossing_base_url: str = env_field(
+        VISUAL_CROSSING_DEFAULT_BASE_URL,
+        env="VISUAL_CROSSING_BASE_URL",
+        help="Visual Crossing Timeline API base",
+    )
+    timeout_s: NonNegativeFloat = env_field(
+        30.0, env="AIRQUALITY_HTTP_TIMEOUT_S", help="seconds per live request"
+    )
+    max_retries: NonNegativeInt = env_field(
+        4,
+        env="AIRQUALITY_HTTP_MAX_RETRIES",
+        help="retries of 429/5xx, transport errors and bad 200 bodies, per request",
+    )
+    openweather_min_interval_s: NonNegativeFloat = env_field(
+        1.0,
+        env="OPENWEATHER_MIN_INTERVAL_S",
+        help="seconds between OpenWeatherMap calls (free plan: 60 calls/minute)",
+    )
+    visual_crossing_daily_records: NonNegativeInt | None = env_field(
+        1000,
+        env="VISUAL_CROSSING_DAILY_RECORD_BUDGET",
+        help="Visual Crossing records per day (free plan: 1000); `none` or empty: no budget",
+        keep_blank=True,
+    )
+    circuit_breaker_failures: NonNegativeInt = env_field(
+        5,
+        env="AIRQUALITY_CIRCUIT_BREAKER_FAILURES",
+        help="consecutive failed pulls of one source after which a step stops (0: never)",
+    )
+
+    @field_validator("visual_crossing_daily_records", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ClientSettings:
-        budget = env.get("VISUAL_CROSSING_DAILY_RECORD_BUDGET", "1000").strip().lower()
-        return cls(
-            openweather_base_url=env.get("OPENWEATHER_BASE_URL") or OPENWEATHER_DEFAULT_BASE_URL,
-            visual_crossing_base_url=(
-                env.get("VISUAL_CROSSING_BASE_URL") or VISUAL_CROSSING_DEFAULT_BASE_URL
-            ),
-            timeout_s=_number(env, "AIRQUALITY_HTTP_TIMEOUT_S", 30.0, float),
-            max_retries=_number(env, "AIRQUALITY_HTTP_MAX_RETRIES", 4, int),
-            openweather_min_interval_s=_number(env, "OPENWEATHER_MIN_INTERVAL_S", 1.0, float),
-            visual_crossing_daily_records=(
-                None
-                if budget in {"none", ""}
-                else _number(env, "VISUAL_CROSSING_DAILY_RECORD_BUDGET", 1000, int)
-            ),
-            circuit_breaker_failures=_number(env, "AIRQUALITY_CIRCUIT_BREAKER_FAILURES", 5, int),
-        )
+    def _no_budget(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in {"none", ""}:
+            return None
+        return value
 
 
-def _number(env: Mapping[str, str], variable: str, default, kind):
-    text = env.get(variable, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError as exc:
-        raise ValueError(f"{variable}={text!r} is not a {kind.__name__}") from exc
-    if value < 0:
-        raise ValueError(f"{variable}={text!r} must be >= 0")
-    return value
+class UiLinks(BaseModel):
+    """Base addresses of the two UIs, for the links between them (``ml.links``)."""
+
+    model_config = _FROZEN
+
+    mlflow_ui_url: str = env_field(
+        "http://127.0.0.1:5000",
+        env="AIRQUALITY_MLFLOW_UI_URL",
+        help="the MLflow UI that Dagster's metadata links open",
+    )
+    dagster_ui_url: str = env_field(
+        "http://127.0.0.1:3000",
+        env="AIRQUALITY_DAGSTER_UI_URL",
+        help="the Dagster UI that MLflow's `dagster.*_url` tags and check alerts point to",
+    )
 
 
-def _locations_from_env(env: Mapping[str, str], source: str) -> list[Location]:
-    text = env.get("AIRQUALITY_LOCATIONS", "")
-    count = env.get("AIRQUALITY_REPLAY_LOCATIONS", "").strip()
-    if count:
-        if text or source != "replay":
+class OpsSettings(BaseModel):
+    """Where the operating loop reports to."""
+
+    model_config = _FROZEN
+
+    pushgateway_url: str | None = env_field(
+        None,
+        env="AIRQUALITY_PUSHGATEWAY_URL",
+        help="Prometheus Pushgateway for pipeline metrics; unset: metrics only in asset metadata",
+    )
+    #: Apprise URLs carry tokens: validated here, handed to resources as an ``EnvVar``.
+    alert_urls: tuple[str, ...] = env_field(
+        (),
+        env="AIRQUALITY_ALERT_URLS",
+        help="Apprise URLs for check alerts, comma-separated (a secret: read again at run "
+        "time); unset: the Dagster log only",
+        secret=True,
+    )
+
+    @field_validator("pushgateway_url", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("alert_urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return tuple(_csv(value)) if isinstance(value, str) else value
+
+
+class Settings(BaseModel):
+    """One deployment: every field below, and nothing else, says how it runs."""
+
+    model_config = _FROZEN
+
+    data_dir: Path = env_field(
+        env="AIRQUALITY_DATA_DIR",
+        help="raw files, frames, tensors, MLflow and the BentoML store",
+        default_factory=default_data_dir,
+        default_doc="`<project>/.data`",
+    )
+    source: Annotated[str, _choice("AIRQUALITY_SOURCE", ("replay", "live"))] = env_field(
+        "replay",
+        env="AIRQUALITY_SOURCE",
+        help="`replay` (the bundled Beijing data) or `live` (OpenWeatherMap + Visual Crossing)",
+    )
+    locations: list[Location] = env_field(
+        env="AIRQUALITY_LOCATIONS",
+        help="`name:lat:lon`, comma-separated; the names are partition keys",
+        default_factory=lambda: [BEIJING],
+        default_doc=f"`{format_locations([BEIJING])}`",
+    )
+    replay_locations: NonNegativeInt = env_field(
+        0,
+        env="AIRQUALITY_REPLAY_LOCATIONS",
+        help="load-test mode: the bundled station served under N names `beijing-001`.. "
+        "(replay only, not with `AIRQUALITY_LOCATIONS`); 0: off",
+    )
+    start_date: Date = env_field(
+        REPLAY_FIRST_DATE,
+        env="AIRQUALITY_START_DATE",
+        help="first day (its month is the first partition, UTC)",
+    )
+    end_date: OptionalDate = env_field(
+        REPLAY_END_DATE,
+        env="AIRQUALITY_END_DATE",
+        help="end of the partitions, exclusive; empty: none (up to today)",
+        keep_blank=True,
+        default_doc=f"`{REPLAY_END_DATE}` (replay); none (live)",
+    )
+    replay_now: datetime = env_field(
+        REPLAY_DEFAULT_NOW,
+        env="AIRQUALITY_REPLAY_NOW",
+        help="the replay source's clock (UTC; a run can override it, see `deployment`)",
+        default_doc=f"`{REPLAY_DEFAULT_NOW:%Y-%m-%dT%H:%M:%SZ}`",
+    )
+    targets: Csv = env_field(
+        env="AIRQUALITY_TARGETS",
+        help="target pollutants, comma-separated",
+        default_factory=lambda: ["pm2_5"],
+    )
+    profile: Annotated[str, _choice("AIRQUALITY_PROFILE", PROFILES)] = env_field(
+        "demo",
+        env="AIRQUALITY_PROFILE",
+        help="training grid: `demo` (a few small candidates) or `full` (a run can override it)",
+    )
+    executor: Annotated[str, _choice("AIRQUALITY_EXECUTOR", EXECUTORS)] = env_field(
+        "local",
+        env="AIRQUALITY_EXECUTOR",
+        help="where training steps run: `local` processes or `k8s` (a pod per step)",
+    )
+    experiment_name: str = env_field(
+        "airquality-forecast", env="AIRQUALITY_EXPERIMENT", help="MLflow experiment name"
+    )
+    model_name: ModelName = DEFAULT_MODEL_NAME
+    #: None: SQLite under the data directory (:func:`ml.tracking.default_tracking_uri`).
+    tracking_uri: str | None = env_field(
+        None,
+        env="MLFLOW_TRACKING_URI",
+        help="MLflow tracking server",
+        default_doc="SQLite in the data dir",
+    )
+    #: None: the BentoML store under the data directory.
+    bentoml_home_dir: Path | None = env_field(
+        None,
+        env="BENTOML_HOME",
+        help="BentoML model and bento store",
+        default_doc="`<data dir>/bentoml`",
+    )
+    #: None: stored files under the data directory; else an object-store URL (s3://...).
+    storage_url: str | None = env_field(
+        None,
+        env="AIRQUALITY_STORAGE_URL",
+        help="an object store (`s3://bucket/prefix`) for raw bodies, frames, tensors, "
+        "forecasts, step outputs and MLflow artifacts",
+        default_doc="the data dir",
+    )
+    clients: ClientSettings = ClientSettings()
+    ui: UiLinks = UiLinks()
+    ops: OpsSettings = OpsSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("replay_now", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        return to_utc(value.strip() if isinstance(value, str) else value)
+
+    @field_validator("storage_url", mode="before")
+    @classmethod
+    def _url(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        url = value.strip().rstrip("/")
+        if url and "://" not in url:
+            raise ValueError(
+                f"must be a URL such as s3://bucket/prefix, got {url!r} (a local directory "
+                "is AIRQUALITY_DATA_DIR)"
+            )
+        return url or None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_defaults(cls, data: Any) -> Any:
+        """A live deployment has no default end (its partitions run up to today), and the
+        load-test mode names its locations."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        source = str(data.get("source", "replay")).strip().lower()
+        if source == "live" and "end_date" not in data:
+            data["end_date"] = None
+        try:
+            count = int(str(data.get("replay_locations") or 0).strip())
+        except ValueError:
+            return data  # the field's own validation names the variable
+        if count > 0 and "locations" not in data:
+            data["locations"] = replay_locations(count)
+        return data
+
+    @model_validator(mode="after")
+    def _load_test_mode(self) -> Settings:
+        if self.replay_locations and (
+            self.source != "replay" or self.locations != replay_locations(self.replay_locations)
+        ):
             raise ValueError(
                 "AIRQUALITY_REPLAY_LOCATIONS is a replay load-test mode: unset "
                 "AIRQUALITY_LOCATIONS and use AIRQUALITY_SOURCE=replay"
             )
-        return replay_locations(_number(env, "AIRQUALITY_REPLAY_LOCATIONS", 1, int))
-    return parse_locations(text) if text else [BEIJING]
+        return self
 
-
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    source: str = "replay"
-    locations: list[Location] = field(default_factory=lambda: [BEIJING])
-    start_date: date = REPLAY_FIRST_DATE
-    end_date: date | None = REPLAY_END_DATE
-    replay_now: datetime = REPLAY_DEFAULT_NOW
-    targets: list[str] = field(default_factory=lambda: ["pm2_5"])
-    profile: str = "demo"
-    experiment_name: str = "airquality-forecast"
-    model_name: str = DEFAULT_MODEL_NAME
-    #: None: SQLite under the data directory (:func:`ml.tracking.default_tracking_uri`).
-    tracking_uri: str | None = None
-    #: None: the BentoML store under the data directory.
-    bentoml_home_dir: Path | None = None
-    clients: ClientSettings = field(default_factory=ClientSettings)
-    #: Base addresses of the two UIs, for the links between them (``ml.links``).
-    mlflow_ui_url: str = "http://127.0.0.1:5000"
-    dagster_ui_url: str = "http://127.0.0.1:3000"
-    #: Prometheus Pushgateway; None: metrics only in asset metadata.
-    pushgateway_url: str | None = None
-    #: Apprise URLs for check alerts (the resource reads them again as an EnvVar: secrets).
-    alert_urls: tuple[str, ...] = ()
-    #: None: stored files under the data directory; else an object-store URL (s3://...).
-    storage_url: str | None = None
-    #: Where training steps run: "local" (in process / subprocesses) or "k8s" (a pod each).
-    executor: str = "local"
+    @field_validator("locations", mode="before")
+    @classmethod
+    def _parse_locations(cls, value: Any) -> Any:
+        return parse_locations(value) if isinstance(value, str) else value
 
     @property
     def location_names(self) -> list[str]:
@@ -216,8 +416,14 @@ class Settings:
 
     @property
     def storage_root(self) -> str:
-        """Where the IO managers and the raw store keep files: the data dir or a URL."""
+        """Where every stored file goes (IO managers, raw store, forecasts, checks): the one
+        place that chooses between the data dir and the storage URL."""
         return self.storage_url or str(self.data_dir)
+
+    @property
+    def reports_dir(self) -> Path:
+        """Local scratch for report images before they are logged to MLflow."""
+        return self.data_dir / "reports"
 
     @property
     def artifact_location(self) -> str:
@@ -226,53 +432,111 @@ class Settings:
             return f"{self.storage_url}/mlartifacts/{self.experiment_name}"
         return f"{default_artifact_location(self.data_dir)}/{self.experiment_name}"
 
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, validated like the original (e.g. a moved clock)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    def to_config(self) -> str:
+        """Everything but the secrets, as JSON: what the ``deployment`` resource carries."""
+        exclude: dict[str, Any] = {}
+        for path in secret_paths(type(self)):
+            node = exclude
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = True
+        return self.model_dump_json(exclude=exclude)
+
+    @classmethod
+    def from_config(cls, text: str, **secrets: Any) -> Settings:
+        """The inverse of :meth:`to_config`; ``secrets`` are sections' secret values, e.g.
+        ``ops={"alert_urls": (...)}``."""
+        data = cls.model_validate_json(text).model_dump()
+        for section, values in secrets.items():
+            data[section] = {**data[section], **values}
+        return cls.model_validate(data)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Parse and validate the environment (``os.environ`` unless given); fails clearly."""
-        env = os.environ if environ is None else environ
-        source = env.get("AIRQUALITY_SOURCE", "replay").strip().lower()
-        if source not in {"replay", "live"}:
-            raise ValueError(f"AIRQUALITY_SOURCE must be 'replay' or 'live', got {source!r}")
-        data_dir = Path(env.get("AIRQUALITY_DATA_DIR") or project_root() / ".data")
-        default_end = REPLAY_END_DATE.isoformat() if source == "replay" else ""
-        end_text = env.get("AIRQUALITY_END_DATE", default_end).strip()
-        targets = [t.strip() for t in env.get("AIRQUALITY_TARGETS", "pm2_5").split(",")]
-        profile = env.get("AIRQUALITY_PROFILE", "demo").strip()
-        if profile not in PROFILES:
-            raise ValueError(f"AIRQUALITY_PROFILE must be 'demo' or 'full', got {profile!r}")
-        bentoml_home = env.get("BENTOML_HOME")
-        storage_url = env.get("AIRQUALITY_STORAGE_URL", "").strip().rstrip("/")
-        if storage_url and "://" not in storage_url:
-            raise ValueError(
-                f"AIRQUALITY_STORAGE_URL must be a URL such as s3://bucket/prefix, got "
-                f"{storage_url!r} (a local directory is AIRQUALITY_DATA_DIR)"
-            )
-        executor = env.get("AIRQUALITY_EXECUTOR", "local").strip().lower()
-        if executor not in EXECUTORS:
-            raise ValueError(f"AIRQUALITY_EXECUTOR must be 'local' or 'k8s', got {executor!r}")
-        return cls(
-            data_dir=data_dir.resolve(),
-            source=source,
-            locations=_locations_from_env(env, source),
-            start_date=_parse_date(
-                env.get("AIRQUALITY_START_DATE", REPLAY_FIRST_DATE.isoformat()),
-                "AIRQUALITY_START_DATE",
-            ),
-            end_date=_parse_date(end_text, "AIRQUALITY_END_DATE") if end_text else None,
-            replay_now=to_utc(env.get("AIRQUALITY_REPLAY_NOW", REPLAY_DEFAULT_NOW.isoformat())),
-            targets=[t for t in targets if t],
-            profile=profile,
-            experiment_name=env.get("AIRQUALITY_EXPERIMENT", "airquality-forecast"),
-            model_name=env.get("AIRQUALITY_MODEL_NAME", DEFAULT_MODEL_NAME),
-            tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
-            bentoml_home_dir=Path(bentoml_home) if bentoml_home else None,
-            clients=ClientSettings.from_env(env),
-            mlflow_ui_url=env.get("AIRQUALITY_MLFLOW_UI_URL") or "http://127.0.0.1:5000",
-            dagster_ui_url=env.get("AIRQUALITY_DAGSTER_UI_URL") or "http://127.0.0.1:3000",
-            pushgateway_url=env.get("AIRQUALITY_PUSHGATEWAY_URL", "").strip() or None,
-            alert_urls=tuple(
-                u.strip() for u in env.get("AIRQUALITY_ALERT_URLS", "").split(",") if u.strip()
-            ),
-            storage_url=storage_url or None,
-            executor=executor,
-        )
+        return from_env(cls, os.environ if environ is None else environ, _refusal)
+
+
+def _refusal(problems: list[Problem]) -> ValueError:
+    def say(problem: Problem) -> str:
+        if problem.env is None or problem.message.startswith(problem.env):
+            return problem.message
+        return f"{problem.env}={problem.text!r} {problem.message}"
+
+    return ValueError("; ".join(say(p) for p in problems))
+
+
+def reference_markdown() -> str:
+    """``docs/reference/environment.md``, generated from the declarations above."""
+    shared = {d.env for d in declared(ServiceConfig)} & {d.env for d in declared(Settings)}
+    pipeline = {env: "the pipeline" for env in shared}
+    service = {env: "the service" for env in shared}
+    secrets = "\n".join(
+        f"| `{name}` | - | {meaning} |" for name, meaning in SECRET_VARIABLES.items()
+    )
+    return f"""# Environment variables
+
+<!-- Generated by `python -m airquality_assets.settings --markdown` from the field
+declarations in airquality_assets/settings.py and airquality_assets/serving/config.py;
+edit those, then regenerate (a test compares this file with them). -->
+
+Every setting is an environment variable, read once: by the Dagster definitions when they
+load (`Settings` in `airquality_assets/settings.py`, handed to every resource) and by the
+model service when it starts (`ServiceConfig` in `airquality_assets/serving/config.py`).
+For the pipeline an empty value counts as unset unless its meaning says otherwise; the
+service refuses an empty value. `<project>` is the source checkout.
+
+## Deployment
+
+{markdown_table(Settings, service, section=Settings)}
+
+## Live clients
+
+{markdown_table(Settings, service, section=ClientSettings)}
+
+## Links between the UIs
+
+{markdown_table(Settings, service, section=UiLinks)}
+
+## Operations
+
+{markdown_table(Settings, service, section=OpsSettings)}
+
+## Secrets
+
+Read by the live resources at run time as Dagster `EnvVar`s; never in settings, run config
+or logs.
+
+| variable | default | meaning |
+|---|---|---|
+{secrets}
+
+## Model service (`bento/service.py`)
+
+{markdown_table(ServiceConfig, pipeline)}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--markdown", action="store_true", help="print docs/reference/environment.md"
+    )
+    parser.add_argument("--get", metavar="FIELD", help="print one parsed value (e.g. data_dir)")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(reference_markdown())
+    elif args.get:
+        value = getattr(Settings.from_env(), args.get)
+        sys.stdout.write(f"{value}\n")
+    else:
+        parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,17 @@ from pathlib import Path
 import airquality_assets
 
 PACKAGE_DIR = Path(airquality_assets.__file__).parent
-KERNEL = {"__init__", "columns", "bounds", "aqi", "clock", "quality", "schemas", "data"}
+KERNEL = {
+    "__init__",
+    "columns",
+    "bounds",
+    "aqi",
+    "clock",
+    "envconfig",
+    "quality",
+    "schemas",
+    "data",
+}
 ORDER = [
     "sources",
     "transforms",

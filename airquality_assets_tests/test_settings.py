@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from airquality_assets.settings import Settings, format_locations, parse_locations
+from airquality_assets.envconfig import declared
+from airquality_assets.serving.config import ServiceConfig
+from airquality_assets.settings import (
+    Settings,
+    default_data_dir,
+    format_locations,
+    parse_locations,
+    project_root,
+    reference_markdown,
+)
 from airquality_assets.sources.replay import BEIJING
 
 
@@ -107,3 +116,29 @@ def test_replay_locations_load_test_mode(tmp_path: Path) -> None:
     assert settings.location_names[0] == "beijing-001"
     with pytest.raises(ValueError, match="load-test mode"):
         Settings.from_env({**env, "AIRQUALITY_LOCATIONS": "x:1:2"})
+
+
+def test_the_environment_reference_is_generated_from_the_declarations() -> None:
+    committed = project_root() / "docs" / "reference" / "environment.md"
+    assert committed.read_text(encoding="utf-8") == reference_markdown(), (
+        "docs/reference/environment.md is stale: run "
+        "`.venv/bin/python -m airquality_assets.settings --markdown > "
+        "docs/reference/environment.md`"
+    )
+    for item in [*declared(Settings), *declared(ServiceConfig)]:
+        assert f"| `{item.env}` |" in committed.read_text(encoding="utf-8"), item.env
+        assert item.help, f"{item.env} declares no meaning"
+
+
+def test_the_data_dir_default_is_the_project_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRQUALITY_DATA_DIR", raising=False)
+    assert Settings.from_env({}).data_dir == default_data_dir() == project_root() / ".data"
+    assert Settings.from_env({"AIRQUALITY_DATA_DIR": ""}).data_dir == default_data_dir()
+
+
+def test_a_live_deployment_has_no_default_end_and_an_empty_end_means_none(tmp_path: Path) -> None:
+    base = {"AIRQUALITY_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env({**base, "AIRQUALITY_SOURCE": "live"}).end_date is None
+    assert Settings.from_env({**base, "AIRQUALITY_END_DATE": ""}).end_date is None
+    with pytest.raises(ValueError, match="AIRQUALITY_STORAGE_URL='bucket' must be a URL"):
+        Settings.from_env({**base, "AIRQUALITY_STORAGE_URL": "bucket"})

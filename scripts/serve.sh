@@ -4,7 +4,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export BENTOML_HOME="${BENTOML_HOME:-${AIRQUALITY_DATA_DIR:-$ROOT/.data}/bentoml}"
+# The store the pipeline's `bento` asset wrote to, as the settings resolve it (BENTOML_HOME,
+# else <data dir>/bentoml; the data-dir default lives in airquality_assets/settings.py).
+BENTOML_HOME="$(.venv/bin/python -m airquality_assets.settings --get bentoml_home)"
+export BENTOML_HOME
 export BENTOML_DO_NOT_TRACK=true
 exec .venv/bin/bentoml serve service:AirQualityForecast --working-dir bento \
   --host 127.0.0.1 --port "${PORT:-3001}"

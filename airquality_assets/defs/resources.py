@@ -1,9 +1,9 @@
 """Resources: the deployment's settings and clock, which sources, where files go.
 
-``deployment`` carries the :class:`Settings` read once at definitions load; assets, checks
-and schedules take it as a parameter instead of reading the environment. Its fields are
-ordinary resource config, so a run can override them (``replay_now`` moves the replay clock,
-``profile`` picks the training grid).
+``deployment`` carries the :class:`Settings` read once at definitions load, whole; assets,
+checks and schedules take it as a parameter instead of reading the environment. A run can
+override its ``replay_now`` (moves the replay clock) and ``profile`` (picks the training
+grid). The other resources are built from the same value and take only what they need.
 
 ``AIRQUALITY_SOURCE=replay`` (the default) serves the bundled Beijing data through the same
 interface and JSON shapes as the live APIs; ``AIRQUALITY_SOURCE=live`` uses OpenWeatherMap and
@@ -13,18 +13,17 @@ Visual Crossing with keys from ``OPENWEATHER_API_KEY`` / ``VISUAL_CROSSING_API_K
 
 from abc import ABC, abstractmethod
 from datetime import date, datetime
-from pathlib import Path
 
 import dagster as dg
 
 from airquality_assets.clock import Clock, to_utc
 from airquality_assets.settings import (
+    OPENWEATHER_API_KEY,
     OPENWEATHER_DEFAULT_BASE_URL,
     PROFILES,
+    VISUAL_CROSSING_API_KEY,
     VISUAL_CROSSING_DEFAULT_BASE_URL,
     Settings,
-    format_locations,
-    parse_locations,
 )
 from airquality_assets.sources.base import AirPollutionSource, WeatherSource
 from airquality_assets.sources.breaker import CircuitBreaker
@@ -39,67 +38,66 @@ from airquality_assets.storage import (
 
 
 class DeploymentResource(dg.ConfigurableResource):
-    """This deployment's settings (see :mod:`airquality_assets.settings`) as resource config."""
+    """This deployment's :class:`Settings` as resource config, whole: ``.settings`` is the
+    value parsed at definitions load, field for field.
 
-    data_dir: str
-    source: str = "replay"
-    locations: str
-    """``name:lat:lon`` comma-separated, as in ``AIRQUALITY_LOCATIONS``."""
-    start_date: str
-    end_date: str | None = None
+    ``settings_json`` holds every setting but the secrets (:meth:`Settings.to_config`); the
+    secret alert URLs travel as an ``EnvVar`` (resolved at run time, never shown in config).
+    ``replay_now`` and ``profile`` are fields of their own so a run can move the clock or
+    pick the training grid; a run's config replaces a resource's config as a whole, so it
+    restates the rest (:meth:`run_config` gives it).
+    """
+
+    settings_json: str
+    """The deployment's settings as JSON, as parsed at definitions load (not for editing)."""
     replay_now: str
     """The replay clock (ISO instant, UTC); ignored by a live deployment."""
-    targets: list[str]
     profile: str = "demo"
     """Training grid: ``demo`` (a few small candidates) or ``full``."""
-    experiment_name: str
-    model_name: str
-    mlflow_tracking_uri: str
-    bentoml_home: str
-    storage_url: str | None = None
-    """Object-store URL for stored files (``s3://bucket/prefix``); None: the data dir."""
+    alert_urls: str = ""
+    """``AIRQUALITY_ALERT_URLS`` as an ``EnvVar`` when set (Apprise URLs carry tokens)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeploymentResource":
         return cls(
-            data_dir=str(settings.data_dir),
-            source=settings.source,
-            locations=format_locations(settings.locations),
-            start_date=settings.start_date.isoformat(),
-            end_date=settings.end_date.isoformat() if settings.end_date else None,
+            settings_json=settings.to_config(),
             replay_now=settings.replay_now.isoformat(),
-            targets=list(settings.targets),
             profile=settings.profile,
-            experiment_name=settings.experiment_name,
-            model_name=settings.model_name,
-            mlflow_tracking_uri=settings.mlflow_tracking_uri,
-            bentoml_home=str(settings.bentoml_home),
-            storage_url=settings.storage_url,
+            alert_urls=_secret_alert_urls(settings),
         )
 
     @property
     def settings(self) -> Settings:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
-        return Settings(
-            data_dir=Path(self.data_dir),
-            source=self.source,
-            locations=parse_locations(self.locations),
-            start_date=date.fromisoformat(self.start_date),
-            end_date=date.fromisoformat(self.end_date) if self.end_date else None,
-            replay_now=to_utc(self.replay_now),
-            targets=list(self.targets),
-            profile=self.profile,
-            experiment_name=self.experiment_name,
-            model_name=self.model_name,
-            tracking_uri=self.mlflow_tracking_uri,
-            bentoml_home_dir=Path(self.bentoml_home),
-            storage_url=self.storage_url,
+        alert_urls = self.alert_urls
+        if isinstance(alert_urls, dg.EnvVar):  # outside a run: resolve it as a run would
+            alert_urls = alert_urls.get_value() or ""
+        return Settings.from_config(self.settings_json, ops={"alert_urls": alert_urls}).replace(
+            replay_now=to_utc(self.replay_now), profile=self.profile
         )
 
     def clock(self) -> Clock:
         """The configured source's clock (replay instant, or wall time when live)."""
         return self.settings.clock
+
+    def at(self, now: datetime) -> "DeploymentResource":
+        """The same deployment with its replay clock at ``now``."""
+        return self.model_copy(update={"replay_now": to_utc(now).isoformat()})
+
+    def run_config(self) -> dict[str, object]:
+        """This resource's config for a run's ``resources.deployment.config`` (an ``EnvVar``
+        stays a reference to its variable)."""
+        return {
+            name: {"env": value.env_var_name} if isinstance(value, dg.EnvVar) else value
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is not None
+        }
+
+
+def _secret_alert_urls(settings: Settings) -> str:
+    """The alert URLs as a reference to their variable: validated at load, read at run time."""
+    return dg.EnvVar("AIRQUALITY_ALERT_URLS") if settings.ops.alert_urls else ""
 
 
 class _SourceResource(dg.ConfigurableResource, ABC):
@@ -261,7 +259,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         # field at a time (e.g. timeout_s) without restating the key or the base URL.
         sources = {
             "air_pollution_source": OpenWeatherMapResource.configure_at_launch(
-                api_key=dg.EnvVar("OPENWEATHER_API_KEY"),
+                api_key=dg.EnvVar(OPENWEATHER_API_KEY),
                 base_url=limits.openweather_base_url,
                 timeout_s=limits.timeout_s,
                 max_retries=limits.max_retries,
@@ -269,7 +267,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
                 circuit_breaker_failures=limits.circuit_breaker_failures,
             ),
             "weather_source": VisualCrossingResource.configure_at_launch(
-                api_key=dg.EnvVar("VISUAL_CROSSING_API_KEY"),
+                api_key=dg.EnvVar(VISUAL_CROSSING_API_KEY),
                 base_url=limits.visual_crossing_base_url,
                 timeout_s=limits.timeout_s,
                 max_retries=limits.max_retries,
@@ -289,10 +287,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "deployment": DeploymentResource.from_settings(settings),
         "operations": OperationsResource(
-            pushgateway_url=settings.pushgateway_url or "",
+            pushgateway_url=settings.ops.pushgateway_url or "",
             # Apprise URLs carry tokens: an EnvVar is resolved at run time, never shown.
-            alert_urls=dg.EnvVar("AIRQUALITY_ALERT_URLS") if settings.alert_urls else "",
-            ui_base_url=settings.dagster_ui_url,
+            alert_urls=_secret_alert_urls(settings),
+            ui_base_url=settings.ui.dagster_ui_url,
         ),
         **sources,
         # A directory, or an object store (AIRQUALITY_STORAGE_URL): the same code either way.
@@ -308,7 +306,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             tracking_uri=settings.mlflow_tracking_uri,
             experiment_name=settings.experiment_name,
             artifact_location=settings.artifact_location,
-            ui_url=settings.mlflow_ui_url,
-            dagster_ui_url=settings.dagster_ui_url,
+            ui_url=settings.ui.mlflow_ui_url,
+            dagster_ui_url=settings.ui.dagster_ui_url,
         ),
     }

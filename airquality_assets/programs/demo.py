@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     if not args.data_only:
         print("  serve:       bash scripts/serve.sh   # then the curl example in the README")
-    print(f"  files:       {settings.data_dir}/raw, {settings.data_dir}/frames")
+    print(f"  files:       {settings.storage_root}/raw, {settings.storage_root}/frames")
     return 0
 
 

@@ -39,9 +39,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from airquality_assets.settings import project_root
+from airquality_assets.settings import Settings
 
 FAULTS = ("recalibration", "stuck", "fahrenheit")
 SIM_MODEL_NAME = "airquality-lstm-sim"
@@ -138,7 +137,7 @@ class Simulation:
     def clock_config(self, now: datetime) -> dict:
         """Run config moving the run's clock: the whole ``deployment`` resource config (run
         config replaces a resource's config as a whole) with ``replay_now`` at ``now``."""
-        return {"resources": {"deployment": {"config": self.deployment_at(now).model_dump()}}}
+        return {"resources": {"deployment": {"config": self.deployment_at(now).run_config()}}}
 
     def fault_config(self) -> dict:
         if not self.args.fault:
@@ -152,12 +151,7 @@ class Simulation:
         }
 
     def deployment_at(self, now: datetime):
-        import dataclasses
-
-        from airquality_assets.defs.resources import DeploymentResource
-
-        settings = self.defs.resources["deployment"].settings  # type: ignore[index]
-        return DeploymentResource.from_settings(dataclasses.replace(settings, replay_now=now))
+        return self.defs.resources["deployment"].at(now)  # type: ignore[index]
 
     # ------------------------------------------------------------------ execution
     def execute(
@@ -313,7 +307,7 @@ class Simulation:
 
         mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
         mlflow.setup_for_execution(None)  # type: ignore[arg-type]
-        name = self.defs.resources["deployment"].model_name  # type: ignore[index]
+        name = self.defs.resources["deployment"].settings.model_name  # type: ignore[index]
         champion = champion_version(mlflow.client(), name)
         if champion is not None:
             print(
@@ -451,9 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     use_project_instance()
     # Its own files (raw pulls, frames, forecasts): the demo's already hold the simulated
     # period. The Dagster instance and MLflow stay the project's, so the UIs show it all.
-    data_dir = Path(os.environ.get("AIRQUALITY_DATA_DIR") or project_root() / ".data")
     if "AIRQUALITY_STORAGE_URL" not in os.environ:
-        own = data_dir.resolve() / "simulation"
+        own = Settings.from_env().data_dir / "simulation"
         if own.exists():  # each simulation starts from the history alone
             shutil.rmtree(own)
         os.environ["AIRQUALITY_STORAGE_URL"] = own.as_uri()

@@ -1,33 +1,39 @@
 """The service's settings: read from the environment once, at start-up, into one object.
 
 ``bento/service.py`` calls :meth:`ServiceConfig.from_env` once; everything else receives the
-object. Only pydantic (and the standard library) is imported here, so the XLA flags it
-decides can still be set before JAX loads.
+object. Each field declares its variable (:mod:`airquality_assets.envconfig`; the table is
+``docs/reference/environment.md``). Only pydantic (and the standard library) is imported
+here, so the XLA flags it decides can still be set before JAX loads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from airquality_assets.envconfig import Problem, env_field, from_env
 from airquality_assets.ml.package import DEFAULT_MODEL_NAME
 from airquality_assets.serving.request import MAX_LOCATIONS
 
-#: Environment variable per field; the table in docs/serving.md lists the same.
-ENV_NAMES: dict[str, str] = {
-    "model_name": "AIRQUALITY_MODEL_NAME",
-    "model_version": "AIRQUALITY_MODEL_VERSION",
-    "api_token": "AIRQUALITY_API_TOKEN",
-    "workers": "AIRQUALITY_WORKERS",
-    "max_body_bytes": "AIRQUALITY_MAX_BODY_BYTES",
-    "max_locations": "AIRQUALITY_MAX_LOCATIONS",
-    "body_timeout_s": "AIRQUALITY_BODY_TIMEOUT_S",
-    "batching": "AIRQUALITY_BATCHING",
-    "xla_threads": "AIRQUALITY_XLA_THREADS",
-    "access_log": "AIRQUALITY_ACCESS_LOG",
-    "reload_poll_s": "AIRQUALITY_RELOAD_POLL_SECONDS",
-}
+#: The one declaration of the model name, shared with the pipeline's settings (the same
+#: variable names the model in MLflow and in the BentoML store).
+ModelName = Annotated[
+    str,
+    env_field(
+        env="AIRQUALITY_MODEL_NAME",
+        help="MLflow registered model and BentoML model name (trained, promoted, served)",
+        keep_blank=True,
+        min_length=1,
+    ),
+]
+
+
+def _field(default, **kwargs):
+    """A service field: every set variable is validated as given, an empty one included
+    (``AIRQUALITY_API_TOKEN=`` is refused rather than read as "auth off")."""
+    return env_field(default, keep_blank=True, **kwargs)
 
 
 class ConfigError(ValueError):
@@ -39,22 +45,61 @@ class ServiceConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1)
-    model_version: str = Field("latest", min_length=1)
-    api_token: SecretStr | None = None
+    model_name: ModelName = DEFAULT_MODEL_NAME
+    model_version: str = _field(
+        "latest",
+        env="AIRQUALITY_MODEL_VERSION",
+        help="BentoML model version to serve",
+        min_length=1,
+    )
+    api_token: SecretStr | None = _field(
+        None,
+        env="AIRQUALITY_API_TOKEN",
+        help="bearer token for `/predict` and `/metadata`; unset: auth off (logged at start)",
+        default_doc="unset (auth off)",
+    )
     # One worker: on 2 shared cores one worker plus micro-batching beat 2 workers on p99.
-    workers: int = Field(1, ge=1, le=64)
-    max_body_bytes: int = Field(1_000_000, ge=1_000)
-    max_locations: int = Field(MAX_LOCATIONS, ge=1, le=1024)
+    workers: int = _field(1, env="AIRQUALITY_WORKERS", help="service workers", ge=1, le=64)
+    max_body_bytes: int = _field(
+        1_000_000, env="AIRQUALITY_MAX_BODY_BYTES", help="request body limit (413 above)", ge=1_000
+    )
+    max_locations: int = _field(
+        MAX_LOCATIONS,
+        env="AIRQUALITY_MAX_LOCATIONS",
+        help="locations per request",
+        ge=1,
+        le=1024,
+    )
     # A body not complete within this many seconds is the client's fault: 408, not a 504.
-    body_timeout_s: float = Field(10.0, gt=0, le=25)
-    batching: bool = True
+    body_timeout_s: float = _field(
+        10.0,
+        env="AIRQUALITY_BODY_TIMEOUT_S",
+        help="seconds for a request body to arrive (408 after)",
+        gt=0,
+        le=25,
+    )
+    batching: bool = _field(
+        True,
+        env="AIRQUALITY_BATCHING",
+        help="merge concurrent requests into one forward pass",
+    )
     # XLA CPU threads per worker (0: XLA's default); workers x threads should fit the cores.
-    xla_threads: int = Field(1, ge=0)
-    access_log: bool = False
+    xla_threads: int = _field(
+        1,
+        env="AIRQUALITY_XLA_THREADS",
+        help="XLA CPU threads per worker (0: XLA's default)",
+        ge=0,
+    )
+    access_log: bool = _field(False, env="AIRQUALITY_ACCESS_LOG", help="BentoML access log")
     # How often each worker checks the store for a newly promoted champion (0: never);
     # only when serving ":latest" (serving.reload).
-    reload_poll_s: float = Field(15.0, ge=0)
+    reload_poll_s: float = _field(
+        15.0,
+        env="AIRQUALITY_RELOAD_POLL_SECONDS",
+        help="seconds between checks for a newly promoted champion in the store (0: never; "
+        "only when serving `latest`)",
+        ge=0,
+    )
 
     @field_validator("api_token")
     @classmethod
@@ -77,12 +122,9 @@ class ServiceConfig(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceConfig:
         """Build from ``AIRQUALITY_*`` variables; :class:`ConfigError` names the bad one."""
-        values = {field: env[name] for field, name in ENV_NAMES.items() if name in env}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_NAMES[str(e['loc'][0])]} {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors(include_url=False)
-            )
-            raise ConfigError(f"invalid service settings: {problems}") from None
+        return from_env(cls, env, _refusal)
+
+
+def _refusal(problems: list[Problem]) -> ConfigError:
+    listed = "; ".join(f"{p.env} {p.message}" if p.env else p.message for p in problems)
+    return ConfigError(f"invalid service settings: {listed}")

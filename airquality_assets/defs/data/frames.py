@@ -182,7 +182,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             frame,
             schemas.AirQualityHourlySchema,
             AIR_VALUE_COLUMNS,
-            deployment.targets,
+            deployment.settings.targets,
             now,
         )
 
@@ -259,7 +259,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             f"hourly_observations: {len(frame)} rows; cleaning over the loaded span (with the "
             f"neighbouring months): {stats.summary()}"
         )
-        targets = deployment.targets
+        targets = deployment.settings.targets
         watch = [p for p in POLLUTANTS if p in targets] + ["temp", "humidity"]
         expected = expected_hours_by_location(keys, deployment.clock().now())
         completeness = measure_completeness(frame, expected, VALUE_COLUMNS)

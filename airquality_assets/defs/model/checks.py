@@ -30,7 +30,7 @@ def _champion(mlflow: MlflowResource, name: str) -> tuple[object | None, str | N
 def champion_is_servable(
     deployment: DeploymentResource, mlflow: MlflowResource
 ) -> dg.AssetCheckResult:
-    name = deployment.model_name
+    name = deployment.settings.model_name
     version, problem = _champion(mlflow, name)
     metadata: dict[str, object] = {
         "registered_model": dg.MetadataValue.url(mlflow.pages().registered_model(name))
@@ -70,7 +70,7 @@ def bento_serves_champion(
     materialization = event.asset_materialization if event else None
     built = materialization.metadata.get("mlflow_version") if materialization is not None else None
     built_version = None if built is None else str(built.value)
-    version, problem = _champion(mlflow, deployment.model_name)
+    version, problem = _champion(mlflow, deployment.settings.model_name)
     champion_version = None if version is None else str(version.version)  # type: ignore[attr-defined]
     if problem is None and built_version is None:
         problem = "no bento materialization records an MLflow version"

@@ -107,7 +107,7 @@ def sequence_tensors(
         tensors = build_sequence_tensors(
             observations,
             feature_names=config.features,
-            targets=deployment.targets,
+            targets=deployment.settings.targets,
             lookback=config.lookback_hours,
             horizons=range(1, config.max_horizon_hours + 1),
             split=split,

@@ -11,7 +11,6 @@ import base64
 import dataclasses
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -102,7 +101,7 @@ def train_candidate(
             tensors,
             params,
             target_feature_index=_target_index(tensors),
-            model_name=deployment.model_name,
+            model_name=deployment.settings.model_name,
             experiment_id=mlflow.experiment_id(),
             parent_run_id=mlflow.parent_run_id(context.run_id, context.job_name),
             client=mlflow.client(),
@@ -223,7 +222,7 @@ def model_evaluation(
     report, rendered = evaluate_candidate(
         sequence_tensors,
         tuned_lstm.best,
-        reports_dir=Path(deployment.data_dir) / "reports",
+        reports_dir=deployment.settings.reports_dir,
         client=mlflow.client(),
     )
     context.log.info(f"evaluation took {time.perf_counter() - started:.1f} s")
@@ -286,7 +285,7 @@ def champion_model(
     decision = promote(
         sequence_tensors,
         model_evaluation,
-        registered_name=deployment.model_name,
+        registered_name=deployment.settings.model_name,
         client=mlflow.client(),
         tags=mlflow.dagster_tags(
             context.run.run_id, asset="champion_model", job=context.run.job_name

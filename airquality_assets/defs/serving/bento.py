@@ -35,12 +35,12 @@ def bento(
 ) -> dg.MaterializeResult:
     # ``mlflow`` is required for its set-up: the export reads the registry through the
     # process-wide tracking URI.
-    use_bentoml_home(Path(deployment.bentoml_home))
+    use_bentoml_home(deployment.settings.bentoml_home)
     from airquality_assets.serving.export import NoChampionError, build_service, export_champion
 
     started = time.perf_counter()
     try:
-        exported = export_champion(deployment.model_name)
+        exported = export_champion(deployment.settings.model_name)
     except NoChampionError as exc:
         raise dg.Failure(str(exc)) from exc
     built = build_service(project_root() / "bento", exported["model_tag"])
@@ -55,6 +55,6 @@ def bento(
             "mlflow_version": exported["mlflow_version"],
             "size_bytes": built["size_bytes"],
             "rebuilt": built["built"],
-            "bentoml_home": dg.MetadataValue.path(deployment.bentoml_home),
+            "bentoml_home": dg.MetadataValue.path(deployment.settings.bentoml_home),
         }
     )

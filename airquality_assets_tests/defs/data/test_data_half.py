@@ -362,8 +362,6 @@ def test_live_pull_always_truncated_fails_with_byte_count(
 
 
 def test_raw_body_check_and_freshness_by_the_source_clock(settings: Settings) -> None:
-    import dataclasses
-
     from airquality_assets.defs.resources import DeploymentResource
 
     instance = dg.DagsterInstance.ephemeral()
@@ -377,7 +375,7 @@ def test_raw_body_check_and_freshness_by_the_source_clock(settings: Settings) ->
     assert _materialize(settings, FRAMES, MARCH, instance).success
 
     def freshness_at(now: str) -> dg.AssetCheckResult:
-        at = dataclasses.replace(settings, replay_now=Clock().at(now).now())
+        at = settings.replace(replay_now=Clock().at(now).now())
         return hourly_observations_freshness(deployment=DeploymentResource.from_settings(at))
 
     fresh = freshness_at("2014-04-01T00:00:00Z")  # newest stored hour 2014-03-31 23:00

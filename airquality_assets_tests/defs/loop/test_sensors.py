@@ -6,7 +6,6 @@ statistics on a shifted and an unshifted window. The alert sensor reads real
 ``ASSET_CHECK_EVALUATION`` records produced by materializing an asset with a check.
 """
 
-import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,7 @@ from werkzeug import Request, Response
 
 from airquality_assets.defs import build_definitions
 from airquality_assets.defs.loop.alerts import check_alert_sensor
-from airquality_assets.defs.resources import DeploymentResource, OperationsResource
+from airquality_assets.defs.resources import OperationsResource
 from airquality_assets.monitoring.drift import compare
 from airquality_assets.settings import Settings
 
@@ -45,9 +44,7 @@ def _report_drift(instance: dg.DagsterInstance, metadata: dict, clock: datetime 
 def _tick(defs, instance, name, cursor, now, operations=None):
     sensor = defs.resolve_sensor_def(name)
     resources = {
-        "deployment": DeploymentResource.from_settings(
-            dataclasses.replace(defs_settings(defs), replay_now=now)
-        ),
+        "deployment": defs.resources["deployment"].at(now),
         "operations": operations or OperationsResource(),
     }
     with dg.build_sensor_context(
