@@ -82,8 +82,11 @@ class DeploymentResource(dg.ConfigurableResource):
         return self.settings.clock
 
     def at(self, now: datetime) -> "DeploymentResource":
-        """The same deployment with its replay clock at ``now``."""
-        return self.model_copy(update={"replay_now": to_utc(now).isoformat()})
+        """The same deployment with its replay clock at ``now``. Built through the
+        constructor: Dagster resolves a resource from the config it was constructed with, so
+        a ``model_copy`` would keep the old clock wherever Dagster initializes it."""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**fields, "replay_now": to_utc(now).isoformat()})
 
     def run_config(self) -> dict[str, object]:
         """This resource's config for a run's ``resources.deployment.config`` (an ``EnvVar``

@@ -193,3 +193,19 @@ def test_run_config_moves_the_replay_clock(settings: Settings) -> None:
     assert resource.at(datetime(2013, 2, 3, 4, tzinfo=UTC)).settings == moved.settings
     full = resource.model_copy(update={"profile": "full"}).settings
     assert full.profile == "full" and full.replace(profile="demo") == settings
+
+
+def test_a_moved_deployment_reaches_a_schedule_at_its_new_clock(settings: Settings) -> None:
+    """What a tick sees is the resource Dagster initializes, not the Python object: ``at``
+    must survive that (a ``model_copy`` kept the old clock there and stopped the loop)."""
+    moved = DeploymentResource.from_settings(settings).at(datetime(2014, 3, 2, 23, tzinfo=UTC))
+    seen: list[datetime] = []
+
+    @dg.schedule(cron_schedule="5 * * * *", target="*")
+    def tick(context: dg.ScheduleEvaluationContext, deployment: DeploymentResource) -> list:
+        seen.append(deployment.settings.replay_now)
+        return []
+
+    with dg.build_schedule_context(resources={"deployment": moved}) as context:
+        tick.evaluate_tick(context)
+    assert seen == [datetime(2014, 3, 2, 23, tzinfo=UTC)]
