@@ -23,23 +23,30 @@ from pathlib import Path
 PACKAGE = "airquality_assets"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
+#: The asset groups, one per stage: jobs select by them, owners and tags follow from them.
+INGESTION_GROUP = "ingestion"
+FRAMES_GROUP = "frames"
+MODEL_GROUP = "model"
+SERVING_GROUP = "serving"
+OPERATIONS_GROUP = "operations"
+
 #: group -> owners (Dagster shows them on the asset and filters the catalog by them).
 OWNERS_BY_GROUP: Mapping[str, tuple[str, ...]] = {
-    "ingestion": ("team:data-engineering",),
-    "frames": ("team:data-engineering",),
-    "model": ("team:ml",),
-    "serving": ("team:ml",),
-    "operations": ("team:ml",),
+    INGESTION_GROUP: ("team:data-engineering",),
+    FRAMES_GROUP: ("team:data-engineering",),
+    MODEL_GROUP: ("team:ml",),
+    SERVING_GROUP: ("team:ml",),
+    OPERATIONS_GROUP: ("team:ml",),
 }
 DEFAULT_OWNERS = ("team:data-engineering",)
 
 #: group -> the ``stage`` tag; every asset also carries ``domain: air-quality``.
 STAGE_BY_GROUP: Mapping[str, str] = {
-    "ingestion": "raw",
-    "frames": "clean",
-    "model": "model",
-    "serving": "serving",
-    "operations": "operations",
+    INGESTION_GROUP: "raw",
+    FRAMES_GROUP: "clean",
+    MODEL_GROUP: "model",
+    SERVING_GROUP: "serving",
+    OPERATIONS_GROUP: "operations",
 }
 
 

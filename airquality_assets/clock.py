@@ -3,14 +3,14 @@
 Schedules, freshness checks and the replay sources all ask a :class:`Clock` instead of
 calling ``datetime.now`` or holding their own instant, so a replay deployment behaves like a
 live one whose present is ``replay_now``. A clock is a value: to let simulated time move,
-build a new one (:meth:`Clock.at`, :meth:`Clock.advanced`) from run configuration or a
-sensor cursor; nothing here is a module-level "current time".
+build a new one from run configuration or a sensor cursor; nothing here is a module-level
+"current time".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 #: Default replay instant: the last day of the bundled data, so almost five years are "past".
 REPLAY_DEFAULT_NOW = datetime(2014, 12, 31, tzinfo=UTC)
@@ -44,13 +44,3 @@ class Clock:
         if self.replay_now is not None:
             return self.replay_now
         return to_utc(wall) if wall is not None else datetime.now(UTC)
-
-    def at(self, instant: datetime | str) -> Clock:
-        """A replay clock standing at ``instant``."""
-        return Clock(replay_now=to_utc(instant))
-
-    def advanced(self, delta: timedelta) -> Clock:
-        """This replay clock moved by ``delta``; a wall clock moves by itself."""
-        if self.replay_now is None:
-            return self
-        return Clock(replay_now=self.replay_now + delta)

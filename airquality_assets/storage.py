@@ -58,10 +58,6 @@ def storage_location(root: str | os.PathLike[str]) -> StoragePath:
     return UPath(text)
 
 
-def is_local(path: StoragePath) -> bool:
-    return isinstance(path, Path)
-
-
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to: renamed over ``path`` when the block

@@ -7,25 +7,28 @@ import pytest
 
 from airquality_assets.aqi import AQI_BREAKPOINTS, aqi_band, has_aqi_scale, overall_aqi
 
-# Every band edge of OpenWeatherMap's published Air Pollution API index table.
-TABLE = {
-    "so2": (20, 80, 250, 350),
-    "no2": (40, 70, 150, 200),
-    "pm10": (20, 50, 100, 200),
-    "pm2_5": (10, 25, 50, 75),
-    "o3": (60, 100, 140, 180),
-    "co": (4400, 9400, 12400, 15400),
-}
+# A few edges of OpenWeatherMap's published index table (Air Pollution API docs), each the
+# lowest concentration of its band: (pollutant, concentration in ug/m3, band).
+PUBLISHED_EDGES = [
+    ("pm2_5", 10.0, 2),
+    ("pm2_5", 75.0, 5),
+    ("pm10", 50.0, 3),
+    ("no2", 150.0, 4),
+    ("o3", 60.0, 2),
+    ("so2", 350.0, 5),
+    ("co", 9400.0, 3),
+]
 
 
-def test_table_matches_reference() -> None:
-    assert {k: tuple(int(e) for e in v) for k, v in AQI_BREAKPOINTS.items()} == TABLE
+@pytest.mark.parametrize(("pollutant", "edge", "band"), PUBLISHED_EDGES)
+def test_a_published_edge_opens_its_band(pollutant: str, edge: float, band: int) -> None:
+    assert aqi_band(pollutant, [edge, np.nextafter(edge, 0)]).tolist() == [band, band - 1]
 
 
-@pytest.mark.parametrize("pollutant", sorted(TABLE))
-def test_edges_belong_to_the_upper_band(pollutant: str) -> None:
-    edges = TABLE[pollutant]
-    values = [0.0, *[e for e in edges], *[np.nextafter(e, 0) for e in edges], 1e6]
+@pytest.mark.parametrize("pollutant", sorted(AQI_BREAKPOINTS))
+def test_bands_are_half_open_and_rise_through_all_five(pollutant: str) -> None:
+    edges = AQI_BREAKPOINTS[pollutant]
+    values = [0.0, *edges, *[np.nextafter(e, 0) for e in edges], 1e6]
     bands = aqi_band(pollutant, values)
     assert bands[0] == 1
     assert list(bands[1:5]) == [2, 3, 4, 5]  # exactly on the edge: worse band

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from airquality_assets.clock import REPLAY_DEFAULT_NOW, Clock, to_utc
 from airquality_assets.settings import Settings
@@ -15,14 +15,6 @@ def test_replay_clock_stands_still_and_ignores_wall_time() -> None:
     assert clock.now() == datetime(2013, 5, 1, 12, tzinfo=UTC)
 
 
-def test_replay_clock_advances_as_a_new_value() -> None:
-    clock = Clock(replay_now=REPLAY_DEFAULT_NOW)
-    later = clock.advanced(timedelta(hours=2))
-    assert later.now() - clock.now() == timedelta(hours=2)
-    assert clock.now() == REPLAY_DEFAULT_NOW  # the original is unchanged
-    assert clock.at("2012-01-01T00:00:00Z").now() == datetime(2012, 1, 1, tzinfo=UTC)
-
-
 def test_wall_clock_uses_the_callers_wall_time_or_now() -> None:
     clock = Clock()
     assert not clock.is_replay
@@ -30,7 +22,6 @@ def test_wall_clock_uses_the_callers_wall_time_or_now() -> None:
     assert clock.now(wall=tick) == tick
     before = datetime.now(UTC)
     assert before <= clock.now() <= datetime.now(UTC)
-    assert clock.advanced(timedelta(hours=1)) == clock
 
 
 def test_instants_are_normalised_to_utc() -> None:

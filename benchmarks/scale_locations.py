@@ -129,6 +129,7 @@ def child(n: int, tick_only: bool = False) -> dict[str, float]:
     import dagster as dg
 
     from airquality_assets.definitions import defs as load_defs
+    from airquality_assets.defs.data.jobs import FRAMES_JOB, INGESTION_JOB
     from airquality_assets.settings import Settings
 
     settings = Settings.from_env()
@@ -140,17 +141,17 @@ def child(n: int, tick_only: bool = False) -> dict[str, float]:
     instance = dg.DagsterInstance.get()
     months = _months()[-1:] if tick_only else _months()
     tags = _range_tags(months[0], months[-1], names)
-    ingestion_s = _execute(defs, instance, "ingestion", tags)
+    ingestion_s = _execute(defs, instance, INGESTION_JOB, tags)
     _progress("ingestion", ingestion_s)
-    frames_s = _execute(defs, instance, "frames", tags)
+    frames_s = _execute(defs, instance, FRAMES_JOB, tags)
     _progress("frames", frames_s)
 
     from airquality_assets.defs.data.schedules import newest_partition_requests
 
     tick = newest_partition_requests(settings.clock.now(), names)
     assert len(tick) == 1, "the hourly tick must be one run for all locations"
-    tick_ingestion_s = _execute(defs, instance, "ingestion", dict(tick[0].tags))
-    tick_frames_s = _execute(defs, instance, "frames", dict(tick[0].tags))
+    tick_ingestion_s = _execute(defs, instance, INGESTION_JOB, dict(tick[0].tags))
+    tick_frames_s = _execute(defs, instance, FRAMES_JOB, dict(tick[0].tags))
     _progress("tick", tick_ingestion_s + tick_frames_s)
     baseline_s = float("nan")
     if not tick_only:

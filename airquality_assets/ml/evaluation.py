@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from airquality_assets import markdown
+
 __all__ = [
     "METRIC_COLUMNS",
     "REPORT_HORIZONS",
-    "compare_to_baselines",
     "forecast_metrics",
     "losing_horizons",
     "markdown_table",
@@ -74,27 +75,6 @@ def forecast_metrics(
     )
 
 
-def compare_to_baselines(
-    metrics_by_model: Mapping[str, pd.DataFrame], reference: str = "persistence"
-) -> pd.DataFrame:
-    """Stack models' metrics and add ``rmse_ratio`` (model / reference) and ``skill``.
-
-    ``skill = 1 - rmse_ratio``: positive means better than the reference (persistence by
-    default, the forecast any model must beat to be worth serving).
-    """
-    if reference not in metrics_by_model:
-        raise KeyError(f"reference model {reference!r} missing; have {list(metrics_by_model)}")
-    frames = [frame.assign(model=name) for name, frame in metrics_by_model.items()]
-    stacked = pd.concat(frames, ignore_index=True)
-    ref = metrics_by_model[reference][["pollutant", "horizon", "rmse"]].rename(
-        columns={"rmse": "reference_rmse"}
-    )
-    out = stacked.merge(ref, on=["pollutant", "horizon"], how="left", validate="many_to_one")
-    out["rmse_ratio"] = out["rmse"] / out["reference_rmse"]
-    out["skill"] = 1.0 - out["rmse_ratio"]
-    return out[["model", *METRIC_COLUMNS, "rmse_ratio", "skill"]]
-
-
 def losing_horizons(model: pd.DataFrame, baseline: pd.DataFrame) -> dict[str, list[int]]:
     """Per pollutant, the horizons where ``model``'s RMSE is not strictly below ``baseline``'s.
 
@@ -126,10 +106,9 @@ def markdown_table(
 ) -> str:
     """RMSE per model and pollutant at a few horizons plus the mean over all horizons.
 
-    Plain Markdown (no ``tabulate`` dependency) for ``MetadataValue.md``; when the reference
-    model is present a last column gives the mean RMSE ratio against it.
+    For ``MetadataValue.md``; when the reference model is present a last column gives the
+    mean RMSE ratio against it.
     """
-    lines: list[str] = []
     any_frame = next(iter(metrics_by_model.values()), None)
     if any_frame is None:
         return "_no models to compare_"
@@ -139,21 +118,20 @@ def markdown_table(
     header = ["model", "pollutant", *[f"h{h}" for h in shown], "mean"]
     if with_ratio:
         header.append(f"mean ratio vs {reference}")
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
     ref_mean = (
         metrics_by_model[reference].groupby("pollutant")["rmse"].mean() if with_ratio else None
     )
+    rows: list[list[str]] = []
     for model, frame in metrics_by_model.items():
-        for pollutant, rows in frame.groupby("pollutant", sort=False):
-            by_h = rows.set_index("horizon")["rmse"]
-            cells = [model, str(pollutant), *[f"{by_h[h]:.{digits}f}" for h in shown]]
-            mean = rows["rmse"].mean()
-            cells.append(f"{mean:.{digits}f}")
+        for pollutant, group in frame.groupby("pollutant", sort=False):
+            by_h = group.set_index("horizon")["rmse"]
+            mean = group["rmse"].mean()
+            row = [model, str(pollutant), *[f"{by_h[h]:.{digits}f}" for h in shown]]
+            row.append(f"{mean:.{digits}f}")
             if ref_mean is not None:
-                cells.append(f"{mean / ref_mean.get(pollutant, np.nan):.3f}")
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+                row.append(f"{mean / ref_mean.get(pollutant, np.nan):.3f}")
+            rows.append(row)
+    return markdown.table(header, rows, right_aligned=range(2, len(header)))
 
 
 def _png(figure: object) -> bytes:

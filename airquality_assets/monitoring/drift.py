@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from airquality_assets import markdown
 from airquality_assets.columns import TIME
 
 #: Features watched by default: the target and the weather the model sees.
@@ -151,18 +152,24 @@ class DriftResult:
     def table_markdown(self) -> str:
         if not self.features:
             return f"_{self.reason}_"
-        rows = [
-            "| feature | status | out of range | stuck h | PSI | KS | KS p | Wasserstein (sd) "
-            "| mean now | mean ref |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for f in self.features:
-            rows.append(
-                f"| {f.feature} | {f.status} | {f.out_of_range:.0%} | {f.stuck_hours} | "
-                f"{f.psi:.3f} | {f.ks_statistic:.3f} | {f.ks_pvalue:.2g} | "
-                f"{f.wasserstein_sd:.2f} | {f.current_mean:.1f} | {f.reference_mean:.1f} |"
-            )
-        return "\n".join(rows)
+        header = ["feature", "status", "out of range", "stuck h", "PSI", "KS", "KS p",
+                  "Wasserstein (sd)", "mean now", "mean ref"]  # fmt: skip
+        rows = (
+            [
+                f.feature,
+                f.status,
+                f"{f.out_of_range:.0%}",
+                f.stuck_hours,
+                f"{f.psi:.3f}",
+                f"{f.ks_statistic:.3f}",
+                f"{f.ks_pvalue:.2g}",
+                f"{f.wasserstein_sd:.2f}",
+                f"{f.current_mean:.1f}",
+                f"{f.reference_mean:.1f}",
+            ]
+            for f in self.features
+        )
+        return markdown.table(header, rows)
 
 
 def out_of_range_share(reference: np.ndarray, current: np.ndarray, q: float) -> float:

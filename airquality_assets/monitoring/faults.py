@@ -134,9 +134,6 @@ class FaultyAirPollutionSource:
     def history(self, location, start, end):
         return self._wrap(self.inner.history(location, start, end), location)
 
-    def forecast(self, location):
-        return self.inner.forecast(location)
-
     def now(self):
         return self.inner.now()
 

@@ -18,6 +18,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from airquality_assets import markdown
 from airquality_assets.columns import LOCATION, TIME
 
 FORECAST_COLUMNS: tuple[str, ...] = (
@@ -115,30 +116,25 @@ def score_table_markdown(
     scores: pd.DataFrame, horizons: Sequence[int] = (1, 6, 12, 24), window: str | None = None
 ) -> str:
     """RMSE | MAE | persistence RMSE per shown horizon and window, as a Markdown table."""
-    lines = [
-        "| location | pollutant | window | horizon | n of N | RMSE | MAE | persistence RMSE "
-        "| ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
     shown = scores[scores["horizon"].isin(list(horizons))]
     if window:
         shown = shown[shown["window"] == window]
-    for r in shown.itertuples(index=False):
-        if r.status != "ok":
-            cells = [r.status, "", "", ""]
-        else:
-            cells = [
-                f"{r.rmse:.1f}",
-                f"{r.mae:.1f}",
-                f"{r.persistence_rmse:.1f}",
-                f"{r.rmse / r.persistence_rmse:.3f}" if r.persistence_rmse else "",
-            ]
-        lines.append(
-            f"| {r.location} | {r.pollutant} | {r.window} | {r.horizon} | {r.n} of {r.expected} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    return "\n".join(lines)
+    header = ["location", "pollutant", "window", "horizon", "n of N", "RMSE", "MAE",
+              "persistence RMSE", "ratio"]  # fmt: skip
+    return markdown.table(header, map(_score_row, shown.itertuples(index=False)))
+
+
+def _score_row(r) -> list[object]:
+    if r.status != "ok":
+        figures = [r.status, "", "", ""]
+    else:
+        figures = [
+            f"{r.rmse:.1f}",
+            f"{r.mae:.1f}",
+            f"{r.persistence_rmse:.1f}",
+            f"{r.rmse / r.persistence_rmse:.3f}" if r.persistence_rmse else "",
+        ]
+    return [r.location, r.pollutant, r.window, r.horizon, f"{r.n} of {r.expected}", *figures]
 
 
 def degradation(

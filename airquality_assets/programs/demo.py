@@ -62,6 +62,7 @@ def run_data_half(code_location, instance, settings: Settings, start: str, end: 
     recomputed alone, as the hourly tick does in production: each asset's latest event is
     then its newest partition. The frames run covers every month so each month is cleaned
     with both neighbouring months as context."""
+    from airquality_assets.defs.data.jobs import FRAMES_JOB, INGESTION_JOB
     from airquality_assets.defs.partitions import range_tags
 
     first_month = date.fromisoformat(start).replace(day=1)
@@ -77,20 +78,22 @@ def run_data_half(code_location, instance, settings: Settings, start: str, end: 
     if last_month > first_month:
         history = (last_month - timedelta(days=1)).replace(day=1)
         label = f"raw pulls, {count} location(s), months {first_month:%Y-%m}..{history:%Y-%m}"
-        _run(code_location, instance, "ingestion", tags(first_month, history), label, IN_PROCESS)
+        _run(code_location, instance, INGESTION_JOB, tags(first_month, history), label, IN_PROCESS)
     last = tags(last_month, last_month)
-    _run(code_location, instance, "ingestion", last, f"raw pulls, {newest}", IN_PROCESS)
+    _run(code_location, instance, INGESTION_JOB, last, f"raw pulls, {newest}", IN_PROCESS)
     whole = tags(first_month, last_month)
-    _run(code_location, instance, "frames", whole, f"hourly frames, {where}", IN_PROCESS)
+    _run(code_location, instance, FRAMES_JOB, whole, f"hourly frames, {where}", IN_PROCESS)
     if last_month > first_month:
         label = f"hourly frames, {newest} (the latest materialization)"
-        _run(code_location, instance, "frames", last, label, IN_PROCESS)
+        _run(code_location, instance, FRAMES_JOB, last, label, IN_PROCESS)
 
 
 def run_training(code_location, instance, settings: Settings) -> None:
     """The model half in one run: tensors, grid search, evaluation, promotion gate."""
+    from airquality_assets.defs.model.jobs import TRAINING_JOB
+
     result = _run(
-        code_location, instance, "training", {}, f"model half ({settings.profile} profile)"
+        code_location, instance, TRAINING_JOB, {}, f"model half ({settings.profile} profile)"
     )
     evaluation = _materialization_metadata(result, "model_evaluation")
     for key in ("candidate", "test_rmse_mean", "rmse_ratio_vs_persistence", "rmse_ratio_vs_ridge"):

@@ -46,6 +46,8 @@ FAULTS = ("recalibration", "stuck", "fahrenheit")
 SIM_MODEL_NAME = "airquality-lstm-sim"
 SIM_EXPERIMENT = "airquality-simulation"
 SIMULATION_TAG = "airquality/simulation_id"
+#: Which step of the simulation launched a run (the daemon's own runs carry a sensor's name).
+STEP_TAG = "airquality/simulation"
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -278,6 +280,7 @@ class Simulation:
         pulled at the start clock into the simulation's storage (``AIRQUALITY_STORAGE_URL``,
         by default ``<data dir>/simulation``). The demo's files already hold all of 2014, and
         a pull never re-fetches stored hours, so simulating on them would inject no fault."""
+        from airquality_assets.defs.data.jobs import FRAMES_JOB, INGESTION_JOB
         from airquality_assets.defs.partitions import range_tags
         from airquality_assets.storage import storage_location, stored_through
 
@@ -293,9 +296,9 @@ class Simulation:
         print(f"  pulling and framing the history {first:%Y-%m}..{last:%Y-%m} into "
               f"{settings.storage_root} ...")  # fmt: skip
         tags = range_tags(first.isoformat(), last.isoformat(), settings.location_names)
-        for job, what in (("ingestion", "history pulls"), ("frames", "history frames")):
+        for job, what in ((INGESTION_JOB, "history pulls"), (FRAMES_JOB, "history frames")):
             request = self.dg.RunRequest(tags=tags)
-            result = self.execute(job, request, start, ("airquality/simulation", what), what)
+            result = self.execute(job, request, start, (STEP_TAG, what), what)
             if not result.success:
                 raise SystemExit(f"{what} failed: the simulation needs the history first")
 
@@ -303,6 +306,8 @@ class Simulation:
         """The loop needs a champion trained before the simulated period: train one at a
         clock ``--champion-age-days`` before ``start`` (a deployed champion is rarely fresh;
         the moving split keeps its test window before that clock)."""
+        from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
+        from airquality_assets.defs.model.jobs import TRAINING_JOB
         from airquality_assets.ml.registry import champion_version
 
         mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
@@ -318,16 +323,19 @@ class Simulation:
         clock = start - timedelta(days=self.args.champion_age_days)
         print(f"  training the first champion at clock {clock:%Y-%m-%d %H:%M} ...")
         result = self.execute(
-            "training",
-            self.dg.RunRequest(tags={"airquality/retrain_reason": "bootstrap"}),
+            TRAINING_JOB,
+            self.dg.RunRequest(tags={RETRAIN_REASON_TAG: "bootstrap"}),
             clock,
-            ("airquality/simulation", "bootstrap"),
+            (STEP_TAG, "bootstrap"),
             "training (bootstrap)",
         )
         decision = result.output_for_node("champion_model") if result.success else None
         print(f"  bootstrap: {decision.reason if decision else 'FAILED'}")
 
     def day(self, d: int, day_start: datetime) -> None:
+        from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
+        from airquality_assets.defs.model.jobs import TRAINING_JOB
+
         end_of_day = day_start + timedelta(hours=23, minutes=5)
         self.tick_schedule(
             "hourly_ingestion_schedule", end_of_day, end_of_day, "ingestion", self.fault_config()
@@ -351,9 +359,9 @@ class Simulation:
         _, requests = self.tick_sensor("retraining_sensor", morning)
         requested = promoted = ""
         for request in requests:
-            requested = request.tags.get("airquality/retrain_reason", "yes")
+            requested = request.tags.get(RETRAIN_REASON_TAG, "yes")
             result = self.execute(
-                "training",
+                TRAINING_JOB,
                 request,
                 morning,
                 ("dagster/sensor_name", "retraining_sensor"),
@@ -401,15 +409,17 @@ class Simulation:
         return bool(Fault(self.args.fault, self.fault_start).affects(hours).any())
 
     def frames(self, day_start: datetime, now: datetime) -> None:
+        from airquality_assets.defs.data.jobs import FRAMES_JOB
+
         month = day_start.replace(day=1).strftime("%Y-%m-%d")
         location_names = self.defs.resources["deployment"].settings.location_names  # type: ignore[index]
         for location in location_names:
             key = self.dg.MultiPartitionKey({"date": month, "location": location})
             self.execute(
-                "frames",
+                FRAMES_JOB,
                 self.dg.RunRequest(partition_key=key),
                 now,
-                ("airquality/simulation", "frames after ingestion"),
+                (STEP_TAG, "frames after ingestion"),
                 "frames",
             )
 

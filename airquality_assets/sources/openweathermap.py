@@ -1,4 +1,4 @@
-"""Live client for the OpenWeatherMap Air Pollution API (history, forecast).
+"""Live client for the OpenWeatherMap Air Pollution API (history).
 
 It returns the response body byte for byte (:class:`RawResponse`); turning it into rows,
 filtering ``start <= dt <= end`` and removing duplicate hours is the parser's job, so the raw
@@ -80,10 +80,6 @@ class OpenWeatherMapClient(http.ApiClient):
         ]
         time_range = f"{_iso_utc(start_utc)}..{_iso_utc(end_utc)}"
         return self._get("/history", location, params, time_range)
-
-    def forecast(self, location: Location) -> RawResponse:
-        """Hourly forecast for about the next 4 days (about 96 elements; not fixed)."""
-        return self._get("/forecast", location, [], "forecast")
 
     def _get(
         self,

@@ -12,14 +12,10 @@ configurable instant ``now`` inside the data (default 2014-12-31T00:00Z), so a d
 tests are reproducible:
 
 * air-pollution ``history`` never returns records after ``now``;
-* ``forecast`` is the next 96 hours after the hour ``now`` falls in. Replay "forecasts" are
-  simply the later *measurements* (a perfect forecast), which is fine for exercising the
-  pipeline but must not be mistaken for forecast skill. The data ends 2014-12-31T15:00Z, so
-  near the end of the data a forecast has fewer than 96 records, just as the live API's count
-  varies.
 * the weather ``timeline`` mirrors VC: hours up to ``now`` are ``"source":"obs"``; later hours
-  up to VC's 15-day forecast horizon (today + 14 days) are ``"source":"fcst"`` (again the
-  later measurements); days with no hour at all (beyond the horizon or outside the data) are
+  up to VC's 15-day forecast horizon (today + 14 days) are ``"source":"fcst"`` (the later
+  *measurements*: a perfect forecast, fine for exercising the pipeline but not forecast
+  skill); days with no hour at all (beyond the horizon or outside the data) are
   left out of ``days``.
 
 Only the station's own location is served: a request for another place raises
@@ -62,7 +58,6 @@ DEFAULT_NOW = REPLAY_DEFAULT_NOW
 #: and still count as "Beijing": covers the city (e.g. the 39.9042, 116.4074 city centre).
 LOCATION_TOLERANCE_DEG = 0.5
 
-FORECAST_HOURS = 96
 VC_FORECAST_DAYS = 15
 
 _HOUR = 3600
@@ -267,14 +262,6 @@ class ReplayAirPollutionSource(_ReplayBase):
             location, "history", f"&start={lo}&end={hi}", lo, min(hi, self._now_epoch()), began
         )
 
-    def forecast(self, location: Location) -> RawResponse:
-        """The 96 hours after the current one: the later *measurements* (a perfect forecast)."""
-        began = time.perf_counter()
-        hour = self._now_epoch() // _HOUR * _HOUR
-        lo, hi = hour + _HOUR, hour + FORECAST_HOURS * _HOUR
-        self._check_location(location, f"forecast {_iso(lo)}..{_iso(hi)}")
-        return self._respond(location, "forecast", "", lo, hi, began)
-
 
 # --------------------------------------------------------------------------- weather
 
@@ -411,7 +398,6 @@ def replay_locations(count: int) -> list[Location]:
 __all__ = [
     "BEIJING",
     "DEFAULT_NOW",
-    "FORECAST_HOURS",
     "LOCATION_TOLERANCE_DEG",
     "ReplayAirPollutionSource",
     "ReplayWeatherSource",

@@ -1,4 +1,4 @@
-"""Grid profiles: the full grid is the reference grid, the demo grid stays small."""
+"""Grid profiles: the full grid is a complete search, the demo grid stays small."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from airquality_assets.ml.grid import PROFILES, grid_for_profile
 from airquality_assets.ml.model import LSTMParams
 
 
-def test_full_profile_is_the_reference_grid() -> None:
+def test_full_profile_tries_every_combination_once_with_early_stopping() -> None:
     grid = grid_for_profile("full")
-    assert len(grid) == 8
-    assert {p.units for p in grid} == {128}
-    assert {p.dropout for p in grid} == {0.2, 0.3}
-    assert {p.learning_rate for p in grid} == {1e-3, 1e-4}
-    assert {p.batch_size for p in grid} == {16, 32}
-    assert {p.epochs for p in grid} == {50}
-    assert all(p.patience >= 1 for p in grid), "full runs rely on early stopping"
-    assert len({(p.dropout, p.learning_rate, p.batch_size) for p in grid}) == 8
+    varied = [
+        {getattr(p, name) for p in grid} for name in ("dropout", "learning_rate", "batch_size")
+    ]
+    combinations = {(p.dropout, p.learning_rate, p.batch_size) for p in grid}
+    assert len(combinations) == len(grid) == len(varied[0]) * len(varied[1]) * len(varied[2])
+    assert all(len(values) > 1 for values in varied), "a grid varies each of them"
+    assert all(1 <= p.patience < p.epochs for p in grid), "full runs rely on early stopping"
+    demo = grid_for_profile("demo")
+    assert len(grid) > len(demo)
+    assert min(p.units for p in grid) >= max(p.units for p in demo)
 
 
 def test_demo_profile_is_small_and_cheap() -> None:

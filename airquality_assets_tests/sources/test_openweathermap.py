@@ -128,22 +128,6 @@ def test_history_rejects_naive_or_reversed_ranges(server: HTTPServer) -> None:
     assert server.log == []
 
 
-def test_forecast(server: HTTPServer) -> None:
-    path = "/data/2.5/air_pollution/forecast"
-    body = fixture_bytes("owm_forecast_london.json")
-    server.expect_request(path).respond_with_data(body, content_type=JSON)
-    raw = make_client(server).forecast(LONDON)
-    assert raw.body == body
-    assert raw.record_count == 96
-    (request, _), *_ = server.log
-    assert request.path == path
-    assert list(request.args.items(multi=True)) == [
-        ("lat", "51.5074"),
-        ("lon", "-0.1278"),
-        ("appid", KEY),
-    ]
-
-
 def test_empty_list_is_valid(server: HTTPServer) -> None:
     serve(server, fixture_bytes("owm_history_empty.json"))
     raw = fetch_history(make_client(server))

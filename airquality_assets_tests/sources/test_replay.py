@@ -238,43 +238,21 @@ def test_history_rejects_reversed_range_and_naive_times(air: ReplayAirPollutionS
         air.history(BEIJING, datetime(2013, 1, 1), datetime(2013, 1, 2))
 
 
-def test_forecast_is_the_next_96_measured_hours(air: ReplayAirPollutionSource) -> None:
-    source = ReplayAirPollutionSource(utc(2013, 6, 1, 10, 30))
-    records = owm_list(source.forecast(BEIJING))
-    hour = epoch(utc(2013, 6, 1, 10))
-    dts = [r["dt"] for r in records]
-    assert 0 < len(dts) <= 96
-    assert all(hour < dt <= hour + 96 * HOUR for dt in dts)
-    later = owm_list(
-        ReplayAirPollutionSource(AFTER_DATA).history(
-            BEIJING, utc(2013, 6, 1, 11), utc(2013, 6, 1, 10) + timedelta(hours=96)
-        )
-    )
-    assert records == later  # replay "forecasts" are the later measurements
-
-
-def test_forecast_near_the_end_of_the_data_is_short(air: ReplayAirPollutionSource) -> None:
-    records = owm_list(air.forecast(BEIJING))  # default clock 2014-12-31T00:00Z
-    assert [r["dt"] for r in records] == list(range(1419984000 + HOUR, LAST_EPOCH + 1, HOUR))
-
-
 # --------------------------------------------------------------------------- station check
 
 
 PARIS = Location("paris", 48.8566, 2.3522)
 
 
-@pytest.mark.parametrize("call", ["history", "forecast", "timeline"])
+@pytest.mark.parametrize("call", ["history", "timeline"])
 def test_a_location_other_than_the_station_is_an_error(
     air: ReplayAirPollutionSource, weather: ReplayWeatherSource, call: str
 ) -> None:
     with pytest.raises(SourceError) as err:
         if call == "history":
             air.history(PARIS, utc(2013, 1, 1), utc(2013, 1, 2))
-        elif call == "timeline":
-            weather.timeline(PARIS, date(2013, 1, 1), date(2013, 1, 1))
         else:
-            getattr(air, call)(PARIS)
+            weather.timeline(PARIS, date(2013, 1, 1), date(2013, 1, 1))
     assert err.value.status == 404
     assert err.value.location == "paris"
     assert "replay" in str(err.value) and "Beijing" in str(err.value)
@@ -294,7 +272,7 @@ def test_nearby_points_and_explicit_aliases_are_served(air: ReplayAirPollutionSo
 
 def test_out_of_range_coordinates_are_a_400(air: ReplayAirPollutionSource) -> None:
     with pytest.raises(SourceError) as err:
-        air.forecast(Location("bad", 91.0, 116.47))
+        air.history(Location("bad", 91.0, 116.47), utc(2013, 1, 1), utc(2013, 1, 2))
     assert err.value.status == 400
     assert "wrong latitude" in str(err.value)
 

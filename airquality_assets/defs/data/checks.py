@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import dagster as dg
 import pandas as pd
 
+from airquality_assets import markdown
 from airquality_assets.schemas import validate_lazily
 from airquality_assets.transforms.completeness import Completeness
 
@@ -19,8 +20,9 @@ def schema_check_result(asset: str, schema: type, frame: pd.DataFrame) -> dg.Ass
     if not ok:
         metadata["failures"] = len(failure_cases)
         metadata["message"] = message
+        shown = failure_cases.head(MAX_FAILURE_ROWS)
         metadata["failure_cases"] = dg.MetadataValue.md(
-            failure_cases.head(MAX_FAILURE_ROWS).to_markdown(index=False)
+            markdown.table(list(shown.columns), shown.itertuples(index=False))
         )
     return dg.AssetCheckResult(
         asset_key=asset,

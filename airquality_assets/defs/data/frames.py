@@ -15,6 +15,7 @@ import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from airquality_assets import schemas
+from airquality_assets.catalog import FRAMES_GROUP
 from airquality_assets.columns import POLLUTANTS, TIME, WEATHER
 from airquality_assets.defs.data.checks import completeness_result, schema_check_result
 from airquality_assets.defs.metadata import (
@@ -165,7 +166,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         backfill_policy=single_run,
         deps=["raw_air_quality"],  # the same (month, location) partition
         check_specs=_checks("air_quality_hourly", blocking=False),
-        group_name="frames",
+        group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"dagster/column_schema": _column_schema(schemas.AirQualityHourlySchema)},
@@ -191,7 +192,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         backfill_policy=single_run,
         deps=["raw_weather"],
         check_specs=_checks("weather_hourly", blocking=False),
-        group_name="frames",
+        group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"dagster/column_schema": _column_schema(schemas.WeatherHourlySchema)},
@@ -220,7 +221,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             "weather": dg.AssetIn("weather_hourly", partition_mapping=neighbouring_months),
         },
         check_specs=_checks("hourly_observations", blocking=True),
-        group_name="frames",
+        group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
         metadata={"dagster/column_schema": _column_schema(schemas.HourlyObservationsSchema)},
         automation_condition=dg.AutomationCondition.eager(),

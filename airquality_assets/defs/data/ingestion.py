@@ -19,6 +19,7 @@ from functools import partial
 import dagster as dg
 import pandas as pd
 
+from airquality_assets.catalog import INGESTION_GROUP
 from airquality_assets.defs.partitions import DataPartitions, single_run, split_key
 from airquality_assets.defs.resources import (
     AirPollutionSourceResource,
@@ -196,7 +197,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
-        group_name="ingestion",
+        group_name=INGESTION_GROUP,
         kinds={"python", "json"},
         check_specs=[_raw_body_check_spec("raw_air_quality")],
         description=(
@@ -223,7 +224,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
-        group_name="ingestion",
+        group_name=INGESTION_GROUP,
         kinds={"python", "json"},
         check_specs=[_raw_body_check_spec("raw_weather")],
         description=(

@@ -2,18 +2,20 @@
 
 import dagster as dg
 
+from airquality_assets.catalog import FRAMES_GROUP, INGESTION_GROUP
+
 INGESTION_JOB = "ingestion"
 FRAMES_JOB = "frames"
 
 ingestion_job = dg.define_asset_job(
     INGESTION_JOB,
-    selection=dg.AssetSelection.groups("ingestion"),
+    selection=dg.AssetSelection.groups(INGESTION_GROUP),
     description="Pull raw hourly air quality and weather for (month, location) partitions.",
 )
 
 frames_job = dg.define_asset_job(
     FRAMES_JOB,
-    selection=dg.AssetSelection.groups("frames"),
+    selection=dg.AssetSelection.groups(FRAMES_GROUP),
     description="Parse, merge, clean and validate hourly frames for (month, location) "
     "partitions; the hourly path runs them by automation condition after each pull.",
 )

@@ -23,6 +23,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from airquality_assets.catalog import OPERATIONS_GROUP
 from airquality_assets.columns import LOCATION, TIME
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
@@ -34,7 +35,6 @@ from airquality_assets.settings import Settings
 
 DRIFT_WINDOW_HOURS = 24 * 7
 SCORED_HORIZONS = (1, 6, 12, 24)
-GROUP = "operations"
 
 # Day D's forecasts need the observations of D and of the day before (the look-back), i.e.
 # the months holding D-1 and D.
@@ -97,7 +97,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
         ins={
             "observations": dg.AssetIn("hourly_observations", partition_mapping=previous_day_months)
         },
-        group_name=GROUP,
+        group_name=OPERATIONS_GROUP,
         kinds={"keras", "parquet"},
         description=(
             "The champion's next-24-h forecast issued for every whole hour of the day up to "
@@ -172,7 +172,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
 
 @dg.asset(
     deps=["forecasts"],
-    group_name=GROUP,
+    group_name=OPERATIONS_GROUP,
     kinds={"pandas"},
     description=(
         "The stored forecasts scored against what was observed: RMSE/MAE per horizon and "
@@ -238,7 +238,7 @@ def forecast_accuracy(
 
 @dg.asset(
     deps=["champion_model"],
-    group_name=GROUP,
+    group_name=OPERATIONS_GROUP,
     kinds={"scipy"},
     check_specs=[
         dg.AssetCheckSpec(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from airquality_assets.catalog import MODEL_GROUP, SERVING_GROUP
 from airquality_assets.defs.model.mlflow import end_mlflow_run_on_failure, end_mlflow_run_on_success
 from airquality_assets.settings import EXECUTORS
 
@@ -65,7 +66,7 @@ def _executor_def(executor: str) -> dg.ExecutorDefinition:
 def build_training_job(profile: str, executor: str = "local"):
     return dg.define_asset_job(
         TRAINING_JOB,
-        selection=dg.AssetSelection.groups("model", "serving"),
+        selection=dg.AssetSelection.groups(MODEL_GROUP, SERVING_GROUP),
         executor_def=_executor_def(executor),
         config={"execution": training_execution(profile, executor)},
         hooks={end_mlflow_run_on_failure, end_mlflow_run_on_success},

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from airquality_assets.catalog import MODEL_GROUP
 from airquality_assets.columns import TIME
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.transforms.features import EmptyFeatureError, MissingFeatureError
@@ -64,7 +65,7 @@ def _check_finite(tensors: SequenceTensors) -> dg.AssetCheckResult:
 
 @dg.asset(
     io_manager_key="tensors_io_manager",
-    group_name="model",
+    group_name=MODEL_GROUP,
     kinds={"numpy"},
     check_specs=[
         dg.AssetCheckSpec(

@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from airquality_assets.catalog import MODEL_GROUP
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate, TunedModel
@@ -170,7 +171,7 @@ def select_best(
 
 
 @dg.graph_asset(
-    group_name="model",
+    group_name=MODEL_GROUP,
     kinds={"keras", "mlflow"},
     description=(
         "Grid search: one step per candidate (fan-out), each its own nested MLflow run; the "
@@ -186,7 +187,7 @@ def tuned_lstm(sequence_tensors: SequenceTensors) -> TunedModel:
 
 @dg.asset(
     io_manager_key=PICKLE,
-    group_name="model",
+    group_name=MODEL_GROUP,
     kinds={"keras", "mlflow"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -266,7 +267,7 @@ def model_evaluation(
 
 @dg.asset(
     io_manager_key=PICKLE,
-    group_name="model",
+    group_name=MODEL_GROUP,
     kinds={"mlflow"},
     description=(
         "Registers the tuned model in the MLflow registry and moves alias 'champion' only if "

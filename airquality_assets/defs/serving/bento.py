@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from airquality_assets.catalog import SERVING_GROUP
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.settings import project_root
@@ -22,7 +23,7 @@ def use_bentoml_home(home: Path) -> None:
 
 @dg.asset(
     deps=["champion_model"],
-    group_name="serving",
+    group_name=SERVING_GROUP,
     kinds={"bentoml"},
     description=(
         "The MLflow champion imported into the BentoML model store (with its feature "

@@ -1,0 +1,29 @@
+"""The one Markdown-table renderer, for ``MetadataValue.md`` and MLflow text artifacts.
+
+Plain string joins rather than pandas' ``to_markdown``: that goes through ``tabulate``, which
+measured ~150 ms per partition under load when every frame partition carried a preview.
+"""
+
+from collections.abc import Collection, Iterable, Sequence
+
+import pandas as pd
+
+
+def cell(value: object) -> str:
+    """A value as table text: missing values are blank, a ``|`` cannot end the cell."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(
+    header: Sequence[object],
+    rows: Iterable[Sequence[object]],
+    right_aligned: Collection[int] = (),
+) -> str:
+    """``header`` and ``rows`` as a Markdown table; columns at ``right_aligned`` indices are
+    right-aligned (numbers)."""
+    rule = ("---:" if i in right_aligned else "---" for i in range(len(header)))
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "|".join(rule) + "|"]
+    lines.extend("| " + " | ".join(map(cell, row)) + " |" for row in rows)
+    return "\n".join(lines)

@@ -1,0 +1,29 @@
+"""The Markdown-table renderer every metadata table goes through."""
+
+import numpy as np
+import pandas as pd
+
+from airquality_assets.markdown import table
+
+
+def test_a_table_has_a_header_a_rule_and_one_line_per_row() -> None:
+    text = table(["model", "rmse"], [["lstm", "1.50"], ["persistence", "2.00"]], right_aligned={1})
+    assert text.splitlines() == [
+        "| model | rmse |",
+        "|---|---:|",
+        "| lstm | 1.50 |",
+        "| persistence | 2.00 |",
+    ]
+
+
+def test_missing_values_are_blank_and_pipes_stay_inside_their_cell() -> None:
+    row = [None, np.nan, pd.NaT, "a|b", 3]
+    line = table(["a", "b", "c", "d", "e"], [row]).splitlines()[2]
+    assert line == "| " + " | ".join(["", "", "", "a\\|b", "3"]) + " |"
+    assert line.replace("\\|", "").count("|") == 6  # five cells
+
+
+def test_a_frame_renders_through_itertuples() -> None:
+    frame = pd.DataFrame({"location": ["x", "y"], "pm2_5": [1.5, np.nan]})
+    text = table(list(frame.columns), frame.itertuples(index=False))
+    assert text.splitlines()[2:] == ["| x | 1.5 |", "| y |  |"]
