@@ -252,7 +252,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         PartitionedParquetIOManager,
         SequenceTensorsIOManager,
     )
-    from airquality_assets.defs.mlflow import MlflowResource
+    from airquality_assets.defs.mlflow import MlflowResource, mlflow_parent_run
 
     sources: dict[str, object]
     limits = settings.clients
@@ -311,4 +311,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
             ui_url=settings.mlflow_ui_url,
             dagster_ui_url=settings.dagster_ui_url,
         ),
+        # dagster-mlflow: the Dagster run's parent MLflow run, on the experiment above.
+        "mlflow_run": mlflow_parent_run,
     }
