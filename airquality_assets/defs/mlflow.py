@@ -121,20 +121,21 @@ def mlflow_parent_run(context: dg.InitResourceContext) -> Iterator[Any]:
 
     tracking: MlflowResource = context.resources.mlflow
     tracking.experiment_id()
-    job_name = context.dagster_run.job_name if context.dagster_run else None
+    run = context.run
+    assert run is not None  # a step of a Dagster run, not a bare init context
     parent = MlFlow(
         context.replace_config(
             {
                 "experiment_name": tracking.experiment_name,
                 "mlflow_tracking_uri": tracking.tracking_uri,
-                "extra_tags": tracking.dagster_tags(context.run_id, job=job_name),
+                "extra_tags": tracking.dagster_tags(run.run_id, job=run.job_name),
             }
         )
     )
     active = mlflow.active_run()
     assert active is not None  # MlFlow started (or resumed) it
     parent.mlflow_run_id = active.info.run_id
-    if context.instance is not None and _has_failed_step(context.instance, context.run_id):
+    if context.instance is not None and _has_failed_step(context.instance, run.run_id):
         tracking.client().set_terminated(parent.mlflow_run_id, status="FAILED")
     try:
         yield parent
