@@ -253,7 +253,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         PartitionedParquetIOManager,
         SequenceTensorsIOManager,
     )
-    from airquality_assets.defs.model.mlflow import MlflowResource
+    from airquality_assets.defs.model.mlflow import MlflowResource, mlflow_parent_run
 
     sources: dict[str, object]
     limits = settings.clients
@@ -312,4 +312,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
             ui_url=settings.ui.mlflow_ui_url,
             dagster_ui_url=settings.ui.dagster_ui_url,
         ),
+        # dagster-mlflow: the Dagster run's parent MLflow run, on the experiment above.
+        "mlflow_run": mlflow_parent_run,
     }

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from airquality_assets.ml.model import LSTMParams
 
 MLFLOW_DB_FILE = "mlflow.db"
-#: Tag marking THE parent MLflow run of a Dagster run. Not ``dagster.run_id``: candidate
-#: runs and logged models carry that one too (a link back), so a search on it would find them.
+#: Tag marking THE parent MLflow run of a Dagster run; dagster-mlflow's resource sets it on the
+#: run it opens. Not ``dagster.run_id``: candidate runs and logged models carry that one too (a
+#: link back), so a search on it would find them.
 DAGSTER_RUN_TAG = "dagster_run_id"
 _BY_DAGSTER_RUN = f"tags.{DAGSTER_RUN_TAG} = '{{}}'"
 ARTIFACTS_DIR = "mlartifacts"
@@ -93,31 +94,11 @@ def ensure_experiment(client: Any, experiment_name: str, artifact_location: str)
         return experiment.experiment_id
 
 
-def parent_run_for(
-    client: Any,
-    experiment_id: str,
-    dagster_run_id: str,
-    run_name: str,
-    tags: Mapping[str, str] | None = None,
-) -> str:
-    """The id of the MLflow run standing for Dagster run ``dagster_run_id``, created if new.
-
-    Found by its ``dagster_run_id`` tag, so every step (in any process) of one Dagster run
-    logs its candidates under the same parent.
-    """
-    found = client.search_runs(
-        [experiment_id], filter_string=_BY_DAGSTER_RUN.format(dagster_run_id)
-    )
-    if found:
-        return found[0].info.run_id
-    run = client.create_run(
-        experiment_id, run_name=run_name, tags={**(tags or {}), DAGSTER_RUN_TAG: dagster_run_id}
-    )
-    return run.info.run_id
-
-
 def end_parent_run(client: Any, experiment_id: str, dagster_run_id: str, status: str) -> None:
-    """Close the parent run of ``dagster_run_id`` (if any) with ``status`` (e.g. FINISHED)."""
+    """Close the parent run of ``dagster_run_id`` (if any) with ``status`` (e.g. FINISHED).
+
+    Found by its tag, so a step in any process can end the parent another step opened.
+    """
     for run in client.search_runs(
         [experiment_id], filter_string=_BY_DAGSTER_RUN.format(dagster_run_id)
     ):
@@ -317,8 +298,10 @@ def log_candidate_run(
     created and the curves come from ``history``. The logged model is named after the
     candidate and carries ``tags`` too (e.g. the Dagster run and asset that produced it).
 
-    The run is nested under ``parent_run_id`` (the grid's parent run, see
-    :func:`parent_run_for`), never under whatever run happens to be active. It records
+    The run is nested under ``parent_run_id`` (the grid's parent run, which dagster-mlflow
+    opens for the Dagster run), never under whatever run happens to be active; a run from
+    :func:`start_candidate_run` already names its parent, and is resumed as ``nested`` only
+    because that parent may be this thread's active run. It records
     params (``params.as_dict()`` plus ``name``), per-epoch curves, ``metrics_df`` per
     horizon and as means (:func:`horizon_metrics`), ``plots`` (file name -> PNG/SVG bytes) under
     ``plots/``, ``metadata.json`` under ``model_package/``, and the Keras model via
@@ -346,7 +329,7 @@ def log_candidate_run(
     run_tags = {"candidate": params.name, **(tags or {})}
     curves_logged_live = run_id is not None
     started = (
-        mlflow.start_run(run_id=run_id)
+        mlflow.start_run(run_id=run_id, nested=True)
         if run_id is not None
         else mlflow.start_run(
             run_name=run_name or params.name,

@@ -174,7 +174,7 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
 
     from airquality_assets.defs.model.mlflow import MlflowResource
     from airquality_assets.ml.registry import register_and_maybe_promote
-    from airquality_assets.ml.tracking import log_candidate_run
+    from airquality_assets.ml.tracking import DAGSTER_RUN_TAG, log_candidate_run
     from airquality_assets_tests.ml.test_tracking_registry import (
         METADATA,
         PARAMS,
@@ -194,7 +194,12 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
     try:
         resource.setup_for_execution(dg.build_init_resource_context())
         experiment_id = resource.experiment_id()
-        parent = resource.parent_run_id("dagster-run-on-pg", "grid")
+        # as dagster-mlflow opens a Dagster run's parent: tagged with the Dagster run id
+        parent = (
+            resource.client()
+            .create_run(experiment_id, run_name="grid", tags={DAGSTER_RUN_TAG: "dagster-run-on-pg"})
+            .info.run_id
+        )
         model = make_model([1.0, 2.0, 3.0])
         candidate = log_candidate_run(
             PARAMS,

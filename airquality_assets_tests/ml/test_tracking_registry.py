@@ -28,6 +28,7 @@ from airquality_assets.ml.registry import (
     register_and_maybe_promote,
 )
 from airquality_assets.ml.tracking import (
+    DAGSTER_RUN_TAG,
     CandidateRun,
     default_artifact_location,
     default_tracking_uri,
@@ -36,7 +37,6 @@ from airquality_assets.ml.tracking import (
     epoch_logger,
     load_mlmodel,
     log_candidate_run,
-    parent_run_for,
     read_package_metadata,
     start_candidate_run,
 )
@@ -139,6 +139,12 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mlflow.set_tracking_uri(previous)
 
 
+def _parent_run(client, experiment_id: str, dagster_run_id: str) -> str:
+    """A grid's parent run as dagster-mlflow opens it: named ``grid``, tagged by Dagster run."""
+    tags = {DAGSTER_RUN_TAG: dagster_run_id}
+    return client.create_run(experiment_id, run_name="grid", tags=tags).info.run_id
+
+
 @pytest.fixture(scope="module")
 def candidates(tracking: Path) -> Candidates:
     """Three candidates logged as nested runs of one grid run."""
@@ -148,9 +154,8 @@ def candidates(tracking: Path) -> Candidates:
     history = {"loss": [1.0, 0.5], "val_loss": [1.2, 0.7], "learning_rate": [1e-3, 5e-4]}
     client = mlflow.MlflowClient()
     experiment_id = client.get_experiment_by_name("test-grid").experiment_id
-    parent = parent_run_for(client, experiment_id, "dagster-run-1", "grid")
-    assert parent_run_for(client, experiment_id, "dagster-run-1", "grid") == parent
-    assert parent_run_for(client, experiment_id, "dagster-run-2", "grid") != parent
+    parent = _parent_run(client, experiment_id, "dagster-run-1")
+    other = _parent_run(client, experiment_id, "dagster-run-2")
     for label, delta in {
         "persistence": [0.0, 0.0, 0.0],
         "worse": [10.0, 10.0, 10.0],
@@ -174,6 +179,7 @@ def candidates(tracking: Path) -> Candidates:
     assert mlflow.active_run() is None  # nothing relies on (or leaves) a global active run
     end_parent_run(client, experiment_id, "dagster-run-1", "FINISHED")
     assert client.get_run(parent).info.status == "FINISHED"
+    assert client.get_run(other).info.status == "RUNNING"  # found by its own run's tag only
     return logged
 
 
@@ -322,7 +328,7 @@ def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
 
     client = mlflow.MlflowClient()
     experiment_id = client.get_experiment_by_name("test-grid").experiment_id
-    parent = parent_run_for(client, experiment_id, "dagster-run-live", "grid")
+    parent = _parent_run(client, experiment_id, "dagster-run-live")
     tags = {"dagster.run_id": "dagster-run-live", "dagster.asset": "tuned_lstm"}
     run_id = start_candidate_run(client, experiment_id, parent, PARAMS.name, tags)
     assert client.get_run(run_id).info.status == "RUNNING"
@@ -341,18 +347,21 @@ def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
         X_TEST, np.zeros_like(Y_TEST), epochs=3, verbose=0, callbacks=[logger, probe]
     ).history
     assert seen_during_fit == [1, 2, 3]
-    run = log_candidate_run(
-        PARAMS,
-        history,
-        metrics_frame(model),
-        {},
-        model,
-        X_TEST,
-        parent_run_id=parent,
-        experiment_id=experiment_id,
-        tags=tags,
-        run_id=run_id,
-    )
+    # in a Dagster step the parent is this thread's active run (dagster-mlflow starts it)
+    with mlflow.start_run(run_id=parent):
+        run = log_candidate_run(
+            PARAMS,
+            history,
+            metrics_frame(model),
+            {},
+            model,
+            X_TEST,
+            parent_run_id=parent,
+            experiment_id=experiment_id,
+            tags=tags,
+            run_id=run_id,
+        )
+        assert mlflow.active_run().info.run_id == parent  # the candidate's run was closed
     assert run.run_id == run_id and mlflow.active_run() is None
     stored = client.get_run(run_id)
     assert stored.info.status == "FINISHED"

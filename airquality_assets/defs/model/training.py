@@ -53,17 +53,18 @@ def plan_candidates(
     config: GridConfig,
     deployment: DeploymentResource,
     mlflow: MlflowResource,
+    mlflow_run: dg.ResourceParam[Any],
     tensors: SequenceTensors,
 ) -> Iterator[Any]:
     """One dynamic output per hyper-parameter candidate of the profile.
 
-    It runs after ``sequence_tensors`` (its input) and before any candidate, so the Dagster
-    run's parent MLflow run is created once by the first step and every parallel candidate
-    step finds it by tag instead of racing to create its own. It also fails before the
-    fan-out when a target is not a feature.
+    It runs after ``sequence_tensors`` (its input) and before any candidate and requires
+    ``mlflow_run`` (dagster-mlflow), so the Dagster run's parent MLflow run is opened once,
+    by this step, and every parallel candidate step finds it by tag instead of racing to
+    create its own. It also fails before the fan-out when a target is not a feature.
     """
     _target_index(tensors)
-    parent = mlflow.parent_run_id(context.run_id, context.job_name)
+    parent = mlflow_run.mlflow_run_id
     context.log.info(f"MLflow parent run {parent} in experiment {mlflow.experiment_name}")
     context.log.info(
         f"{len(tensors.ends['train'])} training / {len(tensors.ends['validation'])} "
@@ -90,6 +91,7 @@ def train_candidate(
     context: dg.OpExecutionContext,
     deployment: DeploymentResource,
     mlflow: MlflowResource,
+    mlflow_run: dg.ResourceParam[Any],
     tensors: SequenceTensors,
     params: LSTMParams,
 ) -> TrainedCandidate:
@@ -104,7 +106,7 @@ def train_candidate(
             target_feature_index=_target_index(tensors),
             model_name=deployment.settings.model_name,
             experiment_id=mlflow.experiment_id(),
-            parent_run_id=mlflow.parent_run_id(context.run_id, context.job_name),
+            parent_run_id=mlflow_run.mlflow_run_id,
             client=mlflow.client(),
             tags=mlflow.dagster_tags(context.run_id, asset="tuned_lstm", job=context.job_name),
             log=context.log.info,

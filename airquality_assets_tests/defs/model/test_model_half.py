@@ -83,6 +83,8 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     nested = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     parents = {r.data.tags["mlflow.parentRunId"] for r in nested}
     assert len(parents) == 1  # one parent run per Dagster run
+    (parent,) = parents  # opened by dagster-mlflow, tagged with the Dagster run id
+    assert client.get_run(parent).data.tags["dagster_run_id"] == result.run_id
     assert len(nested) >= 2  # one nested run per candidate
     assert all("val_loss" in r.data.metrics for r in nested)
 
