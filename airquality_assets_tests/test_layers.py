@@ -24,6 +24,7 @@ KERNEL = {
     "aqi",
     "clock",
     "envconfig",
+    "markdown",
     "quality",
     "schemas",
     "data",

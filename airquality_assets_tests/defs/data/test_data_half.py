@@ -375,7 +375,7 @@ def test_raw_body_check_and_freshness_by_the_source_clock(settings: Settings) ->
     assert _materialize(settings, FRAMES, MARCH, instance).success
 
     def freshness_at(now: str) -> dg.AssetCheckResult:
-        at = settings.replace(replay_now=Clock().at(now).now())
+        at = settings.replace(replay_now=now)
         return hourly_observations_freshness(deployment=DeploymentResource.from_settings(at))
 
     fresh = freshness_at("2014-04-01T00:00:00Z")  # newest stored hour 2014-03-31 23:00
