@@ -9,6 +9,9 @@ hPa, ``visibility`` km, ``solarradiation`` W/m2, ``solarenergy`` MJ/m2; ``is_rai
 
 LOCATION = "location"
 TIME = "time"  # tz-aware UTC, on the whole hour
+#: A forecast row: when it was issued (UTC) and how many hours ahead its ``time`` lies.
+ISSUE_TIME = "issue_time"
+LEAD = "lead"
 
 POLLUTANTS: tuple[str, ...] = ("co", "no", "no2", "o3", "so2", "pm2_5", "pm10", "nh3")
 AQI = "aqi"

@@ -241,6 +241,10 @@ def _save_tensors_local(tensors: SequenceTensors, target: Path) -> Path:
         "target_std": tensors.scaler.target_std,
     }
     arrays.update({f"ends_{name}": ends for name, ends in tensors.ends.items()})
+    if tensors.future is not None:
+        arrays["future"] = tensors.future
+        arrays["future_mean"] = tensors.scaler.future_mean  # type: ignore[assignment]
+        arrays["future_std"] = tensors.scaler.future_std  # type: ignore[assignment]
     with atomic_path(target / TENSOR_ARRAYS_FILE) as tmp_npz:
         with tmp_npz.open("wb") as handle:
             np.savez(handle, **arrays)
@@ -257,6 +261,8 @@ def _save_tensors_local(tensors: SequenceTensors, target: Path) -> Path:
             "split_mode": tensors.split_mode,
             "split_bounds": {k: list(v) for k, v in tensors.split_bounds.items()},
             "dropped_features": tensors.dropped_features,
+            "future_names": tensors.future_names,
+            "no_forecast": tensors.no_forecast,
             "scaler_fitted_rows": tensors.scaler.fitted_rows,
             "npz_sha256": _sha256(tmp_npz),
             "summary": tensor_summary(tensors),
@@ -295,6 +301,8 @@ def _load_tensors_local(source: Path) -> SequenceTensors:
         arrays["target_mean"],
         arrays["target_std"],
         fitted_rows=int(metadata["scaler_fitted_rows"]),
+        future_mean=arrays.get("future_mean"),
+        future_std=arrays.get("future_std"),
     )
     return SequenceTensors(
         features=arrays["features"],
@@ -313,6 +321,9 @@ def _load_tensors_local(source: Path) -> SequenceTensors:
         split_mode=str(metadata["split_mode"]),
         split_bounds={k: (int(v[0]), int(v[1])) for k, v in metadata["split_bounds"].items()},
         dropped_features=list(metadata.get("dropped_features", [])),
+        future=arrays.get("future"),
+        future_names=list(metadata.get("future_names", [])),
+        no_forecast={k: int(v) for k, v in metadata.get("no_forecast", {}).items()},
     )
 
 

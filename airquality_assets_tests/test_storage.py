@@ -34,7 +34,7 @@ from airquality_assets.transforms.windowing import (
     tensor_summary,
     windows,
 )
-from airquality_assets_tests.transforms.test_windowing import make_frame
+from airquality_assets_tests.transforms.test_windowing import issued_forecasts, make_frame
 
 FRACTIONS = SplitSpec(train_end=None, validation_end=None)
 
@@ -114,6 +114,22 @@ def test_tensors_round_trip_and_a_changed_array_file_is_refused(tmp_path: Path) 
         load_tensors(tmp_path / "tensors")
     with pytest.raises(FileNotFoundError, match="no sequence_tensors"):
         load_tensors(tmp_path / "nothing")
+
+
+def test_tensors_with_forecast_inputs_round_trip(tmp_path: Path) -> None:
+    frame = make_frame(24 * 12, locations=("a", "b"))
+    forecasts = issued_forecasts(frame, every=6, skip=range(10, 14))
+    tensors = build_sequence_tensors(
+        frame, None, ["pm2_5"], 24, range(1, 25), FRACTIONS, forecasts=forecasts
+    )
+    save_tensors(tensors, tmp_path / "tensors")
+    loaded = load_tensors(tmp_path / "tensors")
+    assert loaded.future is not None and tensors.future is not None
+    np.testing.assert_array_equal(loaded.future, tensors.future)
+    assert loaded.future_names == tensors.future_names
+    assert loaded.no_forecast == tensors.no_forecast and sum(loaded.no_forecast.values()) > 0
+    assert loaded.scaler.to_dict() == tensors.scaler.to_dict()
+    assert "future_mean" in loaded.scaler.to_dict()
 
 
 def _h(day: int, hour: int) -> datetime:

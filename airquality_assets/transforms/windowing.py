@@ -52,6 +52,7 @@ from airquality_assets.transforms.features import (
     derivable_columns,
     feature_matrix,
 )
+from airquality_assets.transforms.forecast_inputs import forecast_block, future_feature_names
 
 __all__ = [
     "SPLITS",
@@ -150,23 +151,35 @@ class Scaler:
     target_mean: np.ndarray  # float32 (n_targets,)
     target_std: np.ndarray  # float32 (n_targets,), floored
     fitted_rows: int = 0  # training-period rows the statistics were computed from
+    future_mean: np.ndarray | None = None  # float32 (n_future,), over the training windows
+    future_std: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, features: np.ndarray, targets: np.ndarray) -> Scaler:
-        """Fit on the given (training) rows, ignoring NaN; float64 accumulation."""
+    def fit(
+        cls, features: np.ndarray, targets: np.ndarray, future: np.ndarray | None = None
+    ) -> Scaler:
+        """Fit on the given (training) rows, ignoring NaN; float64 accumulation. ``future``
+        is the forecast block of the training windows, pooled over their horizons."""
         f_mean, f_std = _mean_std(features)
         t_mean, t_std = _mean_std(targets)
-        return cls(f_mean, f_std, t_mean, t_std, fitted_rows=len(features))
+        u_mean = u_std = None
+        if future is not None:
+            u_mean, u_std = _mean_std(future.reshape(-1, future.shape[-1]))
+        return cls(f_mean, f_std, t_mean, t_std, len(features), u_mean, u_std)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form, e.g. for model metadata or MLflow params."""
-        return {
+        out: dict[str, Any] = {
             "feature_mean": self.feature_mean.tolist(),
             "feature_std": self.feature_std.tolist(),
             "target_mean": self.target_mean.tolist(),
             "target_std": self.target_std.tolist(),
             "fitted_rows": self.fitted_rows,
         }
+        if self.future_mean is not None and self.future_std is not None:
+            out["future_mean"] = self.future_mean.tolist()
+            out["future_std"] = self.future_std.tolist()
+        return out
 
 
 def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +221,11 @@ class SequenceTensors:
     split_bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # [start, stop) s
     # default weather features left out because the training period has no value of them
     dropped_features: list[str] = field(default_factory=list)
+    # float32 (hours, max horizon, n_future): per row, the newest weather forecast issued at
+    # or before its hour for the next hours (NaN where none); None: the model reads no forecast
+    future: np.ndarray | None = None
+    future_names: list[str] = field(default_factory=list)
+    no_forecast: dict[str, int] = field(default_factory=dict)  # per split: complete, unforecast
 
     @property
     def target_columns(self) -> list[int | None]:
@@ -234,37 +252,28 @@ def build_sequence_tensors(
     lookback: int = 24,
     horizons: Iterable[int] = range(1, 25),
     split: SplitSpec | None = None,
+    forecasts: pd.DataFrame | None = None,
+    future_names: Sequence[str] | None = None,
 ) -> SequenceTensors:
     """Build the hourly matrix, valid window ends per split and training-only scalers.
 
     ``frame`` is ``hourly_observations``: one row per location-hour on a regular grid, missing
-    hours as NaN rows. ``feature_names=None`` means :func:`default_feature_names`. Raises
-    :class:`MissingFeatureError` for absent columns, :class:`InsufficientDataError` when no
-    window fits, :class:`EmptySplitError` when one split gets nothing.
+    hours as NaN rows. ``feature_names=None`` means :func:`default_feature_names`. With
+    ``forecasts`` (the ``weather_forecasts`` frame), every row also carries the newest
+    forecast issued at or before its hour (:mod:`~airquality_assets.transforms.forecast_inputs`,
+    ``future_names`` or the default forecast features), and a window without one is dropped
+    (counted in ``no_forecast``). Raises :class:`MissingFeatureError` for absent columns,
+    :class:`InsufficientDataError` when no window fits, :class:`EmptySplitError` when one
+    split gets nothing.
     """
     targets = list(targets)
     horizon_list = sorted({int(h) for h in horizons})
-    if not targets:
-        raise ValueError("at least one target pollutant is required")
-    if lookback < 1:
-        raise ValueError(f"lookback must be >= 1, got {lookback}")
-    if not horizon_list or horizon_list[0] < 1:
-        raise ValueError(f"horizons must be non-empty and >= 1, got {horizon_list}")
-    names = list(default_feature_names(targets) if feature_names is None else feature_names)
+    _check_arguments(targets, lookback, horizon_list)
     split = split or SplitSpec()
-    dropped_features: list[str] = []
-    if feature_names is None:  # the defaults adapt to what the station reports
-        available = derivable_columns(frame)
-        dropped_features = [n for n in names if n not in available and n not in targets]
-        names = [n for n in names if n not in dropped_features]
-
-    for column in (LOCATION, TIME):
-        if column not in frame.columns:
-            raise MissingFeatureError(f"frame has no {column!r} column")
-    missing_targets = [name for name in targets if name not in frame.columns]
-    if missing_targets:
+    missing = [c for c in (LOCATION, TIME, *targets) if c not in frame.columns]
+    if missing:
         raise MissingFeatureError(
-            f"missing target column(s) {missing_targets}; the frame has {sorted(frame.columns)}"
+            f"missing column(s) {missing}; the frame has {sorted(frame.columns)}"
         )
 
     times = _epoch_seconds(frame[TIME])
@@ -274,10 +283,114 @@ def build_sequence_tensors(
     if not np.array_equal(order, np.arange(len(order))):  # contract says sorted; be safe
         frame = frame.iloc[order]
         times, codes = times[order], codes[order]
+    names, features, dropped_features = _feature_columns(
+        frame, feature_names, targets, _training_period(split, times)
+    )
+    target_matrix = np.ascontiguousarray(frame[targets].to_numpy(dtype=np.float32))
+    locations = [str(u) for u in uniques]
 
+    future, future_list = None, []
+    if forecasts is not None:
+        future_list = list(future_names or future_feature_names())
+        future = forecast_block(forecasts, times, codes, locations, future_list, horizon_list[-1])
+
+    breaks = np.ones(len(frame), dtype=bool)  # a segment: one location at consecutive hours
+    breaks[1:] = (codes[1:] != codes[:-1]) | (np.diff(times) != HOUR)
+    valid = _complete_windows(features, target_matrix, breaks, lookback, horizon_list)
+    if not valid.any():
+        complete = np.isfinite(features).all(axis=1) & np.isfinite(target_matrix).all(axis=1)
+        raise InsufficientDataError(
+            f"no valid window: one needs {lookback + horizon_list[-1]} consecutive complete "
+            f"hours at one location (lookback {lookback} + max horizon {horizon_list[-1]}, "
+            f"every feature and target present, no gap), but the longest complete run has "
+            f"{_longest_run(complete, breaks)} hour(s) in {len(frame)} row(s)"
+        )
+    forecast_ok = valid if future is None else valid & np.isfinite(future).all(axis=(1, 2))
+    if not forecast_ok.any():
+        raise InsufficientDataError(
+            f"no valid window has a weather forecast: {int(valid.sum())} complete window(s), "
+            "none with a forecast issued at or before its end that reaches its last horizon"
+        )
+
+    train_cut, val_cut, mode = _cuts(split, times, np.flatnonzero(valid))
+    bounds = {
+        "train": (int(times.min()), train_cut),
+        "validation": (train_cut, val_cut),
+        "test": (val_cut, max(int(times.max()) + HOUR, val_cut)),
+    }
+    ends, dropped, purged, no_forecast = _split_ends(
+        times, valid, forecast_ok, bounds, horizon_list[-1]
+    )
+    for name in SPLITS:
+        if ends[name].size == 0:
+            lo, hi = bounds[name]
+            raise EmptySplitError(
+                f"split {name!r} ({_iso(lo)} .. {_iso(hi - HOUR)}, {mode} split) has no valid "
+                f"window: {dropped[name]} window end(s) dropped for gaps/missing values/"
+                f"boundaries, {no_forecast[name]} without a weather forecast, {purged[name]} "
+                "purged because their targets cross into the next split; windows per split: "
+                f"{ {k: int(v.size) for k, v in ends.items()} }"
+            )
+
+    train_rows = times < train_cut
+    scaler = Scaler.fit(
+        features[train_rows],
+        target_matrix[train_rows],
+        None if future is None else future[ends["train"]],
+    )
+    return SequenceTensors(
+        features=features,
+        targets=target_matrix,
+        feature_names=names,
+        target_names=targets,
+        times=times,
+        location_codes=codes,
+        locations=locations,
+        lookback=int(lookback),
+        horizons=horizon_list,
+        ends=ends,
+        scaler=scaler,
+        dropped=dropped,
+        purged=purged,
+        split_mode=mode,
+        split_bounds=bounds,
+        dropped_features=dropped_features,
+        future=future,
+        future_names=future_list,
+        no_forecast=no_forecast,
+    )
+
+
+def _check_arguments(targets: list[str], lookback: int, horizons: list[int]) -> None:
+    if not targets:
+        raise ValueError("at least one target pollutant is required")
+    if lookback < 1:
+        raise ValueError(f"lookback must be >= 1, got {lookback}")
+    if not horizons or horizons[0] < 1:
+        raise ValueError(f"horizons must be non-empty and >= 1, got {horizons}")
+
+
+def _feature_columns(
+    frame: pd.DataFrame,
+    feature_names: Sequence[str] | None,
+    targets: list[str],
+    training_rows: np.ndarray,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """The feature names, their C-ordered matrix and the default columns left out.
+
+    The default set adapts to what the station reports: a weather column absent from the
+    frame, or with no value in the training period, is left out and named. An explicit list
+    naming such a column fails with its name instead.
+    """
+    names = list(default_feature_names(targets) if feature_names is None else feature_names)
+    dropped: list[str] = []
+    if feature_names is None:
+        available = derivable_columns(frame)
+        dropped = [n for n in names if n not in available and n not in targets]
+        names = [n for n in names if n not in dropped]
     # C order: pandas hands back column-major arrays, but windows are cut along rows.
     features = np.ascontiguousarray(feature_matrix(frame, names))  # MissingFeatureError
-    reported = np.isfinite(features[_training_period(split, times)]).any(axis=0)
+    reported = np.isfinite(features[training_rows]).any(axis=0)
     empty = [n for n, ok in zip(names, reported, strict=True) if not ok and n not in targets]
     if empty and feature_names is not None:
         raise EmptyFeatureError(
@@ -288,90 +401,60 @@ def build_sequence_tensors(
     if empty:
         keep = [i for i, n in enumerate(names) if n not in empty]
         features = np.ascontiguousarray(features[:, keep])
-        dropped_features += empty
         names = [names[i] for i in keep]
-    target_matrix = np.ascontiguousarray(frame[targets].to_numpy(dtype=np.float32))
-    max_h = horizon_list[-1]
+    return names, features, dropped + empty
 
-    # A segment is a run of rows of one location at consecutive hours.
-    n = len(frame)
-    breaks = np.ones(n, dtype=bool)
-    breaks[1:] = (codes[1:] != codes[:-1]) | (np.diff(times) != HOUR)
+
+def _complete_windows(
+    features: np.ndarray,
+    targets: np.ndarray,
+    breaks: np.ndarray,
+    lookback: int,
+    horizons: list[int],
+) -> np.ndarray:
+    """Per row: does a window ending here have every input and target, within one segment?"""
+    n, max_h = len(features), horizons[-1]
+    valid = np.zeros(n, dtype=bool)
+    if n < lookback + max_h:
+        return valid
     segment = np.cumsum(breaks)
     feature_ok = np.isfinite(features).all(axis=1)
-    target_ok = np.isfinite(target_matrix).all(axis=1)
+    target_ok = np.isfinite(targets).all(axis=1)
+    t = np.arange(lookback - 1, n - max_h)
+    bad_before = np.concatenate(([0], np.cumsum(~feature_ok)))
+    ok = segment[t - lookback + 1] == segment[t + max_h]
+    ok &= bad_before[t + 1] == bad_before[t - lookback + 1]
+    for h in horizons:  # loop over horizons (<= dozens), vectorised over windows
+        ok &= target_ok[t + h]
+    valid[t] = ok
+    return valid
 
-    valid = np.zeros(n, dtype=bool)
-    if n >= lookback + max_h:
-        t = np.arange(lookback - 1, n - max_h)
-        bad_before = np.concatenate(([0], np.cumsum(~feature_ok)))
-        ok = segment[t - lookback + 1] == segment[t + max_h]
-        ok &= bad_before[t + 1] == bad_before[t - lookback + 1]
-        for h in horizon_list:  # loop over horizons (<= dozens), vectorised over windows
-            ok &= target_ok[t + h]
-        valid[t] = ok
-    valid_ends = np.flatnonzero(valid)
-    if valid_ends.size == 0:
-        longest = _longest_run(feature_ok & target_ok, breaks)
-        raise InsufficientDataError(
-            f"no valid window: one needs {lookback + max_h} consecutive complete hours at one "
-            f"location (lookback {lookback} + max horizon {max_h}, every feature and target "
-            f"present, no gap), but the longest complete run has {longest} hour(s) "
-            f"in {n} row(s)"
-        )
 
-    train_cut, val_cut, mode = _cuts(split, times, valid_ends)
-    first, stop = int(times.min()), int(times.max()) + HOUR
-    bounds = {
-        "train": (first, train_cut),
-        "validation": (train_cut, val_cut),
-        "test": (val_cut, max(stop, val_cut)),
-    }
+def _split_ends(
+    times: np.ndarray,
+    valid: np.ndarray,
+    forecast_ok: np.ndarray,
+    bounds: dict[str, tuple[int, int]],
+    max_h: int,
+) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, int], dict[str, int]]:
+    """Window ends per split, and per split how many were dropped, purged, or had no forecast.
 
-    end_times = times[valid_ends]
-    target_reach = end_times + max_h * HOUR  # contiguity makes this the last target's time
+    A training or validation window whose targets reach into the next split is purged.
+    """
     ends: dict[str, np.ndarray] = {}
     dropped: dict[str, int] = {}
     purged: dict[str, int] = {}
+    no_forecast: dict[str, int] = {}
     for name, (lo, hi) in bounds.items():
-        in_split = (end_times >= lo) & (end_times < hi)
-        keep = in_split if name == "test" else in_split & (target_reach < hi)
-        ends[name] = valid_ends[keep].astype(np.int64)
-        purged[name] = int(in_split.sum() - keep.sum())
-        candidates = int(((times >= lo) & (times < hi)).sum())
-        dropped[name] = candidates - int(in_split.sum())
-
-    for name in SPLITS:
-        if ends[name].size == 0:
-            lo, hi = bounds[name]
-            raise EmptySplitError(
-                f"split {name!r} ({_iso(lo)} .. {_iso(hi - HOUR)}, {mode} split) has no valid "
-                f"window: {dropped[name]} window end(s) dropped for gaps/missing values/"
-                f"boundaries, {purged[name]} purged because their targets cross into the next "
-                f"split; windows per split: { {k: int(v.size) for k, v in ends.items()} }"
-            )
-
-    train_rows = times < train_cut
-    scaler = Scaler.fit(features[train_rows], target_matrix[train_rows])
-
-    return SequenceTensors(
-        features=features,
-        targets=target_matrix,
-        feature_names=names,
-        target_names=targets,
-        times=times,
-        location_codes=codes,
-        locations=[str(u) for u in uniques],
-        lookback=int(lookback),
-        horizons=horizon_list,
-        ends=ends,
-        scaler=scaler,
-        dropped=dropped,
-        purged=purged,
-        split_mode=mode,
-        split_bounds=bounds,
-        dropped_features=dropped_features,
-    )
+        in_period = (times >= lo) & (times < hi)
+        complete = in_period & valid
+        reach_ok = np.ones_like(valid) if name == "test" else times + max_h * HOUR < hi
+        kept = complete & reach_ok
+        ends[name] = np.flatnonzero(kept & forecast_ok).astype(np.int64)
+        dropped[name] = int(in_period.sum() - complete.sum())
+        purged[name] = int(complete.sum() - kept.sum())
+        no_forecast[name] = int((kept & ~forecast_ok).sum())
+    return ends, dropped, purged, no_forecast
 
 
 def _epoch_seconds(column: pd.Series) -> np.ndarray:
@@ -473,10 +556,12 @@ def tensor_summary(tensors: SequenceTensors) -> dict[str, Any]:
             "last_window_end": _iso(end_times.max()) if ends.size else None,
             "dropped_windows": tensors.dropped.get(name, 0),
             "purged_windows": tensors.purged.get(name, 0),
+            "windows_without_forecast": tensors.no_forecast.get(name, 0),
         }
-    stored = sum(
-        a.nbytes for a in (tensors.features, tensors.targets, tensors.times, tensors.location_codes)
-    ) + sum(e.nbytes for e in tensors.ends.values())
+    arrays = [tensors.features, tensors.targets, tensors.times, tensors.location_codes]
+    if tensors.future is not None:
+        arrays.append(tensors.future)
+    stored = sum(a.nbytes for a in arrays) + sum(e.nbytes for e in tensors.ends.values())
     return {
         "hours": len(tensors.features),
         "features_shape": list(tensors.features.shape),
@@ -486,6 +571,7 @@ def tensor_summary(tensors: SequenceTensors) -> dict[str, Any]:
         "lookback": lookback,
         "horizons": list(tensors.horizons),
         "split_mode": tensors.split_mode,
+        "future_names": list(tensors.future_names),
         "splits": splits,
         "stored_bytes": int(stored),
         "materialised_window_bytes": int(materialised),

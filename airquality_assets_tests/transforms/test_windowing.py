@@ -359,3 +359,58 @@ def test_relative_split_moves_with_the_newest_data() -> None:
     assert (str(later.train_end), str(later.validation_end)) == ("2014-04-01", "2014-05-31")
     # the later model's training data include the earlier model's test window
     assert later.date_cuts()[0] > early.date_cuts()[1]
+
+
+def issued_forecasts(frame: pd.DataFrame, every: int, skip: Sequence[int] = ()) -> pd.DataFrame:
+    """Perfect forecasts (the observations) issued every ``every`` hours for 48 h ahead,
+    leaving out the issues numbered in ``skip``."""
+    weather = ["temp", "dew", "humidity", "pressure", "windspeed", "winddir"]
+    parts = []
+    for location, rows in frame.groupby("location", sort=False):
+        rows = rows.set_index("time")
+        for number, issue in enumerate(rows.index[::every]):
+            if number in skip:
+                continue
+            target = rows.loc[issue + pd.Timedelta(hours=1) : issue + pd.Timedelta(hours=48)]
+            part = target[weather].reset_index()
+            part.insert(0, "location", location)
+            part.insert(1, "issue_time", issue)
+            part.insert(3, "lead", ((part["time"] - issue) / pd.Timedelta(hours=1)).astype(int))
+            parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_windows_carry_the_forecast_issued_by_their_end_and_count_those_without() -> None:
+    frame = make_frame(24 * 20, locations=("a", "b"))
+    skip = range(20, 40)  # a 5-day outage of the forecast feed at both locations
+    forecasts = issued_forecasts(frame, every=6, skip=skip)
+    plain = build_sequence_tensors(frame, SMALL, ["pm2_5"], 24, range(1, 25), FRACTIONS)
+    tensors = build_sequence_tensors(
+        frame, SMALL, ["pm2_5"], 24, range(1, 25), FRACTIONS, forecasts=forecasts
+    )
+    assert plain.future is None and tensors.future is not None
+    assert tensors.future.shape == (len(frame), 24, len(tensors.future_names))
+    ends = all_ends(tensors)
+    # every kept window has its whole forecast block; the outage's windows are counted out
+    assert np.isfinite(tensors.future[ends]).all()
+    assert sum(tensors.no_forecast.values()) > 0
+    kept_plus_unforecast = sum(e.size for e in tensors.ends.values()) + sum(
+        tensors.no_forecast.values()
+    )
+    assert kept_plus_unforecast == sum(e.size for e in plain.ends.values())
+    # a perfect forecast of hour t+h equals the observation of t+h
+    temp = tensors.future_names.index("temp")
+    observed = tensors.features[ends[:, None] + np.arange(1, 25)[None, :], SMALL.index("temp")]
+    np.testing.assert_allclose(tensors.future[ends, :, temp], observed, rtol=1e-6)
+    scaler = tensors.scaler
+    assert scaler.future_mean is not None and scaler.future_mean.shape == (
+        len(tensors.future_names),
+    )
+    assert "windows_without_forecast" in tensor_summary(tensors)["splits"]["train"]
+
+
+def test_with_no_forecast_anywhere_the_error_says_so() -> None:
+    frame = make_frame(24 * 5)
+    late = issued_forecasts(frame, every=6).assign(issue_time=pd.Timestamp("2030-01-01", tz="UTC"))
+    with pytest.raises(InsufficientDataError, match="weather forecast"):
+        build_sequence_tensors(frame, SMALL, ["pm2_5"], 24, range(1, 25), FRACTIONS, late)
