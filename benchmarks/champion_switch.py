@@ -94,7 +94,7 @@ def _promote(delta: list[float], name: str) -> str:
         MODEL_NAME,
         score(model),
         "test_rmse_mean",
-        evaluate_champion=lambda uri: float("inf"),  # the new one wins
+        evaluate_champion=lambda _uri: float("inf"),  # the new one wins
         run_id=run.run_id,
     )
     assert decision.promoted, decision
