@@ -116,8 +116,9 @@ def wait_for_runs(instance: dg.DagsterInstance, timeout_s: float = 240.0) -> lis
         time.sleep(0.5)
 
 
+@pytest.mark.usefixtures("data_dir")
 def test_graph_and_sensor_tick_on_postgres_storage(
-    data_dir: Path, tmp_path: Path, new_database: Callable[[str], str]
+    tmp_path: Path, new_database: Callable[[str], str]
 ) -> None:
     from airquality_assets.definitions import defs
 

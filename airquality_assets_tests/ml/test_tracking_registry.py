@@ -146,7 +146,7 @@ def _parent_run(client, experiment_id: str, dagster_run_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def candidates(tracking: Path) -> Candidates:
+def candidates(tracking: Path) -> Candidates:  # noqa: ARG001 (its store, by name)
     """Three candidates logged as nested runs of one grid run."""
     import mlflow
 
@@ -319,9 +319,8 @@ def test_equal_score_does_not_move_the_alias(candidates: Candidates) -> None:
     assert str(client.get_model_version_by_alias(name, "champion").version) == first.new_version
 
 
-def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
-    tracking: Path,
-) -> None:
+@pytest.mark.usefixtures("tracking")
+def test_epoch_metrics_are_logged_live_into_a_run_created_before_training() -> None:
     """The run exists (and is RUNNING) before fit; each epoch's metrics land as it ends;
     the results then go to the same run, which carries the tags on its logged model too."""
     import mlflow
@@ -338,7 +337,7 @@ def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
 
     # reads the store after each epoch, as the MLflow UI would while the candidate trains
     probe = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs=None: seen_during_fit.append(
+        on_epoch_end=lambda _epoch, _logs=None: seen_during_fit.append(
             len(client.get_metric_history(run_id, "loss"))
         )
     )
