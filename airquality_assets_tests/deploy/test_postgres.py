@@ -176,7 +176,7 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
     from airquality_assets.defs.model.mlflow import MlflowResource
     from airquality_assets.ml.registry import register_and_maybe_promote
     from airquality_assets.ml.tracking import DAGSTER_RUN_TAG, log_candidate_run
-    from airquality_assets_tests.ml.test_tracking_registry import (
+    from airquality_assets_tests.support.known_answer import (
         METADATA,
         PARAMS,
         X_TEST,
