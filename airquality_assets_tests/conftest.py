@@ -22,5 +22,5 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
+def settings(data_dir: Path) -> Settings:  # noqa: ARG001 (its environment, by name)
     return Settings.from_env()

@@ -66,7 +66,8 @@ def test_browsable_git_url(remote: str, url: str | None) -> None:
     assert catalog.browsable_git_url(remote) == url
 
 
-def test_every_asset_has_owners_tags_code_version_and_source(data_dir) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_every_asset_has_owners_tags_code_version_and_source() -> None:
     graph = load_defs().resolve_asset_graph()
     keys = list(graph.get_all_asset_keys())
     assert keys
@@ -82,8 +83,9 @@ def test_every_asset_has_owners_tags_code_version_and_source(data_dir) -> None:
     assert versions["raw_air_quality"] != versions["tuned_lstm"]
 
 
+@pytest.mark.usefixtures("data_dir")
 def test_code_references_link_to_the_commit_with_a_github_remote(
-    data_dir, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from airquality_assets import definitions
 
@@ -99,7 +101,8 @@ def test_code_references_link_to_the_commit_with_a_github_remote(
     )
 
 
-def test_loading_prints_no_beta_or_preview_notices(data_dir) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_loading_prints_no_beta_or_preview_notices() -> None:
     """The code server loads these definitions at start and on every reload: quiet console."""
     import warnings
 

@@ -67,7 +67,7 @@ def test_a_parquet_write_failing_midway_keeps_the_previous_file(
     path = write_table_atomic(pa.table({"x": [1]}), tmp_path / "frame.parquet")
     before = path.read_bytes()
 
-    def half_write(table: pa.Table, where: Path, **_: object) -> None:
+    def half_write(_table: pa.Table, where: Path, **_: object) -> None:
         Path(where).write_bytes(b"PAR1 half")
         raise OSError("no space left on device")
 

@@ -66,7 +66,7 @@ def _promote(delta: list[float], name: str) -> str:
 
     from airquality_assets.ml.registry import register_and_maybe_promote
     from airquality_assets.ml.tracking import log_candidate_run
-    from airquality_assets_tests.ml.test_tracking_registry import (
+    from airquality_assets_tests.support.known_answer import (
         METADATA,
         PARAMS,
         X_TEST,
@@ -94,7 +94,7 @@ def _promote(delta: list[float], name: str) -> str:
         MODEL_NAME,
         score(model),
         "test_rmse_mean",
-        evaluate_champion=lambda uri: float("inf"),  # the new one wins
+        evaluate_champion=lambda _uri: float("inf"),  # the new one wins
         run_id=run.run_id,
     )
     assert decision.promoted, decision
@@ -179,7 +179,7 @@ def run_mode(mode: str, seconds: float, clients: int, home: Path, log: Path) -> 
     from mlflow import MlflowClient
 
     from airquality_assets.serving.export import export_champion
-    from airquality_assets_tests.ml.test_tracking_registry import LOOKBACK
+    from airquality_assets_tests.support.known_answer import LOOKBACK
 
     v1 = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version
     port = _free_port()

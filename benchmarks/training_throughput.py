@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import numpy as np
+from typing_extensions import override
 
 import airquality_assets  # noqa: F401  (KERAS_BACKEND=jax before keras)
 from airquality_assets.ml.model import (
@@ -50,9 +51,11 @@ def make_epoch_timer() -> tuple[Any, list[float]]:
     durations: list[float] = []
 
     class EpochTimer(keras.callbacks.Callback):
+        @override
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self._start = time.perf_counter()
 
+        @override
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             durations.append(time.perf_counter() - self._start)
 

@@ -43,6 +43,7 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
+from typing_extensions import override  # noqa: E402
 
 from airquality_assets.ml.package import read_metadata  # noqa: E402
 from airquality_assets.serving.gate import (  # noqa: E402
@@ -110,6 +111,7 @@ class PredictInput(PredictRequest, bentoml.IODescriptor):  # type: ignore[misc, 
 
     # The gate has validated the body already: hand it over instead of parsing it twice.
     @classmethod
+    @override
     async def from_http_request(cls, request: Request, serde: Any) -> Any:
         validated = request.scope.get(VALIDATED_KEY)
         if validated is None:  # not through the gate (cannot happen via HTTP): validate here
@@ -122,6 +124,7 @@ class NoInput(bentoml.IODescriptor):
     """/metadata takes nothing; a body is ignored, never parsed."""
 
     @classmethod
+    @override
     async def from_http_request(cls, request: Request, serde: Any) -> Any:
         return cls()
 
@@ -250,7 +253,7 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
         return spec
 
 
-async def get_metadata(request: Request) -> Response:
+async def get_metadata(_request: Request) -> Response:
     """GET /metadata for curl and browsers (the BentoML API method answers POST)."""
     service: AirQualityForecast = bentoml.get_current_service()
     return JSONResponse(service.served_model().model_dump())
@@ -337,7 +340,11 @@ class AirQualityForecast:
         )
 
     @bentoml.api(route=PREDICT_PATH, input_spec=PredictInput, output_spec=Forecasts)
-    async def predict(self, locations: list[Any], ctx: bentoml.Context) -> Response:
+    async def predict(
+        self,
+        locations: list[Any],  # noqa: ARG002 (BentoML passes the input by name; the gate parsed it)
+        ctx: bentoml.Context,
+    ) -> Response:
         """Forecast every pollutant the model knows, per location and horizon, with AQI bands.
 
         The body is validated before this runs; a bad one gets 400/401/408/413/415/422 with

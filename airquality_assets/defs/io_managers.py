@@ -61,7 +61,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
             return
 
-        # One pandas->Arrow conversion, then a zero-copy slice per (location, day) group.
+        # One pandas->Arrow conversion, then a zero-copy slice per (location, period) group.
         obj = obj.sort_values([LOCATION, TIME], kind="stable").reset_index(drop=True)
         table = pa.Table.from_pandas(obj, preserve_index=False)
         period = _period_format(context.asset_partitions_def)
@@ -129,9 +129,9 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 def missing_partitions(
     keys: list[tuple[str, str]], stored: list[bool]
 ) -> tuple[list[str], list[str]]:
-    """Split the unstored ``(day, location)`` keys into gaps (a later partition of the same
-    location is stored) and those after a location's newest stored one: a deployment whose
-    clock has not reached them yet, which is no reason to warn."""
+    """Split the unstored ``(period start, location)`` keys into gaps (a later partition of
+    the same location is stored) and those after a location's newest stored one: a
+    deployment whose clock has not reached them yet, which is no reason to warn."""
     newest: dict[str, str] = {}
     for (day, location), exists in zip(keys, stored, strict=True):
         if exists and day > newest.get(location, ""):

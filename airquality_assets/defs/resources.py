@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from datetime import date, datetime
 
 import dagster as dg
+from typing_extensions import override
 
 from airquality_assets.clock import Clock, to_utc
 from airquality_assets.settings import (
@@ -135,6 +136,7 @@ class OpenWeatherMapResource(AirPollutionSourceResource):
     max_retries: int = 4
     min_interval_s: float = 1.0  # free plan: 60 calls/minute
 
+    @override
     def client(self, clock: Clock) -> AirPollutionSource:
         from airquality_assets.sources.openweathermap import OpenWeatherMapClient
 
@@ -156,6 +158,7 @@ class VisualCrossingResource(WeatherSourceResource):
     max_retries: int = 4
     daily_record_budget: int | None = 1000  # free plan
 
+    @override
     def client(self, clock: Clock) -> WeatherSource:
         from airquality_assets.sources.visualcrossing import VisualCrossingClient
 
@@ -183,6 +186,7 @@ class _FaultConfig(dg.ConfigurableResource):
 class ReplayAirPollutionResource(AirPollutionSourceResource, _FaultConfig):
     """Bundled real measurements served in the OpenWeatherMap JSON shape, at the clock's now."""
 
+    @override
     def client(self, clock: Clock) -> AirPollutionSource:
         from airquality_assets.monitoring.faults import FaultyAirPollutionSource
         from airquality_assets.sources.replay import ReplayAirPollutionSource
@@ -195,6 +199,7 @@ class ReplayAirPollutionResource(AirPollutionSourceResource, _FaultConfig):
 class ReplayWeatherResource(WeatherSourceResource, _FaultConfig):
     """Bundled real measurements served in the Visual Crossing JSON shape, at the clock's now."""
 
+    @override
     def client(self, clock: Clock) -> WeatherSource:
         from airquality_assets.monitoring.faults import FaultyWeatherSource
         from airquality_assets.sources.replay import ReplayWeatherSource

@@ -382,7 +382,7 @@ def epoch_progress(log: Callable[[str], None], prefix: str, total_epochs: int) -
 
     started: dict[str, float] = {}
 
-    def on_epoch_begin(epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_epoch_begin(_epoch: int, _logs: dict[str, Any] | None = None) -> None:
         started["t"] = time.perf_counter()
 
     def on_epoch_end(epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -159,8 +159,6 @@ def register_and_maybe_promote(
     that score may come from another window. A non-finite candidate score never promotes;
     a non-finite champion score (a broken champion) loses to any finite candidate.
     """
-    from mlflow.exceptions import MlflowException
-
     candidate_score = float(candidate_score)
     model_id = _model_id_from_uri(model_uri)
     if run_id is None and model_id is not None:
@@ -174,66 +172,32 @@ def register_and_maybe_promote(
         score_name: repr(candidate_score),
         TAG_DECISION: "pending",
     }
-    try:  # waits until the version is READY, raises if it failed or timed out
-        mv = client.create_model_version(
-            registered_name,
-            source=model_uri,
-            run_id=run_id,
-            tags=version_tags,
-            description=f"candidate {score_name}={_fmt(candidate_score)}; promotion pending",
-            model_id=model_id,
-            await_creation_for=ready_timeout_s,
-        )
-    except MlflowException as exc:
-        raise RegistrationError(f"{registered_name}: new version not READY: {exc}") from exc
-    version = str(mv.version)
-    _check_files_ready(client, registered_name, version, model_id)
-    if model_id is not None:
-        _link_logged_model(client, model_id, registered_name, version)
+    version = _register_ready_version(
+        client,
+        registered_name,
+        model_uri,
+        version_tags,
+        f"candidate {score_name}={_fmt(candidate_score)}; promotion pending",
+        run_id=run_id,
+        model_id=model_id,
+        ready_timeout_s=ready_timeout_s,
+    )
 
     champion_score: float | None = None
-    if previous is None:
-        promote = math.isfinite(candidate_score)
-        reason = (
-            f"no '{alias}' yet: candidate v{version} becomes {alias}"
-            if promote
-            else f"candidate {score_name} is not finite ({candidate_score}); nothing promoted"
-        )
-    else:
-        source = "re-evaluated on the same test window"
-        if evaluate_champion is not None:
-            try:
-                champion_score = float(evaluate_champion(f"models:/{registered_name}/{previous}"))
-            except Exception as exc:
-                # Keep the alias where it is and leave an explanation on the version.
-                failure = f"champion v{previous} evaluation failed: {exc!r}; {alias} stays"
-                _record(
-                    client, registered_name, version, False, failure, previous, None, score_name
-                )
-                raise
-        else:
-            stored = client.get_model_version(registered_name, previous).tags.get(score_name)
-            champion_score = float(stored) if stored is not None else None
-            source = "stored at its registration (NOT re-evaluated; window may differ)"
-        if not math.isfinite(candidate_score):
-            promote = False
-            reason = f"candidate {score_name} is not finite ({candidate_score}); {alias} stays"
-        elif champion_score is None:
-            promote = False
-            reason = f"{alias} v{previous} has no comparable {score_name}; {alias} stays"
-        elif not math.isfinite(champion_score) or candidate_score < champion_score:
-            promote = True
-            reason = (
-                f"candidate {score_name}={_fmt(candidate_score)} < {alias} v{previous} "
-                f"{score_name}={_fmt(champion_score)} ({source}): promoted"
+    source = ""
+    if previous is not None:
+        try:
+            champion_score, source = _champion_score(
+                client, registered_name, previous, score_name, evaluate_champion
             )
-        else:
-            promote = False
-            reason = (
-                f"candidate {score_name}={_fmt(candidate_score)} >= {alias} v{previous} "
-                f"{score_name}={_fmt(champion_score)} ({source}): {alias} stays on v{previous}"
-            )
-
+        except Exception as exc:
+            # Keep the alias where it is and leave an explanation on the version.
+            failure = f"champion v{previous} evaluation failed: {exc!r}; {alias} stays"
+            _record(client, registered_name, version, False, failure, previous, None, score_name)
+            raise
+    promote, reason = _verdict(
+        candidate_score, champion_score, source, version, previous, alias, score_name
+    )
     if promote:
         # Best-effort guard against a concurrent gate run that moved the alias meanwhile.
         now = _current_alias_version(client, registered_name, alias)
@@ -257,6 +221,82 @@ def register_and_maybe_promote(
         registered_name=registered_name,
         alias=alias,
     )
+
+
+def _register_ready_version(
+    client: Any,
+    name: str,
+    model_uri: str,
+    tags: Mapping[str, str],
+    description: str,
+    *,
+    run_id: str | None,
+    model_id: str | None,
+    ready_timeout_s: int,
+) -> str:
+    """Create the version, wait until it and its files are READY (steps 1-2), link it on its
+    logged model; return its number. Raises :class:`RegistrationError` otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    try:  # waits until the version is READY, raises if it failed or timed out
+        mv = client.create_model_version(
+            name,
+            source=model_uri,
+            run_id=run_id,
+            tags=dict(tags),
+            description=description,
+            model_id=model_id,
+            await_creation_for=ready_timeout_s,
+        )
+    except MlflowException as exc:
+        raise RegistrationError(f"{name}: new version not READY: {exc}") from exc
+    version = str(mv.version)
+    _check_files_ready(client, name, version, model_id)
+    if model_id is not None:
+        _link_logged_model(client, model_id, name, version)
+    return version
+
+
+def _champion_score(
+    client: Any,
+    name: str,
+    previous: str,
+    score_name: str,
+    evaluate_champion: Callable[[str], float] | None,
+) -> tuple[float | None, str]:
+    """The champion's score and where it came from (step 3): re-evaluated through the
+    callback, else the tag stored at its own registration (None without one)."""
+    if evaluate_champion is not None:
+        score = float(evaluate_champion(f"models:/{name}/{previous}"))
+        return score, "re-evaluated on the same test window"
+    stored = client.get_model_version(name, previous).tags.get(score_name)
+    score = float(stored) if stored is not None else None
+    return score, "stored at its registration (NOT re-evaluated; window may differ)"
+
+
+def _verdict(
+    candidate_score: float,
+    champion_score: float | None,
+    source: str,
+    version: str,
+    previous: str | None,
+    alias: str,
+    score_name: str,
+) -> tuple[bool, str]:
+    """Whether the candidate takes ``alias`` (step 4), and the reason recorded for it."""
+    if previous is None:
+        if math.isfinite(candidate_score):
+            return True, f"no '{alias}' yet: candidate v{version} becomes {alias}"
+        return False, f"candidate {score_name} is not finite ({candidate_score}); nothing promoted"
+    if not math.isfinite(candidate_score):
+        return False, f"candidate {score_name} is not finite ({candidate_score}); {alias} stays"
+    if champion_score is None:
+        return False, f"{alias} v{previous} has no comparable {score_name}; {alias} stays"
+    candidate = f"candidate {score_name}={_fmt(candidate_score)}"
+    champion = f"{alias} v{previous} {score_name}={_fmt(champion_score)} ({source})"
+    if not math.isfinite(champion_score) or candidate_score < champion_score:
+        return True, f"{candidate} < {champion}: promoted"
+    return False, f"{candidate} >= {champion}: {alias} stays on v{previous}"
 
 
 def _record(

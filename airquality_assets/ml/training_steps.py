@@ -1,7 +1,7 @@
 """The model half's steps as plain functions: train+log a candidate; score, render and log
 its evaluation; promote.
 
-Dagster ops/assets in ``defs/training.py`` are thin wrappers around these, so the whole flow
+Dagster ops/assets in ``defs/model/training.py`` are thin wrappers around these, so the whole flow
 can also run from a notebook or a test; MLflow is reached through the client and run ids
 passed in. The steps hand typed values (``ml/handoffs.py``) to each other. Keras, JAX and
 MLflow are imported inside the functions.

@@ -1,10 +1,10 @@
 """Run the main job on the embedded default and say where to look.
 
 ``bash scripts/demo.sh`` (the README's first command) sets up the environment and runs this
-module. It materializes the whole graph for the bundled data: the data half as one run per
-location over the full date range (single-run backfill), then the model half. Everything is
-recorded in the project's Dagster instance (``dagster.yaml`` at the root), so ``dg dev``
-shows the runs, assets, checks and metadata afterwards.
+module. It materializes the whole graph for the bundled data: the data half as single-run
+backfills over every month and location (:func:`run_data_half`), then the model half.
+Everything is recorded in the project's Dagster instance (``dagster.yaml`` at the root), so
+``dg dev`` shows the runs, assets, checks and metadata afterwards.
 """
 
 from __future__ import annotations

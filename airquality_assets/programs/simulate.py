@@ -39,6 +39,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from typing_extensions import override
 
 from airquality_assets.settings import Settings
 
@@ -66,7 +69,8 @@ class _Receiver(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
-    def log_message(self, *args: object) -> None:  # quiet
+    @override
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
 
 
@@ -201,9 +205,7 @@ class Simulation:
         runs = self.instance.get_runs(filters=self.dg.RunsFilter(tags=tags), limit=1)
         return bool(runs)
 
-    def tick_schedule(
-        self, name: str, at: datetime, now: datetime, what: str, extra_config: dict | None = None
-    ):
+    def tick_schedule(self, name: str, now: datetime, what: str, extra_config: dict | None = None):
         schedule = self.defs.resolve_schedule_def(name)
         started = time.perf_counter()
         with self.dg.build_schedule_context(
@@ -338,11 +340,11 @@ class Simulation:
 
         end_of_day = day_start + timedelta(hours=23, minutes=5)
         self.tick_schedule(
-            "hourly_ingestion_schedule", end_of_day, end_of_day, "ingestion", self.fault_config()
+            "hourly_ingestion_schedule", end_of_day, "ingestion", self.fault_config()
         )
         self.frames(day_start, end_of_day)
         at = day_start + timedelta(hours=23, minutes=10)
-        forecast_runs = self.tick_schedule("hourly_forecast_schedule", at, at, "forecasts")
+        forecast_runs = self.tick_schedule("hourly_forecast_schedule", at, "forecasts")
         issued, models = 0, set()
         for result in forecast_runs:
             for m in result.get_asset_materialization_events():
@@ -352,7 +354,7 @@ class Simulation:
                     models.add(str(metadata["model"].value).rsplit(" ", 1)[-1])
         issued_text = f"{issued} ({', '.join(sorted(models))})" if models else str(issued)
         morning = day_start + timedelta(days=1, minutes=30)
-        self.tick_schedule("daily_monitoring_schedule", morning, morning, "monitoring")
+        self.tick_schedule("daily_monitoring_schedule", morning, "monitoring")
         alerts_before = len(RECEIVED)
         self.tick_sensor("check_alert_sensor", morning)
         self.tick_sensor("training_failure_sensor", morning)

@@ -96,7 +96,7 @@ class GatePolicy:
     body_timeout_s: float = 10.0
     inline_bytes: int = 16_384
     parser: Parser | None = None  # started by the service; else created on first request
-    on_refused: Callable[[RequestError], None] = field(default=lambda error: None)
+    on_refused: Callable[[RequestError], None] = field(default=lambda _error: None)
 
 
 def error_response_parts(error: RequestError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

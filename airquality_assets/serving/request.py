@@ -234,7 +234,7 @@ def request_model(spec: RequestSpec) -> type[BaseModel]:
     """The ``PredictRequest`` pydantic model for ``spec`` (cached: built once per model)."""
     obs_allowed = frozenset((TIME, *spec.fields))
 
-    def observation_keys(cls: type, data: Any) -> Any:
+    def observation_keys(data: Any) -> Any:
         _refuse_unknown(data, obs_allowed)
         return data
 
@@ -249,7 +249,7 @@ def request_model(spec: RequestSpec) -> type[BaseModel]:
         "Observation",
         __config__=_CONFIG,
         __doc__="One hour at one location: UTC time on the hour, then the model's raw inputs.",
-        __validators__={"keys": model_validator(mode="before")(observation_keys)},
+        __validators__={"keys": model_validator(mode="before")(staticmethod(observation_keys))},
         time=(UtcHour, ...),
         **bounded,
     )

@@ -1,10 +1,10 @@
 """Live client for the Visual Crossing Timeline Weather API (hourly, metric, UTC).
 
 Cost is what limits this API: the free plan allows 1000 records per day and hourly history
-costs 24 records per day requested. Callers (the raw weather asset) request one UTC day per
-partition, which is the chunking: every request costs about 24 records, a failure loses one
-day, and this client's daily budget can refuse the next day cleanly instead of VC answering
-with a plain-text 429.
+costs 24 records per day requested. Callers (the raw weather asset) request a partition's
+whole UTC days (:mod:`airquality_assets.sources.spans`): a closed month in one request, the
+month in progress only its newest days. This client's daily budget checks a request's cost
+before it is sent and refuses cleanly instead of VC answering with a plain-text 429.
 """
 
 from __future__ import annotations
@@ -131,9 +131,8 @@ class VisualCrossingClient(http.ApiClient):
     def timeline(self, location: Location, start: date, end: date) -> RawResponse:
         """Hourly weather for the UTC days ``start`` .. ``end`` inclusive.
 
-        Intended to be called with ``start == end`` (one partition = one UTC day, about 24
-        records). Multi-day ranges work but are checked against the daily budget as a whole
-        (24 records per day) before anything is sent.
+        The range is checked against the daily budget as a whole (24 records per day)
+        before anything is sent: a closed month costs about 744 records in one request.
         """
         _require_dates(start, end)
         time_range = f"{start.isoformat()}..{end.isoformat()} (UTC days)"

@@ -39,7 +39,8 @@ not guaranteed to survive later pandas operations; read them straight after pars
 
 Speed: bodies are decoded once with :mod:`json`, and every column is built with one list
 comprehension + one ``numpy`` conversion over all rows of all bodies; there is no per-row
-pandas work. :func:`parse_many` parses a year (365 daily bodies) in a single frame build.
+pandas work. :func:`parse_many` parses many bodies (a year of them: one per month, or 365
+small daily ones in benchmarks/parse_merge.py) in a single frame build.
 """
 
 from __future__ import annotations

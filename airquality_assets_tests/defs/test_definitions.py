@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from airquality_assets.definitions import defs as load_defs
 
@@ -22,7 +23,8 @@ def _graph() -> dg.Definitions:
     return load_defs()
 
 
-def test_data_assets_are_partitioned_by_month_and_location(data_dir) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_data_assets_are_partitioned_by_month_and_location() -> None:
     defs = _graph()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
@@ -35,7 +37,8 @@ def test_data_assets_are_partitioned_by_month_and_location(data_dir) -> None:
         assert "2014-06-02|beijing" not in partitions.get_partition_keys()
 
 
-def test_frames_carry_blocking_schema_checks_and_freshness(data_dir) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_frames_carry_blocking_schema_checks_and_freshness() -> None:
     defs = _graph()
     graph = defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
@@ -49,7 +52,8 @@ def test_frames_carry_blocking_schema_checks_and_freshness(data_dir) -> None:
     assert spec.blocking
 
 
-def test_lineage(data_dir) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_lineage() -> None:
     graph = _graph().resolve_asset_graph()
     parents = {
         k.to_user_string() for k in graph.get(dg.AssetKey("hourly_observations")).parent_keys
@@ -57,9 +61,8 @@ def test_lineage(data_dir) -> None:
     assert parents == {"air_quality_hourly", "weather_hourly"}
 
 
-def test_hourly_schedule_is_off_by_default_and_one_run_for_all_locations(
-    data_dir, monkeypatch
-) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_hourly_schedule_is_off_by_default_and_one_run_for_all_locations(monkeypatch) -> None:
     monkeypatch.setenv("AIRQUALITY_REPLAY_LOCATIONS", "3")
     defs = _graph()
     schedule = defs.resolve_schedule_def("hourly_ingestion_schedule")

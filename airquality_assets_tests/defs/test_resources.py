@@ -202,7 +202,7 @@ def test_a_moved_deployment_reaches_a_schedule_at_its_new_clock(settings: Settin
     seen: list[datetime] = []
 
     @dg.schedule(cron_schedule="5 * * * *", target="*")
-    def tick(context: dg.ScheduleEvaluationContext, deployment: DeploymentResource) -> list:
+    def tick(deployment: DeploymentResource) -> list:
         seen.append(deployment.settings.replay_now)
         return []
 

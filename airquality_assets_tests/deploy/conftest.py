@@ -110,7 +110,7 @@ def pytest_collection_finish(session) -> None:
                 _BACKEND_TESTS[name].add(item.nodeid)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+def pytest_terminal_summary(terminalreporter) -> None:
     """One line per real backend with its passed/failed/skipped counts, so CI's output shows
     that those tests ran (CI requires PostgreSQL; moto is a dev dependency)."""
     if not any(_BACKEND_TESTS.values()):

@@ -50,7 +50,10 @@ MARCH_BODY = "prod/raw/raw_air_quality/beijing/2014-03/2014-03-01T00_2014-03-31T
 
 
 @pytest.fixture
-def s3(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def s3(
+    data_dir: Path,  # noqa: ARG001 (its environment, by name)
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[object]:
     """A bucket on a local S3 server; the environment a deployment would set; a boto3 client."""
     import boto3
     import s3fs
@@ -179,7 +182,7 @@ def test_a_failed_parquet_write_never_reaches_the_bucket(
     write_table_atomic(pa.table({"v": [1.0, 2.0]}), path)
     before = _object(s3, "prod/frames/x/beijing/2014-03-01.parquet")
 
-    def half_then_fail(table, sink, **kwargs) -> None:
+    def half_then_fail(_table, sink, **_) -> None:
         sink.write(b"PAR1 half a file")
         raise OSError("writer died")
 
@@ -237,7 +240,7 @@ def test_mlflow_artifacts_on_s3(s3, data_dir: Path, monkeypatch: pytest.MonkeyPa
     assert (downloaded / "summary.txt").read_text() == "candidate summary"
 
 
-def test_pickle_io_manager_on_s3(s3, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pickle_io_manager_on_s3(s3, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small values between training steps go through Dagster's own IO manager, on S3 too."""
     monkeypatch.setenv("AIRQUALITY_STORAGE_URL", URL)
     resources = build_resources(Settings.from_env())

@@ -116,8 +116,9 @@ def wait_for_runs(instance: dg.DagsterInstance, timeout_s: float = 240.0) -> lis
         time.sleep(0.5)
 
 
+@pytest.mark.usefixtures("data_dir")
 def test_graph_and_sensor_tick_on_postgres_storage(
-    data_dir: Path, tmp_path: Path, new_database: Callable[[str], str]
+    tmp_path: Path, new_database: Callable[[str], str]
 ) -> None:
     from airquality_assets.definitions import defs
 
@@ -175,7 +176,7 @@ def test_mlflow_run_and_champion_on_postgres_tracking_store(
     from airquality_assets.defs.model.mlflow import MlflowResource
     from airquality_assets.ml.registry import register_and_maybe_promote
     from airquality_assets.ml.tracking import DAGSTER_RUN_TAG, log_candidate_run
-    from airquality_assets_tests.ml.test_tracking_registry import (
+    from airquality_assets_tests.support.known_answer import (
         METADATA,
         PARAMS,
         X_TEST,

@@ -1,7 +1,7 @@
 """MLflow tracking + the alias-only promotion gate, on a throw-away SQLite store.
 
-No training: three hand-set models on a task with a known answer (the pollutant rises by
-exactly 1 ug/m3 per hour), so "worse" and "better" are exact, not statistical:
+No training: three hand-set models on the known-answer task of ``support.known_answer``
+(the pollutant rises by exactly 1 ug/m3 per hour), so "worse" and "better" are exact:
 
 * v1 "persistence": delta head at zero, RMSE = sqrt(mean(h^2)) over horizons 1..3;
 * v2 "worse": constant +10 ug/m3 delta, RMSE = sqrt(mean((10 - h)^2)), clearly worse;
@@ -12,15 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from airquality_assets.ml.drift_reference import reference_profile
-from airquality_assets.ml.model import HEAD_LAYER, LSTMParams, build_lstm
-from airquality_assets.ml.package import ModelMetadata
 from airquality_assets.ml.registry import (
     TAG_DECISION,
     TAG_REASON,
@@ -40,89 +35,26 @@ from airquality_assets.ml.tracking import (
     read_package_metadata,
     start_candidate_run,
 )
+from airquality_assets_tests.support.known_answer import (
+    FEATURES,
+    LOOKBACK,
+    METADATA,
+    PARAMS,
+    X_TEST,
+    Y_TEST,
+    evaluate_champion,
+    make_model,
+    metrics_frame,
+    score,
+)
 
 # Keras 3.15 + numpy 2.4 warn from inside keras on every np.array(variable); not ours.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-LOOKBACK, HORIZONS, FEATURES = 6, 3, 2
-TARGET_STD = 4.0
 NAME = "airquality-lstm-test"
-PARAMS = LSTMParams(
-    units=4, layers=1, dropout=0.0, learning_rate=1e-3, batch_size=8, epochs=1, patience=1
-)
-METADATA = ModelMetadata(
-    feature_names=["pm2_5", "temp"],
-    target_pollutants=["pm2_5"],
-    lookback=LOOKBACK,
-    horizons=[1, 2, 3],
-    training_window={"start": "2020-01-01T00:00:00+00:00", "end": "2020-02-01T00:00:00+00:00"},
-    reference_profile=reference_profile(
-        np.random.default_rng(0).normal(size=(50, 2)), ["pm2_5", "temp"]
-    ),
-)
 
-
-def make_window(n: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Test window: pm2_5 = 20 + hour index, temp noise; y = last + h exactly."""
-    rng = np.random.default_rng(1)
-    starts = rng.uniform(0, 50, n)
-    steps = np.arange(LOOKBACK)
-    level = 20 + starts[:, None] + steps[None, :]
-    temp = rng.normal(10, 3, (n, LOOKBACK))
-    X = np.stack([level, temp], axis=-1).astype(np.float32)
-    y = (level[:, -1:] + np.arange(1, HORIZONS + 1)[None, :])[:, :, None].astype(np.float32)
-    return X, y
-
-
-X_TEST, Y_TEST = make_window()
 #: label -> (where the candidate was logged, its test score)
 Candidates = dict[str, tuple[CandidateRun, float]]
-
-
-def make_model(delta_ugm3_per_horizon: list[float]) -> Any:
-    """A model whose forecast is exactly last value + the given per-horizon delta."""
-    model = build_lstm(
-        PARAMS,
-        lookback=LOOKBACK,
-        n_features=FEATURES,
-        n_horizons=HORIZONS,
-        n_targets=1,
-        target_feature_index=[0],
-        feature_mean=[45.0, 10.0],
-        feature_std=[15.0, 3.0],
-        delta_std=[TARGET_STD],
-    )
-    head = model.get_layer(HEAD_LAYER)
-    kernel, _ = head.get_weights()
-    bias = np.asarray(delta_ugm3_per_horizon, dtype=np.float32) / TARGET_STD
-    head.set_weights([np.zeros_like(kernel), bias])
-    return model
-
-
-def score(model: Any) -> float:
-    """Mean test RMSE over horizons: the gate's score, lower is better."""
-    forecast = np.asarray(model.predict(X_TEST, verbose=0))
-    return float(np.sqrt(((forecast - Y_TEST) ** 2).mean(axis=(0, 2))).mean())
-
-
-def metrics_frame(model: Any) -> pd.DataFrame:
-    forecast = np.asarray(model.predict(X_TEST, verbose=0))
-    err = forecast[:, :, 0] - Y_TEST[:, :, 0]
-    return pd.DataFrame(
-        {
-            "pollutant": "pm2_5",
-            "horizon": [1, 2, 3],
-            "rmse": np.sqrt((err**2).mean(axis=0)),
-            "mae": np.abs(err).mean(axis=0),
-        }
-    )
-
-
-def evaluate_champion(model_uri: str) -> float:
-    """What the real pipeline does: load the champion, score it on the candidate's window."""
-    import mlflow.keras
-
-    return score(mlflow.keras.load_model(model_uri))
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +78,7 @@ def _parent_run(client, experiment_id: str, dagster_run_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def candidates(tracking: Path) -> Candidates:
+def candidates(tracking: Path) -> Candidates:  # noqa: ARG001 (its store, by name)
     """Three candidates logged as nested runs of one grid run."""
     import mlflow
 
@@ -319,9 +251,8 @@ def test_equal_score_does_not_move_the_alias(candidates: Candidates) -> None:
     assert str(client.get_model_version_by_alias(name, "champion").version) == first.new_version
 
 
-def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
-    tracking: Path,
-) -> None:
+@pytest.mark.usefixtures("tracking")
+def test_epoch_metrics_are_logged_live_into_a_run_created_before_training() -> None:
     """The run exists (and is RUNNING) before fit; each epoch's metrics land as it ends;
     the results then go to the same run, which carries the tags on its logged model too."""
     import mlflow
@@ -338,7 +269,7 @@ def test_epoch_metrics_are_logged_live_into_a_run_created_before_training(
 
     # reads the store after each epoch, as the MLflow UI would while the candidate trains
     probe = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs=None: seen_during_fit.append(
+        on_epoch_end=lambda _epoch, _logs=None: seen_during_fit.append(
             len(client.get_metric_history(run_id, "loss"))
         )
     )

@@ -59,7 +59,7 @@ def _hourly(start: str, end: str, **columns) -> pd.DataFrame:
 
 
 def test_seasonal_reference_takes_same_weeks_of_training_years() -> None:
-    history = _hourly("2012-01-01", "2014-06-01", pm2_5=lambda i, t: np.ones(len(i)))
+    history = _hourly("2012-01-01", "2014-06-01", pm2_5=lambda i, _t: np.ones(len(i)))
     ref = seasonal_reference(
         history,
         window_start=datetime(2014, 3, 1, tzinfo=UTC),
@@ -76,7 +76,7 @@ def test_seasonal_reference_takes_same_weeks_of_training_years() -> None:
 
 
 def test_seasonal_reference_wraps_around_new_year() -> None:
-    history = _hourly("2012-01-01", "2014-01-01", pm2_5=lambda i, t: np.ones(len(i)))
+    history = _hourly("2012-01-01", "2014-01-01", pm2_5=lambda i, _t: np.ones(len(i)))
     ref = seasonal_reference(
         history,
         window_start=datetime(2014, 1, 2, tzinfo=UTC),

@@ -30,7 +30,7 @@ class Downstream:
     def __init__(self) -> None:
         self.scopes: list[dict[str, Any]] = []
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Any, _receive: Any, send: Any) -> None:
         self.scopes.append(scope)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
@@ -157,7 +157,7 @@ def test_auth() -> None:
 def test_unknown_paths_share_one_label() -> None:
     seen: list[str] = []
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
+    async def app(scope: Any, _receive: Any, _send: Any) -> None:
         seen.append(scope["path"])
 
     bounded = BoundedPaths(app, {"/predict", "/metrics"}, prefixes=("/static/",))

@@ -409,7 +409,8 @@ def test_metadata(client: httpx.Client) -> None:
         assert "winddir" in meta["required_fields"] and meta["max_locations"] == 64
 
 
-def test_health_and_metrics(client: httpx.Client, first_answer: dict[str, Any]) -> None:
+@pytest.mark.usefixtures("first_answer")
+def test_health_and_metrics(client: httpx.Client) -> None:
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
     client.post("/predict", content=b"{", headers={"content-type": "application/json"})
@@ -550,12 +551,12 @@ JSON = st.recursive(
 FUZZ_EXAMPLES = {"json": 0, "bytes": 0, "mutated": 0}
 
 
+@pytest.mark.usefixtures("first_answer")  # the model has answered once
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(document=JSON, raw=st.binary(max_size=300), leaf=JSON, where=st.integers(0, 10**6))
 def test_fuzzed_bodies_never_get_a_5xx(
     client: httpx.Client,
     body: dict[str, Any],
-    first_answer: dict[str, Any],
     document: Any,
     raw: bytes,
     leaf: Any,

@@ -177,7 +177,7 @@ def test_zero_interval_throttle_does_not_wait(monkeypatch: pytest.MonkeyPatch) -
 def _get(url: str, policy: http.RetryPolicy = FAST) -> requests.Response:
     session = http.build_session(policy)
     params = [("lat", "1"), ("appid", KEY)]
-    response, _ = http.get_validated(session, url, params, 2.0, CTX, policy, lambda r: None)
+    response, _ = http.get_validated(session, url, params, 2.0, CTX, policy, lambda _: None)
     return response
 
 

@@ -256,7 +256,7 @@ def test_503_forever_gives_up_after_all_attempts(server: HTTPServer) -> None:
     assert len(server.log) == 4
 
 
-def _slow(request: Request) -> Response:
+def _slow(_request: Request) -> Response:
     time.sleep(0.6)
     return Response(fixture_bytes("owm_history_empty.json"), content_type=JSON)
 
@@ -291,7 +291,7 @@ def test_connection_refused_is_a_clear_error() -> None:
     assert "no HTTP response" in str(error)
 
 
-def _cut_off(request: Request) -> Response:
+def _cut_off(_request: Request) -> Response:
     """Headers promise 500 bytes, the connection ends after 15: a dropped download."""
     response = Response(b'{"coord":{"lon"', content_type=JSON)
     response.headers["Content-Length"] = "500"

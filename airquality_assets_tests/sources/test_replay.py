@@ -220,7 +220,7 @@ def test_history_never_returns_records_after_now(air: ReplayAirPollutionSource) 
     assert max(r["dt"] for r in default_clock) <= epoch(DEFAULT_NOW)
 
 
-def test_whole_data_set_record_count(air: ReplayAirPollutionSource) -> None:
+def test_whole_data_set_record_count() -> None:
     records = owm_list(
         ReplayAirPollutionSource(AFTER_DATA).history(BEIJING, utc(2009, 1, 1), AFTER_DATA)
     )
@@ -339,7 +339,7 @@ def test_timeline_first_hour_is_the_first_raw_row(weather: ReplayWeatherSource) 
     assert (first["windspeed"], first["winddir"]) == (6.4, 315.0)
 
 
-def test_hours_after_now_are_forecast_hours(weather: ReplayWeatherSource) -> None:
+def test_hours_after_now_are_forecast_hours() -> None:
     source = ReplayWeatherSource(utc(2013, 3, 10, 5, 30))
     response = source.timeline(BEIJING, date(2013, 3, 9), date(2013, 3, 11))
     days = vc_days(response)
@@ -350,9 +350,7 @@ def test_hours_after_now_are_forecast_hours(weather: ReplayWeatherSource) -> Non
     assert json.loads(response.body)["queryCost"] == 24 + 6 + 1  # a forecast bills as 1
 
 
-def test_days_beyond_the_forecast_horizon_or_the_data_are_left_out(
-    weather: ReplayWeatherSource,
-) -> None:
+def test_days_beyond_the_forecast_horizon_or_the_data_are_left_out() -> None:
     source = ReplayWeatherSource(utc(2013, 3, 10, 5))
     days = vc_days(source.timeline(BEIJING, date(2013, 3, 20), date(2013, 4, 30)))
     assert days[-1]["datetime"] == "2013-03-24"  # today + 14 days
@@ -372,7 +370,7 @@ def test_timeline_rejects_reversed_range_and_datetimes(weather: ReplayWeatherSou
         weather.timeline(BEIJING, utc(2013, 1, 1), utc(2013, 1, 1))  # type: ignore[arg-type]
 
 
-def test_whole_data_set_hour_count(weather: ReplayWeatherSource) -> None:
+def test_whole_data_set_hour_count() -> None:
     response = ReplayWeatherSource(AFTER_DATA).timeline(
         BEIJING, date(2009, 12, 31), date(2014, 12, 31)
     )

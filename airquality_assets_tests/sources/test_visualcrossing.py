@@ -248,7 +248,7 @@ def test_503_forever_gives_up_after_all_attempts(server: HTTPServer) -> None:
     assert len(server.log) == 3
 
 
-def _slow(request: Request) -> Response:
+def _slow(_request: Request) -> Response:
     time.sleep(0.6)
     return Response(fixture_bytes(LONDON_DAY), content_type="application/json")
 

@@ -2,9 +2,9 @@
 
 "Newest" follows the deployment's clock (:mod:`airquality_assets.clock`): the tick's time for
 the live APIs, the replay instant for the bundled data, so the schedule behaves the same
-against both. The frames
-downstream carry an eager automation condition: once a day's raw bodies land, Dagster's
-automation sensor rebuilds that month's frames (and the neighbouring month's observations).
+against both. The frames downstream carry an eager automation condition: once a month's
+new raw bodies land, Dagster's automation sensor rebuilds that month's frames (and the
+neighbouring months' observations).
 """
 
 from collections.abc import Sequence

@@ -258,7 +258,6 @@ def forecast_accuracy(
     ),
 )
 def drift_report(
-    context: dg.AssetExecutionContext,
     deployment: DeploymentResource,
     operations: OperationsResource,
     mlflow: MlflowResource,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from typing_extensions import override
 
 MLFLOW_KEY = "mlflow"
 MLFLOW_RUN_KEY = "mlflow_run"
@@ -60,6 +61,7 @@ class MlflowResource(dg.ConfigurableResource):
 
         return dagster_tags(self.dagster_ui_url, run_id, asset, partition, job)
 
+    @override
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         import mlflow
 

@@ -32,10 +32,12 @@ def use_bentoml_home(home: Path) -> None:
     ),
 )
 def bento(
-    context: dg.AssetExecutionContext, deployment: DeploymentResource, mlflow: MlflowResource
+    context: dg.AssetExecutionContext,
+    deployment: DeploymentResource,
+    # Required for its set-up (Dagster passes resources by name): the export reads the
+    # registry through the process-wide tracking URI.
+    mlflow: MlflowResource,  # noqa: ARG001
 ) -> dg.MaterializeResult:
-    # ``mlflow`` is required for its set-up: the export reads the registry through the
-    # process-wide tracking URI.
     use_bentoml_home(deployment.settings.bentoml_home)
     from airquality_assets.serving.export import NoChampionError, build_service, export_champion
 

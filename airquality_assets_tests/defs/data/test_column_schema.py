@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from airquality_assets.columns import COLUMN_DOCS
 from airquality_assets.definitions import defs as load_defs
 
 
-def test_every_frame_column_has_a_description_and_no_pattern_poses_as_a_column(
-    data_dir,
-) -> None:
+@pytest.mark.usefixtures("data_dir")
+def test_every_frame_column_has_a_description_and_no_pattern_poses_as_a_column() -> None:
     graph = load_defs().resolve_asset_graph()
     for name in ("air_quality_hourly", "weather_hourly", "hourly_observations"):
         schema = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]

@@ -298,7 +298,9 @@ def owm_server() -> Iterator[HTTPServer]:
 
 @pytest.fixture
 def live_settings(
-    data_dir: Path, owm_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path,  # noqa: ARG001 (its environment, by name)
+    owm_server: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
     for name, value in {
         "AIRQUALITY_SOURCE": "live",
@@ -344,7 +346,7 @@ def test_live_pull_survives_a_truncated_body(live_settings: Settings, owm_server
     assert len(owm_server.log) == 2
 
 
-def _truncated(request: Request) -> Response:
+def _truncated(_request: Request) -> Response:
     return Response(LONDON_DAY[:1000], content_type="application/json")
 
 

@@ -44,8 +44,8 @@ def middle(value: int) -> int:
     return value + 1
 
 
-@dg.op(config_schema={"fail": bool})
-def last_maybe_failing(context: dg.OpExecutionContext, value: int) -> None:
+@dg.op(config_schema={"fail": bool}, ins={"after": dg.In(dg.Nothing)})
+def last_maybe_failing(context: dg.OpExecutionContext) -> None:
     if context.op_config["fail"]:
         raise RuntimeError("boom")
 
@@ -98,8 +98,8 @@ class Names(dg.Config):
     names: list[str]
 
 
-@dg.op(out=dg.DynamicOut(str))
-def plan(config: Names, mlflow_run: dg.ResourceParam[Any]) -> Iterator[dg.DynamicOutput[str]]:
+@dg.op(out=dg.DynamicOut(str), required_resource_keys={"mlflow_run"})
+def plan(config: Names) -> Iterator[dg.DynamicOutput[str]]:
     """Requires ``mlflow_run``, as ``plan_candidates`` does: the parent opens here."""
     for name in config.names:
         yield dg.DynamicOutput(name, mapping_key=name)
