@@ -9,9 +9,12 @@ hPa, ``visibility`` km, ``solarradiation`` W/m2, ``solarenergy`` MJ/m2; ``is_rai
 
 LOCATION = "location"
 TIME = "time"  # tz-aware UTC, on the whole hour
-#: A forecast row: when it was issued (UTC) and how many hours ahead its ``time`` lies.
+#: A weather forecast's row: when it was issued (UTC, whole hour) and how many hours after
+#: that its target hour ``time`` lies (``lead = (time - issue_time) / 1 h``).
 ISSUE_TIME = "issue_time"
 LEAD = "lead"
+#: Hours ahead a weather forecast is kept for (leads 1..48).
+FORECAST_HOURS = 48
 
 POLLUTANTS: tuple[str, ...] = ("co", "no", "no2", "o3", "so2", "pm2_5", "pm10", "nh3")
 AQI = "aqi"
@@ -43,6 +46,8 @@ WEATHER: tuple[str, ...] = (
 COLUMN_DOCS: dict[str, tuple[str, str]] = {
     LOCATION: ("configured location name", ""),
     TIME: ("start of the hour, UTC", ""),
+    ISSUE_TIME: ("when the forecast was issued, UTC (a whole hour)", ""),
+    LEAD: ("hours from the issue time to the target hour", "h"),
     "co": ("carbon monoxide", "ug/m3"),
     "no": ("nitrogen monoxide", "ug/m3"),
     "no2": ("nitrogen dioxide", "ug/m3"),

@@ -30,7 +30,14 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from airquality_assets.bounds import PHYSICAL_BOUNDS
-from airquality_assets.columns import LOCATION, TIME, column_description
+from airquality_assets.columns import (
+    FORECAST_HOURS,
+    ISSUE_TIME,
+    LEAD,
+    LOCATION,
+    TIME,
+    column_description,
+)
 
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 
@@ -125,6 +132,52 @@ class HourlyObservationsSchema(_WeatherColumns, AirQualityHourlySchema):
     spike_values: Series[float] = pa.Field(
         alias=r"^.+_spike$", regex=True, required=False, nullable=True, ge=0.0
     )
+
+
+class _ForecastKeys(pa.DataFrameModel):
+    """Key columns and key checks of a forecast frame."""
+
+    location: Series[pd.StringDtype] = pa.Field(
+        coerce=True, nullable=False, description=column_description(LOCATION)
+    )
+    issue_time: Series[UtcTimestamp] = pa.Field(
+        nullable=False, description=column_description(ISSUE_TIME)
+    )
+    time: Series[UtcTimestamp] = pa.Field(nullable=False, description=column_description(TIME))
+    lead: Series[int] = pa.Field(
+        nullable=False, ge=1, le=FORECAST_HOURS, description=column_description(LEAD)
+    )
+
+    class Config:
+        strict = True
+        unique = [LOCATION, ISSUE_TIME, TIME]  # noqa: RUF012 (pandera reads a list)
+
+    @pa.check(TIME, ISSUE_TIME, name="on_whole_utc_hour", error="must be on a whole UTC hour")
+    @classmethod
+    def _on_whole_hour(cls, values: Series[UtcTimestamp]) -> Series[bool]:
+        return values.dt.floor("h") == values
+
+    @pa.dataframe_check(name="lead_is_hours_after_issue", error="lead != (time - issue_time) / 1 h")
+    @classmethod
+    def _lead_matches(cls, frame: pd.DataFrame) -> Series[bool]:
+        return (frame[TIME] - frame[ISSUE_TIME]) == pd.to_timedelta(frame[LEAD], unit="h")
+
+    @pa.dataframe_check(
+        name="time_increasing_per_issue",
+        error="time must strictly increase within each (location, issue_time) (row order)",
+    )
+    @classmethod
+    def _time_increasing(cls, frame: pd.DataFrame) -> Series[bool]:
+        step = frame.groupby([LOCATION, ISSUE_TIME], sort=False, observed=True)[TIME].diff()
+        return step.isna() | (step > pd.Timedelta(0))
+
+
+class WeatherForecastsSchema(_WeatherColumns, _ForecastKeys):
+    """``weather_forecasts``: one row per (location, issue, target hour), leads 1..48 h.
+
+    The weather columns and their bounds are ``weather_hourly``'s; ``lead`` must equal
+    ``(time - issue_time) / 1 h``, and within an issue the target hours strictly increase.
+    """
 
 
 SchemaLike = type[pa.DataFrameModel] | pa.DataFrameSchema

@@ -288,6 +288,18 @@ class Settings(BaseModel):
         help="the replay source's clock (UTC; a run can override it, see `deployment`)",
         default_doc=f"`{REPLAY_DEFAULT_NOW:%Y-%m-%dT%H:%M:%SZ}`",
     )
+    forecast_issue_hours: Annotated[int, _number(int)] = env_field(
+        6,
+        env="AIRQUALITY_FORECAST_ISSUE_HOURS",
+        help="hours between weather-forecast issues, counted from 00 UTC (a divisor of 24; "
+        "6: 00/06/12/18 UTC, the cycles of the big weather models)",
+    )
+    forecast_error_scale: NonNegativeFloat = env_field(
+        1.0,
+        env="AIRQUALITY_FORECAST_ERROR_SCALE",
+        help="replay: the stand-in forecasts' error as a multiple of the measured figures "
+        "(0: forecasts equal the observations, the perfect-forecast bound)",
+    )
     targets: Csv = env_field(
         env="AIRQUALITY_TARGETS",
         help="target pollutants, comma-separated",
@@ -337,6 +349,13 @@ class Settings(BaseModel):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.resolve()
+
+    @field_validator("forecast_issue_hours")
+    @classmethod
+    def _divides_a_day(cls, value: int) -> int:
+        if value < 1 or 24 % value:
+            raise ValueError("must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)")
+        return value
 
     @field_validator("replay_now", mode="before")
     @classmethod

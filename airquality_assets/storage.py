@@ -210,6 +210,83 @@ def stored_through(
     return max((raw_span(p)[1] for p in bodies), default=None)
 
 
+# --------------------------------------------------------------------------- forecast bodies
+# A forecast partition is a (UTC month, location) too: one body per issue, named by its
+# issue hour (``2014-03-01T06.json``) and stored under the month of its issue, whatever
+# months its target hours reach into. An issue is stored once: it is never re-fetched.
+
+_ISSUE_FORMAT = "%Y-%m-%dT%H"
+
+
+def raw_issue_path(
+    base_dir: StoragePath, asset: str, location: str, issued_at: datetime
+) -> StoragePath:
+    """``<base>/raw/<asset>/<location>/<YYYY-MM>/<issue>.json`` (the issue's UTC month)."""
+    issue = issued_at.astimezone(UTC)
+    return raw_month_dir(base_dir, asset, location, issue.date()) / f"{issue:{_ISSUE_FORMAT}}.json"
+
+
+def raw_issue_time(path: StoragePath) -> datetime:
+    """The UTC issue hour a stored forecast body is named by."""
+    return datetime.strptime(path.stem, _ISSUE_FORMAT).replace(tzinfo=UTC)
+
+
+def raw_issue_bodies(
+    base_dir: StoragePath, asset: str, location: str, month: date
+) -> list[StoragePath]:
+    """The stored forecast bodies of one (month, location) partition, oldest issue first."""
+    directory = raw_month_dir(base_dir, asset, location, month)
+    if not directory.is_dir():
+        return []
+    bodies = (
+        p for p in directory.glob("*.json") if not p.name.startswith(".") and "_" not in p.stem
+    )
+    return sorted(bodies, key=lambda p: p.name)
+
+
+def stored_issues(base_dir: StoragePath, asset: str, location: str, month: date) -> set[datetime]:
+    """The issue hours of the partition that are already stored (never fetched again)."""
+    return {raw_issue_time(p) for p in raw_issue_bodies(base_dir, asset, location, month)}
+
+
+def store_raw_issue(
+    base_dir: StoragePath, asset: str, location: str, issued_at: datetime, body: bytes
+) -> StoragePath:
+    """Write one forecast body atomically under its issue hour (a failure keeps any file
+    that was there)."""
+    return atomic_write_bytes(raw_issue_path(base_dir, asset, location, issued_at), body)
+
+
+def read_weather_forecasts(
+    base_dir: StoragePath,
+    locations: Iterable[str],
+    start: datetime,
+    end: datetime,
+    asset: str = "weather_forecasts",
+) -> pd.DataFrame | None:
+    """The ``weather_forecasts`` rows of the issues in ``[start, end)`` for ``locations``, in
+    one pyarrow read of the month files those issues are stored in (a partition holds the
+    issues of its month), sorted by location, issue and target hour; ``None`` if none of
+    those months is stored. The frame's own schema is in :mod:`airquality_assets.schemas`."""
+    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+    months = pd.date_range(
+        pd.Timestamp(start_utc).tz_localize(None).to_period("M").to_timestamp(),
+        pd.Timestamp(end_utc).tz_localize(None),
+        freq="MS",
+    )
+    paths = [frame_path(base_dir, asset, loc, m.date()) for loc in locations for m in months]
+    frame = read_frames(paths)
+    if frame is None:
+        return None
+    issued = frame["issue_time"]
+    keep = ((issued >= pd.Timestamp(start_utc)) & (issued < pd.Timestamp(end_utc))).to_numpy()
+    return (
+        frame.loc[keep]
+        .sort_values(["location", "issue_time", "time"], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
 def save_tensors(
     tensors: SequenceTensors, directory: str | os.PathLike[str] | StoragePath
 ) -> StoragePath:

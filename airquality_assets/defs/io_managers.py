@@ -6,6 +6,10 @@ multi-partitions (what a single-run backfill produces). This one splits a frame 
 file per partition key, atomically, and loads any
 set of partitions back in one multithreaded pyarrow read. Non-partitioned outputs go to one
 file. Downstream of a partitioned asset, a non-partitioned asset gets every stored partition.
+
+A row's partition is the month of its ``time``, or of the column an asset names in its
+definition metadata under :data:`PARTITION_COLUMN` (``weather_forecasts``: ``issue_time``, so
+an issue's targets in the next month stay with the issue).
 """
 
 from datetime import date
@@ -27,6 +31,21 @@ from airquality_assets.storage import (
     write_frame_atomic,
     write_table_atomic,
 )
+
+#: Definition-metadata key naming the time column a row's partition follows (default ``time``).
+PARTITION_COLUMN = "airquality/partition_column"
+
+
+def partition_column(definition_metadata: object) -> str:
+    """The time column an asset's rows are partitioned by (its definition metadata's
+    :data:`PARTITION_COLUMN`, else ``time``)."""
+    value = getattr(definition_metadata, "get", lambda *_: None)(PARTITION_COLUMN)
+    value = getattr(value, "value", value)  # a MetadataValue or a plain string
+    return str(value) if value else TIME
+
+
+def _sort_columns(by: str) -> list[str]:
+    return [LOCATION, TIME] if by == TIME else [LOCATION, by, TIME]
 
 
 def _period_format(partitions_def: dg.PartitionsDefinition | None) -> str:
@@ -62,10 +81,11 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             return
 
         # One pandas->Arrow conversion, then a zero-copy slice per (location, period) group.
-        obj = obj.sort_values([LOCATION, TIME], kind="stable").reset_index(drop=True)
+        by = partition_column(context.definition_metadata)
+        obj = obj.sort_values(_sort_columns(by), kind="stable").reset_index(drop=True)
         table = pa.Table.from_pandas(obj, preserve_index=False)
         period = _period_format(context.asset_partitions_def)
-        group_keys = (obj[LOCATION].astype(str) + "|" + obj[TIME].dt.strftime(period)).to_numpy()
+        group_keys = (obj[LOCATION].astype(str) + "|" + obj[by].dt.strftime(period)).to_numpy()
         starts = np.flatnonzero(np.r_[True, group_keys[1:] != group_keys[:-1]][: len(obj)])
         stops = np.r_[starts[1:], len(group_keys)][: len(starts)]  # none for an empty frame
         groups = {
@@ -121,7 +141,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 f"stored yet (from {not_yet[0]}; the data has not reached them)"
             )
         missing = len(gaps) + len(not_yet)
-        frame = frame.sort_values([LOCATION, TIME], kind="stable").reset_index(drop=True)
+        by = partition_column(upstream.definition_metadata)
+        frame = frame.sort_values(_sort_columns(by), kind="stable").reset_index(drop=True)
         context.log.info(f"{name}: loaded {len(frame)} rows from {len(paths) - missing} files")
         return frame
 

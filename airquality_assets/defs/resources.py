@@ -12,7 +12,7 @@ Visual Crossing with keys from ``OPENWEATHER_API_KEY`` / ``VISUAL_CROSSING_API_K
 """
 
 from abc import ABC, abstractmethod
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 from typing_extensions import override
@@ -31,9 +31,13 @@ from airquality_assets.sources.breaker import CircuitBreaker
 from airquality_assets.sources.spans import PullSpan
 from airquality_assets.storage import (
     StoragePath,
+    raw_issue_bodies,
+    raw_issue_time,
     raw_month_bodies,
     storage_location,
+    store_raw_issue,
     store_raw_span,
+    stored_issues,
     stored_through,
 )
 
@@ -135,6 +139,8 @@ class OpenWeatherMapResource(AirPollutionSourceResource):
     timeout_s: float = 30.0
     max_retries: int = 4
     min_interval_s: float = 1.0  # free plan: 60 calls/minute
+    forecast_issue_hours: int = 6
+    """An issue can be pulled until the next one is due (``AIRQUALITY_FORECAST_ISSUE_HOURS``)."""
 
     @override
     def client(self, clock: Clock) -> AirPollutionSource:
@@ -146,6 +152,7 @@ class OpenWeatherMapResource(AirPollutionSourceResource):
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             min_interval_s=self.min_interval_s,
+            forecast_max_age=timedelta(hours=self.forecast_issue_hours),
         )
 
 
@@ -157,6 +164,8 @@ class VisualCrossingResource(WeatherSourceResource):
     timeout_s: float = 30.0
     max_retries: int = 4
     daily_record_budget: int | None = 1000  # free plan
+    forecast_issue_hours: int = 6
+    """An issue can be pulled until the next one is due (``AIRQUALITY_FORECAST_ISSUE_HOURS``)."""
 
     @override
     def client(self, clock: Clock) -> WeatherSource:
@@ -168,6 +177,7 @@ class VisualCrossingResource(WeatherSourceResource):
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             daily_record_budget=self.daily_record_budget,
+            forecast_max_age=timedelta(hours=self.forecast_issue_hours),
         )
 
 
@@ -197,14 +207,23 @@ class ReplayAirPollutionResource(AirPollutionSourceResource, _FaultConfig):
 
 
 class ReplayWeatherResource(WeatherSourceResource, _FaultConfig):
-    """Bundled real measurements served in the Visual Crossing JSON shape, at the clock's now."""
+    """Bundled real measurements served in the Visual Crossing JSON shape, at the clock's now;
+    its forecasts are stand-ins: the observations plus the seeded error model."""
+
+    forecast_error_scale: float = 1.0
+    """The stand-in forecasts' error as a multiple of the measured figures
+    (``AIRQUALITY_FORECAST_ERROR_SCALE``)."""
+    forecast_error_seed: int = 0
+    """Seed of the error model (with the location and issue time)."""
 
     @override
     def client(self, clock: Clock) -> WeatherSource:
         from airquality_assets.monitoring.faults import FaultyWeatherSource
+        from airquality_assets.sources.forecast_errors import ForecastErrorModel
         from airquality_assets.sources.replay import ReplayWeatherSource
 
-        source = ReplayWeatherSource(now=clock.now())
+        model = ForecastErrorModel(scale=self.forecast_error_scale, seed=self.forecast_error_seed)
+        source = ReplayWeatherSource(now=clock.now(), error_model=model)
         fault = self._fault()
         return FaultyWeatherSource(source, fault) if fault else source  # type: ignore[return-value]
 
@@ -251,6 +270,21 @@ class RawStore(dg.ConfigurableResource):
     def stored_through(self, asset: str, location: str, month: date) -> datetime | None:
         return stored_through(self._root, asset, location, month)
 
+    def write_issue(
+        self, asset: str, location: str, issued_at: datetime, body: bytes
+    ) -> StoragePath:
+        """Store one forecast body under its issue hour, atomically."""
+        return store_raw_issue(self._root, asset, location, issued_at, body)
+
+    def stored_issues(self, asset: str, location: str, month: date) -> set[datetime]:
+        """The issue hours of a forecast partition already stored."""
+        return stored_issues(self._root, asset, location, month)
+
+    def issue_bodies(self, asset: str, location: str, month: date) -> list[tuple[datetime, bytes]]:
+        """Every stored forecast body of the partition with its issue hour, oldest first."""
+        paths = raw_issue_bodies(self._root, asset, location, month)
+        return [(raw_issue_time(path), path.read_bytes()) for path in paths]
+
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """The resource set of one deployment; sources chosen by ``AIRQUALITY_SOURCE``."""
@@ -272,6 +306,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
                 timeout_s=limits.timeout_s,
                 max_retries=limits.max_retries,
                 min_interval_s=limits.openweather_min_interval_s,
+                forecast_issue_hours=settings.forecast_issue_hours,
                 circuit_breaker_failures=limits.circuit_breaker_failures,
             ),
             "weather_source": VisualCrossingResource.configure_at_launch(
@@ -280,6 +315,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
                 timeout_s=limits.timeout_s,
                 max_retries=limits.max_retries,
                 daily_record_budget=limits.visual_crossing_daily_records,
+                forecast_issue_hours=settings.forecast_issue_hours,
                 circuit_breaker_failures=limits.circuit_breaker_failures,
             ),
         }
@@ -289,7 +325,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
                 circuit_breaker_failures=limits.circuit_breaker_failures
             ),
             "weather_source": ReplayWeatherResource.configure_at_launch(
-                circuit_breaker_failures=limits.circuit_breaker_failures
+                circuit_breaker_failures=limits.circuit_breaker_failures,
+                forecast_error_scale=settings.forecast_error_scale,
             ),
         }
     return {

@@ -134,6 +134,10 @@ class FaultyAirPollutionSource:
     def history(self, location, start, end):
         return self._wrap(self.inner.history(location, start, end), location)
 
+    def forecast(self, location, issued_at):
+        """Unchanged: a fault is a sensor's, and a forecast comes from a model, not a sensor."""
+        return self.inner.forecast(location, issued_at)
+
     def now(self):
         return self.inner.now()
 
@@ -151,6 +155,10 @@ class FaultyWeatherSource:
 
         response = self.inner.timeline(location, start, end)
         return dataclasses.replace(response, body=apply_to_weather_body(response.body, self.fault))
+
+    def forecast(self, location, issued_at):
+        """Unchanged: a fault is a sensor's, and a forecast comes from a model, not a sensor."""
+        return self.inner.forecast(location, issued_at)
 
     def now(self):
         return self.inner.now()

@@ -57,6 +57,20 @@ class SourceError(RuntimeError):
         )
 
 
+class NotAvailableError(RuntimeError):
+    """The source has no such data at all (the replay source has no air-pollution forecasts).
+
+    Not a failed pull: nothing to retry, no circuit breaker to trip, and nothing to invent in
+    its place. The asset records it in its metadata and stores nothing.
+    """
+
+    def __init__(self, source: str, what: str, reason: str) -> None:
+        self.source = source
+        self.what = what
+        self.reason = reason
+        super().__init__(f"{source}: {what} is not available: {reason}")
+
+
 @runtime_checkable
 class AirPollutionSource(Protocol):
     """OpenWeatherMap Air Pollution API shape (``{"coord":..., "list":[...]}``)."""
@@ -65,6 +79,13 @@ class AirPollutionSource(Protocol):
 
     def history(self, location: Location, start: datetime, end: datetime) -> RawResponse:
         """Hourly records with ``start <= dt <= end`` (tz-aware UTC datetimes)."""
+        ...
+
+    def forecast(self, location: Location, issued_at: datetime) -> RawResponse:
+        """The hourly forecast issued at ``issued_at`` (the ``list`` shape; about 96 hours
+        from the issue hour). A live API serves only its current forecast, so only an
+        issue that is due now can be pulled; raises :class:`NotAvailableError` where the
+        source has no forecasts."""
         ...
 
     def now(self) -> datetime:
@@ -80,6 +101,13 @@ class WeatherSource(Protocol):
 
     def timeline(self, location: Location, start: date, end: date) -> RawResponse:
         """Hourly weather for the UTC days ``start`` .. ``end`` inclusive."""
+        ...
+
+    def forecast(self, location: Location, issued_at: datetime) -> RawResponse:
+        """The hourly forecast issued at ``issued_at`` in the timeline shape: the UTC days
+        from the issue hour's day to the day 48 hours later, hours after the issue hour
+        ``"source":"fcst"``. A live API serves only its current forecast (an issue due now);
+        the replay source serves any issue its clock has reached."""
         ...
 
     def now(self) -> datetime: ...

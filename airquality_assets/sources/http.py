@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
@@ -362,6 +362,33 @@ def json_object(body: bytes, array_key: str, secrets: Sequence[str]) -> dict[str
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: How long after its issue hour a live forecast may still be pulled under that issue: the
+#: default issue cadence (6 h). Later, the API's current forecast is another issue's.
+DEFAULT_ISSUE_MAX_AGE = timedelta(hours=6)
+
+
+def live_issue(issued_at: datetime, now: datetime, max_age: timedelta) -> datetime:
+    """``issued_at`` floored to its UTC hour, if a live API can still serve that issue.
+
+    A live API answers with its current forecast only: an issue after ``now`` does not exist
+    yet, and one ``max_age`` or more before ``now`` is gone (no archive). Either is a
+    ``ValueError`` (a caller's mistake, raised before anything is sent).
+    """
+    if issued_at.tzinfo is None or issued_at.utcoffset() is None:
+        raise ValueError(f"issued_at must be timezone-aware (UTC), got {issued_at.isoformat()}")
+    issue = issued_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if issue > now:
+        raise ValueError(
+            f"forecast issue {issue:%Y-%m-%dT%H}Z is after the clock ({now:%Y-%m-%dT%H:%M}Z)"
+        )
+    if now - issue >= max_age:
+        raise ValueError(
+            f"forecast issue {issue:%Y-%m-%dT%H}Z is {now - issue} old: a live API serves only "
+            f"its current forecast (no archive), so issues older than {max_age} cannot be pulled"
+        )
+    return issue
 
 
 class ApiClient:

@@ -1,4 +1,4 @@
-"""Live client for the OpenWeatherMap Air Pollution API (history).
+"""Live client for the OpenWeatherMap Air Pollution API (history, forecast).
 
 It returns the response body byte for byte (:class:`RawResponse`); turning it into rows,
 filtering ``start <= dt <= end`` and removing duplicate hours is the parser's job, so the raw
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airquality_assets.sources import http
 from airquality_assets.sources.base import Location, RawResponse
@@ -52,6 +52,7 @@ class OpenWeatherMapClient(http.ApiClient):
         max_retry_after_s: int = 120,
         min_interval_s: float = 1.0,
         clock: Callable[[], datetime] = http.utc_now,
+        forecast_max_age: timedelta = http.DEFAULT_ISSUE_MAX_AGE,
     ) -> None:
         policy = http.RetryPolicy(
             max_retries=max_retries,
@@ -63,6 +64,8 @@ class OpenWeatherMapClient(http.ApiClient):
             api_key, base_url, timeout_s, policy, clock, key_variable="OPENWEATHER_API_KEY"
         )
         self._throttle = http.MinIntervalThrottle(min_interval_s)
+        #: How long after its issue hour an issue can still be pulled (the issue cadence).
+        self.forecast_max_age = forecast_max_age
 
     def history(self, location: Location, start: datetime, end: datetime) -> RawResponse:
         """Hourly records for ``start .. end`` (tz-aware; sent as integer unix seconds).
@@ -80,6 +83,13 @@ class OpenWeatherMapClient(http.ApiClient):
         ]
         time_range = f"{_iso_utc(start_utc)}..{_iso_utc(end_utc)}"
         return self._get("/history", location, params, time_range)
+
+    def forecast(self, location: Location, issued_at: datetime) -> RawResponse:
+        """The hourly forecast OWM serves now (about 96 elements from the current hour; not
+        fixed), stored as the issue ``issued_at``. OWM keeps no past forecasts, so an issue
+        after this client's clock, or ``forecast_max_age`` or more before it, is refused unsent."""
+        issue = http.live_issue(issued_at, self.now(), self.forecast_max_age)
+        return self._get("/forecast", location, [], f"forecast issued {_iso_utc(issue)}")
 
     def _get(
         self,

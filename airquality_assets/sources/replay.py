@@ -16,7 +16,14 @@ tests are reproducible:
   up to VC's 15-day forecast horizon (today + 14 days) are ``"source":"fcst"`` (the later
   *measurements*: a perfect forecast, fine for exercising the pipeline but not forecast
   skill); days with no hour at all (beyond the horizon or outside the data) are
-  left out of ``days``.
+  left out of ``days``;
+* the weather ``forecast`` issued at any hour the clock has reached is a **stand-in**: the
+  timeline shape over the issue's days, hours after the issue hour ``"source":"fcst"`` with
+  the bundled observations plus the seeded error model of
+  :mod:`airquality_assets.sources.forecast_errors` (target hours may lie after the clock:
+  that is what a forecast is for; the values still come from the bundled observations);
+* there is no air-pollution forecast: ``forecast`` raises :class:`NotAvailableError`
+  rather than invent one.
 
 Only the station's own location is served: a request for another place raises
 :class:`SourceError` (status 404), because silently answering "Paris" with Beijing data would
@@ -39,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from airquality_assets.clock import REPLAY_DEFAULT_NOW
+from airquality_assets.columns import FORECAST_HOURS
 from airquality_assets.data.beijing import (
     OWM_FILE_NAME,
     STATION_LATITUDE,
@@ -46,7 +54,8 @@ from airquality_assets.data.beijing import (
     STATION_NAME,
     VC_FILE_NAME,
 )
-from airquality_assets.sources.base import Location, RawResponse, SourceError
+from airquality_assets.sources.base import Location, NotAvailableError, RawResponse, SourceError
+from airquality_assets.sources.forecast_errors import ForecastErrorModel
 
 #: The data set's station as a monitored location (partition key "beijing").
 BEIJING = Location(name=STATION_NAME, latitude=STATION_LATITUDE, longitude=STATION_LONGITUDE)
@@ -64,6 +73,16 @@ _HOUR = 3600
 _DAY = 86400
 _OBS_TAIL = b'"source":"obs"}'
 _FCST_TAIL = b'"source":"fcst"}'
+#: Hour fields a stand-in forecast changes, and the decimals VC prints them with.
+_FORECAST_DECIMALS: dict[str, int] = {
+    "temp": 1,
+    "dew": 1,
+    "humidity": 2,
+    "pressure": 1,
+    "windspeed": 1,
+    "winddir": 1,
+}
+_FORECAST_COLUMNS: tuple[str, ...] = tuple(_FORECAST_DECIMALS)
 
 
 # --------------------------------------------------------------------------- data loading
@@ -79,13 +98,19 @@ class _AirPollutionData:
 class _WeatherData:
     epochs: np.ndarray  # int64, sorted, one per hour object
     records: tuple[bytes, ...]  # each hour object as compact JSON (``"source":"obs"``)
+    hours: tuple[dict[str, Any], ...]  # the same hour objects, decoded (forecasts copy them)
     temp: np.ndarray
     dew: np.ndarray
     humidity: np.ndarray
     pressure: np.ndarray
     windspeed: np.ndarray
+    winddir: np.ndarray
     rain: np.ndarray  # bool
     snow: np.ndarray  # bool
+
+    def arrays(self, i: int, j: int) -> dict[str, np.ndarray]:
+        """The numeric columns of hours ``i:j`` (the ones the error model perturbs)."""
+        return {name: getattr(self, name)[i:j] for name in _FORECAST_COLUMNS}
 
 
 def _compact(obj: Any) -> bytes:
@@ -131,11 +156,13 @@ def _load_weather(data_dir: str | None) -> _WeatherData:
     return _WeatherData(
         epochs=epochs,
         records=records,
+        hours=tuple(hours),
         temp=_float_array(hours, "temp"),
         dew=_float_array(hours, "dew"),
         humidity=_float_array(hours, "humidity"),
         pressure=_float_array(hours, "pressure"),
         windspeed=_float_array(hours, "windspeed"),
+        winddir=_float_array(hours, "winddir"),
         rain=np.array(["rain" in (h.get("preciptype") or ()) for h in hours], dtype=bool),
         snow=np.array(["snow" in (h.get("preciptype") or ()) for h in hours], dtype=bool),
     )
@@ -262,6 +289,16 @@ class ReplayAirPollutionSource(_ReplayBase):
             location, "history", f"&start={lo}&end={hi}", lo, min(hi, self._now_epoch()), began
         )
 
+    def forecast(self, location: Location, issued_at: datetime) -> RawResponse:
+        """Not available: the bundled data holds measurements only, and a stand-in made
+        from later measurements would be a perfect forecast posing as OWM's."""
+        self._check_location(location, f"forecast issued {_iso(_issue_epoch(issued_at))}")
+        raise NotAvailableError(
+            self.source_name,
+            "the air-pollution forecast",
+            "not available in replay (the bundled data has measurements only; no stand-in is made)",
+        )
+
 
 # --------------------------------------------------------------------------- weather
 
@@ -293,10 +330,22 @@ class ReplayWeatherSource(_ReplayBase):
     Days are UTC days (the live client sends ``timezone=Z``). Day objects carry only the
     aggregates that can be computed honestly from the hours served: ``tempmax``/``tempmin``,
     means of ``temp``/``dew``/``humidity``/``pressure``, ``windspeed`` as the hourly maximum
-    (VC's own convention) and the union of the hours' ``preciptype``.
+    (VC's own convention) and the union of the hours' ``preciptype``. ``error_model`` makes
+    the stand-in forecasts (default: :class:`ForecastErrorModel` at scale 1, seed 0).
     """
 
     source_name = "replay-visualcrossing"
+
+    def __init__(
+        self,
+        now: datetime | str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        station_aliases: tuple[str, ...] = (),
+        error_model: ForecastErrorModel | None = None,
+    ) -> None:
+        super().__init__(now, data_dir=data_dir, station_aliases=station_aliases)
+        self._error_model = error_model or ForecastErrorModel()
 
     def _data(self) -> _WeatherData:
         return _load_weather(self._data_dir)
@@ -325,24 +374,11 @@ class ReplayWeatherSource(_ReplayBase):
         j = max(i, int(np.searchsorted(data.epochs, hi, side="left")))
         obs_end = int(np.searchsorted(data.epochs, now_epoch, side="right"))
 
-        day_bodies: list[bytes] = []
-        pos = i
-        while pos < j:
-            day_start = int(data.epochs[pos]) // _DAY * _DAY
-            stop = max(pos + 1, int(np.searchsorted(data.epochs[:j], day_start + _DAY, "left")))
-            day_bodies.append(self._day_body(data, pos, stop, obs_end, day_start))
-            pos = stop
-
+        day_bodies = _day_bodies(data, i, j, obs_end, data.arrays(i, j), None)
         n_obs = max(0, min(j, obs_end) - i)
         query_cost = max(1, n_obs + (1 if j - i > n_obs else 0))  # VC bills a forecast as 1
-        lat, lon = _num(location.latitude), _num(location.longitude)
-        address = f"{lat},{lon}"
-        head = (
-            f'{{"queryCost":{query_cost},"latitude":{lat},"longitude":{lon},'
-            f'"resolvedAddress":{json.dumps(address)},"address":{json.dumps(address)},'
-            f'"timezone":"Z","tzoffset":0.0,"days":['
-        )
-        body = b"".join((head.encode(), b",".join(day_bodies), b"]}"))
+        head, address = _timeline_head(location, query_cost)
+        body = b"".join((head, b",".join(day_bodies), b"]}"))
         url = (
             f"replay://visualcrossing/timeline/{address}/{first.isoformat()}/{last.isoformat()}"
             "?unitGroup=metric&include=days,hours&timezone=Z"
@@ -351,30 +387,165 @@ class ReplayWeatherSource(_ReplayBase):
             body=body, record_count=j - i, duration_s=time.perf_counter() - began, url=url
         )
 
-    @staticmethod
-    def _day_body(data: _WeatherData, i: int, j: int, obs_end: int, day_start: int) -> bytes:
-        """One day object: aggregates over hours ``i:j``; hours at or after ``obs_end`` fcst."""
-        n_obs = max(0, min(j, obs_end) - i)
-        source = "obs" if n_obs == j - i else ("fcst" if n_obs == 0 else "comb")
-        kinds = [k for k, flags in (("rain", data.rain), ("snow", data.snow)) if flags[i:j].any()]
-        day = {
-            "datetime": datetime.fromtimestamp(day_start, tz=UTC).strftime("%Y-%m-%d"),
-            "datetimeEpoch": day_start,
-            "tempmax": _max(data.temp[i:j]),
-            "tempmin": _min(data.temp[i:j]),
-            "temp": _mean(data.temp[i:j]),
-            "dew": _mean(data.dew[i:j]),
-            "humidity": _mean(data.humidity[i:j]),
-            "preciptype": kinds or None,
-            "windspeed": _max(data.windspeed[i:j]),
-            "pressure": _mean(data.pressure[i:j]),
-            "stations": None,
-            "source": source,
-        }
-        hours = list(data.records[i:j])
-        for k in range(n_obs, len(hours)):
-            hours[k] = hours[k][: -len(_OBS_TAIL)] + _FCST_TAIL
-        return b"".join((_compact(day)[:-1], b',"hours":[', b",".join(hours), b"]}"))
+    def forecast(self, location: Location, issued_at: datetime) -> RawResponse:
+        """The stand-in forecast issued at ``issued_at`` (floored to the hour), for any issue
+        the clock has reached: the UTC days from the issue hour's day to the day
+        :data:`~airquality_assets.columns.FORECAST_HOURS` hours later, in the timeline
+        shape (as the live client asks VC for them). Hours up to the issue hour are the
+        observations (``"source":"obs"``), later ones the observations plus the error model
+        (``"source":"fcst"``); a ``description`` says it is a stand-in. Deterministic per
+        (location name, issue, error model): a re-pull is byte-identical."""
+        began = time.perf_counter()
+        issue = _issue_epoch(issued_at)
+        time_range = f"forecast issued {_iso(issue)}"
+        self._check_location(location, time_range)
+        if issue > self._now_epoch():
+            raise SourceError(
+                self.source_name,
+                location.name,
+                time_range,
+                f"not issued yet: the replay clock is at {_iso(self._now_epoch())}",
+                400,
+            )
+        data = self._data()
+        lo = issue // _DAY * _DAY
+        hi = (issue + FORECAST_HOURS * _HOUR) // _DAY * _DAY + _DAY  # exclusive
+        i = int(np.searchsorted(data.epochs, lo, side="left"))
+        j = max(i, int(np.searchsorted(data.epochs, hi, side="left")))
+        obs_end = max(i, min(j, int(np.searchsorted(data.epochs, issue, side="right"))))
+        arrays = data.arrays(i, j)
+        forecast: dict[str, np.ndarray] = {}
+        if j > obs_end:
+            leads = (data.epochs[obs_end:j] - issue) // _HOUR
+            model = self._error_model
+            errors = model.errors_at(location.name, np.array([issue]), int(leads.max()))
+            picked = {name: e[0, leads - 1] for name, e in errors.items()}
+            observed = {name: values[obs_end - i :] for name, values in arrays.items()}
+            values = model.apply(observed, picked)
+            for name in arrays:  # rounded as VC prints them; the day aggregates see these
+                forecast[name] = np.round(values[name], _FORECAST_DECIMALS[name])
+                arrays[name] = np.concatenate((arrays[name][: obs_end - i], forecast[name]))
+        day_bodies = _day_bodies(data, i, j, obs_end, arrays, forecast)
+        head, address = _timeline_head(location, 1, _stand_in_description(self._error_model))
+        body = b"".join((head, b",".join(day_bodies), b"]}"))
+        first = datetime.fromtimestamp(lo, UTC).date().isoformat()
+        last = datetime.fromtimestamp(hi - _DAY, UTC).date().isoformat()
+        model = self._error_model
+        url = (
+            f"replay://visualcrossing/timeline/{address}/{first}/{last}"
+            f"?unitGroup=metric&include=days,hours&timezone=Z&issued={_iso(issue)}"
+            f"&error_scale={model.scale:g}&error_seed={model.seed}"
+        )
+        return RawResponse(
+            body=body, record_count=j - i, duration_s=time.perf_counter() - began, url=url
+        )
+
+
+def _issue_epoch(issued_at: datetime | str) -> int:
+    """An issue time as epoch seconds, floored to its UTC hour."""
+    return math.floor(_to_utc(issued_at, "issued_at").timestamp()) // _HOUR * _HOUR
+
+
+def _stand_in_description(model: ForecastErrorModel) -> str:
+    return (
+        "Replay stand-in forecast: the bundled observations plus a seeded error model "
+        f"(scale {model.scale:g}, seed {model.seed}); not a forecast anyone issued."
+    )
+
+
+def _timeline_head(
+    location: Location, query_cost: int, description: str | None = None
+) -> tuple[bytes, str]:
+    """The body up to the ``days`` array's opening bracket (VC's key order), and the address."""
+    lat, lon = _num(location.latitude), _num(location.longitude)
+    address = f"{lat},{lon}"
+    described = f'"description":{json.dumps(description)},' if description is not None else ""
+    head = (
+        f'{{"queryCost":{query_cost},"latitude":{lat},"longitude":{lon},'
+        f'"resolvedAddress":{json.dumps(address)},"address":{json.dumps(address)},'
+        f'"timezone":"Z","tzoffset":0.0,{described}"days":['
+    )
+    return head.encode(), address
+
+
+def _day_bodies(
+    data: _WeatherData,
+    i: int,
+    j: int,
+    obs_end: int,
+    arrays: dict[str, np.ndarray],
+    forecast: dict[str, np.ndarray] | None,
+) -> list[bytes]:
+    """Day objects for hours ``i:j``: hours from ``obs_end`` on are ``"source":"fcst"``,
+    with their values from ``forecast`` (aligned with them) when given, else as observed.
+    ``arrays`` are the values the day aggregates are computed from (aligned with ``i:j``)."""
+    bodies: list[bytes] = []
+    pos = i
+    while pos < j:
+        day_start = int(data.epochs[pos]) // _DAY * _DAY
+        stop = max(pos + 1, int(np.searchsorted(data.epochs[:j], day_start + _DAY, "left")))
+        first_fcst = max(pos, obs_end)
+        hours = list(data.records[pos:first_fcst])
+        if first_fcst < stop and forecast is None:
+            hours.extend(r[: -len(_OBS_TAIL)] + _FCST_TAIL for r in data.records[first_fcst:stop])
+        elif first_fcst < stop:
+            hours.append(_forecast_hours(data, first_fcst, stop, forecast, first_fcst - obs_end))
+        n_obs = max(0, min(stop, obs_end) - pos)
+        day = {name: values[pos - i : stop - i] for name, values in arrays.items()}
+        bodies.append(_day_body(data, pos, stop, n_obs, day_start, day, hours))
+        pos = stop
+    return bodies
+
+
+def _day_body(
+    data: _WeatherData,
+    i: int,
+    j: int,
+    n_obs: int,
+    day_start: int,
+    values: dict[str, np.ndarray],
+    hours: list[bytes],
+) -> bytes:
+    """One day object: aggregates of ``values`` (the day's hours as served), then its hours."""
+    source = "obs" if n_obs == j - i else ("fcst" if n_obs == 0 else "comb")
+    kinds = [k for k, flags in (("rain", data.rain), ("snow", data.snow)) if flags[i:j].any()]
+    day = {
+        "datetime": datetime.fromtimestamp(day_start, tz=UTC).strftime("%Y-%m-%d"),
+        "datetimeEpoch": day_start,
+        "tempmax": _max(values["temp"]),
+        "tempmin": _min(values["temp"]),
+        "temp": _mean(values["temp"]),
+        "dew": _mean(values["dew"]),
+        "humidity": _mean(values["humidity"]),
+        "preciptype": kinds or None,
+        "windspeed": _max(values["windspeed"]),
+        "pressure": _mean(values["pressure"]),
+        "stations": None,
+        "source": source,
+    }
+    return b"".join((_compact(day)[:-1], b',"hours":[', b",".join(hours), b"]}"))
+
+
+def _forecast_hours(
+    data: _WeatherData, i: int, j: int, forecast: dict[str, np.ndarray], offset: int
+) -> bytes:
+    """Hours ``i:j`` as forecast hour objects, comma-joined: the observed objects with the
+    forecast's (rounded) values from index ``offset`` on, ``"source":"fcst"``."""
+    n = j - i
+    values = {name: v[offset : offset + n].tolist() for name, v in forecast.items()}
+    hours = []
+    for k in range(n):
+        out = dict(data.hours[i + k])
+        for name, column in values.items():
+            value = column[k]
+            if value == value:  # not NaN
+                out[name] = value
+            elif name in out:
+                out[name] = None
+        out["stations"] = None
+        out["source"] = "fcst"
+        hours.append(out)
+    return _compact(hours)[1:-1]
 
 
 def replay_locations(count: int) -> list[Location]:

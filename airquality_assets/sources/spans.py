@@ -87,3 +87,22 @@ def months_to_refresh(now: datetime, refetch_hours: int = 2) -> list[date]:
         (current - k * HOUR).date().replace(day=1) for k in range(0, max(refetch_hours, 0) + 1)
     }
     return sorted(months)
+
+
+def due_issue(now: datetime, every_hours: int) -> datetime:
+    """The newest forecast issue at or before ``now``: issues are every ``every_hours`` hours
+    counted from 00 UTC (``every_hours`` divides 24: 6 gives 00/06/12/18 UTC)."""
+    if every_hours < 1 or 24 % every_hours:
+        raise ValueError(f"every_hours must divide 24, got {every_hours}")
+    current = floor_hour(now)
+    return current - (current.hour % every_hours) * HOUR
+
+
+def month_issues(month_start: date, now: datetime, every_hours: int) -> list[datetime]:
+    """Every forecast issue of the month up to ``now`` (inclusive), oldest first: a closed
+    month's whole series, the month in progress up to its due issue, none after ``now``."""
+    first, following = month_bounds(month_start)
+    last = min(due_issue(now, every_hours), following - HOUR)
+    step = every_hours * HOUR
+    count = (last - first) // step + 1 if last >= first else 0
+    return [first + k * step for k in range(count)]

@@ -1,10 +1,21 @@
 """Live client for the Visual Crossing Timeline Weather API (hourly, metric, UTC).
 
 Cost is what limits this API: the free plan allows 1000 records per day and hourly history
+<<<<<<< HEAD
 costs 24 records per day requested. Callers (the raw weather asset) request a partition's
 whole UTC days (:mod:`airquality_assets.sources.spans`): a closed month in one request, the
 month in progress only its newest days. This client's daily budget checks a request's cost
 before it is sent and refuses cleanly instead of VC answering with a plain-text 429.
+=======
+costs 24 records per day requested. Callers (the raw weather asset) request one UTC day per
+partition, which is the chunking: every request costs about 24 records, a failure loses one
+day, and this client's daily budget can refuse the next day cleanly instead of VC answering
+with a plain-text 429.
+
+A forecast (:meth:`VisualCrossingClient.forecast`) is the same endpoint over the days from
+the issue hour to 48 hours later; VC bills a whole forecast as one record, whatever its
+hours. VC serves only its current forecast, so only an issue that is due now can be pulled.
+>>>>>>> fcst
 """
 
 from __future__ import annotations
@@ -12,12 +23,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from airquality_assets.columns import FORECAST_HOURS
 from airquality_assets.sources import http
 from airquality_assets.sources.base import Location, RawResponse
 
@@ -27,6 +39,8 @@ DEFAULT_BASE_URL = (
 #: With ``timezone=Z`` every requested day is a UTC day of exactly 24 hourly records.
 HOURS_PER_DAY = 24
 FREE_TIER_DAILY_RECORDS = 1000
+#: What VC bills for a forecast of one location, hourly or not (API reference 2.9).
+FORECAST_COST = 1
 
 #: Bodies meaning "daily record quota used up" (VC sends them with 429, possibly with 200).
 _QUOTA_TEXTS: tuple[bytes, ...] = (
@@ -116,6 +130,7 @@ class VisualCrossingClient(http.ApiClient):
         max_retry_after_s: int = 120,
         daily_record_budget: int | None = FREE_TIER_DAILY_RECORDS,
         clock: Callable[[], datetime] = http.utc_now,
+        forecast_max_age: timedelta = http.DEFAULT_ISSUE_MAX_AGE,
     ) -> None:
         policy = http.RetryPolicy(
             max_retries=max_retries,
@@ -127,6 +142,8 @@ class VisualCrossingClient(http.ApiClient):
             api_key, base_url, timeout_s, policy, clock, key_variable="VISUAL_CROSSING_API_KEY"
         )
         self.budget = DailyRecordBudget(daily_record_budget, clock)
+        #: How long after its issue hour an issue can still be pulled (the issue cadence).
+        self.forecast_max_age = forecast_max_age
 
     def timeline(self, location: Location, start: date, end: date) -> RawResponse:
         """Hourly weather for the UTC days ``start`` .. ``end`` inclusive.
@@ -142,6 +159,36 @@ class VisualCrossingClient(http.ApiClient):
         if refusal is not None:
             raise ctx.error(refusal)
 
+        return self._get(ctx, location, start, end, expected_cost)
+
+    def forecast(self, location: Location, issued_at: datetime) -> RawResponse:
+        """The hourly forecast VC serves now, stored as the issue ``issued_at``.
+
+        Asks for the UTC days from the issue hour's day to the day 48 hours later
+        (``timezone=Z``, metric, days and hours: the history pull's shape, so one parser
+        reads both); hours VC has already observed come back ``"source":"obs"``, later ones
+        ``"fcst"``. VC has no archive of past forecasts, so an issue after this client's
+        clock, or ``forecast_max_age`` or more before it, is refused before anything is sent.
+        Checked against the daily budget at one record (VC's price of a forecast).
+        """
+        issue = http.live_issue(issued_at, self.now(), self.forecast_max_age)
+        first = issue.date()
+        last = (issue + timedelta(hours=FORECAST_HOURS)).date()
+        time_range = f"forecast issued {issue:%Y-%m-%dT%H:%M}Z (UTC days {first}..{last})"
+        ctx = http.CallContext(self.source_name, location.name, time_range, self._api_key)
+        refusal = self.budget.refusal(FORECAST_COST)
+        if refusal is not None:
+            raise ctx.error(refusal)
+        return self._get(ctx, location, first, last, FORECAST_COST)
+
+    def _get(
+        self,
+        ctx: http.CallContext,
+        location: Location,
+        start: date,
+        end: date,
+        expected_cost: int,
+    ) -> RawResponse:
         started = time.monotonic()
         response, payload = http.get_validated(
             self._session,

@@ -52,7 +52,16 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME, WEATHER
+from airquality_assets.columns import (
+    AQI,
+    FORECAST_HOURS,
+    ISSUE_TIME,
+    LEAD,
+    LOCATION,
+    POLLUTANTS,
+    TIME,
+    WEATHER,
+)
 
 Body = bytes | bytearray | str | Mapping[str, Any]
 Kind = Literal["air", "weather"]
@@ -64,6 +73,8 @@ PARSE_STAT_KEYS: tuple[str, ...] = ("duplicates_dropped", "off_hour_floored", "r
 AIR_COLUMNS: tuple[str, ...] = (LOCATION, TIME, *POLLUTANTS, AQI)
 #: Columns of the weather frame, in order.
 WEATHER_FRAME_COLUMNS: tuple[str, ...] = (LOCATION, TIME, *WEATHER)
+#: Columns of the weather-forecast frame, in order.
+FORECAST_FRAME_COLUMNS: tuple[str, ...] = (LOCATION, ISSUE_TIME, TIME, LEAD, *WEATHER)
 
 #: Weather columns read directly from a numeric key of the same name in each hour object.
 _WEATHER_NUMERIC: tuple[str, ...] = tuple(c for c in WEATHER if c not in ("is_rain", "is_snow"))
@@ -217,14 +228,20 @@ def _precip_flags(types: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return rain, snow
 
 
-def _weather_frame(rows: list[Mapping[str, Any]], location: str) -> pd.DataFrame:
-    valid, seconds = _epochs([r.get("datetimeEpoch") for r in rows])
-    if not valid.all():
-        rows = [r for r, ok in zip(rows, valid, strict=True) if ok]
+def _weather_columns(rows: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Every weather column of VC hour objects, one numpy conversion each."""
     columns = {name: _floats([r.get(name, _NAN) for r in rows]) for name in _WEATHER_NUMERIC}
     columns["is_rain"], columns["is_snow"] = _precip_flags(
         [r.get("preciptype", _ABSENT) for r in rows]
     )
+    return columns
+
+
+def _weather_frame(rows: list[Mapping[str, Any]], location: str) -> pd.DataFrame:
+    valid, seconds = _epochs([r.get("datetimeEpoch") for r in rows])
+    if not valid.all():
+        rows = [r for r, ok in zip(rows, valid, strict=True) if ok]
+    columns = _weather_columns(rows)
     return _finish(columns, seconds, location, WEATHER_FRAME_COLUMNS, int((~valid).sum()))
 
 
@@ -280,3 +297,69 @@ def parse_many(bodies: Iterable[Body], location: str, kind: Kind | None = None) 
     if kind == "weather":
         return _weather_frame(_weather_rows(docs), location)
     raise ValueError(f"kind must be 'air' or 'weather', got {kind!r}")
+
+
+def parse_weather_forecasts(
+    bodies: Iterable[tuple[Any, Body]], location: str, max_lead: int = FORECAST_HOURS
+) -> pd.DataFrame:
+    """Stored forecast bodies (Visual Crossing timeline shape), each with its issue time,
+    -> one long frame: a row per (issue, target hour) with lead 1..``max_lead``.
+
+    Columns :data:`FORECAST_FRAME_COLUMNS`: ``location``, ``issue_time`` and ``time``
+    (datetime64[ns, UTC]; ``time`` from ``datetimeEpoch`` like :func:`parse_weather`, so
+    local times and DST never matter), ``lead`` (int64 hours, ``(time - issue_time) / 1 h``)
+    and the weather columns with the names, units and missing-value rules of
+    ``weather_hourly``. Hours at or before the issue hour (the rest of the issue's first
+    day, VC's observations) and after ``max_lead`` are left out; a repeated hour within an
+    issue keeps the last, as :func:`parse_weather` does. Sorted by issue, then time.
+    Issue times are tz-aware datetimes or pandas timestamps on whole UTC hours.
+    """
+    rows: list[Mapping[str, Any]] = []
+    issue_of_row: list[int] = []
+    for issued_at, body in bodies:
+        issue = pd.Timestamp(issued_at)
+        if issue.tzinfo is None:
+            raise ValueError(f"issue time must be timezone-aware (UTC), got {issued_at!r}")
+        issue_s = int(issue.tz_convert("UTC").value // 10**9)
+        if issue_s % _HOUR_S:
+            raise ValueError(f"issue time must be on a whole UTC hour, got {issued_at!r}")
+        body_rows = _weather_rows([_decode(body)])
+        rows.extend(body_rows)
+        issue_of_row.extend([issue_s] * len(body_rows))
+    valid, seconds = _epochs([r.get("datetimeEpoch") for r in rows])
+    issues = np.asarray(issue_of_row, dtype=np.int64)[valid]
+    floored = seconds - np.mod(seconds, _HOUR_S)
+    lead = (floored - issues) // _HOUR_S
+    keep = (lead >= 1) & (lead <= max_lead)
+    if not valid.all():
+        rows = [r for r, ok in zip(rows, valid, strict=True) if ok]
+    kept_rows = [r for r, ok in zip(rows, keep, strict=True) if ok]
+    issues, floored, lead = issues[keep], floored[keep], lead[keep]
+    columns = _weather_columns(kept_rows)
+    # sort by (issue, time), stable, so the last of a repeated hour is the last in its body
+    idx = np.lexsort((floored, issues))
+    last = np.ones(len(idx), dtype=bool)
+    if len(idx) > 1:
+        same = (issues[idx][1:] == issues[idx][:-1]) & (floored[idx][1:] == floored[idx][:-1])
+        last[:-1] = ~same
+    idx = idx[last]
+
+    def utc(values: np.ndarray) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(
+            values.astype("datetime64[s]").astype("datetime64[ns]")
+        ).tz_localize("UTC")
+
+    data: dict[str, Any] = {
+        LOCATION: _repeat_string(location, len(idx)),
+        ISSUE_TIME: utc(issues[idx]),
+        TIME: utc(floored[idx]),
+        LEAD: lead[idx].astype(np.int64),
+    }
+    data.update({name: columns[name][idx] for name in WEATHER})
+    frame = pd.DataFrame(data, columns=list(FORECAST_FRAME_COLUMNS))
+    frame.attrs.update(
+        duplicates_dropped=int(len(last) - np.count_nonzero(last)),
+        rows_without_time=int((~valid).sum()),
+        off_hour_floored=int(np.count_nonzero(floored != seconds[keep])),
+    )
+    return frame

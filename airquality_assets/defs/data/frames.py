@@ -14,10 +14,12 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from airquality_assets import schemas
+from airquality_assets import markdown, schemas
 from airquality_assets.catalog import FRAMES_GROUP
-from airquality_assets.columns import POLLUTANTS, TIME, WEATHER
+from airquality_assets.columns import ISSUE_TIME, LEAD, LOCATION, POLLUTANTS, TIME, WEATHER
 from airquality_assets.defs.data.checks import completeness_result, schema_check_result
+from airquality_assets.defs.data.ingestion import RAW_WEATHER_FORECAST
+from airquality_assets.defs.io_managers import PARTITION_COLUMN
 from airquality_assets.defs.metadata import (
     add_partition_metadata,
     month_key,
@@ -34,7 +36,9 @@ from airquality_assets.sources.spans import HOUR, floor_hour, month_bounds
 from airquality_assets.transforms.cleaning import clean_observations, influence_hours
 from airquality_assets.transforms.completeness import measure_completeness, windows_hours
 from airquality_assets.transforms.merging import AIR_VALUE_COLUMNS, VALUE_COLUMNS, merge_hourly
-from airquality_assets.transforms.parsing import parse_many
+from airquality_assets.transforms.parsing import parse_many, parse_weather_forecasts
+
+WEATHER_FORECASTS = "weather_forecasts"
 
 COMPLETENESS_THRESHOLD = 0.20  # share of missing target hours above which the check warns
 WEATHER_WATCH = ("temp", "humidity", "pressure")  # the weather columns the check judges
@@ -149,6 +153,60 @@ def _emit(
     yield dg.Output(frame)
     yield schema_check_result(asset, schema, frame)
     yield completeness_result(asset, completeness, watch, COMPLETENESS_THRESHOLD)
+
+
+def _parse_forecasts(
+    context: dg.AssetExecutionContext, raw_store: RawStore
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Every stored issue of the run's partitions as one long frame, and the issue count per
+    partition key. A partition without issues (a live deployment's months before it pulled
+    forecasts, a month after the clock) gives no rows; it is logged, not a failure."""
+    frames, issues, empty = [], {}, []
+    by_location: dict[str, list[tuple[str, date]]] = {}
+    for key in context.partition_keys:
+        month, location = split_key(key)
+        by_location.setdefault(location, []).append((str(key), date.fromisoformat(month)))
+    for location, months in by_location.items():
+        bodies = []
+        for key, month in sorted(months, key=lambda item: item[1]):
+            stored = raw_store.issue_bodies(RAW_WEATHER_FORECAST, location, month)
+            issues[key] = len(stored)
+            if not stored:
+                empty.append(key)
+            bodies.extend(stored)
+        frames.append(parse_weather_forecasts(bodies, location))
+    if empty:
+        context.log.warning(
+            f"{len(empty)} partition(s) have no stored {RAW_WEATHER_FORECAST} issue "
+            f"(e.g. {empty[:3]}): no rows for them"
+        )
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    context.log.info(f"parsed {sum(issues.values())} forecast issues into {len(frame)} rows")
+    return frame, issues
+
+
+def _forecast_partition_metadata(
+    frame: pd.DataFrame, issues: dict[str, int]
+) -> dict[str, dict[str, object]]:
+    """Per partition: issues, rows, first/last issue, the longest lead, a preview."""
+    label = frame[ISSUE_TIME].dt.strftime("%Y-%m-01") + "|" + frame[LOCATION].astype(str)
+    groups = {str(k): g for k, g in frame.groupby(label.to_numpy(), sort=False)}
+    out: dict[str, dict[str, object]] = {}
+    for key, count in issues.items():
+        rows = groups.get(key, frame.iloc[0:0])
+        meta: dict[str, object] = {"dagster/row_count": len(rows), "issues": count}
+        if len(rows):
+            meta["first_issue"] = str(rows[ISSUE_TIME].min())
+            meta["last_issue"] = str(rows[ISSUE_TIME].max())
+            meta["max_lead"] = int(rows[LEAD].max())
+            meta["missing_temp"] = int(rows["temp"].isna().sum())
+        preview = rows.head(8)
+        shown = preview.columns[preview.notna().any().to_numpy()][:12]
+        meta["preview"] = dg.MetadataValue.md(
+            markdown.table(list(shown), preview[shown].itertuples(index=False))
+        )
+        out[key] = meta
+    return out
 
 
 class ObservationsConfig(dg.Config):
@@ -279,4 +337,39 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             "hourly_observations", completeness, targets, COMPLETENESS_THRESHOLD
         )
 
-    return [air_quality_hourly, weather_hourly, hourly_observations]
+    @dg.asset(
+        name=WEATHER_FORECASTS,
+        partitions_def=partitions.monthly,
+        backfill_policy=single_run,
+        deps=[RAW_WEATHER_FORECAST],  # the same (month, location) partition: its issues
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema",
+                asset=WEATHER_FORECASTS,
+                description="Pandera schema: dtypes, ranges, unique (location, issue_time, "
+                "time), lead = (time - issue_time) / 1 h, leads 1..48",
+            )
+        ],
+        group_name=FRAMES_GROUP,
+        kinds={"pandas", "parquet"},
+        automation_condition=dg.AutomationCondition.eager(),
+        metadata={
+            "dagster/column_schema": _column_schema(schemas.WeatherForecastsSchema),
+            PARTITION_COLUMN: ISSUE_TIME,
+        },
+        description=(
+            "Weather forecasts as issued, one row per (location, issue, target hour) for "
+            "leads 1..48 h, with weather_hourly's columns and units; a partition holds the "
+            "issues of its month (targets may reach into the next). In replay they are "
+            "stand-ins: the bundled observations plus a seeded error model."
+        ),
+    )
+    def weather_forecasts(
+        context: dg.AssetExecutionContext, raw_store: RawStore
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        frame, issues = _parse_forecasts(context, raw_store)
+        add_partition_metadata(context, _forecast_partition_metadata(frame, issues))
+        yield dg.Output(frame)
+        yield schema_check_result(WEATHER_FORECASTS, schemas.WeatherForecastsSchema, frame)
+
+    return [air_quality_hourly, weather_hourly, hourly_observations, weather_forecasts]

@@ -9,12 +9,21 @@ Partition status tells the truth: when some partitions of a run fail, every part
 was stored gets its own materialization event and the step then fails, so Dagster shows the
 stored ones materialized and only the failed ones failed; re-running those makes the range
 whole. A per-source circuit breaker stops the step after N consecutive failed pulls.
+
+Forecasts (``raw_weather_forecast``, ``raw_air_pollution_forecast``) use the same (month,
+location) partitions, one body per issue (every ``AIRQUALITY_FORECAST_ISSUE_HOURS`` from
+00 UTC) named by its issue hour and stored under its issue's month. A stored issue is never
+fetched again. The replay source serves every issue its clock has reached (a closed month:
+all of them, the history a model trains on); a live API only its current forecast, so a
+live pull stores the issue due now and nothing older (no archive).
 """
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -29,14 +38,22 @@ from airquality_assets.defs.resources import (
 )
 from airquality_assets.quality import RawBodyVerdict, raw_body_verdict
 from airquality_assets.settings import Settings
-from airquality_assets.sources.base import Location, RawResponse, SourceError
+from airquality_assets.sources.base import Location, NotAvailableError, RawResponse, SourceError
 from airquality_assets.sources.breaker import CircuitBreaker, CircuitOpenError
-from airquality_assets.sources.spans import PullSpan, month_bounds, month_pull_span
+from airquality_assets.sources.spans import (
+    PullSpan,
+    due_issue,
+    month_bounds,
+    month_issues,
+    month_pull_span,
+)
 from airquality_assets.transforms.parsing import parse_air_pollution, parse_weather
 
 PROGRESS_EVERY = 100
 MAX_LISTED_FAILURES = 5
 RAW_BODY_CHECK = "body_parses_within_window"
+RAW_WEATHER_FORECAST = "raw_weather_forecast"
+RAW_AIR_POLLUTION_FORECAST = "raw_air_pollution_forecast"
 _PARSERS = {"raw_air_quality": parse_air_pollution, "raw_weather": parse_weather}
 
 
@@ -191,6 +208,156 @@ def _pull_partitions(
     )
 
 
+ForecastFetch = Callable[[Location, datetime], RawResponse]
+
+
+def issues_to_pull(month: date, now: datetime, every_hours: int, live: bool) -> list[datetime]:
+    """The issues a pull of a month partition may ask for at ``now``: every issue of the
+    month the clock has reached (replay), or only the one due now if it is in this month
+    (live: the API has no archive)."""
+    if not live:
+        return month_issues(month, now, every_hours)
+    due = due_issue(now, every_hours)
+    return [due] if (due.year, due.month) == (month.year, month.month) else []
+
+
+@dataclass
+class _ForecastPull:
+    """One run's forecast pulls: per-partition metadata, failures and why it stopped."""
+
+    asset_name: str
+    breaker: CircuitBreaker
+    raw_store: RawStore
+    fetch: ForecastFetch
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+    unavailable: str | None = None
+    stop: str | None = None
+    totals: dict[str, float] = field(
+        default_factory=lambda: {"issues": 0, "bytes": 0, "records": 0, "request_seconds": 0.0}
+    )
+
+    @property
+    def halted(self) -> bool:
+        return self.stop is not None or self.unavailable is not None
+
+    def pull(
+        self,
+        context: dg.AssetExecutionContext,
+        partition_key: str,
+        location: Location,
+        issues: list[datetime],
+    ) -> None:
+        """Fetch and store ``issues`` in order; stop at a missing source, an open breaker or
+        a 401, skip past any other failed issue."""
+        meta = self.metadata[partition_key]
+        for issue in issues:
+            try:
+                response = self.breaker.call(partial(self.fetch, location, issue))
+            except NotAvailableError as exc:
+                self.unavailable = str(exc.reason)
+                context.log.info(f"{self.asset_name}: {exc}; nothing stored")
+                return
+            except CircuitOpenError as exc:
+                self.stop = str(exc)
+                self._fail(partition_key, f"circuit open: {exc.last_errors[-1]}")
+                return
+            except SourceError as exc:
+                label = f"issue {issue:%Y-%m-%dT%H}Z: {exc}"
+                context.log.error(f"{self.asset_name} {partition_key} {label}")
+                self._fail(partition_key, label)
+                if exc.status == 401:
+                    self.stop = f"{self.asset_name}: authentication failed, stopping: {exc}"
+                    return
+                continue
+            self.raw_store.write_issue(self.asset_name, location.name, issue, response.body)
+            meta["pulled"] += 1
+            meta["bytes"] += len(response.body)
+            meta["records"] += response.record_count
+            meta["last_issue"] = f"{issue:%Y-%m-%dT%H}Z"
+            meta.setdefault("url", response.url)
+            self.totals["issues"] += 1
+            self.totals["bytes"] += len(response.body)
+            self.totals["records"] += response.record_count
+            self.totals["request_seconds"] += response.duration_s
+
+    def _fail(self, partition_key: str, reason: str) -> None:
+        self.failures.append(f"{partition_key} {reason}")
+        self.failed.add(partition_key)
+
+
+def _pull_forecasts(
+    context: dg.AssetExecutionContext,
+    asset_name: str,
+    settings: Settings,
+    breaker: CircuitBreaker,
+    raw_store: RawStore,
+    fetch: ForecastFetch,
+) -> dg.MaterializeResult:
+    """Pull and store the issues of every partition of the run that are not stored yet.
+
+    Each partition's event says how many issues were due, already stored and pulled (with
+    bytes and records); a source without forecasts (the replay air-pollution source) is
+    recorded as ``available: false`` with its reason, nothing stored. Failures are reported
+    as in :func:`_pull_partitions`: the bodies pulled stay stored and only the partitions
+    with a failed issue show failed (a re-run pulls just their missing issues).
+    """
+    keys = context.partition_keys
+    now = settings.clock.now()
+    live = settings.source == "live"
+    run = _ForecastPull(asset_name, breaker, raw_store, fetch)
+    started = time.perf_counter()
+    for partition_key in keys:
+        month_text, location_name = split_key(partition_key)
+        month = date.fromisoformat(month_text)
+        due = issues_to_pull(month, now, settings.forecast_issue_hours, live)
+        stored = raw_store.stored_issues(asset_name, location_name, month)
+        todo = [issue for issue in due if issue not in stored]
+        run.metadata[partition_key] = {
+            "issues_due": len(due),
+            "already_stored": len(due) - len(todo),
+            "pulled": 0,
+            "bytes": 0,
+            "records": 0,
+        }
+        if todo and not run.halted:
+            run.pull(context, partition_key, settings.location(location_name), todo)
+    if run.unavailable is not None:
+        for meta in run.metadata.values():
+            meta.update(available=False, reason=run.unavailable)
+    wall_seconds = round(time.perf_counter() - started, 3)
+    context.log.info(
+        f"{asset_name}: {run.totals['issues']} issue(s) pulled over {len(keys)} partition(s) "
+        f"in {wall_seconds} s"
+    )
+    if not run.failures:
+        for partition_key, meta in run.metadata.items():
+            context.add_asset_metadata(meta, partition_key=partition_key)
+        run.totals["request_seconds"] = round(float(run.totals["request_seconds"]), 3)
+        return dg.MaterializeResult(
+            metadata={
+                "run": dg.MetadataValue.json({"partitions": len(keys), **run.totals}),
+                "wall_seconds": wall_seconds,
+                "available": run.unavailable is None,
+            }
+        )
+    for partition_key, meta in run.metadata.items():
+        if partition_key not in run.failed:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=asset_name, partition=partition_key, metadata=meta
+                )
+            )
+    description = _failure_text(asset_name, run.failures, len(keys), len(keys) - len(run.failed))
+    if run.stop is not None:
+        description = f"{run.stop}\n{description}"
+    raise dg.Failure(
+        description=description,
+        metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in run.failures))},
+    )
+
+
 def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     """The raw-pull assets over this deployment's (month x location) partitions."""
 
@@ -249,4 +416,58 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         breaker = weather_source.breaker(client.source_name)
         return _pull_partitions(context, "raw_weather", settings, breaker, raw_store, fetch)
 
-    return [raw_air_quality, raw_weather]
+    @dg.asset(
+        name=RAW_WEATHER_FORECAST,
+        partitions_def=partitions.monthly,
+        backfill_policy=single_run,
+        group_name=INGESTION_GROUP,
+        kinds={"python", "json"},
+        description=(
+            "Hourly weather forecasts for the next 48 h, one body per issue (every "
+            "AIRQUALITY_FORECAST_ISSUE_HOURS from 00 UTC), as the Visual Crossing Timeline "
+            "API returned it (metric, timezone=Z, a forecast costs 1 record), stored under the "
+            "month of its issue. Live: the issue due now only (no archive). Replay: every "
+            "issue the clock has reached, stand-ins made from the bundled observations plus "
+            "a seeded error model (see airquality_assets/sources/forecast_errors.py)."
+        ),
+    )
+    def raw_weather_forecast(
+        context: dg.AssetExecutionContext,
+        deployment: DeploymentResource,
+        weather_source: WeatherSourceResource,
+        raw_store: RawStore,
+    ) -> dg.MaterializeResult:
+        settings = deployment.settings
+        client = weather_source.client(settings.clock)
+        breaker = weather_source.breaker(client.source_name)
+        return _pull_forecasts(
+            context, RAW_WEATHER_FORECAST, settings, breaker, raw_store, client.forecast
+        )
+
+    @dg.asset(
+        name=RAW_AIR_POLLUTION_FORECAST,
+        partitions_def=partitions.monthly,
+        backfill_policy=single_run,
+        group_name=INGESTION_GROUP,
+        kinds={"python", "json"},
+        description=(
+            "Hourly air-pollution forecasts (about 4 days), one body per issue, as the "
+            "OpenWeatherMap /data/2.5/air_pollution/forecast endpoint returned it, stored "
+            "like raw_weather_forecast. Live only: the replay source has no air-pollution "
+            "forecast and none is invented (the metadata says so: available = false)."
+        ),
+    )
+    def raw_air_pollution_forecast(
+        context: dg.AssetExecutionContext,
+        deployment: DeploymentResource,
+        air_pollution_source: AirPollutionSourceResource,
+        raw_store: RawStore,
+    ) -> dg.MaterializeResult:
+        settings = deployment.settings
+        client = air_pollution_source.client(settings.clock)
+        breaker = air_pollution_source.breaker(client.source_name)
+        return _pull_forecasts(
+            context, RAW_AIR_POLLUTION_FORECAST, settings, breaker, raw_store, client.forecast
+        )
+
+    return [raw_air_quality, raw_weather, raw_weather_forecast, raw_air_pollution_forecast]
