@@ -339,6 +339,17 @@ def test_timeline_first_hour_is_the_first_raw_row(weather: ReplayWeatherSource) 
     assert (first["windspeed"], first["winddir"]) == (6.4, 315.0)
 
 
+def test_every_hour_is_served_once_in_its_own_day() -> None:
+    # A clock after the range: every hour observed. Each day holds its own hours only.
+    days = vc_days(
+        ReplayWeatherSource(AFTER_DATA).timeline(BEIJING, date(2012, 3, 1), date(2012, 3, 4))
+    )
+    epochs = [h["datetimeEpoch"] for d in days for h in d["hours"]]
+    assert len(epochs) == len(set(epochs)) == 4 * 24
+    for day in days:
+        assert {h["datetimeEpoch"] // 86400 * 86400 for h in day["hours"]} == {day["datetimeEpoch"]}
+
+
 def test_hours_after_now_are_forecast_hours() -> None:
     source = ReplayWeatherSource(utc(2013, 3, 10, 5, 30))
     response = source.timeline(BEIJING, date(2013, 3, 9), date(2013, 3, 11))
