@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 
-def jit_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """A pure, jitted ``x -> forecast`` function over a copy of ``model``'s weights.
+def jit_forward(model: Any) -> Callable[..., np.ndarray]:
+    """A pure, jitted ``(x[, forecast]) -> forecast`` function over a copy of ``model``'s
+    weights: ``forward(x)`` for a model reading observations only, ``forward(x, future)``
+    for one that also reads the weather forecast of the target hours.
 
     The copy means later training of ``model`` does not change an already-built function.
     JAX compiles once per input shape, so a server pads batches to a few fixed sizes.
@@ -32,7 +34,14 @@ def jit_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
         outputs, _ = model.stateless_call(trainable_vars, non_trainable_vars, x, training=False)
         return outputs
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        return np.asarray(_forward(trainable, non_trainable, jnp.asarray(x, dtype=jnp.float32)))
+    n_inputs = len(model.inputs)
+
+    def forward(*arrays: np.ndarray) -> np.ndarray:
+        if len(arrays) != n_inputs:
+            raise ValueError(f"the model reads {n_inputs} input(s), got {len(arrays)}")
+        inputs = [jnp.asarray(a, dtype=jnp.float32) for a in arrays]
+        return np.asarray(
+            _forward(trainable, non_trainable, inputs[0] if n_inputs == 1 else inputs)
+        )
 
     return forward

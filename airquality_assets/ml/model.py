@@ -48,6 +48,7 @@ from airquality_assets.ml.forward import jit_forward  # noqa: F401  (its home; r
 
 #: Layer names that form part of the contract with tests, tracking and serving.
 INPUT_NAME = "observations"
+FUTURE_INPUT_NAME = "forecast_weather"
 DELTA_STD_LAYER = "delta_std"
 DELTA_LAYER = "delta"
 LAST_VALUE_LAYER = "last_value"
@@ -175,8 +176,15 @@ def build_lstm(
     feature_std: Sequence[float] | np.ndarray,
     delta_std: Sequence[float] | np.ndarray,
     clip_negative: bool = True,
+    future_mean: Sequence[float] | np.ndarray | None = None,
+    future_std: Sequence[float] | np.ndarray | None = None,
 ) -> Any:
     """Build the self-contained forecaster and compile it (Adam, MSE, MAE in ug/m3).
+
+    With ``future_mean``/``future_std`` (one per forecast feature) the model takes a second
+    input, ``forecast_weather`` ``(batch, n_horizons, n_future)`` in raw units: the weather
+    forecast issued at the window's end for the target hours ``1..n_horizons`` (see
+    :func:`_forecast_decoder`).
 
     ``target_feature_index[j]`` is the column of target pollutant ``j`` inside the features;
     its last observed value is the persistence forecast the network corrects.
@@ -196,6 +204,14 @@ def build_lstm(
     d_std = _delta_grid(delta_std, n_horizons, n_targets)
 
     inputs = keras.Input(shape=(lookback, n_features), dtype="float32", name=INPUT_NAME)
+    future = None
+    if future_mean is not None:
+        n_future = len(np.asarray(future_mean).reshape(-1))
+        u_mean = _as_1d(future_mean, n_future, "future_mean")
+        u_std = _safe_std(
+            _as_1d(future_std if future_std is not None else [], n_future, "future_std")
+        )
+        future = keras.Input(shape=(n_horizons, n_future), dtype="float32", name=FUTURE_INPUT_NAME)
 
     # Persistence branch: raw last observation of each target column. A frozen one-hot Dense
     # is an exact gather (x*1 + others*0) built from a stock layer, so it serialises anywhere.
@@ -226,8 +242,13 @@ def build_lstm(
         )(x)
         if params.dropout > 0:
             x = keras.layers.Dropout(params.dropout, name=f"dropout_{layer + 1}")(x)
-    x = keras.layers.Dense(n_horizons * n_targets, activation="linear", name=HEAD_LAYER)(x)
-    delta_scaled = keras.layers.Reshape((n_horizons, n_targets), name=DELTA_STD_LAYER)(x)
+    if future is None:
+        x = keras.layers.Dense(n_horizons * n_targets, activation="linear", name=HEAD_LAYER)(x)
+        delta_scaled = keras.layers.Reshape((n_horizons, n_targets), name=DELTA_STD_LAYER)(x)
+    else:
+        delta_scaled = _forecast_decoder(
+            keras, params, x, future, u_mean, u_std, n_horizons, n_targets
+        )
     # invert=True computes mean + x * sqrt(variance): back to ug/m3.
     delta = keras.layers.Normalization(
         axis=(-2, -1),
@@ -243,7 +264,8 @@ def build_lstm(
     else:
         outputs = keras.layers.Identity(name=OUTPUT_LAYER)(outputs)
 
-    model = keras.Model(inputs, outputs, name="airquality_lstm")
+    model_inputs = inputs if future is None else [inputs, future]
+    model = keras.Model(model_inputs, outputs, name="airquality_lstm")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss="mse",
@@ -254,6 +276,45 @@ def build_lstm(
     # ("Skipping variable loading for optimizer") because its saved optimizer is empty.
     model.optimizer.build(model.trainable_variables)
     return model
+
+
+def _forecast_decoder(
+    keras: Any,
+    params: LSTMParams,
+    encoded: Any,
+    future: Any,
+    future_mean: np.ndarray,
+    future_std: np.ndarray,
+    n_horizons: int,
+    n_targets: int,
+) -> Any:
+    """The target hours' standardised deltas from the encoded past and each hour's forecast.
+
+    Each target hour reads the encoder's summary of the past beside its own forecast; a
+    bidirectional LSTM runs over the target hours (so hour 12 sees the weather of hours 11
+    and 13: a front arriving) and a per-hour dense head turns each step into that hour's
+    delta. Measured on the fixed split against the alternatives the issue names (a dense
+    branch beside the LSTM, a seq2seq decoder started from the encoder state): see
+    docs/decisions.md.
+    """
+    weather = keras.layers.Normalization(
+        axis=-1,
+        mean=future_mean.tolist(),
+        variance=(future_std**2).tolist(),
+        name="standardise_forecast",
+    )(future)
+    context = keras.layers.RepeatVector(n_horizons, name="past_per_target_hour")(encoded)
+    steps = keras.layers.Concatenate(name="decoder_inputs")([weather, context])
+    half = max(1, params.units // 2)
+    steps = keras.layers.Bidirectional(
+        keras.layers.LSTM(half, activation="tanh", return_sequences=True), name="decoder"
+    )(steps)
+    if params.dropout > 0:
+        steps = keras.layers.Dropout(params.dropout, name="decoder_dropout")(steps)
+    steps = keras.layers.Concatenate(name="decoder_and_forecast")([steps, weather])
+    steps = keras.layers.Dense(params.units, activation="relu", name="per_hour_hidden")(steps)
+    steps = keras.layers.Dense(n_targets, activation="linear", name=HEAD_LAYER)(steps)
+    return keras.layers.Identity(name=DELTA_STD_LAYER)(steps)
 
 
 def training_view(model: Any) -> Any:
@@ -295,6 +356,10 @@ def train_lstm(
     verbose: int = 0,
     extra_callbacks: Sequence[Any] | None = None,
     clip_negative: bool = True,
+    future_train: np.ndarray | None = None,
+    future_val: np.ndarray | None = None,
+    future_mean: Sequence[float] | np.ndarray | None = None,
+    future_std: Sequence[float] | np.ndarray | None = None,
 ) -> tuple[Any, dict[str, list[float]], float]:
     """Build and fit one candidate; return ``(served_model, history, fit_seconds)``.
 
@@ -304,6 +369,10 @@ def train_lstm(
     returned model carries the weights of the best validation epoch (EarlyStopping with
     ``restore_best_weights``). ``keras.utils.set_random_seed(seed)`` makes initialisation,
     shuffling and dropout reproducible for a given seed on the same machine.
+
+    ``future_train``/``future_val`` (the windows' forecast blocks, raw units) with
+    ``future_mean``/``future_std`` (fitted on the training windows) build and fit the
+    two-input model of :func:`build_lstm`.
     """
     import keras
 
@@ -321,6 +390,11 @@ def train_lstm(
     _, n_horizons, n_targets = y_train.shape
     if delta_std is None:
         delta_std = delta_scale(X_train, y_train, target_feature_index)
+    with_future = future_train is not None
+    if with_future and (future_val is None or future_mean is None):
+        raise ValueError("future_train needs future_val and future_mean/future_std")
+    if with_future and (len(future_train) != len(X_train) or len(future_val) != len(X_val)):
+        raise ValueError("the forecast blocks must have one entry per window")
 
     keras.utils.set_random_seed(seed)
     model = build_lstm(
@@ -334,6 +408,8 @@ def train_lstm(
         feature_std=feature_std,
         delta_std=delta_std,
         clip_negative=clip_negative,
+        future_mean=future_mean if with_future else None,
+        future_std=future_std if with_future else None,
     )
     view = training_view(model)
     # Same optimizer instance as the served model: its state (moments, step) is saved with
@@ -357,10 +433,15 @@ def train_lstm(
         *(extra_callbacks or []),
     ]
     start = time.perf_counter()
+    inputs_train: Any = X_train
+    inputs_val: Any = X_val
+    if with_future:
+        inputs_train = [X_train, np.asarray(future_train, dtype=np.float32)]
+        inputs_val = [X_val, np.asarray(future_val, dtype=np.float32)]
     history = view.fit(
-        X_train,
+        inputs_train,
         target_train,
-        validation_data=(X_val, target_val),
+        validation_data=(inputs_val, target_val),
         epochs=params.epochs,
         batch_size=params.batch_size,
         shuffle=True,

@@ -1,7 +1,9 @@
 """The model package: the one hand-over format between training, MLflow, BentoML and drift.
 
 A package is a directory holding ``model.keras`` (a self-contained Keras 3 model: input
-``(batch, lookback, n_features)`` float32 in raw units in ``feature_names`` order, output
+``(batch, lookback, n_features)`` float32 in raw units in ``feature_names`` order, and when
+``future_feature_names`` is set a second input ``(batch, max horizon, n_future)``: the
+weather forecast of the target hours; output
 ``(batch, n_horizons, n_targets)`` in ug/m3, any scaling done by layers inside the model)
 and ``metadata.json`` (:class:`ModelMetadata`). Keras is imported only inside the functions
 that need it, so importing this module stays cheap.
@@ -37,6 +39,9 @@ class ModelMetadata:
     # per feature: {"quantiles": [...], "mean": m, "std": s, "sample": [...]} of training rows
     reference_profile: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The forecast weather the model reads for its target hours (its second input,
+    #: ``(batch, max horizon, len)``, raw units); empty for a model of observations only.
+    future_feature_names: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

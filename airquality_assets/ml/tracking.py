@@ -280,7 +280,7 @@ def log_candidate_run(
     metrics_df: pd.DataFrame,
     plots: Mapping[str, bytes],
     model: Any,
-    signature_example: np.ndarray,
+    signature_example: np.ndarray | Sequence[np.ndarray],
     pip_requirements: Sequence[str] | None = None,
     *,
     metadata: ModelMetadata | None = None,
@@ -316,9 +316,16 @@ def log_candidate_run(
     from mlflow.entities import Metric
     from mlflow.models import infer_signature
 
-    example = np.asarray(signature_example, dtype=np.float32)
-    prediction = np.asarray(model.predict(example, verbose=0))
-    signature = infer_signature(example, prediction)
+    arrays = [signature_example] if isinstance(signature_example, np.ndarray) else signature_example
+    example = [np.asarray(a, dtype=np.float32) for a in arrays]
+    prediction = np.asarray(model.predict(example[0] if len(example) == 1 else example, verbose=0))
+    # One named tensor per model input (observations, and forecast_weather when it reads one).
+    named = (
+        example[0]
+        if len(example) == 1
+        else {tensor.name: a for tensor, a in zip(model.inputs, example, strict=True)}
+    )
+    signature = infer_signature(named, prediction)
     requirements = list(pip_requirements) if pip_requirements else default_pip_requirements()
     triples = horizon_metrics(metrics_df)
     flat = {k: v for k, v, _ in triples if k.endswith("_mean")}

@@ -33,7 +33,7 @@ from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.package import ModelMetadata
 from airquality_assets.ml.registry import PromotionDecision
 from airquality_assets.storage import atomic_write_bytes
-from airquality_assets.transforms.windowing import SequenceTensors, windows
+from airquality_assets.transforms.windowing import SequenceTensors, network_inputs
 
 SCORE_NAME = "test_rmse_mean"
 #: Baselines the tuned model should beat at *every* horizon (a non-blocking check reports it).
@@ -41,12 +41,20 @@ BASELINES_TO_BEAT_EVERYWHERE: tuple[str, ...] = ("persistence", "ridge")
 PREDICT_BATCH = 4096
 
 
-def predict(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Forecasts for many windows in fixed-size chunks (bounded memory, few recompiles)."""
-    if len(x) == 0:
+Forward = Callable[..., np.ndarray]
+
+
+def predict(forward: Forward, inputs: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Forecasts for many windows in fixed-size chunks (bounded memory, few recompiles).
+
+    ``inputs`` is the observations array, or the list a network reads
+    (:func:`~airquality_assets.transforms.windowing.network_inputs`)."""
+    arrays = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
+    n = len(arrays[0])
+    if n == 0:
         raise ValueError("no windows to predict")
     return np.concatenate(
-        [forward(x[i : i + PREDICT_BATCH]) for i in range(0, len(x), PREDICT_BATCH)]
+        [forward(*(a[i : i + PREDICT_BATCH] for a in arrays)) for i in range(0, n, PREDICT_BATCH)]
     )
 
 
@@ -64,6 +72,7 @@ def model_metadata(tensors: SequenceTensors, params: LSTMParams, model_name: str
         horizons=[int(h) for h in tensors.horizons],
         training_window={"start": train_start, "end": train_end},
         model_name=model_name,
+        future_feature_names=list(tensors.future_names) if tensors.future is not None else [],
         reference_profile=reference_profile(
             tensors.features[_training_rows(tensors)], list(tensors.feature_names)
         ),
@@ -98,9 +107,14 @@ def fit_and_log_candidate(
     from airquality_assets.ml.model import epoch_progress, jit_forward, train_lstm
     from airquality_assets.ml.tracking import epoch_logger, log_candidate_run, start_candidate_run
 
-    x_train, y_train = windows(tensors, "train")
-    x_val, y_val = windows(tensors, "validation")
-    log(f"{params.name}: {len(x_train)} training and {len(x_val)} validation windows")
+    inputs_train, y_train = network_inputs(tensors, "train")
+    inputs_val, y_val = network_inputs(tensors, "validation")
+    x_train, x_val = inputs_train[0], inputs_val[0]
+    with_future = len(inputs_train) > 1
+    log(
+        f"{params.name}: {len(x_train)} training and {len(x_val)} validation windows"
+        + (", with the weather forecast of the target hours" if with_future else "")
+    )
     run_id = start_candidate_run(client, experiment_id, parent_run_id, params.name, tags)
     try:
         model, history, fit_seconds = train_lstm(
@@ -112,6 +126,10 @@ def fit_and_log_candidate(
             target_feature_index=target_feature_index,
             feature_mean=tensors.scaler.feature_mean,
             feature_std=tensors.scaler.feature_std,
+            future_train=inputs_train[1] if with_future else None,
+            future_val=inputs_val[1] if with_future else None,
+            future_mean=tensors.scaler.future_mean if with_future else None,
+            future_std=tensors.scaler.future_std if with_future else None,
             extra_callbacks=[
                 epoch_progress(log, params.name, params.epochs),
                 epoch_logger(client, run_id),
@@ -120,7 +138,7 @@ def fit_and_log_candidate(
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
-    val_pred = predict(jit_forward(model), x_val)
+    val_pred = predict(jit_forward(model), inputs_val)
     val_metrics = forecast_metrics(y_val, val_pred, tensors.target_names, tensors.horizons)
     val_metrics["split"] = "validation"
     metadata = model_metadata(tensors, params, model_name)
@@ -135,7 +153,7 @@ def fit_and_log_candidate(
         val_metrics,
         plots,
         model,
-        x_val[:2],
+        [a[:2] for a in inputs_val],
         metadata=metadata,
         fit_seconds=fit_seconds,
         parent_run_id=parent_run_id,
@@ -156,13 +174,13 @@ def fit_and_log_candidate(
     )
 
 
-def _test_metrics(tensors: SequenceTensors, forward: Callable[[np.ndarray], np.ndarray]):
-    x_test, y_test = windows(tensors, "test")
-    pred = predict(forward, x_test)
+def _test_metrics(tensors: SequenceTensors, forward: Forward):
+    inputs, y_test = network_inputs(tensors, "test")
+    pred = predict(forward, inputs)
     return y_test, pred, forecast_metrics(y_test, pred, tensors.target_names, tensors.horizons)
 
 
-def _load_forward(model_uri: str) -> Callable[[np.ndarray], np.ndarray]:
+def _load_forward(model_uri: str) -> Forward:
     import mlflow.keras
 
     from airquality_assets.ml.model import jit_forward

@@ -66,6 +66,7 @@ __all__ = [
     "SplitSpec",
     "batch_windows",
     "build_sequence_tensors",
+    "network_inputs",
     "tensor_summary",
     "windows",
 ]
@@ -535,6 +536,15 @@ def windows(tensors: SequenceTensors, split: str) -> tuple[np.ndarray, np.ndarra
     if split not in tensors.ends:
         raise KeyError(f"unknown split {split!r}; expected one of {list(tensors.ends)}")
     return batch_windows(tensors, tensors.ends[split])
+
+
+def network_inputs(tensors: SequenceTensors, split: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """``([X] or [X, forecast block], y)`` for every valid window of ``split``: what a
+    network reads (the forecast issued at each window's end when the tensors carry one)."""
+    x, y = windows(tensors, split)
+    if tensors.future is None:
+        return [x], y
+    return [x, tensors.future[tensors.ends[split]]], y
 
 
 def tensor_summary(tensors: SequenceTensors) -> dict[str, Any]:

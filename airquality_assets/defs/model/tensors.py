@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.catalog import MODEL_GROUP
-from airquality_assets.columns import TIME
+from airquality_assets.columns import ISSUE_TIME, TIME
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.sources.forecast_errors import ForecastErrorModel
 from airquality_assets.transforms.features import EmptyFeatureError, MissingFeatureError
+from airquality_assets.transforms.forecast_inputs import ForecastSources, with_stand_ins
 from airquality_assets.transforms.windowing import (
     SPLITS,
     EmptySplitError,
@@ -41,6 +43,9 @@ class SequenceConfig(dg.Config):
     """Fixed split: last day of validation; the test period is everything after."""
     features: list[str] | None = None
     """Feature columns in order; None = targets, default weather, calendar encodings."""
+    weather_forecasts: bool = True
+    """Give every window the weather forecast issued at or before its end for its target
+    hours (the model's second input). False: observations only, as before forecasts."""
 
 
 def _check_finite(tensors: SequenceTensors) -> dg.AssetCheckResult:
@@ -54,13 +59,37 @@ def _check_finite(tensors: SequenceTensors) -> dg.AssetCheckResult:
             problems[split] = "empty"
             continue
         x, y = windows(tensors, split)
-        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        future_ok = tensors.future is None or np.isfinite(tensors.future[ends]).all()
+        if not (np.isfinite(x).all() and np.isfinite(y).all() and future_ok):
             problems[split] = "NaN or inf in windows"
     return dg.AssetCheckResult(
         check_name="finite_non_empty_splits",
         passed=not problems,
         metadata={"windows": dg.MetadataValue.json(counts), "problems": str(problems or "none")},
     )
+
+
+def _issued_by(
+    context: dg.AssetExecutionContext,
+    config: SequenceConfig,
+    deployment: DeploymentResource,
+    weather_forecasts: pd.DataFrame,
+    observations: pd.DataFrame,
+    now: pd.Timestamp,
+) -> tuple[pd.DataFrame | None, ForecastSources | None]:
+    """The forecasts the windows may read: issued by the clock, completed with stand-ins
+    (observed weather + the error model) for the issue hours that have none."""
+    if not config.weather_forecasts:
+        return None, None
+    settings = deployment.settings
+    issued = weather_forecasts[weather_forecasts[ISSUE_TIME] <= now]
+    model = ForecastErrorModel(scale=settings.forecast_error_scale)
+    forecasts, sources = with_stand_ins(issued, observations, settings.forecast_issue_hours, model)
+    context.log.info(
+        f"weather forecasts: {sources.issued} issued, {sources.stand_in} stand-in issue(s) "
+        f"(observed weather + the error model at scale {model.scale:g}) for hours without one"
+    )
+    return forecasts, sources
 
 
 @dg.asset(
@@ -86,6 +115,7 @@ def sequence_tensors(
     config: SequenceConfig,
     deployment: DeploymentResource,
     hourly_observations: pd.DataFrame,
+    weather_forecasts: pd.DataFrame,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     # Only what has been observed by the clock: a replay deployment's frames may hold later
     # hours (the demo pulls the whole data set), and the live APIs never return the future.
@@ -100,6 +130,9 @@ def sequence_tensors(
     if config.train_days:
         first = pd.Timestamp(split.train_end, tz="UTC") - pd.Timedelta(days=config.train_days)
         observations = observations[observations[TIME] > first]
+    forecasts, sources = _issued_by(
+        context, config, deployment, weather_forecasts, observations, now
+    )
     context.log.info(
         f"clock {now}; split: training to {split.train_end}, validation to "
         f"{split.validation_end}, test after"
@@ -112,6 +145,7 @@ def sequence_tensors(
             lookback=config.lookback_hours,
             horizons=range(1, config.max_horizon_hours + 1),
             split=split,
+            forecasts=forecasts,
         )
     except (InsufficientDataError, EmptySplitError, MissingFeatureError, EmptyFeatureError) as exc:
         raise dg.Failure(description=f"cannot build sequence tensors: {exc}") from exc
@@ -130,6 +164,10 @@ def sequence_tensors(
             "dropped_features": ", ".join(tensors.dropped_features) or "none",
             "targets": ", ".join(tensors.target_names),
             "split_mode": tensors.split_mode,
+            "weather_forecasts": sources.kind if sources else "not used",
+            "forecast_issues": dg.MetadataValue.json(
+                {"issued": sources.issued, "stand_in": sources.stand_in} if sources else {}
+            ),
             **{f"{s}_windows": len(tensors.ends[s]) for s in SPLITS},
         },
     )
