@@ -44,4 +44,5 @@ def jit_forward(model: Any) -> Callable[..., np.ndarray]:
             _forward(trainable, non_trainable, inputs[0] if n_inputs == 1 else inputs)
         )
 
+    forward.n_inputs = n_inputs  # type: ignore[attr-defined]  (what a caller must pass)
     return forward

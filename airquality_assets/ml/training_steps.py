@@ -176,8 +176,22 @@ def fit_and_log_candidate(
 
 def _test_metrics(tensors: SequenceTensors, forward: Forward):
     inputs, y_test = network_inputs(tensors, "test")
-    pred = predict(forward, inputs)
+    pred = predict(forward, inputs_for(forward, inputs))
     return y_test, pred, forecast_metrics(y_test, pred, tensors.target_names, tensors.horizons)
+
+
+def inputs_for(forward: Forward, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The inputs a model reads, of those the tensors offer: an observations-only champion
+    is scored on the same windows as a candidate that also reads forecasts (the gate
+    compares like with like), a forecast-reading model on tensors without forecasts is an
+    error."""
+    wanted = int(getattr(forward, "n_inputs", len(inputs)))
+    if wanted > len(inputs):
+        raise ValueError(
+            "the model reads the weather forecast of its target hours, but these tensors "
+            "carry none (sequence_tensors config weather_forecasts: false?)"
+        )
+    return inputs[:wanted]
 
 
 def _load_forward(model_uri: str) -> Forward:

@@ -188,3 +188,17 @@ def test_build_checks_the_forecast_scales_length(task: ForecastTask) -> None:
             future_mean=[0.0, 0.0],
             future_std=[1.0],
         )
+
+
+def test_scoring_gives_each_model_the_inputs_it_reads(
+    task: ForecastTask, with_forecast: Any
+) -> None:
+    from airquality_assets.ml.training_steps import inputs_for
+
+    both = [task.X[:8], task.future[:8]]
+    blind = jit_forward(fit(task, with_future=False))
+    assert [a.shape for a in inputs_for(blind, both)] == [task.X[:8].shape]
+    seeing = jit_forward(with_forecast)
+    assert len(inputs_for(seeing, both)) == 2
+    with pytest.raises(ValueError, match="carry none"):
+        inputs_for(seeing, both[:1])
