@@ -49,7 +49,6 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -181,20 +180,21 @@ def _generator(location: str, issue_epoch: int, seed: int) -> np.random.Generato
 
 def _ar1(draws: np.ndarray, phi: float) -> np.ndarray:
     """Unit-variance AR(1) along the last axis from independent standard normals:
-    ``s_1 = z_1``, ``s_h = phi * s_(h-1) + sqrt(1 - phi**2) * z_h``, as one matrix product."""
-    return draws @ _ar1_matrix(phi, draws.shape[-1]).T
+    ``s_1 = z_1``, ``s_h = phi * s_(h-1) + sqrt(1 - phi**2) * z_h``.
 
-
-@lru_cache(maxsize=32)
-def _ar1_matrix(phi: float, n: int) -> np.ndarray:
-    """Lower-triangular ``L`` with ``s = L @ z``: ``L[h, k] = phi**(h-k) * c_k`` (c_0 = 1,
-    else sqrt(1 - phi**2))."""
-    h = np.arange(n)
-    power = np.subtract.outer(h, h)
-    weights = np.where(power >= 0, float(phi) ** np.maximum(power, 0), 0.0)
-    weights[:, 1:] *= np.sqrt(1.0 - phi * phi)
-    weights.setflags(write=False)
-    return weights
+    A step-by-step recursion of elementwise operations, not a matrix product: BLAS may sum
+    in a different order for another batch size, lead count or CPU, and a last-bit
+    difference can flip a rounded value in a stored body. Elementwise IEEE arithmetic gives
+    the same bits for an issue whether it is drawn alone or among others, for any leads.
+    """
+    out = np.empty_like(draws)
+    if draws.shape[-1] == 0:
+        return out
+    innovation = float(np.sqrt(1.0 - phi * phi))
+    out[..., 0] = draws[..., 0]
+    for h in range(1, draws.shape[-1]):
+        out[..., h] = phi * out[..., h - 1] + innovation * draws[..., h]
+    return out
 
 
 def apply_errors(
