@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from airquality_assets.defs.data.ingestion import RAW_WEATHER_FORECAST
+from airquality_assets.defs.data.ingestion import RAW_AIR_POLLUTION_FORECAST, RAW_WEATHER_FORECAST
 from airquality_assets.defs.data.schedules import (
     FORECAST_ASSETS,
     OBSERVATION_ASSETS,
@@ -69,3 +69,32 @@ def test_the_schedule_rides_the_forecasts_along_while_the_due_issue_is_missing(
     assert later.asset_selection == [dg.AssetKey(name) for name in OBSERVATION_ASSETS]
     next_cycle = _tick(at.replace(replay_now=datetime(2014, 12, 31, 12, 5, tzinfo=UTC)), store)
     assert next_cycle.asset_selection is None  # 12:00 is due and nobody has it
+
+
+def test_live_ticks_also_wait_for_the_air_pollution_issue(
+    store: RawStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AIRQUALITY_SOURCE": "live",
+        "AIRQUALITY_LOCATIONS": "london:51.5074:-0.1278",
+        "AIRQUALITY_START_DATE": "2014-01-01",
+        "OPENWEATHER_API_KEY": "unused",
+        "VISUAL_CROSSING_API_KEY": "unused",
+    }.items():
+        monkeypatch.setenv(name, value)
+    live = Settings.from_env()
+
+    def tick() -> dg.RunRequest:
+        with dg.build_schedule_context(
+            resources={"deployment": DeploymentResource.from_settings(live), "raw_store": store},
+            scheduled_execution_time=NOW,  # a live clock reads the tick's time
+        ) as context:
+            (request,) = hourly_ingestion_schedule.evaluate_tick(context).run_requests or []
+        return request
+
+    store.write_issue(RAW_WEATHER_FORECAST, "london", DUE, b"{}")
+    assert not forecast_issue_missing(store, ["london"], NOW, 6)  # replay waits for weather only
+    assert tick().asset_selection is None  # live: OWM's issue is still missing, retried
+    store.write_issue(RAW_AIR_POLLUTION_FORECAST, "london", DUE, b"{}")
+    assert not forecast_issue_missing(store, ["london"], NOW, 6, FORECAST_ASSETS)
+    assert tick().asset_selection == [dg.AssetKey(name) for name in OBSERVATION_ASSETS]
