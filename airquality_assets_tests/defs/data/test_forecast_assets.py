@@ -296,3 +296,54 @@ def test_the_hourly_tick_pulls_the_due_issue_once(settings: Settings) -> None:
     december = _issues(settings, date(2014, 12, 1))
     assert max(december) == now and len(december) == 30 * 4 + 1
     assert {a.key.to_user_string() for a in tick()} == {"raw_air_quality", "raw_weather"}
+
+
+# --- live: the issue due now only, from a local server in Visual Crossing's wire format -------
+
+
+def test_a_live_pull_stores_the_issue_due_now_exactly_as_returned(
+    data_dir: Path,  # noqa: ARG001 (its environment, by name)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    from airquality_assets.sources.spans import due_issue
+    from airquality_assets_tests.sources import fixture_bytes, local_server
+
+    body = fixture_bytes("vc_forecast_london_2024-03-04T12.json")
+    with local_server() as server:
+        server.expect_request(
+            re.compile(r"/timeline/51\.5074,-0\.1278/\d{4}-\d\d-\d\d/\d{4}-\d\d-\d\d")
+        ).respond_with_data(body, content_type="application/json")
+        for name, value in {
+            "AIRQUALITY_SOURCE": "live",
+            "AIRQUALITY_LOCATIONS": "london:51.5074:-0.1278",
+            "AIRQUALITY_START_DATE": "2024-01-01",
+            "VISUAL_CROSSING_BASE_URL": server.url_for("/timeline"),
+            "VISUAL_CROSSING_API_KEY": "ABCDEFGHJKLMNPQRSTUVWXYZ2",
+            "OPENWEATHER_API_KEY": "unused",
+        }.items():
+            monkeypatch.setenv(name, value)
+        live = Settings.from_env()
+        now = live.clock.now()
+        month = date(now.year, now.month, 1)
+        previous = date(now.year - (now.month == 1), (now.month - 2) % 12 + 1, 1)
+        partitions = build_partitions(live)
+        raw = next(
+            a
+            for a in ingestion_assets(partitions)
+            if a.key.to_user_string() == RAW_WEATHER_FORECAST
+        )
+        tags = range_tags(previous.isoformat(), month.isoformat(), ["london"])
+        with dg.instance_for_test() as instance:
+            assert _materialize(live, [raw], tags, instance).success
+            assert _materialize(live, [raw], tags, instance).success  # stored: not re-fetched
+        (request, _), *_ = server.log
+        assert len(server.log) == 1
+        assert request.args["unitGroup"] == "metric" and request.args["timezone"] == "Z"
+    issue = due_issue(now, live.forecast_issue_hours)
+    (path,) = raw_issue_bodies(live.data_dir, RAW_WEATHER_FORECAST, "london", month)
+    assert path.name == f"{issue:%Y-%m-%dT%H}.json"
+    assert path.read_bytes() == body
+    # no archive: the month before holds nothing, and the current month only the issue due
+    assert stored_issues(live.data_dir, RAW_WEATHER_FORECAST, "london", previous) == set()
