@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME, WEATHER
+from airquality_assets.columns import AQI, ISSUE_TIME, LEAD, LOCATION, POLLUTANTS, TIME, WEATHER
 from airquality_assets.schemas import (
     AirQualityHourlySchema,
     HourlyObservationsSchema,
+    WeatherForecastsSchema,
     WeatherHourlySchema,
     validate_lazily,
 )
@@ -199,3 +200,95 @@ def test_one_lazy_report_lists_every_failure() -> None:
     pm = next(line for line in lines if "'pm2_5'" in line)
     assert "3 failure(s)" in pm and "-4.0" in pm and "-7.0" in pm  # row 1 is duplicated
     assert {"column", "check", "failure_case", "index"} <= set(failures.columns)
+
+
+# --- weather_forecasts ---------------------------------------------------------------------------
+
+
+def good_forecasts() -> pd.DataFrame:
+    """Two issues two hours apart, leads 1..3 each (their 03:00 forecast twice), as
+    parse_weather_forecasts builds them."""
+    issues = pd.DatetimeIndex([T0, T0 + pd.Timedelta("2h")]).repeat(3)
+    lead = np.tile([1, 2, 3], 2).astype(np.int64)
+    weather = good_weather()
+    return pd.DataFrame(
+        {
+            LOCATION: pd.array(["london"] * 6, dtype="string"),
+            ISSUE_TIME: issues,
+            TIME: issues + pd.to_timedelta(lead, "h"),
+            LEAD: lead,
+            **{w: weather[w].to_numpy() for w in WEATHER},
+        }
+    )
+
+
+def _spoil_lead(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[1, LEAD] = 5  # time says 2
+    return frame
+
+
+def _lead_out_of_range(value: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def spoil(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[0, LEAD] = value
+        frame.loc[0, TIME] = frame.loc[0, ISSUE_TIME] + pd.Timedelta(hours=value)
+        return frame
+
+    return spoil
+
+
+def _reverse_within_issue(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.iloc[[2, 1, 0, 3, 4, 5]].reset_index(drop=True)
+
+
+def _issue_off_hour(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(**{ISSUE_TIME: frame[ISSUE_TIME] + pd.Timedelta("30min")})
+
+
+FORECAST_BAD: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
+    ("lead is not time - issue", _spoil_lead, "lead != (time - issue_time) / 1 h"),
+    ("lead 0", _lead_out_of_range(0), "lead"),
+    ("lead 49", _lead_out_of_range(49), "lead"),
+    ("duplicate key", _duplicate, "uniqueness"),
+    ("time decreasing in an issue", _reverse_within_issue, "strictly increase"),
+    ("issue off the hour", _issue_off_hour, "whole UTC hour"),
+    ("naive issue", lambda f: f.assign(**{ISSUE_TIME: f[ISSUE_TIME].dt.tz_localize(None)}), "UTC"),
+    ("humidity 120", _set("humidity", 0, 120.0), "humidity"),
+    ("unknown column", _extra_column, "pm25"),
+]
+
+
+def test_good_forecasts_pass_and_two_issues_may_forecast_one_hour() -> None:
+    frame = good_forecasts()
+    assert not frame[TIME].is_unique  # one target hour, two issues: the key has issue_time
+    ok, _, message = validate_lazily(WeatherForecastsSchema, frame)
+    assert ok, message
+    overlap = pd.concat([frame.iloc[:3], frame.iloc[:3].assign(**{LOCATION: "paris"})])
+    assert validate_lazily(WeatherForecastsSchema, overlap.reset_index(drop=True))[0]
+
+
+@pytest.mark.parametrize(
+    ("label", "spoil", "expected"), FORECAST_BAD, ids=[label for label, *_ in FORECAST_BAD]
+)
+def test_bad_forecast_frames_are_rejected(
+    label: str, spoil: Callable[[pd.DataFrame], pd.DataFrame], expected: str
+) -> None:
+    ok, failures, message = validate_lazily(WeatherForecastsSchema, spoil(good_forecasts()))
+    assert not ok, label
+    assert not failures.empty
+    assert expected in message, message
+
+
+def test_parsed_replay_forecasts_pass_the_schema() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from airquality_assets.sources.replay import BEIJING, ReplayWeatherSource
+    from airquality_assets.transforms.parsing import parse_weather_forecasts
+
+    source = ReplayWeatherSource(datetime(2013, 2, 1, tzinfo=UTC))
+    issues = [datetime(2013, 1, 30, tzinfo=UTC) + timedelta(hours=6 * k) for k in range(9)]
+    frame = parse_weather_forecasts(
+        [(issue, source.forecast(BEIJING, issue).body) for issue in issues], "beijing"
+    )
+    assert len(frame) == 9 * 48
+    ok, _, message = validate_lazily(WeatherForecastsSchema, frame)
+    assert ok, message

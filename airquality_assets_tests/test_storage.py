@@ -3,7 +3,7 @@ tensors round-trip."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,17 @@ from airquality_assets.storage import (
     frame_dir,
     frame_path,
     load_tensors,
+    raw_issue_bodies,
+    raw_issue_path,
+    raw_issue_time,
     raw_month_bodies,
     raw_span,
     read_frames,
+    read_weather_forecasts,
     save_tensors,
+    store_raw_issue,
     store_raw_span,
+    stored_issues,
     stored_through,
     write_frame_atomic,
     write_table_atomic,
@@ -154,3 +160,97 @@ def test_spans_order_supersede_and_stored_through(tmp_path: Path) -> None:
     bodies = raw_month_bodies(tmp_path, "raw_air_quality", "x", month)
     assert [p.name for p in bodies] == ["2014-12-01T00_2014-12-31T23.json"]
     assert not list(bodies[0].parent.glob(".*.tmp"))
+
+
+# --- forecast issues: one body per issue, named by its hour, under the issue's month -----------
+
+
+def test_an_issue_is_stored_under_its_own_month_and_listed_oldest_first(tmp_path: Path) -> None:
+    asset, month = "raw_weather_forecast", date(2014, 3, 1)
+    assert raw_issue_bodies(tmp_path, asset, "x", month) == []
+    assert stored_issues(tmp_path, asset, "x", month) == set()
+    late = datetime(2014, 3, 31, 18, tzinfo=UTC)  # its targets reach into April
+    early = datetime(2014, 3, 1, 0, tzinfo=UTC)
+    path = store_raw_issue(tmp_path, asset, "x", late, b"late")
+    store_raw_issue(tmp_path, asset, "x", early, b"early")
+    assert path == tmp_path / "raw" / asset / "x" / "2014-03" / "2014-03-31T18.json"
+    bodies = raw_issue_bodies(tmp_path, asset, "x", month)
+    assert [p.read_bytes() for p in bodies] == [b"early", b"late"]
+    assert [raw_issue_time(p) for p in bodies] == [early, late]
+    assert stored_issues(tmp_path, asset, "x", month) == {early, late}
+    assert stored_issues(tmp_path, asset, "x", date(2014, 4, 1)) == set()
+    # an issue given in another zone is stored under its UTC hour (and UTC month)
+    plus_two = timezone(timedelta(hours=2))
+    moved = store_raw_issue(tmp_path, asset, "x", datetime(2014, 4, 1, 1, tzinfo=plus_two), b"")
+    assert moved.name == "2014-03-31T23.json"
+
+
+def test_issue_listing_ignores_temporary_files_and_span_bodies(tmp_path: Path) -> None:
+    asset, month = "raw_weather_forecast", date(2014, 3, 1)
+    issue = datetime(2014, 3, 2, 6, tzinfo=UTC)
+    folder = store_raw_issue(tmp_path, asset, "x", issue, b"body").parent
+    (folder / ".2014-03-02T12.json.abc.tmp").write_bytes(b"half")
+    (folder / "2014-03-01T00_2014-03-01T23.json").write_bytes(b"a span body")
+    assert stored_issues(tmp_path, asset, "x", month) == {issue}
+
+
+def test_a_failed_issue_write_leaves_no_partial_file_and_keeps_a_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asset, month = "raw_weather_forecast", date(2014, 3, 1)
+    kept = datetime(2014, 3, 2, 0, tzinfo=UTC)
+    new = datetime(2014, 3, 2, 6, tzinfo=UTC)
+    store_raw_issue(tmp_path, asset, "x", kept, b"complete body")
+    real_write = Path.write_bytes
+
+    def half_write(self: Path, data: bytes) -> int:
+        real_write(self, data[: len(data) // 2])
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_write)
+    with pytest.raises(OSError, match="no space"):
+        store_raw_issue(tmp_path, asset, "x", new, b"a forecast body that is cut in half")
+    with pytest.raises(OSError, match="no space"):
+        store_raw_issue(tmp_path, asset, "x", kept, b"a replacement cut in half")
+    monkeypatch.undo()
+    folder = raw_issue_path(tmp_path, asset, "x", kept).parent
+    assert stored_issues(tmp_path, asset, "x", month) == {kept}  # the new issue is not stored
+    assert not raw_issue_path(tmp_path, asset, "x", new).exists()
+    assert raw_issue_path(tmp_path, asset, "x", kept).read_bytes() == b"complete body"
+    assert _leftovers(folder) == []
+
+
+def test_read_weather_forecasts_selects_issues_by_time_across_month_files(tmp_path: Path) -> None:
+    def month_frame(issues: list[str], location: str) -> pd.DataFrame:
+        issue = pd.DatetimeIndex(issues, tz="UTC")
+        return pd.DataFrame(
+            {
+                "location": location,
+                "issue_time": issue,
+                "time": issue + pd.Timedelta("1h"),
+                "lead": 1,
+                "temp": np.arange(len(issue), dtype=float),
+            }
+        )
+
+    for location in ("a", "b"):
+        march = month_frame(["2014-03-31T12:00", "2014-03-31T18:00"], location)
+        april = month_frame(["2014-04-01T00:00", "2014-04-01T06:00"], location)
+        write_frame_atomic(
+            march, frame_path(tmp_path, "weather_forecasts", location, date(2014, 3, 1))
+        )
+        write_frame_atomic(
+            april, frame_path(tmp_path, "weather_forecasts", location, date(2014, 4, 1))
+        )
+    frame = read_weather_forecasts(
+        tmp_path, ["b"], datetime(2014, 3, 31, 18, tzinfo=UTC), datetime(2014, 4, 1, 6, tzinfo=UTC)
+    )
+    assert frame is not None
+    assert frame["issue_time"].dt.strftime("%m-%dT%H").tolist() == ["03-31T18", "04-01T00"]
+    assert set(frame["location"]) == {"b"}
+    assert (
+        read_weather_forecasts(
+            tmp_path, ["a"], datetime(2015, 1, 1, tzinfo=UTC), datetime(2015, 2, 1, tzinfo=UTC)
+        )
+        is None
+    )

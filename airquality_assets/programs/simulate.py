@@ -214,7 +214,10 @@ class Simulation:
             # deployment resource) is the simulated one. Partitions are validated against
             # the tick's time, and every bundled day is complete in wall time.
             scheduled_execution_time=datetime.now(UTC),
-            resources={"deployment": self.deployment_at(now)},
+            resources={
+                "deployment": self.deployment_at(now),
+                "raw_store": self.defs.resources["raw_store"],  # type: ignore[index]
+            },
             repository_def=self.repository,
         ) as context:
             data = schedule.evaluate_tick(context)

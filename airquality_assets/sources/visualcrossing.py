@@ -1,21 +1,14 @@
 """Live client for the Visual Crossing Timeline Weather API (hourly, metric, UTC).
 
 Cost is what limits this API: the free plan allows 1000 records per day and hourly history
-<<<<<<< HEAD
 costs 24 records per day requested. Callers (the raw weather asset) request a partition's
 whole UTC days (:mod:`airquality_assets.sources.spans`): a closed month in one request, the
 month in progress only its newest days. This client's daily budget checks a request's cost
 before it is sent and refuses cleanly instead of VC answering with a plain-text 429.
-=======
-costs 24 records per day requested. Callers (the raw weather asset) request one UTC day per
-partition, which is the chunking: every request costs about 24 records, a failure loses one
-day, and this client's daily budget can refuse the next day cleanly instead of VC answering
-with a plain-text 429.
 
 A forecast (:meth:`VisualCrossingClient.forecast`) is the same endpoint over the days from
 the issue hour to 48 hours later; VC bills a whole forecast as one record, whatever its
 hours. VC serves only its current forecast, so only an issue that is due now can be pulled.
->>>>>>> fcst
 """
 
 from __future__ import annotations

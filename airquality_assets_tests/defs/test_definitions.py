@@ -69,7 +69,10 @@ def test_hourly_schedule_is_off_by_default_and_one_run_for_all_locations(monkeyp
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     context = dg.build_schedule_context(
         repository_def=defs.get_repository_def(),
-        resources={"deployment": defs.resources["deployment"]},
+        resources={
+            "deployment": defs.resources["deployment"],
+            "raw_store": defs.resources["raw_store"],
+        },
     )
     (request,) = list(schedule.evaluate_tick(context).run_requests or [])
     assert request.tags["dagster/asset_partition_range_start"] == "2014-12-01|beijing-001"

@@ -40,3 +40,19 @@ def test_readme_names_what_the_domain_defines(domain: str, tmp_path: Path) -> No
     readme = (DEFS_DIR / domain / "README.md").read_text()
     missing = sorted(name for name in _names(built) if f"`{name}`" not in readme)
     assert not missing, f"defs/{domain}/README.md does not name {missing}"
+
+
+def test_the_architecture_page_names_the_data_halfs_assets_and_checks(tmp_path: Path) -> None:
+    """docs/architecture.md draws the asset graph and lists the checks: a data asset or check
+    added without it is missing from the page readers start at."""
+    built = data.definitions(build_partitions(Settings(data_dir=tmp_path)))
+    names: set[str] = set()
+    for asset in built.assets or []:
+        assert isinstance(asset, dg.AssetsDefinition)
+        names |= {key.to_user_string() for key in asset.keys}
+        names |= {check.name for check in asset.check_keys}
+    for check in built.asset_checks or []:
+        names |= {key.name for key in check.check_keys}  # type: ignore[union-attr]
+    page = (DEFS_DIR.parents[1] / "docs" / "architecture.md").read_text()
+    missing = sorted(name for name in names if name not in page)
+    assert not missing, f"docs/architecture.md does not name {missing}"

@@ -34,6 +34,7 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_END_DATE": "2024-06-01",
         "AIRQUALITY_REPLAY_NOW": "2013-02-03T04:00:00Z",
         "AIRQUALITY_TARGETS": "pm2_5,no2",
+        "AIRQUALITY_FORECAST_ISSUE_HOURS": "3",
         "AIRQUALITY_PROFILE": "full",
         "AIRQUALITY_EXECUTOR": "k8s",
         "AIRQUALITY_EXPERIMENT": "exp-x",
@@ -69,7 +70,12 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
 
 
 def load_test_environment(tmp_path: Path) -> dict[str, str]:
-    return {"AIRQUALITY_DATA_DIR": str(tmp_path / "data"), "AIRQUALITY_REPLAY_LOCATIONS": "3"}
+    """The replay-only variables: many stations, and the stand-in forecasts' error."""
+    return {
+        "AIRQUALITY_DATA_DIR": str(tmp_path / "data"),
+        "AIRQUALITY_REPLAY_LOCATIONS": "3",
+        "AIRQUALITY_FORECAST_ERROR_SCALE": "1.5",
+    }
 
 
 def _at(model: Any, path: tuple[str, ...]) -> Any:
@@ -135,6 +141,7 @@ def test_every_live_setting_reaches_the_resource_that_uses_it(
         "timeout_s": 5.0,
         "max_retries": 2,
         "min_interval_s": 0.5,
+        "forecast_issue_hours": 3,
         "circuit_breaker_failures": 3,
     }
     vc = resources["weather_source"].data  # type: ignore[attr-defined]
@@ -144,6 +151,7 @@ def test_every_live_setting_reaches_the_resource_that_uses_it(
         "timeout_s": 5.0,
         "max_retries": 2,
         "daily_record_budget": 200,
+        "forecast_issue_hours": 3,
         "circuit_breaker_failures": 3,
     }
     operations = resources["operations"]
@@ -209,3 +217,14 @@ def test_a_moved_deployment_reaches_a_schedule_at_its_new_clock(settings: Settin
     with dg.build_schedule_context(resources={"deployment": moved}) as context:
         tick.evaluate_tick(context)
     assert seen == [datetime(2014, 3, 2, 23, tzinfo=UTC)]
+
+
+def test_the_replay_error_scale_reaches_the_stand_in_forecasts(tmp_path: Path) -> None:
+    settings = Settings.from_env(load_test_environment(tmp_path))
+    weather = build_resources(settings)["weather_source"]
+    assert weather.data["forecast_error_scale"] == 1.5  # type: ignore[attr-defined]
+    with dg.build_resources({"weather_source": weather}) as built:
+        client = built.weather_source.client(settings.clock)
+    issue = settings.clock.now()
+    forecast = client.forecast(settings.location(settings.location_names[0]), issue)
+    assert "error_scale=1.5" in forecast.url  # what its bodies are made with

@@ -366,3 +366,106 @@ def test_json_without_list_array_is_rejected(server: HTTPServer, body: bytes) ->
     error = expect_failure(make_client(server, max_retries=1))
     assert "no 'list' array" in error.reason
     assert len(server.log) == 2
+
+
+# --- the air-pollution forecast: the current one, stored as the issue due now -------------------
+
+FORECAST = "/data/2.5/air_pollution/forecast"
+ISSUE = datetime(2024, 3, 4, 12, tzinfo=UTC)
+LONDON_FORECAST = "owm_forecast_london_2024-03-04T12.json"
+
+
+def forecast_client(server: HTTPServer, now: datetime = ISSUE, **overrides: Any):
+    return make_client(server, clock=lambda: now, **overrides)
+
+
+def expect_forecast_failure(client: OpenWeatherMapClient) -> SourceError:
+    with pytest.raises(SourceError) as caught:
+        client.forecast(LONDON, ISSUE)
+    error = caught.value
+    assert KEY not in str(error)
+    assert KEY not in "".join(traceback.format_exception(error))
+    assert (error.source, error.location) == ("openweathermap", "london")
+    assert error.time_range == "forecast issued 2024-03-04T12:00:00Z"
+    return error
+
+
+def test_forecast_sends_exact_parameters_and_returns_body_unchanged(server: HTTPServer) -> None:
+    body = fixture_bytes(LONDON_FORECAST)
+    server.expect_oneshot_request(FORECAST).respond_with_data(body, content_type=JSON)
+    raw = forecast_client(server, now=datetime(2024, 3, 4, 14, 59, tzinfo=UTC)).forecast(
+        LONDON, ISSUE
+    )
+    assert raw.body == body
+    assert raw.record_count == 5
+    (request, _), *_ = server.log
+    assert (request.method, request.path) == ("GET", FORECAST)
+    assert list(request.args.items(multi=True)) == [
+        ("lat", "51.5074"),
+        ("lon", "-0.1278"),
+        ("appid", KEY),
+    ]
+    assert KEY not in raw.url
+    assert raw.url.endswith(f"{FORECAST}?lat=51.5074&lon=-0.1278")
+
+
+def test_forecast_of_an_issue_owm_cannot_serve_is_refused_unsent(server: HTTPServer) -> None:
+    client = forecast_client(server, now=datetime(2024, 3, 4, 18, tzinfo=UTC))
+    with pytest.raises(ValueError, match="no archive"):
+        client.forecast(LONDON, ISSUE)  # 6 h old: the next issue is due
+    with pytest.raises(ValueError, match="after the clock"):
+        client.forecast(LONDON, datetime(2024, 3, 4, 19, tzinfo=UTC))
+    hourly = forecast_client(
+        server, now=datetime(2024, 3, 4, 13, tzinfo=UTC), forecast_max_age=timedelta(hours=1)
+    )
+    with pytest.raises(ValueError, match="no archive"):
+        hourly.forecast(LONDON, ISSUE)
+    assert server.log == []
+
+
+@pytest.mark.parametrize(
+    ("status", "fixture", "expected"),
+    [
+        (401, "owm_error_401.json", "Invalid API key"),
+        (400, "owm_error_400_wrong_latitude.json", "wrong latitude"),
+        (404, "owm_error_404.json", "not found"),
+    ],
+)
+def test_forecast_client_errors_fail_at_once_with_their_status(
+    server: HTTPServer, status: int, fixture: str, expected: str
+) -> None:
+    server.expect_request(FORECAST).respond_with_data(
+        fixture_bytes(fixture), status=status, content_type=JSON
+    )
+    error = expect_forecast_failure(forecast_client(server))
+    assert error.status == status
+    assert expected in error.reason
+    assert len(server.log) == 1
+
+
+def test_forecast_429_and_5xx_are_retried_then_clear_errors(server: HTTPServer) -> None:
+    server.expect_oneshot_request(FORECAST).respond_with_data(
+        fixture_bytes("owm_error_429.json"), status=429, content_type=JSON
+    )
+    server.expect_oneshot_request(FORECAST).respond_with_data(
+        fixture_bytes("owm_error_502.html"), status=502
+    )
+    body = fixture_bytes(LONDON_FORECAST)
+    server.expect_oneshot_request(FORECAST).respond_with_data(body, content_type=JSON)
+    assert forecast_client(server).forecast(LONDON, ISSUE).body == body
+    assert len(server.log) == 3
+    server.clear()
+    server.expect_request(FORECAST).respond_with_data(
+        fixture_bytes("owm_error_429.json"), status=429, content_type=JSON
+    )
+    error = expect_forecast_failure(forecast_client(server, max_retries=1))
+    assert error.status == 429
+    assert "rate limit or quota exceeded" in error.reason
+
+
+def test_forecast_200_without_a_list_is_rejected(server: HTTPServer) -> None:
+    server.expect_request(FORECAST).respond_with_data(
+        b'{"coord":{"lon":-0.1278,"lat":51.5074}}', content_type=JSON
+    )
+    error = expect_forecast_failure(forecast_client(server, max_retries=0))
+    assert "no 'list' array" in error.reason

@@ -447,3 +447,147 @@ def test_replay_locations_are_distinct_deterministic_and_served() -> None:
     assert first.body == last.body and first.record_count == 24
     with pytest.raises(ValueError):
         replay_locations(0)
+
+
+# --------------------------------------------------------------------------- stand-in forecasts
+
+ISSUE = utc(2013, 7, 15, 6)  # days 2013-07-15 .. 2013-07-17 (06 UTC + 48 h)
+
+
+def forecast_hours(response: RawResponse) -> list[dict[str, Any]]:
+    return [hour for day in vc_days(response) for hour in day["hours"]]
+
+
+def observed_hours(first: date, last: date) -> dict[int, dict[str, Any]]:
+    served = ReplayWeatherSource(AFTER_DATA).timeline(BEIJING, first, last)
+    return {h["datetimeEpoch"]: h for h in forecast_hours(served)}
+
+
+def test_forecast_is_a_timeline_body_over_the_issues_48_hours() -> None:
+    source = ReplayWeatherSource(utc(2013, 7, 15, 9))
+    response = source.forecast(BEIJING, ISSUE + timedelta(minutes=20))  # floored to 06:00
+    payload = json.loads(response.body)
+    compact = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert response.body == compact  # one line, VC's compact separators
+    assert list(payload) == [*TOP_KEYS[:-1], "description", "days"]
+    assert payload["queryCost"] == 1  # VC bills a forecast as one record
+    assert "stand-in" in payload["description"]
+    days = payload["days"]
+    assert [d["datetime"] for d in days] == ["2013-07-15", "2013-07-16", "2013-07-17"]
+    assert [d["source"] for d in days] == ["comb", "fcst", "fcst"]
+    hours = forecast_hours(response)
+    assert len(hours) == 72 == response.record_count
+    issue = epoch(ISSUE)
+    for hour in hours:
+        assert list(hour) == HOUR_KEYS
+        assert hour["source"] == ("obs" if hour["datetimeEpoch"] <= issue else "fcst")
+        assert hour["stations"] is None
+    for day in days:  # the aggregates are those of the hours as served
+        temps = [h["temp"] for h in day["hours"]]
+        assert (day["tempmax"], day["tempmin"]) == (max(temps), min(temps))
+    assert response.url == (
+        "replay://visualcrossing/timeline/39.95,116.47/2013-07-15/2013-07-17"
+        "?unitGroup=metric&include=days,hours&timezone=Z&issued=2013-07-15T06:00:00Z"
+        "&error_scale=1&error_seed=0"
+    )
+
+
+def test_forecast_hours_up_to_the_issue_are_the_observations_and_later_ones_are_not() -> None:
+    response = ReplayWeatherSource(ISSUE).forecast(BEIJING, ISSUE)
+    observed = observed_hours(date(2013, 7, 15), date(2013, 7, 17))
+    hours = forecast_hours(response)
+    for hour in hours:
+        if hour["source"] == "obs":
+            assert hour == observed[hour["datetimeEpoch"]]
+    forecast = [h for h in hours if h["source"] == "fcst"]
+    assert len(forecast) == 65  # 07:00 on the 15th .. the 17th's last hour
+    moved = [h["temp"] != observed[h["datetimeEpoch"]]["temp"] for h in forecast]
+    assert sum(moved) > 50  # an error on (almost) every hour: never the later measurement
+    assert all(h["datetime"] == observed[h["datetimeEpoch"]]["datetime"] for h in forecast)
+
+
+def test_a_re_pull_is_byte_identical_and_the_seed_and_location_change_it() -> None:
+    first = ReplayWeatherSource(utc(2013, 8, 1)).forecast(BEIJING, ISSUE).body
+    again = ReplayWeatherSource(utc(2014, 1, 1)).forecast(BEIJING, ISSUE).body  # a later clock
+    assert first == again
+    from airquality_assets.sources.forecast_errors import ForecastErrorModel
+
+    reseeded = ReplayWeatherSource(ISSUE, error_model=ForecastErrorModel(seed=1))
+    assert reseeded.forecast(BEIJING, ISSUE).body != first
+    alias = Location("beijing-002", BEIJING.latitude, BEIJING.longitude)
+    aliased = ReplayWeatherSource(ISSUE, station_aliases=("beijing-002",))
+    assert aliased.forecast(alias, ISSUE).body != first  # its own errors
+
+
+def test_error_scale_zero_serves_the_observations_as_the_forecast() -> None:
+    from airquality_assets.sources.forecast_errors import ForecastErrorModel
+
+    perfect = ReplayWeatherSource(ISSUE, error_model=ForecastErrorModel(scale=0.0))
+    observed = observed_hours(date(2013, 7, 15), date(2013, 7, 17))
+    for hour in forecast_hours(perfect.forecast(BEIJING, ISSUE)):
+        expected = {**observed[hour["datetimeEpoch"]], "source": hour["source"]}
+        assert hour == expected
+
+
+def test_forecast_values_are_the_error_models_rounded_as_vc_prints_them() -> None:
+    """The body and :func:`stand_in_forecasts` over the same observations agree to the
+    printed decimals: one error model, two ways to use it."""
+    import pandas as pd
+
+    from airquality_assets.sources.forecast_errors import stand_in_forecasts
+    from airquality_assets.transforms.parsing import parse_weather, parse_weather_forecasts
+
+    issues = [ISSUE + timedelta(hours=6 * k) for k in range(8)]
+    source = ReplayWeatherSource(AFTER_DATA)
+    parsed = parse_weather_forecasts(
+        [(issue, source.forecast(BEIJING, issue).body) for issue in issues], "beijing"
+    )
+    weather = parse_weather(
+        source.timeline(BEIJING, date(2013, 7, 15), date(2013, 7, 21)).body, "beijing"
+    )
+    made = stand_in_forecasts(weather, issues, "beijing")
+    merged = parsed.merge(made, on=["issue_time", "time", "lead"], suffixes=("", "_made"))
+    assert len(merged) == len(parsed) == 8 * 48
+    printed = {"temp": 1, "dew": 1, "pressure": 1, "humidity": 2, "windspeed": 1}
+    for column, decimals in printed.items():
+        gap = (merged[column] - merged[f"{column}_made"]).abs().max()
+        assert gap <= 0.5 * 10**-decimals + 1e-9, column
+    both = merged["winddir"].notna() & merged["winddir_made"].notna()
+    turn = (merged.loc[both, "winddir"] - merged.loc[both, "winddir_made"]).abs()
+    assert (pd.concat([turn, 360 - turn], axis=1).min(axis=1) <= 0.05 + 1e-9).all()
+
+
+def test_an_issue_after_the_clock_does_not_exist_yet() -> None:
+    source = ReplayWeatherSource(ISSUE)
+    assert source.forecast(BEIJING, ISSUE).record_count == 72  # the issue due now: served
+    with pytest.raises(SourceError) as err:
+        source.forecast(BEIJING, ISSUE + timedelta(hours=1))
+    assert err.value.status == 400
+    assert "not issued yet" in str(err.value)
+    assert err.value.time_range == "forecast issued 2013-07-15T07:00:00Z"
+
+
+def test_forecast_near_the_end_of_the_data_leaves_the_missing_hours_out() -> None:
+    response = ReplayWeatherSource(AFTER_DATA).forecast(BEIJING, utc(2014, 12, 31, 6))
+    hours = forecast_hours(response)
+    assert hours[-1]["datetimeEpoch"] == LAST_EPOCH
+    assert response.record_count == 16  # the data ends at 15:00Z on the issue's day
+
+
+def test_forecast_for_another_place_is_a_404(weather: ReplayWeatherSource) -> None:
+    with pytest.raises(SourceError) as err:
+        weather.forecast(PARIS, ISSUE)
+    assert err.value.status == 404
+
+
+def test_the_air_pollution_forecast_is_not_available_in_replay(
+    air: ReplayAirPollutionSource,
+) -> None:
+    from airquality_assets.sources.base import NotAvailableError
+
+    with pytest.raises(NotAvailableError) as err:
+        air.forecast(BEIJING, ISSUE)
+    assert not isinstance(err.value, SourceError)  # nothing to retry, no breaker to trip
+    assert "not available in replay" in str(err.value)
+    with pytest.raises(SourceError):
+        air.forecast(PARIS, ISSUE)  # a wrong place is still the caller's error

@@ -6,7 +6,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from airquality_assets.sources.spans import PullSpan, month_pull_span, months_to_refresh
+from airquality_assets.sources.spans import (
+    PullSpan,
+    due_issue,
+    month_issues,
+    month_pull_span,
+    months_to_refresh,
+)
 
 NOW = datetime(2014, 12, 31, 0, 20, tzinfo=UTC)
 
@@ -51,3 +57,49 @@ def test_months_to_refresh_include_the_closing_month() -> None:
     ]
     with pytest.raises(ValueError):
         month_pull_span(date(2014, 12, 1), NOW, None, refetch_hours=-1)
+
+
+# --- forecast issues ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "every", "due"),
+    [
+        (datetime(2014, 3, 1, 5, 59, tzinfo=UTC), 6, datetime(2014, 3, 1, 0, tzinfo=UTC)),
+        (datetime(2014, 3, 1, 6, 0, tzinfo=UTC), 6, datetime(2014, 3, 1, 6, tzinfo=UTC)),
+        (datetime(2014, 3, 1, 23, 5, tzinfo=UTC), 6, datetime(2014, 3, 1, 18, tzinfo=UTC)),
+        (datetime(2014, 3, 1, 23, 5, tzinfo=UTC), 3, datetime(2014, 3, 1, 21, tzinfo=UTC)),
+        (datetime(2014, 3, 1, 23, 5, tzinfo=UTC), 1, datetime(2014, 3, 1, 23, tzinfo=UTC)),
+        (datetime(2014, 3, 1, 23, 5, tzinfo=UTC), 24, datetime(2014, 3, 1, 0, tzinfo=UTC)),
+    ],
+)
+def test_due_issue_is_the_newest_cycle_from_00_utc(
+    now: datetime, every: int, due: datetime
+) -> None:
+    assert due_issue(now, every) == due
+
+
+@pytest.mark.parametrize("every", [0, 5, 7, 25])
+def test_issue_cadence_must_divide_a_day(every: int) -> None:
+    with pytest.raises(ValueError, match="divide 24"):
+        due_issue(NOW, every)
+
+
+def test_a_closed_months_issues_are_its_whole_series() -> None:
+    issues = month_issues(date(2014, 2, 1), NOW, 6)
+    assert len(issues) == 28 * 4
+    assert issues[0] == datetime(2014, 2, 1, 0, tzinfo=UTC)
+    assert issues[-1] == datetime(2014, 2, 28, 18, tzinfo=UTC)
+    assert len(month_issues(date(2014, 2, 1), NOW, 1)) == 28 * 24
+
+
+def test_the_month_in_progress_ends_at_its_due_issue_and_later_months_have_none() -> None:
+    now = datetime(2014, 12, 3, 13, 5, tzinfo=UTC)
+    issues = month_issues(date(2014, 12, 1), now, 6)
+    assert issues[-1] == datetime(2014, 12, 3, 12, tzinfo=UTC)
+    assert len(issues) == 2 * 4 + 3
+    assert all(issue <= now for issue in issues)
+    assert month_issues(date(2015, 1, 1), now, 6) == []
+    assert month_issues(date(2014, 12, 1), datetime(2014, 12, 1, 0, tzinfo=UTC), 6) == [
+        datetime(2014, 12, 1, 0, tzinfo=UTC)
+    ]

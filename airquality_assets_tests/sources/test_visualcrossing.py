@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -387,3 +388,161 @@ def test_missing_query_cost_charges_the_expected_cost(server: HTTPServer) -> Non
     client = make_client(server)
     assert fetch_day(client).record_count == 0
     assert client.budget.remaining() == 1000 - 24
+
+
+# --- forecasts: the timeline over the issue's 48 hours, one record ---------------------------
+
+ISSUE = datetime(2024, 3, 4, 12, tzinfo=UTC)
+FORECAST_PATH = "/timeline/51.5074,-0.1278/2024-03-04/2024-03-06"
+LONDON_FORECAST = "vc_forecast_london_2024-03-04T12.json"
+
+
+def forecast_client(server: HTTPServer, now: datetime = ISSUE, **overrides: Any):
+    return make_client(server, clock=FakeClock(now), **overrides)
+
+
+def expect_forecast_failure(client: VisualCrossingClient, issue: datetime = ISSUE) -> SourceError:
+    with pytest.raises(SourceError) as caught:
+        client.forecast(LONDON, issue)
+    error = caught.value
+    assert KEY not in str(error)
+    assert error.source == "visualcrossing"
+    assert error.location == "london"
+    assert error.time_range == "forecast issued 2024-03-04T12:00Z (UTC days 2024-03-04..2024-03-06)"
+    return error
+
+
+def test_forecast_sends_the_timeline_request_for_the_issues_days(server: HTTPServer) -> None:
+    body = fixture_bytes(LONDON_FORECAST)
+    server.expect_oneshot_request(FORECAST_PATH).respond_with_data(
+        body, content_type="application/json"
+    )
+    client = forecast_client(server, now=datetime(2024, 3, 4, 12, 40, tzinfo=UTC))
+    raw = client.forecast(LONDON, ISSUE)
+
+    assert raw.body == body  # stored exactly as returned
+    assert raw.record_count == 5  # hour objects (the fixture keeps 5 of the 60 VC sends)
+    (request, _), *_ = server.log
+    assert request.path == FORECAST_PATH
+    assert list(request.args.items(multi=True)) == [
+        ("key", KEY),
+        ("unitGroup", "metric"),
+        ("include", "days,hours"),
+        ("contentType", "json"),
+        ("timezone", "Z"),
+    ]
+    assert KEY not in raw.url
+    assert client.budget.remaining() == 1000 - 1  # a whole forecast costs one record
+    payload = json.loads(raw.body)
+    hours = [h for day in payload["days"] for h in day["hours"]]
+    assert [h["source"] for h in hours] == ["obs", "fcst", "fcst", "fcst", "fcst"]
+    assert all(h["stations"] is None for h in hours if h["source"] == "fcst")
+
+
+@pytest.mark.parametrize(
+    ("issued", "path"),
+    [
+        # 00 UTC + 48 h is the third day's midnight; 23 UTC + 48 h its last hour
+        (datetime(2024, 3, 4, 0, tzinfo=UTC), "/timeline/51.5074,-0.1278/2024-03-04/2024-03-06"),
+        (datetime(2024, 3, 4, 23, tzinfo=UTC), "/timeline/51.5074,-0.1278/2024-03-04/2024-03-06"),
+        # an issue given in another zone, off the hour: its UTC hour
+        (
+            datetime(2024, 3, 5, 1, 30, tzinfo=timezone(timedelta(hours=2))),
+            "/timeline/51.5074,-0.1278/2024-03-04/2024-03-06",
+        ),
+    ],
+)
+def test_forecast_days_are_the_utc_days_of_the_issue_and_48_hours_later(
+    server: HTTPServer, issued: datetime, path: str
+) -> None:
+    server.expect_oneshot_request(path).respond_with_data(
+        fixture_bytes(LONDON_FORECAST), content_type="application/json"
+    )
+    forecast_client(server, now=issued.astimezone(UTC) + timedelta(minutes=5)).forecast(
+        LONDON, issued
+    )
+    assert server.log[0][0].path == path
+
+
+def test_forecast_of_an_issue_the_api_cannot_serve_is_refused_unsent(server: HTTPServer) -> None:
+    client = forecast_client(server, now=datetime(2024, 3, 4, 15, 10, tzinfo=UTC))
+    with pytest.raises(ValueError, match="after the clock"):
+        client.forecast(LONDON, datetime(2024, 3, 4, 16, tzinfo=UTC))
+    with pytest.raises(ValueError, match="no archive"):
+        client.forecast(LONDON, datetime(2024, 3, 4, 9, tzinfo=UTC))  # 6 h old: gone
+    with pytest.raises(ValueError, match="timezone-aware"):
+        client.forecast(LONDON, datetime(2024, 3, 4, 12))
+    longer = forecast_client(
+        server, now=datetime(2024, 3, 4, 15, tzinfo=UTC), forecast_max_age=timedelta(hours=1)
+    )
+    with pytest.raises(ValueError, match="no archive"):
+        longer.forecast(LONDON, ISSUE)
+    assert server.log == []
+
+
+def test_forecast_budget_refuses_before_sending(server: HTTPServer) -> None:
+    server.expect_request(FORECAST_PATH).respond_with_data(
+        fixture_bytes(LONDON_FORECAST), content_type="application/json"
+    )
+    client = forecast_client(server, daily_record_budget=2)
+    client.forecast(LONDON, ISSUE)
+    client.forecast(LONDON, ISSUE)
+    error = expect_forecast_failure(client)
+    assert "refused before sending" in error.reason
+    assert len(server.log) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, fixture_bytes("vc_error_400.txt"), "Bad API Request:Invalid location"),
+        (404, fixture_bytes("vc_error_404.txt"), "Request did not match an endpoint."),
+    ],
+)
+def test_forecast_client_errors_fail_at_once_with_their_status(
+    server: HTTPServer, status: int, body: bytes, expected: str
+) -> None:
+    server.expect_request(FORECAST_PATH).respond_with_data(body, status=status, content_type=TEXT)
+    error = expect_forecast_failure(forecast_client(server))
+    assert error.status == status
+    assert expected in error.reason
+    assert len(server.log) == 1
+
+
+def test_forecast_401_never_leaks_the_key(server: HTTPServer) -> None:
+    server.expect_request(FORECAST_PATH).respond_with_handler(_echo_key_401)
+    error = expect_forecast_failure(forecast_client(server))
+    assert error.status == 401
+    assert KEY not in error.reason
+
+
+def test_forecast_daily_quota_429_closes_the_budget(server: HTTPServer) -> None:
+    server.expect_request(FORECAST_PATH).respond_with_data(
+        fixture_bytes("vc_error_429.txt"), status=429, content_type=TEXT
+    )
+    client = forecast_client(server, max_retries=1)
+    error = expect_forecast_failure(client)
+    assert error.status == 429
+    assert client.budget.remaining() == 0
+
+
+def test_forecast_5xx_is_retried_then_a_clear_error(server: HTTPServer) -> None:
+    server.expect_oneshot_request(FORECAST_PATH).respond_with_data("Service Unavailable", 503)
+    body = fixture_bytes(LONDON_FORECAST)
+    server.expect_oneshot_request(FORECAST_PATH).respond_with_data(
+        body, content_type="application/json"
+    )
+    assert forecast_client(server).forecast(LONDON, ISSUE).body == body
+    server.clear()
+    server.expect_request(FORECAST_PATH).respond_with_data("Service Unavailable", 503)
+    error = expect_forecast_failure(forecast_client(server, max_retries=1))
+    assert error.status == 503
+    assert "gave up after 2 attempts" in error.reason
+
+
+def test_forecast_200_without_days_is_rejected(server: HTTPServer) -> None:
+    server.expect_request(FORECAST_PATH).respond_with_data(
+        b'{"queryCost":1,"address":"x"}', content_type="application/json"
+    )
+    error = expect_forecast_failure(forecast_client(server, max_retries=0))
+    assert "no 'days' array" in error.reason

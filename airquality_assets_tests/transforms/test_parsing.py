@@ -13,11 +13,13 @@ import pytest
 from airquality_assets.columns import AQI, LOCATION, POLLUTANTS, TIME, WEATHER
 from airquality_assets.transforms.parsing import (
     AIR_COLUMNS,
+    FORECAST_FRAME_COLUMNS,
     WEATHER_FRAME_COLUMNS,
     body_kind,
     parse_air_pollution,
     parse_many,
     parse_weather,
+    parse_weather_forecasts,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -312,3 +314,93 @@ def test_shared_fixtures_parse_into_unique_sorted_hours(name: str, parser: Any) 
     frame = parser(path.read_bytes(), "somewhere")
     assert frame[TIME].is_unique and frame[TIME].is_monotonic_increasing
     assert (frame[TIME].dt.floor("h") == frame[TIME]).all()
+
+
+# ---------------------------------------------------------------- forecasts as issued
+
+ISSUE_12 = pd.Timestamp("2024-03-04T12:00Z")
+D1 = 1709510400  # 2024-03-04T00:00Z
+
+
+def forecast_body(issue_epoch: int, leads: list[int], **values: Any) -> str:
+    """A timeline forecast body: the issue day's hours up to the issue observed, then the
+    given leads as ``fcst`` hours (in their UTC days)."""
+    epochs = [issue_epoch - 3600, issue_epoch] + [issue_epoch + 3600 * k for k in leads]
+    days: dict[int, list[dict[str, Any]]] = {}
+    for e in epochs:
+        source = "obs" if e <= issue_epoch else "fcst"
+        hour = vc_hour(e, f"{e % 86400 // 3600:02d}:00:00", source=source, **values)
+        days.setdefault(e // 86400 * 86400, []).append(hour)
+    return vc_body(
+        [(pd.Timestamp(d, unit="s").strftime("%Y-%m-%d"), d, h) for d, h in days.items()]
+    )
+
+
+def test_forecast_fixture_parses_into_leads_after_the_issue() -> None:
+    body = (FIXTURES / "vc_forecast_london_2024-03-04T12.json").read_bytes()
+    frame = parse_weather_forecasts([(ISSUE_12, body)], "london")
+    assert tuple(frame.columns) == FORECAST_FRAME_COLUMNS
+    assert frame["lead"].tolist() == [1, 12, 24, 48]  # the observed 12:00 hour is left out
+    assert frame["lead"].dtype == np.int64
+    assert str(frame["issue_time"].dtype) == str(frame["time"].dtype) == "datetime64[ns, UTC]"
+    assert (frame["time"] - frame["issue_time"] == pd.to_timedelta(frame["lead"], "h")).all()
+    assert frame["temp"].tolist() == [9.6, 6.2, 8.4, 7.7]
+    assert frame["is_rain"].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert np.isnan(frame["windgust"].iloc[1])  # null: unknown
+    assert frame["pressure"].iloc[2] == 999.8
+    assert (frame["location"] == "london").all()
+    assert all(frame[c].dtype == np.float64 for c in WEATHER)
+
+
+def test_forecast_issues_keep_their_own_rows_sorted_by_issue_then_time() -> None:
+    six = int(ISSUE_12.timestamp()) - 6 * 3600
+    later = forecast_body(int(ISSUE_12.timestamp()), [1, 2, 3], temp=2.0)
+    earlier = forecast_body(six, [1, 6, 7, 8, 9], temp=1.0)
+    frame = parse_weather_forecasts(
+        [(ISSUE_12.to_pydatetime(), later), (ISSUE_12 - pd.Timedelta("6h"), earlier)], "london"
+    )
+    assert frame["issue_time"].is_monotonic_increasing
+    assert frame["lead"].tolist() == [1, 6, 7, 8, 9, 1, 2, 3]
+    # the same target hour forecast by two issues: two rows, each with its issue's value
+    target = pd.Timestamp("2024-03-04T13:00Z")
+    both = frame.loc[frame["time"] == target]
+    assert sorted(zip(both["lead"], both["temp"], strict=True)) == [(1, 2.0), (7, 1.0)]
+
+
+def test_forecast_leads_beyond_the_limit_and_before_the_issue_are_left_out() -> None:
+    body = forecast_body(int(ISSUE_12.timestamp()), [1, 24, 48, 49, 60])
+    assert parse_weather_forecasts([(ISSUE_12, body)], "x")["lead"].tolist() == [1, 24, 48]
+    short = parse_weather_forecasts([(ISSUE_12, body)], "x", max_lead=24)
+    assert short["lead"].tolist() == [1, 24]
+
+
+def test_forecast_repeated_hours_keep_the_last_and_odd_rows_are_counted() -> None:
+    issue = int(ISSUE_12.timestamp())
+    hours = [
+        vc_hour(issue + 3600, "13:00:00", temp=1.0, source="fcst"),
+        vc_hour(issue + 3600, "13:00:00", temp=2.0, source="fcst"),  # repeated: the last wins
+        vc_hour(issue + 7200 + 60, "14:01:00", source="fcst"),  # off the hour: floored
+        vc_hour(None, "15:00:00", source="fcst"),  # no time at all
+    ]
+    body = vc_body([("2024-03-04", D1, hours)])
+    frame = parse_weather_forecasts([(ISSUE_12, body)], "x")
+    assert frame["lead"].tolist() == [1, 2]
+    assert frame["temp"].iloc[0] == 2.0
+    assert frame.attrs == {"duplicates_dropped": 1, "rows_without_time": 1, "off_hour_floored": 1}
+
+
+def test_forecast_issue_times_must_be_aware_whole_hours_and_bodies_timelines() -> None:
+    body = forecast_body(int(ISSUE_12.timestamp()), [1])
+    with pytest.raises(ValueError, match="timezone-aware"):
+        parse_weather_forecasts([(pd.Timestamp("2024-03-04T12:00"), body)], "x")
+    with pytest.raises(ValueError, match="whole UTC hour"):
+        parse_weather_forecasts([(ISSUE_12 + pd.Timedelta("30min"), body)], "x")
+    with pytest.raises(ValueError, match="no 'days' key"):
+        parse_weather_forecasts([(ISSUE_12, '{"list":[]}')], "x")
+
+
+def test_no_forecast_bodies_give_an_empty_typed_frame() -> None:
+    frame = parse_weather_forecasts([], "x")
+    assert frame.empty and tuple(frame.columns) == FORECAST_FRAME_COLUMNS
+    assert frame["lead"].dtype == np.int64
+    assert str(frame["issue_time"].dtype) == "datetime64[ns, UTC]"

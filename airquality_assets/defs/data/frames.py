@@ -2,9 +2,9 @@
 
 Each asset validates its frame with its Pandera schema inside the step and reports the
 result as an asset check, with every failure case in its metadata; the frame is still
-stored for inspection. The check on ``hourly_observations`` is blocking (nothing trains on a
-bad frame); on the parsed frames it informs, because the merge and cleaning downstream
-repair what they flag. Nothing is dropped silently.
+stored for inspection. The checks on ``hourly_observations`` and ``weather_forecasts`` are
+blocking (nothing trains on a bad frame); on the parsed frames they inform, because the merge
+and cleaning downstream repair what they flag. Nothing is dropped silently.
 """
 
 from collections.abc import Iterator, Sequence
@@ -348,6 +348,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
                 asset=WEATHER_FORECASTS,
                 description="Pandera schema: dtypes, ranges, unique (location, issue_time, "
                 "time), lead = (time - issue_time) / 1 h, leads 1..48",
+                blocking=True,  # models train on these, as on hourly_observations
             )
         ],
         group_name=FRAMES_GROUP,

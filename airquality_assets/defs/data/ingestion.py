@@ -96,11 +96,16 @@ def _parse_or_error(asset_name: str, body: bytes, location: str) -> pd.DataFrame
 Fetch = Callable[[Location, PullSpan], tuple[PullSpan, RawResponse]]
 
 
-def _failure_text(asset_name: str, failures: list[str], total: int, stored: int) -> str:
+def _failure_text(
+    asset_name: str, failures: list[str], total: int, stored: int, failed: int | None = None
+) -> str:
+    """``failed`` partitions (default: one per listed failure; a forecast partition can list
+    several failed issues) of ``total``, and the first failures."""
     listed = "\n".join(f"  - {f}" for f in failures[:MAX_LISTED_FAILURES])
     more = len(failures) - MAX_LISTED_FAILURES
+    failed = len(failures) if failed is None else failed
     return (
-        f"{asset_name}: {len(failures)} of {total} partition pull(s) failed ({stored} stored "
+        f"{asset_name}: {failed} of {total} partition pull(s) failed ({stored} stored "
         f"and materialized; re-run the failed ones):\n{listed}"
         + (f"\n  ... and {more} more (see the failures metadata)" if more > 0 else "")
     )
@@ -282,6 +287,10 @@ class _ForecastPull:
             self.totals["records"] += response.record_count
             self.totals["request_seconds"] += response.duration_s
 
+    def skip(self, partition_key: str, issues: int) -> None:
+        """A partition the run stopped before: it is not materialized (nothing was pulled)."""
+        self._fail(partition_key, f"{issues} issue(s) not pulled: the run stopped first")
+
     def _fail(self, partition_key: str, reason: str) -> None:
         self.failures.append(f"{partition_key} {reason}")
         self.failed.add(partition_key)
@@ -321,7 +330,9 @@ def _pull_forecasts(
             "bytes": 0,
             "records": 0,
         }
-        if todo and not run.halted:
+        if todo and run.stop is not None:  # not pulled: it shows failed, a re-run pulls it
+            run.skip(partition_key, len(todo))
+        elif todo and not run.halted:
             run.pull(context, partition_key, settings.location(location_name), todo)
     if run.unavailable is not None:
         for meta in run.metadata.values():
@@ -349,7 +360,9 @@ def _pull_forecasts(
                     asset_key=asset_name, partition=partition_key, metadata=meta
                 )
             )
-    description = _failure_text(asset_name, run.failures, len(keys), len(keys) - len(run.failed))
+    description = _failure_text(
+        asset_name, run.failures, len(keys), len(keys) - len(run.failed), len(run.failed)
+    )
     if run.stop is not None:
         description = f"{run.stop}\n{description}"
     raise dg.Failure(

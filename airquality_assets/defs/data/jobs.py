@@ -10,7 +10,8 @@ FRAMES_JOB = "frames"
 ingestion_job = dg.define_asset_job(
     INGESTION_JOB,
     selection=dg.AssetSelection.groups(INGESTION_GROUP),
-    description="Pull raw hourly air quality and weather for (month, location) partitions.",
+    description="Pull raw hourly air quality and weather, and the forecast issues not stored "
+    "yet, for (month, location) partitions.",
 )
 
 frames_job = dg.define_asset_job(

@@ -52,13 +52,20 @@ def newest_partition_requests(
 
 
 def forecast_issue_missing(
-    raw_store: RawStore, location_names: Sequence[str], now: datetime, every_hours: int
+    raw_store: RawStore,
+    location_names: Sequence[str],
+    now: datetime,
+    every_hours: int,
+    assets: Sequence[str] = (RAW_WEATHER_FORECAST,),
 ) -> bool:
-    """Whether some location has not stored the forecast issue due at ``now``."""
+    """Whether some location has not stored the forecast issue due at ``now`` in one of
+    ``assets`` (live: both forecasts, so an air-pollution issue that failed is retried while
+    it is due; replay has no air-pollution forecast to wait for)."""
     issue = due_issue(now, every_hours)
     month = date(issue.year, issue.month, 1)
     return any(
-        issue not in raw_store.stored_issues(RAW_WEATHER_FORECAST, name, month)
+        issue not in raw_store.stored_issues(asset, name, month)
+        for asset in assets
         for name in location_names
     )
 
@@ -77,7 +84,8 @@ def hourly_ingestion_schedule(
     settings = deployment.settings
     clock = settings.clock
     now = clock.now() if clock.is_replay else clock.now(wall=context.scheduled_execution_time)
+    assets = FORECAST_ASSETS if settings.source == "live" else (RAW_WEATHER_FORECAST,)
     due = forecast_issue_missing(
-        raw_store, settings.location_names, now, settings.forecast_issue_hours
+        raw_store, settings.location_names, now, settings.forecast_issue_hours, assets
     )
     return newest_partition_requests(now, settings.location_names, forecasts=due)
