@@ -340,6 +340,7 @@ def _save_tensors_local(tensors: SequenceTensors, target: Path) -> Path:
             "dropped_features": tensors.dropped_features,
             "future_names": tensors.future_names,
             "no_forecast": tensors.no_forecast,
+            "forecast_origin": tensors.forecast_origin,
             "scaler_fitted_rows": tensors.scaler.fitted_rows,
             "npz_sha256": _sha256(tmp_npz),
             "summary": tensor_summary(tensors),
@@ -401,6 +402,7 @@ def _load_tensors_local(source: Path) -> SequenceTensors:
         future=arrays.get("future"),
         future_names=list(metadata.get("future_names", [])),
         no_forecast={k: int(v) for k, v in metadata.get("no_forecast", {}).items()},
+        forecast_origin=dict(metadata.get("forecast_origin", {})),
     )
 
 

@@ -80,6 +80,7 @@ def model_metadata(tensors: SequenceTensors, params: LSTMParams, model_name: str
             "candidate": params.name,
             "params": params.as_dict(),
             "locations": tensors.locations,
+            **({"weather_forecasts": tensors.forecast_origin} if tensors.forecast_origin else {}),
         },
     )
 

@@ -189,7 +189,7 @@ class Simulation:
         )
         self.timings.add(what, time.perf_counter() - started)
         if not result.success:
-            from airquality_assets.defs.loop.sensors import root_cause
+            from airquality_assets.defs.loop.alerts import root_cause
 
             failures = [
                 f"{e.step_key}: {root_cause(e.event_specific_data.error)[:300]}"  # type: ignore[union-attr]

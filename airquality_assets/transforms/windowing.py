@@ -227,6 +227,9 @@ class SequenceTensors:
     future: np.ndarray | None = None
     future_names: list[str] = field(default_factory=list)
     no_forecast: dict[str, int] = field(default_factory=dict)  # per split: complete, unforecast
+    # Where the forecasts came from (issued / stand-in issue counts, the error model used for
+    # stand-ins): recorded with every model trained on these tensors.
+    forecast_origin: dict[str, Any] = field(default_factory=dict)
 
     @property
     def target_columns(self) -> list[int | None]:

@@ -94,3 +94,49 @@ def test_any_cadence_keeps_the_rule(cadence: int) -> None:
     block = forecast_block(forecasts("a", issues, 48), times, codes, ["a"], ["temp"], 24)
     used = block[:, 0, 0]
     assert (used <= times // HOUR).all() and (times // HOUR - used < cadence).all()
+
+
+def observed_weather(days: int, location: str = "here") -> pd.DataFrame:
+    times = pd.date_range("2021-01-01", periods=24 * days, freq="h", tz="UTC")
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {
+            "location": pd.array([location] * len(times), dtype="string"),
+            "time": times,
+            "temp": 5 + rng.normal(0, 3, len(times)),
+            "dew": -5 + rng.normal(0, 3, len(times)),
+            "humidity": 50.0,
+            "pressure": 1015 + rng.normal(0, 2, len(times)),
+            "windspeed": 10.0,
+            "winddir": 180.0,
+        }
+    )
+
+
+def test_issue_hours_without_an_issue_get_a_stand_in_and_issued_ones_are_kept() -> None:
+    from airquality_assets.sources.forecast_errors import ForecastErrorModel, stand_in_forecasts
+    from airquality_assets.transforms.forecast_inputs import with_stand_ins
+
+    weather = observed_weather(days=3)
+    first = pd.Timestamp("2021-01-01T06:00", tz="UTC")
+    issued = stand_in_forecasts(weather, [first], "here", range(1, 49), ForecastErrorModel())
+    issued["temp"] = 99.0  # marks the issued one: it must come through untouched
+    combined, sources = with_stand_ins(issued, weather, 6, ForecastErrorModel(scale=0.0))
+    assert (sources.issued, sources.stand_in, sources.kind) == (1, 11, "issued + stand-in")
+    assert (combined.loc[combined["issue_time"] == first, "temp"] == 99.0).all()
+    # scale 0: a stand-in is the observed weather of its target hour
+    others = combined[combined["issue_time"] != first].merge(weather, on="time")
+    np.testing.assert_allclose(others["temp_x"], others["temp_y"])
+    assert set(combined["issue_time"].dt.hour) == {0, 6, 12, 18}
+
+
+def test_nothing_is_added_where_every_issue_exists() -> None:
+    from airquality_assets.sources.forecast_errors import ForecastErrorModel, stand_in_forecasts
+    from airquality_assets.transforms.forecast_inputs import with_stand_ins
+
+    weather = observed_weather(days=2)
+    issues = pd.date_range("2021-01-01", "2021-01-02T18:00", freq="6h", tz="UTC")
+    issued = stand_in_forecasts(weather, issues, "here", range(1, 49), ForecastErrorModel())
+    combined, sources = with_stand_ins(issued, weather, 6, ForecastErrorModel())
+    assert (sources.issued, sources.stand_in, sources.kind) == (len(issues), 0, "issued")
+    assert len(combined) == len(issued)

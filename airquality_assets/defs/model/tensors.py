@@ -1,6 +1,8 @@
 """``sequence_tensors``: the hourly feature matrix and valid window ends per split."""
 
+import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -9,9 +11,11 @@ import pandas as pd
 from airquality_assets.catalog import MODEL_GROUP
 from airquality_assets.columns import ISSUE_TIME, TIME
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.settings import Settings
 from airquality_assets.sources.forecast_errors import ForecastErrorModel
 from airquality_assets.transforms.features import EmptyFeatureError, MissingFeatureError
-from airquality_assets.transforms.forecast_inputs import ForecastSources, with_stand_ins
+from airquality_assets.transforms.forecast_calibration import calibrate_error_model
+from airquality_assets.transforms.forecast_inputs import with_stand_ins
 from airquality_assets.transforms.windowing import (
     SPLITS,
     EmptySplitError,
@@ -69,27 +73,58 @@ def _check_finite(tensors: SequenceTensors) -> dg.AssetCheckResult:
     )
 
 
+def _error_model(
+    context: dg.AssetExecutionContext,
+    settings: Settings,
+    issued: pd.DataFrame,
+    observations: pd.DataFrame,
+) -> tuple[ForecastErrorModel, dict[str, Any]]:
+    """The error model for stand-in issues: the configured one, or in live once stored
+    forecasts can be checked against what was observed, the one calibrated from them
+    (against ``hourly_observations``: its few interpolated hours of at most 3 h count as
+    observed)."""
+    configured = ForecastErrorModel(scale=settings.forecast_error_scale)
+    if settings.source != "live" or issued.empty:
+        return configured, {"error_scale": configured.scale, "calibrated": False}
+    calibration = calibrate_error_model(issued, observations, base=configured, min_pairs=500)
+    if calibration is None:
+        context.log.info("too few stored forecast hours observed yet to calibrate the error model")
+        return configured, {"error_scale": configured.scale, "calibrated": False}
+    model = calibration.model()
+    context.log.info(
+        f"error model calibrated from {sum(calibration.pairs.values())} forecast hours: "
+        f"scale {calibration.scale:.3g} (configured {configured.scale:g})"
+    )
+    origin = {"error_scale": model.scale, "calibrated": True, "pairs": calibration.pairs}
+    return model, origin
+
+
 def _issued_by(
     context: dg.AssetExecutionContext,
     config: SequenceConfig,
-    deployment: DeploymentResource,
+    settings: Settings,
     weather_forecasts: pd.DataFrame,
     observations: pd.DataFrame,
     now: pd.Timestamp,
-) -> tuple[pd.DataFrame | None, ForecastSources | None]:
+) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The forecasts the windows may read: issued by the clock, completed with stand-ins
-    (observed weather + the error model) for the issue hours that have none."""
+    (observed weather + the error model) for the issue hours that have none, and where they
+    came from (recorded with the model)."""
     if not config.weather_forecasts:
-        return None, None
-    settings = deployment.settings
+        return None, {}
     issued = weather_forecasts[weather_forecasts[ISSUE_TIME] <= now]
-    model = ForecastErrorModel(scale=settings.forecast_error_scale)
+    model, origin = _error_model(context, settings, issued, observations)
     forecasts, sources = with_stand_ins(issued, observations, settings.forecast_issue_hours, model)
     context.log.info(
         f"weather forecasts: {sources.issued} issued, {sources.stand_in} stand-in issue(s) "
-        f"(observed weather + the error model at scale {model.scale:g}) for hours without one"
+        f"(observed weather + the error model at scale {model.scale:.3g}) for hours without one"
     )
-    return forecasts, sources
+    return forecasts, {
+        "kind": sources.kind,
+        "issued": sources.issued,
+        "stand_in": sources.stand_in,
+        **origin,
+    }
 
 
 @dg.asset(
@@ -130,8 +165,8 @@ def sequence_tensors(
     if config.train_days:
         first = pd.Timestamp(split.train_end, tz="UTC") - pd.Timedelta(days=config.train_days)
         observations = observations[observations[TIME] > first]
-    forecasts, sources = _issued_by(
-        context, config, deployment, weather_forecasts, observations, now
+    forecasts, origin = _issued_by(
+        context, config, deployment.settings, weather_forecasts, observations, now
     )
     context.log.info(
         f"clock {now}; split: training to {split.train_end}, validation to "
@@ -147,6 +182,7 @@ def sequence_tensors(
             split=split,
             forecasts=forecasts,
         )
+        tensors = dataclasses.replace(tensors, forecast_origin=origin)
     except (InsufficientDataError, EmptySplitError, MissingFeatureError, EmptyFeatureError) as exc:
         raise dg.Failure(description=f"cannot build sequence tensors: {exc}") from exc
     summary = tensor_summary(tensors)
@@ -164,10 +200,8 @@ def sequence_tensors(
             "dropped_features": ", ".join(tensors.dropped_features) or "none",
             "targets": ", ".join(tensors.target_names),
             "split_mode": tensors.split_mode,
-            "weather_forecasts": sources.kind if sources else "not used",
-            "forecast_issues": dg.MetadataValue.json(
-                {"issued": sources.issued, "stand_in": sources.stand_in} if sources else {}
-            ),
+            "weather_forecasts": origin.get("kind", "not used"),
+            "forecast_origin": dg.MetadataValue.json(origin),
             **{f"{s}_windows": len(tensors.ends[s]) for s in SPLITS},
         },
     )
