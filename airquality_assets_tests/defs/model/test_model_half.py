@@ -124,6 +124,12 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert champion_meta["mlflow_run"].value.endswith(f"/runs/{best.info.run_id}")
     assert checks["champion_is_servable"].passed, checks["champion_is_servable"].description
     assert checks["bento_serves_champion"].passed, checks["bento_serves_champion"].description
+    # both checks answered a real request of the champion's contract: it reads the weather
+    # forecast of its 24 target hours, so the request carried one
+    for name in ("champion_is_servable", "bento_serves_champion"):
+        smoke = {k: v.value for k, v in checks[name].metadata.items() if k.startswith("smoke")}
+        assert smoke["smoke_request"] == "answered", (name, smoke)
+        assert (smoke["smoke_model_inputs"], smoke["smoke_forecast_hours"]) == (2, 24), smoke
 
     # the bento carries the champion, imported into the BentoML store with its version
     import bentoml
