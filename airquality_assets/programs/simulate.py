@@ -214,7 +214,12 @@ class Simulation:
             # deployment resource) is the simulated one. Partitions are validated against
             # the tick's time, and every bundled day is complete in wall time.
             scheduled_execution_time=datetime.now(UTC),
-            resources={"deployment": self.deployment_at(now)},
+            # Every resource the schedule asks for (the ingestion schedule reads the raw
+            # store to find the forecast issues not pulled yet), the clock at ``now``.
+            resources={
+                **{k: self.defs.resources[k] for k in schedule.required_resource_keys},
+                "deployment": self.deployment_at(now),
+            },
             repository_def=self.repository,
         ) as context:
             data = schedule.evaluate_tick(context)

@@ -20,10 +20,10 @@ Errors have one documented shape (``ErrorBody``)::
 
 ``code`` is pydantic's error type (``missing``, ``float_type``, ``less_than_equal``, ...) or
 one of this module's (``unknown_field``, ``not_consecutive``, ``forecast_not_next``, ...);
-``details`` lists at most
-:data:`MAX_DETAILS` problems. Validation stops at the first invalid location and, inside it,
-at the first invalid observation (pydantic ``fail_fast``), and unknown keys are reported once
-per object: the cost of a hostile body and the size of its answer stay bounded.
+``details`` lists at most :data:`MAX_DETAILS` problems. Validation stops at the first
+invalid location and, inside it, at the first invalid observation or forecast hour (pydantic
+``fail_fast``), and unknown keys are reported once per object: the cost of a hostile body
+and the size of its answer stay bounded.
 """
 
 from __future__ import annotations
