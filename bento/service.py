@@ -13,7 +13,9 @@ validates ``/predict`` first, with the same models, and answers every bad reques
 documented, bounded error body; the API method receives the validated request. Settings:
 :class:`airquality_assets.serving.config.ServiceConfig`, read once below. A newly promoted
 champion with the same request contract is swapped in while serving
-(:mod:`airquality_assets.serving.reload`).
+(:mod:`airquality_assets.serving.reload`). A model that reads the weather forecast of its
+target hours makes every location of a request carry ``forecast`` (the contract and
+``/metadata`` say which fields, for how many hours); both inputs are batched together.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def _stored_model() -> Any:
 # stops the server with the message above; the request models follow the stored model.
 STORED = _stored_model()
 METADATA = read_metadata(STORED.path)
-SPEC = RequestSpec.for_features(METADATA.feature_names, METADATA.lookback, CONFIG.max_locations)
+SPEC = RequestSpec.for_model(METADATA, CONFIG.max_locations)
 PredictRequest = request_model(SPEC)
 
 
@@ -140,12 +142,13 @@ class MicroBatcher:
     def __init__(self, predictor: Predictor, max_rows: int) -> None:
         self.predictor = predictor
         self.max_rows = max_rows
-        self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self._pending: list[tuple[list[np.ndarray], asyncio.Future[np.ndarray]]] = []
         self._running = False
 
-    async def forward(self, x: np.ndarray) -> np.ndarray:
+    async def forward(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """One request's model inputs (:meth:`Predictor.inputs`) -> its forecast rows."""
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._pending.append((x, future))
+        self._pending.append((inputs, future))
         if not self._running:
             self._running = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -156,24 +159,27 @@ class MicroBatcher:
             while self._pending:
                 batch, rows = [], 0
                 while self._pending and (
-                    not batch or rows + len(self._pending[0][0]) <= self.max_rows
+                    not batch or rows + len(self._pending[0][0][0]) <= self.max_rows
                 ):
                     item = self._pending.pop(0)
                     batch.append(item)
-                    rows += len(item[0])
+                    rows += len(item[0][0])
                 try:
-                    x = np.concatenate([item[0] for item in batch])
-                    y = await asyncio.to_thread(self.predictor.forward, x)
+                    # Each model input stacked over the batch's requests, in the same order.
+                    stacked = zip(*(item[0] for item in batch), strict=True)
+                    arrays = [np.concatenate(parts) for parts in stacked]
+                    y = await asyncio.to_thread(self.predictor.forward, *arrays)
                 except Exception as exc:  # hand the failure to every waiting request
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 start = 0
-                for item_x, future in batch:
+                for item_inputs, future in batch:
+                    n = len(item_inputs[0])
                     if not future.done():
-                        future.set_result(y[start : start + len(item_x)])
-                    start += len(item_x)
+                        future.set_result(y[start : start + n])
+                    start += n
         finally:
             self._running = False
 
@@ -195,11 +201,10 @@ def load_served(tag: str) -> Served:
     """Load and warm up a stored model; refuses one whose request contract differs."""
     stored = bentoml.models.get(tag)
     meta = read_metadata(stored.path)
-    spec = RequestSpec.for_features(meta.feature_names, meta.lookback, CONFIG.max_locations)
+    spec = RequestSpec.for_model(meta, CONFIG.max_locations)
     if spec != SPEC:
         raise IncompatibleChampion(
-            f"its request contract (fields {list(spec.fields)}, lookback {spec.lookback}) is "
-            f"not the served one (fields {list(SPEC.fields)}, lookback {SPEC.lookback})"
+            f"its request contract ({spec.describe()}) is not the served one ({SPEC.describe()})"
         )
     predictor = Predictor.from_package(stored.path)
     predictor.warm_up()
@@ -352,18 +357,19 @@ class AirQualityForecast:
         """
         request: ValidatedRequest = ctx.request.scope[VALIDATED_KEY]
         served = self.served  # this request's model, even if a new champion swaps in now
-        x = served.predictor.features(request)
+        inputs = served.predictor.inputs(request)  # observations [, forecast weather]
         if served.batcher is not None:
-            raw = await served.batcher.forward(x)
+            raw = await served.batcher.forward(inputs)
         else:
-            raw = await asyncio.to_thread(served.predictor.forward, x)
+            raw = await asyncio.to_thread(served.predictor.forward, *inputs)
         result = served.predictor.respond(request, raw)
         self.metrics.observe(served.predictor.metadata.target_pollutants, result.values)
         return Response(result.json_bytes(), media_type="application/json")
 
     @bentoml.api(route=METADATA_PATH, input_spec=NoInput)
     def metadata(self) -> ServedModel:
-        """The served model: name, version, features, required fields, lookback, horizons."""
+        """The served model: name, version, features, required fields, lookback, horizons,
+        and the forecast a request carries (fields and hours; none for observations only)."""
         return self.served_model()
 
 

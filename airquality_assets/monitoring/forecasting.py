@@ -4,11 +4,18 @@ A forecast is a record of what was said at the time: :class:`ForecastStore` appe
 forecasts of issue hours it has not seen and never rewrites a stored one, so re-running a
 day after a new champion was promoted keeps what the earlier model said (score what was
 forecast, not what a later model would have said).
+
+A champion that reads the weather forecast of its target hours gets, for each issue hour
+H, the newest weather forecast issued at or before H (never a later one: it did not exist
+yet), as training's windows do
+(:func:`~airquality_assets.transforms.forecast_inputs.forecast_block`). An hour with no
+such forecast (none issued yet, or the newest too old to reach its last horizon) is
+skipped with that reason, like an hour with an incomplete input window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -24,6 +31,15 @@ from airquality_assets.storage import (
     write_frame_atomic,
 )
 from airquality_assets.transforms.features import feature_matrix
+from airquality_assets.transforms.forecast_inputs import forecast_block
+
+#: Why an issue hour got no forecast: the keys of :func:`issue`'s skipped hours.
+INCOMPLETE_WINDOW = "incomplete_input_window"
+NO_WEATHER_FORECAST = "no_weather_forecast"
+SKIP_REASONS: Mapping[str, str] = {
+    INCOMPLETE_WINDOW: "a gap in the observations of its input window",
+    NO_WEATHER_FORECAST: "no weather forecast issued at or before it that reaches its horizons",
+}
 
 
 def issue_hours(day: date, now: datetime) -> pd.DatetimeIndex:
@@ -58,6 +74,31 @@ def issue_inputs(
     ok = np.isfinite(x).all(axis=(1, 2))
     last = frame[list(targets)].to_numpy(dtype=float)[positions]
     return x, ok, last
+
+
+def issue_forecast_inputs(
+    weather_forecasts: pd.DataFrame | None,
+    location: str,
+    issued_at: pd.DatetimeIndex,
+    future_feature_names: Sequence[str],
+    hours: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forecast input for each issue hour H: what the newest weather forecast issued at
+    or before H said for ``H+1 .. H+hours`` (``(n, hours, features)``, raw units, the target
+    hours' calendar derived from their times), and whether it is complete.
+
+    ``weather_forecasts`` is the long ``weather_forecasts`` frame (or ``None``: nothing
+    stored); its issues after an hour are never read for that hour.
+    """
+    names = list(future_feature_names)
+    empty = np.full((len(issued_at), hours, len(names)), np.nan, dtype=np.float32)
+    if weather_forecasts is None or weather_forecasts.empty or len(issued_at) == 0:
+        return empty, np.zeros(len(issued_at), dtype=bool)
+    mine = weather_forecasts[(weather_forecasts[LOCATION].astype(str) == location).to_numpy()]
+    epochs = pd.DatetimeIndex(issued_at).as_unit("s").asi8
+    codes = np.zeros(len(issued_at), dtype=np.int64)
+    block = forecast_block(mine, epochs, codes, [location], names, hours)
+    return block, np.isfinite(block).all(axis=(1, 2))
 
 
 def forecast_frame(
@@ -95,22 +136,42 @@ def issue(
     observations: pd.DataFrame,
     location: str,
     hours: pd.DatetimeIndex,
-    forward: Callable[[np.ndarray], np.ndarray],
+    forward: Callable[..., np.ndarray],
     feature_names: Sequence[str],
     targets: Sequence[str],
     lookback: int,
     horizons: Sequence[int],
     model_name: str,
     model_version: str,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Forecasts for every issue hour with a complete input window; and the skipped hours."""
+    *,
+    future_feature_names: Sequence[str] = (),
+    weather_forecasts: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Forecasts for every issue hour with complete inputs; and the skipped hours by reason
+    (:data:`SKIP_REASONS`; ISO times).
+
+    With ``future_feature_names`` (a champion reading the weather forecast) ``forward``
+    takes ``(x, forecast)`` and each hour reads ``weather_forecasts`` as
+    :func:`issue_forecast_inputs` does; otherwise ``forward(x)``, as before.
+    """
     if len(hours) == 0:
-        return empty_forecasts(), []
+        return empty_forecasts(), {}
     x, ok, last = issue_inputs(observations, feature_names, targets, lookback, hours)
-    skipped = [h.isoformat() for h in hours[~ok]]
+    skipped: dict[str, list[str]] = {}
+    if not ok.all():
+        skipped[INCOMPLETE_WINDOW] = [h.isoformat() for h in hours[~ok]]
+    inputs = [x]
+    if future_feature_names:
+        future, forecast_ok = issue_forecast_inputs(
+            weather_forecasts, location, hours, future_feature_names, max(horizons)
+        )
+        if (ok & ~forecast_ok).any():
+            skipped[NO_WEATHER_FORECAST] = [h.isoformat() for h in hours[ok & ~forecast_ok]]
+        ok = ok & forecast_ok
+        inputs.append(future)
     if not ok.any():
         return empty_forecasts(), skipped
-    predictions = np.asarray(forward(x[ok]))
+    predictions = np.asarray(forward(*(a[ok] for a in inputs)))
     return (
         forecast_frame(location, hours[ok], predictions, last[ok], targets, horizons,
                        model_name, model_version),

@@ -214,9 +214,11 @@ class Simulation:
             # deployment resource) is the simulated one. Partitions are validated against
             # the tick's time, and every bundled day is complete in wall time.
             scheduled_execution_time=datetime.now(UTC),
+            # Every resource the schedule asks for (the ingestion schedule reads the raw
+            # store to find the forecast issues not pulled yet), the clock at ``now``.
             resources={
+                **{k: self.defs.resources[k] for k in schedule.required_resource_keys},
                 "deployment": self.deployment_at(now),
-                "raw_store": self.defs.resources["raw_store"],  # type: ignore[index]
             },
             repository_def=self.repository,
         ) as context:

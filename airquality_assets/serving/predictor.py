@@ -4,6 +4,11 @@ forward pass (:func:`airquality_assets.ml.forward.jit_forward`), and the respons
 Why buckets: XLA compiles one executable per input shape. Batches are padded to a few
 bucket sizes (1, 2, 4, ... 64) that are all compiled during warm-up, so no request ever
 pays for (or races on) a compilation.
+
+A model reading the weather forecast of its target hours takes two inputs, the observed
+window ``(batch, lookback, features)`` and the forecast block ``(batch, H, future
+features)`` whose calendar encodings come from the target hours; both are padded to the
+same bucket, and every bucket is warmed up with both.
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ import numpy as np
 from airquality_assets.aqi import aqi_band, has_aqi_scale, overall_aqi
 from airquality_assets.ml.forward import jit_forward
 from airquality_assets.ml.package import ModelMetadata, load_package
-from airquality_assets.serving.request import ValidatedRequest, required_fields
+from airquality_assets.serving.request import (
+    ValidatedRequest,
+    forecast_hours_for,
+    required_fields,
+)
 from airquality_assets.transforms.features import feature_array
 
 BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
@@ -56,6 +65,19 @@ class Predictor:
         self.model = model
         self.buckets = tuple(sorted(buckets))
         self.n_features = len(metadata.feature_names)
+        self.n_future = len(metadata.future_feature_names)
+        self.forecast_hours = forecast_hours_for(metadata.horizons) if self.n_future else 0
+        #: Per model input, the shape of one row: observations, then the forecast block.
+        self.input_shapes: tuple[tuple[int, int], ...] = ((metadata.lookback, self.n_features),)
+        if self.n_future:
+            self.input_shapes += ((self.forecast_hours, self.n_future),)
+        n_inputs = len(getattr(model, "inputs", None) or ()) or 1
+        if n_inputs != len(self.input_shapes):
+            raise ValueError(
+                f"the model reads {n_inputs} input(s), its metadata describes "
+                f"{len(self.input_shapes)} (future_feature_names: "
+                f"{list(metadata.future_feature_names) or 'none'})"
+            )
         self._forward = jit_forward(model)
         # Tracing touches Keras' global state, so only one thread may compile at a time.
         self._compile_lock = threading.Lock()
@@ -71,44 +93,80 @@ class Predictor:
         """Compile every bucket once; returns seconds spent. Readiness waits for this."""
         started = time.perf_counter()
         for size in self.buckets:
-            self._run_bucket(np.zeros((size, self.metadata.lookback, self.n_features), np.float32))
+            self._run_bucket([np.zeros((size, *shape), np.float32) for shape in self.input_shapes])
         self.ready = True
         return time.perf_counter() - started
 
-    def _run_bucket(self, x: np.ndarray) -> np.ndarray:
-        size = x.shape[0]
+    def _run_bucket(self, arrays: list[np.ndarray]) -> np.ndarray:
+        size = arrays[0].shape[0]
         if size not in self._compiled:
             with self._compile_lock:
-                out = self._forward(x)
+                out = self._forward(*arrays)
                 self._compiled.add(size)
                 return out
-        return self._forward(x)
+        return self._forward(*arrays)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """(batch, lookback, features) float32 -> (batch, horizons, targets), any batch size.
+    def _checked(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if len(inputs) != len(self.input_shapes):
+            raise ValueError(
+                f"the model reads {len(self.input_shapes)} input(s), got {len(inputs)}"
+            )
+        arrays = [np.asarray(a, dtype=np.float32) for a in inputs]
+        for array, shape in zip(arrays, self.input_shapes, strict=True):
+            if array.ndim != 3 or array.shape[1:] != shape:
+                raise ValueError(f"input shape {array.shape} does not match (batch, {shape})")
+        if len({a.shape[0] for a in arrays}) > 1:
+            raise ValueError(f"inputs disagree on the batch size: {[a.shape[0] for a in arrays]}")
+        return arrays
 
-        Pads to the next bucket and chunks above the largest one, so only warmed-up shapes
-        reach XLA.
+    def forward(self, *inputs: np.ndarray) -> np.ndarray:
+        """``forward(x)`` or, for a model reading the forecast, ``forward(x, future)``:
+        (batch, lookback, features) [and (batch, H, future features)] float32 ->
+        (batch, horizons, targets), any batch size.
+
+        Pads every input to the next bucket and chunks above the largest one, so only
+        warmed-up shapes reach XLA.
         """
-        x = np.asarray(x, dtype=np.float32)
-        expected = (self.metadata.lookback, self.n_features)
-        if x.ndim != 3 or x.shape[1:] != expected:
-            raise ValueError(f"input shape {x.shape} does not match (batch, {expected})")
+        arrays = self._checked(inputs)
+        n = arrays[0].shape[0]
         outputs = []
         largest = self.buckets[-1]
-        for start in range(0, x.shape[0], largest):
-            chunk = x[start : start + largest]
-            size = bucket_for(chunk.shape[0], self.buckets)
-            if size != chunk.shape[0]:
-                pad = np.zeros((size - chunk.shape[0], *expected), dtype=np.float32)
-                chunk = np.concatenate([chunk, pad])
-            outputs.append(self._run_bucket(chunk)[: min(largest, x.shape[0] - start)])
+        for start in range(0, n, largest):
+            chunks = [a[start : start + largest] for a in arrays]
+            rows = chunks[0].shape[0]
+            size = bucket_for(rows, self.buckets)
+            if size != rows:
+                chunks = [
+                    np.concatenate([c, np.zeros((size - rows, *c.shape[1:]), np.float32)])
+                    for c in chunks
+                ]
+            outputs.append(self._run_bucket(chunks)[:rows])
         return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
     def features(self, request: ValidatedRequest) -> np.ndarray:
         """Model input (locations, lookback, features) float32 for a validated request."""
         matrix = feature_array(request.times, request.columns, self.metadata.feature_names)
         return matrix.reshape(len(request.locations), request.lookback, self.n_features)
+
+    def future(self, request: ValidatedRequest) -> np.ndarray:
+        """The forecast input (locations, H, future features) float32 for a validated
+        request: the forecast weather of each target hour and that hour's calendar, derived
+        as training derives them from the ``weather_forecasts`` frame."""
+        if request.forecast_hours != self.forecast_hours:
+            raise ValueError(
+                f"the request carries {request.forecast_hours} forecast hour(s), the model "
+                f"reads {self.forecast_hours}"
+            )
+        names = self.metadata.future_feature_names
+        matrix = feature_array(request.forecast_times, request.forecast_columns, names)
+        return matrix.reshape(len(request.locations), self.forecast_hours, self.n_future)
+
+    def inputs(self, request: ValidatedRequest) -> list[np.ndarray]:
+        """Every model input for a validated request, in the model's order."""
+        arrays = [self.features(request)]
+        if self.n_future:
+            arrays.append(self.future(request))
+        return arrays
 
     def respond(self, request: ValidatedRequest, raw: np.ndarray) -> ForecastResult:
         """Build the JSON-ready answer from the model's raw output for ``request``.
@@ -150,7 +208,7 @@ class Predictor:
 
     def predict(self, request: ValidatedRequest) -> ForecastResult:
         """Features, forward pass and response for one validated request."""
-        return self.respond(request, self.forward(self.features(request)))
+        return self.respond(request, self.forward(*self.inputs(request)))
 
     def describe(self) -> dict[str, Any]:
         """What /metadata reports about the model."""
@@ -161,6 +219,9 @@ class Predictor:
             "training_window": dict(meta.training_window),
             "feature_names": list(meta.feature_names),
             "required_fields": required_fields(meta.feature_names),
+            "future_feature_names": list(meta.future_feature_names),
+            "forecast_fields": required_fields(meta.future_feature_names),
+            "forecast_hours": self.forecast_hours,
             "target_pollutants": list(meta.target_pollutants),
             "lookback": meta.lookback,
             "horizons": list(meta.horizons),

@@ -5,6 +5,13 @@ decide which observation fields a request carries), so OpenAPI, the BentoML clie
 validation all describe the model actually served, and a new champion with other features
 needs no code change. Every field is bounded by :data:`airquality_assets.bounds.PHYSICAL_BOUNDS`.
 
+A model that reads the weather forecast of its target hours (``future_feature_names`` in
+its metadata) makes every location carry ``forecast`` too: the forecast weather of the
+``max horizon`` hours after its last observation, one entry per hour (the hour after the
+last observation first), with the raw fields those features derive from, bounded like the
+observations. The service cannot fetch a forecast itself: the caller has one (the loop
+reads the newest issued at or before the hour), and only the caller knows which.
+
 Errors have one documented shape (``ErrorBody``)::
 
     {"error": "<first field>: <reason> (+N more)",
@@ -12,10 +19,11 @@ Errors have one documented shape (``ErrorBody``)::
      "problem_count": N, "truncated": false}
 
 ``code`` is pydantic's error type (``missing``, ``float_type``, ``less_than_equal``, ...) or
-one of this module's (``unknown_field``, ``not_consecutive``, ...); ``details`` lists at most
-:data:`MAX_DETAILS` problems. Validation stops at the first invalid location and, inside it,
-at the first invalid observation (pydantic ``fail_fast``), and unknown keys are reported once
-per object: the cost of a hostile body and the size of its answer stay bounded.
+one of this module's (``unknown_field``, ``not_consecutive``, ``forecast_not_next``, ...);
+``details`` lists at most :data:`MAX_DETAILS` problems. Validation stops at the first
+invalid location and, inside it, at the first invalid observation or forecast hour (pydantic
+``fail_fast``), and unknown keys are reported once per object: the cost of a hostile body
+and the size of its answer stay bounded.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from pydantic import (
@@ -44,6 +52,9 @@ from pydantic_core import PydanticCustomError
 from airquality_assets.bounds import PHYSICAL_BOUNDS, TIME_BOUNDS
 from airquality_assets.columns import TIME
 from airquality_assets.transforms.features import CALENDAR_FEATURES, WIND_FEATURES
+
+if TYPE_CHECKING:
+    from airquality_assets.ml.package import ModelMetadata
 
 MAX_DETAILS = 20
 MAX_LOCATIONS = 64
@@ -123,23 +134,72 @@ def required_fields(feature_names: Iterable[str]) -> list[str]:
     return fields
 
 
+def forecast_hours_for(horizons: Sequence[int]) -> int:
+    """Hours of forecast weather a model reading one needs: its horizons must be ``1..H``.
+
+    The forecast input is indexed by target hour (entry ``h-1`` is the hour ``h`` after the
+    last observation), so a model with gaps in its horizons has no hour-by-hour contract.
+    """
+    hours = [int(h) for h in horizons]
+    if not hours or hours != list(range(1, len(hours) + 1)):
+        raise ValueError(
+            f"a model reading the weather forecast must forecast hours 1..H, got {hours}"
+        )
+    return len(hours)
+
+
 @dataclass(frozen=True)
 class RequestSpec:
-    """What a request must hold for one model: its raw fields, lookback and location cap."""
+    """What a request must hold for one model: its raw fields, lookback and location cap,
+    and for a model reading the weather forecast the forecast's raw fields and hours."""
 
     fields: tuple[str, ...]
     lookback: int
     max_locations: int = MAX_LOCATIONS
+    forecast_fields: tuple[str, ...] = ()
+    forecast_hours: int = 0  # 0: the model reads observations only
+
+    @property
+    def reads_forecast(self) -> bool:
+        return self.forecast_hours > 0
 
     @classmethod
     def for_features(
-        cls, feature_names: Sequence[str], lookback: int, max_locations: int = MAX_LOCATIONS
+        cls,
+        feature_names: Sequence[str],
+        lookback: int,
+        max_locations: int = MAX_LOCATIONS,
+        *,
+        future_feature_names: Sequence[str] = (),
+        horizons: Sequence[int] = (),
     ) -> RequestSpec:
         fields = tuple(required_fields(feature_names))
-        unbounded = [f for f in fields if f not in PHYSICAL_BOUNDS]
+        forecast_fields = tuple(required_fields(future_feature_names))
+        every = dict.fromkeys((*fields, *forecast_fields))
+        unbounded = [f for f in every if f not in PHYSICAL_BOUNDS]
         if unbounded:
             raise ValueError(f"no physical bounds for model input field(s) {unbounded}")
-        return cls(fields, lookback, max_locations)
+        hours = forecast_hours_for(horizons) if future_feature_names else 0
+        return cls(fields, lookback, max_locations, forecast_fields, hours)
+
+    @classmethod
+    def for_model(cls, metadata: ModelMetadata, max_locations: int = MAX_LOCATIONS) -> RequestSpec:
+        """The contract of a model package's metadata (``feature_names``, ``lookback``,
+        ``future_feature_names``, ``horizons``)."""
+        return cls.for_features(
+            metadata.feature_names,
+            metadata.lookback,
+            max_locations,
+            future_feature_names=metadata.future_feature_names,
+            horizons=metadata.horizons,
+        )
+
+    def describe(self) -> str:
+        """One line for logs and refusals: what a request of this contract carries."""
+        text = f"fields {list(self.fields)}, lookback {self.lookback}"
+        if self.reads_forecast:
+            text += f", forecast {list(self.forecast_fields)} for {self.forecast_hours} h"
+        return text
 
 
 @dataclass
@@ -147,7 +207,9 @@ class ValidatedRequest:
     """A request that passed validation, as arrays stacked in request order.
 
     ``columns`` maps each raw field to float64 values (``len(locations) * lookback``) and
-    ``times`` holds the matching UTC hours as ``datetime64[s]``.
+    ``times`` holds the matching UTC hours as ``datetime64[s]``. For a model reading the
+    weather forecast, ``forecast_columns``/``forecast_times`` hold the forecast hours the
+    same way (``len(locations) * forecast_hours``); otherwise they are empty.
     """
 
     locations: list[str]
@@ -155,6 +217,9 @@ class ValidatedRequest:
     columns: dict[str, np.ndarray]
     lookback: int
     last_times: list[datetime] = field(default_factory=list)
+    forecast_times: np.ndarray = field(default_factory=lambda: np.empty(0, "M8[s]"))
+    forecast_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    forecast_hours: int = 0
 
 
 def _quoted(keys: Iterable[Any], limit: int = 3) -> str:
@@ -213,45 +278,82 @@ def _typical(name: str) -> float:
     return typical.get(name, low + min(high - low, 100.0) * 0.2)
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def example_body(spec: RequestSpec) -> dict[str, Any]:
+    """A valid body of plausible constant values (the OpenAPI example, the model checks)."""
     start = datetime(2014, 12, 30)
     observation = {name: _typical(name) for name in spec.fields}
-    return {
-        "locations": [
-            {
-                "location": "beijing",
-                "observations": [
-                    {TIME: (start + h * _HOUR).strftime("%Y-%m-%dT%H:%M:%SZ"), **observation}
-                    for h in range(spec.lookback)
-                ],
-            }
-        ]
+    location: dict[str, Any] = {
+        "location": "beijing",
+        "observations": [
+            {TIME: _stamp(start + h * _HOUR), **observation} for h in range(spec.lookback)
+        ],
     }
+    if spec.reads_forecast:
+        hour = {name: _typical(name) for name in spec.forecast_fields}
+        first = start + spec.lookback * _HOUR
+        location["forecast"] = [
+            {TIME: _stamp(first + h * _HOUR), **hour} for h in range(spec.forecast_hours)
+        ]
+    return {"locations": [location]}
+
+
+def _hourly(moments: Sequence[datetime], what: str) -> None:
+    for i in range(1, len(moments)):
+        if moments[i] - moments[i - 1] != _HOUR:
+            raise PydanticCustomError(
+                "not_consecutive",
+                "{what}[{i}].time is {got}, expected {expected} (hourly, ascending)",
+                {
+                    "what": what,
+                    "i": i,
+                    "got": moments[i].isoformat(),
+                    "expected": (moments[i - 1] + _HOUR).isoformat(),
+                },
+            )
+
+
+def _bounded_fields(names: Iterable[str]) -> dict[str, Any]:
+    return {
+        name: (
+            float,
+            Field(strict=True, ge=PHYSICAL_BOUNDS[name][0], le=PHYSICAL_BOUNDS[name][1]),
+        )
+        for name in names
+    }
+
+
+def _hour_model(name: str, doc: str, fields: Sequence[str]) -> type[BaseModel]:
+    """One hour's pydantic model: UTC ``time`` on the hour, then ``fields``, nothing else."""
+    allowed = frozenset((TIME, *fields))
+
+    def keys(data: Any) -> Any:
+        _refuse_unknown(data, allowed)
+        return data
+
+    return create_model(
+        name,
+        __config__=_CONFIG,
+        __doc__=doc,
+        __validators__={"keys": model_validator(mode="before")(staticmethod(keys))},
+        time=(UtcHour, ...),
+        **_bounded_fields(fields),
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def request_model(spec: RequestSpec) -> type[BaseModel]:
     """The ``PredictRequest`` pydantic model for ``spec`` (cached: built once per model)."""
-    obs_allowed = frozenset((TIME, *spec.fields))
-
-    def observation_keys(data: Any) -> Any:
-        _refuse_unknown(data, obs_allowed)
-        return data
-
-    bounded = {
-        name: (
-            float,
-            Field(strict=True, ge=PHYSICAL_BOUNDS[name][0], le=PHYSICAL_BOUNDS[name][1]),
-        )
-        for name in spec.fields
-    }
-    observation = create_model(
+    observation = _hour_model(
         "Observation",
-        __config__=_CONFIG,
-        __doc__="One hour at one location: UTC time on the hour, then the model's raw inputs.",
-        __validators__={"keys": model_validator(mode="before")(staticmethod(observation_keys))},
-        time=(UtcHour, ...),
-        **bounded,
+        "One hour at one location: UTC time on the hour, then the model's raw inputs.",
+        spec.fields,
+    )
+    location_keys = frozenset(
+        ("location", "observations", *(("forecast",) if spec.reads_forecast else ()))
     )
 
     class LocationObservations(BaseModel):
@@ -266,24 +368,52 @@ def request_model(spec: RequestSpec) -> type[BaseModel]:
         @model_validator(mode="before")
         @classmethod
         def _keys(cls, data: Any) -> Any:
-            _refuse_unknown(data, frozenset(("location", "observations")))
+            _refuse_unknown(data, location_keys)
             return data
 
         @model_validator(mode="after")
         def _consecutive(self) -> LocationObservations:
-            times = [o.time for o in self.observations]
-            for i in range(1, len(times)):
-                if times[i] - times[i - 1] != _HOUR:
+            _hourly([o.time for o in self.observations], "observations")
+            forecast = getattr(self, "forecast", None)
+            if forecast is not None:
+                expected = self.observations[-1].time + _HOUR
+                if forecast[0].time != expected:
                     raise PydanticCustomError(
-                        "not_consecutive",
-                        "observations[{i}].time is {got}, expected {expected} (hourly, ascending)",
-                        {
-                            "i": i,
-                            "got": times[i].isoformat(),
-                            "expected": (times[i - 1] + _HOUR).isoformat(),
-                        },
+                        "forecast_not_next",
+                        "forecast[0].time is {got}, expected {expected} (the hour after the "
+                        "last observation)",
+                        {"got": forecast[0].time.isoformat(), "expected": expected.isoformat()},
                     )
+                _hourly([f.time for f in forecast], "forecast")
             return self
+
+    if spec.reads_forecast:
+        forecast_hour = _hour_model(
+            "ForecastHour",
+            "One hour's weather forecast at one location: UTC time on the hour (a target "
+            "hour), then the raw fields the model's forecast inputs derive from.",
+            spec.forecast_fields,
+        )
+        LocationObservations = create_model(  # type: ignore[misc]
+            "LocationObservations",
+            __base__=LocationObservations,
+            __doc__=(
+                "The last ``lookback`` consecutive hours observed at one location, and the "
+                "weather forecast of the next ``forecast_hours`` hours after the last one."
+            ),
+            forecast=(
+                list[forecast_hour],  # type: ignore[valid-type]
+                Field(
+                    min_length=spec.forecast_hours,
+                    max_length=spec.forecast_hours,
+                    fail_fast=True,
+                    description=(
+                        f"The forecast weather of the {spec.forecast_hours} hours after the "
+                        "last observation, hourly, the hour after it first"
+                    ),
+                ),
+            ),
+        )
 
     class PredictRequest(BaseModel):
         """Locations to forecast, each with its last ``lookback`` consecutive UTC hours.
@@ -300,7 +430,7 @@ def request_model(spec: RequestSpec) -> type[BaseModel]:
         @classmethod
         def _shape(cls, data: Any) -> Any:
             if isinstance(data, dict) and "locations" not in data and "observations" in data:
-                _refuse_unknown(data, frozenset(("location", "observations")))
+                _refuse_unknown(data, location_keys)
                 single = {"location": data.get("location", DEFAULT_LOCATION), **data}
                 return {"locations": [single]}
             if isinstance(data, dict) and not data:
@@ -361,13 +491,25 @@ def parse_request(body: bytes, spec: RequestSpec) -> ValidatedRequest:
     }
     starts = np.array([e.observations[0].time.replace(tzinfo=None) for e in entries], "M8[s]")
     hours = np.arange(spec.lookback).astype("m8[h]")
-    return ValidatedRequest(
+    validated = ValidatedRequest(
         locations=[e.location for e in entries],
         times=(starts[:, None] + hours).ravel().astype("M8[s]"),
         columns=columns,
         lookback=spec.lookback,
         last_times=[e.observations[-1].time for e in entries],
     )
+    if spec.reads_forecast:
+        m = len(entries) * spec.forecast_hours
+        validated.forecast_columns = {
+            name: np.fromiter(
+                (getattr(f, name) for e in entries for f in e.forecast), np.float64, m
+            )
+            for name in spec.forecast_fields
+        }
+        ahead = np.arange(1, spec.forecast_hours + 1).astype("m8[h]")
+        validated.forecast_times = (starts[:, None] + hours[-1] + ahead).ravel().astype("M8[s]")
+        validated.forecast_hours = spec.forecast_hours
+    return validated
 
 
 class PollutantForecast(BaseModel):
@@ -413,3 +555,13 @@ class ServedModel(BaseModel):
     horizons: list[int]
     max_locations: int
     test_metrics: dict[str, Any]
+    future_feature_names: list[str] = Field(
+        default_factory=list,
+        description="the forecast inputs of each target hour; empty: observations only",
+    )
+    forecast_fields: list[str] = Field(
+        default_factory=list, description="raw fields of each hour of a location's 'forecast'"
+    )
+    forecast_hours: int = Field(
+        default=0, description="hours a location's 'forecast' holds; 0: none is read"
+    )

@@ -1,4 +1,6 @@
-"""Issued forecasts: inputs end at the issue hour, and a stored forecast is never rewritten."""
+"""Issued forecasts: inputs end at the issue hour, a champion reading weather forecasts gets
+the newest issued at or before it (never a later one), and a stored forecast is never
+rewritten."""
 
 from __future__ import annotations
 
@@ -6,8 +8,18 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from airquality_assets.monitoring.forecasting import ForecastStore, issue, issue_hours
+from airquality_assets.monitoring.forecasting import (
+    INCOMPLETE_WINDOW,
+    NO_WEATHER_FORECAST,
+    ForecastStore,
+    issue,
+    issue_forecast_inputs,
+    issue_hours,
+)
+from airquality_assets.sources.forecast_errors import ForecastErrorModel, stand_in_forecasts
+from airquality_assets.transforms.forecast_inputs import future_feature_names
 
 DAY = date(2014, 3, 2)
 
@@ -43,7 +55,7 @@ def test_issue_hours_stop_at_the_clock() -> None:
 def test_inputs_end_at_the_issue_hour() -> None:
     hours = issue_hours(DAY, datetime(2014, 3, 2, 1, tzinfo=UTC))
     frame, skipped = _issue(hours, _model(10.0), "1")
-    assert skipped == []
+    assert skipped == {}
     first = frame[frame["issued_at"] == hours[0]].set_index("horizon")
     # pm2_5 at 2014-03-02T00 is 24 (hours since 03-01T00); persistence is that value.
     assert first.loc[1, "forecast"] == 34.0 and first.loc[2, "forecast"] == 44.0
@@ -57,7 +69,9 @@ def test_a_gap_in_the_window_skips_that_hour() -> None:
     hours = issue_hours(DAY, datetime(2014, 3, 2, 3, tzinfo=UTC))
     frame, skipped = issue(obs, "x", hours, _model(1.0), ["pm2_5"], ["pm2_5"], 3, [1, 2], "m",
                            "1")  # fmt: skip
-    assert skipped == ["2014-03-02T00:00:00+00:00", "2014-03-02T01:00:00+00:00"]
+    assert skipped == {
+        INCOMPLETE_WINDOW: ["2014-03-02T00:00:00+00:00", "2014-03-02T01:00:00+00:00"]
+    }
     assert sorted(set(frame["issued_at"].dt.hour)) == [2, 3]
 
 
@@ -83,3 +97,113 @@ def test_issued_forecasts_are_not_rewritten_on_rerun(tmp_path) -> None:
     window = store.read(datetime(2014, 3, 2, 6, tzinfo=UTC), datetime(2014, 3, 3, tzinfo=UTC),
                         ["x"])  # fmt: skip
     assert sorted(set(window["issued_at"].dt.hour)) == [6, 7, 8]
+
+
+# --- A champion that reads the weather forecast of its target hours ---------------------
+
+FUTURE = future_feature_names()
+HORIZONS = list(range(1, 25))
+TEMP = FUTURE.index("temp")
+
+
+def _weather() -> pd.DataFrame:
+    """Observations with every weather field the forecast features derive from; temp
+    rises 0.1 degC an hour, so a forecast's values say which hour they are for."""
+    times = pd.date_range("2014-02-28", "2014-03-04", freq="h", tz="UTC")
+    n = len(times)
+    return pd.DataFrame(
+        {"location": "x", "time": times, "pm2_5": 50.0, "temp": np.arange(n) * 0.1,
+         "dew": -5.0, "humidity": 50.0, "pressure": 1015.0, "windspeed": 10.0, "winddir": 90.0}
+    )  # fmt: skip
+
+
+def _stand_ins(issues: pd.DatetimeIndex, scale: float = 0.0) -> pd.DataFrame:
+    """The replay source's construction: observed weather plus the error model, issued at
+    ``issues`` for leads 1..48 (scale 0: exactly the observed weather)."""
+    return stand_in_forecasts(_weather(), issues, "x", range(1, 49), ForecastErrorModel(scale))
+
+
+def _reads_the_forecast(x: np.ndarray, future: np.ndarray) -> np.ndarray:
+    """A two-input stand-in: each horizon's forecast temperature (a model needing both)."""
+    assert x.shape[1:] == (3, 2) and future.shape[1:] == (24, len(FUTURE))
+    return future[:, :, TEMP : TEMP + 1]
+
+
+def _issue_with(weather_forecasts, hours, forward=_reads_the_forecast):
+    return issue(_weather(), "x", hours, forward, ["pm2_5", "temp"], ["pm2_5"], 3, HORIZONS,
+                 "m", "1", future_feature_names=FUTURE,
+                 weather_forecasts=weather_forecasts)  # fmt: skip
+
+
+def _observed_temp(at: pd.Timestamp) -> float:
+    weather = _weather().set_index("time")
+    return float(weather.loc[at, "temp"])
+
+
+def test_each_hour_reads_the_newest_forecast_issued_at_or_before_it() -> None:
+    issues = pd.date_range("2014-03-01", "2014-03-02T18:00", freq="6h", tz="UTC")
+    forecasts = _stand_ins(issues)
+    later = forecasts["issue_time"] == pd.Timestamp("2014-03-02T06:00Z")
+    forecasts.loc[later, "temp"] += 100.0  # the 06:00 issue is recognisable
+    hours = issue_hours(DAY, datetime(2014, 3, 2, 7, tzinfo=UTC))
+    frame, skipped = _issue_with(forecasts, hours)
+    assert skipped == {}
+    at = frame.set_index(["issued_at", "horizon"])["forecast"]
+    for hour in hours:
+        for h in (1, 6, 24):
+            target = hour + pd.Timedelta(hours=h)
+            # 00..05 read the 00:00 issue (the 06:00 one did not exist yet), 06..07 read it
+            shift = 100.0 if hour.hour >= 6 else 0.0
+            assert at[(hour, h)] == pytest.approx(_observed_temp(target) + shift, abs=1e-4)
+
+
+def test_the_forecast_input_matches_the_stand_in_issue_it_came_from() -> None:
+    issues = pd.DatetimeIndex([pd.Timestamp("2014-03-02T00:00Z")])
+    forecasts = _stand_ins(issues, scale=1.0)  # with the error model's error
+    hours = pd.DatetimeIndex([pd.Timestamp("2014-03-02T03:00Z")])
+    block, ok = issue_forecast_inputs(forecasts, "x", hours, FUTURE, 24)
+    assert ok.all() and block.shape == (1, 24, len(FUTURE))
+    issued = forecasts.set_index("lead")
+    np.testing.assert_allclose(block[0, :, TEMP], issued.loc[4:27, "temp"], atol=1e-4)
+    np.testing.assert_allclose(  # the target hour's calendar: 04:00 .. 03:00 next day
+        block[0, :, FUTURE.index("hour_sin")],
+        np.sin(2 * np.pi * ((np.arange(24) + 4) % 24) / 24),
+        atol=1e-5,
+    )
+
+
+def test_hours_without_a_usable_forecast_are_skipped_and_counted() -> None:
+    only = pd.DatetimeIndex([pd.Timestamp("2014-03-01T00:00Z"), pd.Timestamp("2014-03-02T02:00Z")])
+    forecasts = _stand_ins(only)
+    hours = issue_hours(DAY, datetime(2014, 3, 2, 3, tzinfo=UTC))
+    frame, skipped = _issue_with(forecasts, hours)
+    # 00:00 reads the 03-01T00 issue at leads 25..48; 01:00 would need lead 49, which no
+    # issue keeps, and the 02:00 issue did not exist yet
+    assert skipped == {NO_WEATHER_FORECAST: ["2014-03-02T01:00:00+00:00"]}
+    assert sorted(set(frame["issued_at"].dt.hour)) == [0, 2, 3]
+    nothing, none_stored = _issue_with(None, hours)
+    assert nothing.empty and len(none_stored[NO_WEATHER_FORECAST]) == len(hours)
+    other = _stand_ins(only).assign(location="y")  # another location's forecasts
+    assert len(_issue_with(other, hours)[1][NO_WEATHER_FORECAST]) == len(hours)
+
+
+def test_a_gap_in_the_observations_is_its_own_reason() -> None:
+    issues = pd.date_range("2014-03-01", "2014-03-02T18:00", freq="6h", tz="UTC")
+    weather = _weather()
+    weather.loc[weather["time"] == pd.Timestamp("2014-03-02T01:00Z"), "pm2_5"] = np.nan
+    hours = issue_hours(DAY, datetime(2014, 3, 2, 4, tzinfo=UTC))
+    frame, skipped = issue(weather, "x", hours, _reads_the_forecast, ["pm2_5", "temp"],
+                           ["pm2_5"], 3, HORIZONS, "m", "1", future_feature_names=FUTURE,
+                           weather_forecasts=_stand_ins(issues))  # fmt: skip
+    assert list(skipped) == [INCOMPLETE_WINDOW]
+    assert len(skipped[INCOMPLETE_WINDOW]) == 3  # windows holding 01:00: 01, 02, 03
+    assert sorted(set(frame["issued_at"].dt.hour)) == [0, 4]
+
+
+def test_an_observation_only_champion_is_called_as_before() -> None:
+    issues = pd.date_range("2014-03-01", "2014-03-02T18:00", freq="6h", tz="UTC")
+    hours = issue_hours(DAY, datetime(2014, 3, 2, 1, tzinfo=UTC))
+    frame, skipped = issue(_observations(), "x", hours, _model(10.0), ["pm2_5", "temp"],
+                           ["pm2_5"], 3, [1, 2], "m", "1",
+                           weather_forecasts=_stand_ins(issues))  # fmt: skip
+    assert skipped == {} and len(frame) == 2 * 2  # forward(x): one argument

@@ -1,5 +1,7 @@
-"""Shared fixtures for the serving tests: a tiny, seeded model package that follows the
-package contract (raw-unit input, ug/m3 output), and request bodies that match it."""
+"""Shared fixtures for the serving tests: tiny, seeded model packages that follow the
+package contract (raw-unit input, ug/m3 output), one reading observations only and one
+(built by :func:`airquality_assets.ml.model.build_lstm`) also reading the weather forecast
+of its target hours, and request bodies that match them."""
 
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ import pytest
 
 from airquality_assets.ml.package import ModelMetadata, save_package
 from airquality_assets.transforms.features import default_feature_names
+from airquality_assets.transforms.forecast_inputs import future_feature_names
 
 TARGETS = ("pm2_5", "pm10", "no2", "o3", "nh3")
 LOOKBACK = 24
 HORIZONS = (1, 2, 3, 6, 12, 24)
 START = datetime(2014, 12, 30, tzinfo=UTC)
+#: The forecast-reading fixture: horizons 1..FORECAST_HOURS (the model reads one forecast
+#: hour per horizon), pm2_5 and pm10 only.
+FORECAST_HOURS = 6
+FORECAST_TARGETS = ("pm2_5", "pm10")
+#: Raw fields of each forecast hour for the default future features.
+FORECAST_FIELDS = ("temp", "dew", "humidity", "pressure", "windspeed", "winddir")
 
 
 def build_package(
@@ -56,6 +65,53 @@ def build_package(
     return save_package(model, metadata, directory)
 
 
+def build_forecast_package(
+    directory: Path,
+    *,
+    units: int = 8,
+    targets: Sequence[str] = FORECAST_TARGETS,
+    hours: int = FORECAST_HOURS,
+    lookback: int = LOOKBACK,
+    version: str = "11",
+    seed: int = 0,
+) -> Path:
+    """Save the project's own two-input LSTM (untrained, seeded weights): observations and
+    the forecast weather of target hours 1..``hours``, in raw units, as training builds it."""
+    import keras
+
+    from airquality_assets.ml.model import LSTMParams, build_lstm
+
+    keras.utils.set_random_seed(seed)
+    features = default_feature_names(list(targets))
+    future = future_feature_names()
+    params = LSTMParams(
+        units=units, layers=1, dropout=0.0, learning_rate=1e-3, batch_size=8, epochs=1, patience=1
+    )
+    model = build_lstm(
+        params,
+        lookback=lookback,
+        n_features=len(features),
+        n_horizons=hours,
+        n_targets=len(targets),
+        target_feature_index=[features.index(t) for t in targets],
+        feature_mean=[20.0] * len(features),
+        feature_std=[20.0] * len(features),
+        delta_std=[15.0] * len(targets),
+        future_mean=[10.0] * len(future),
+        future_std=[10.0] * len(future),
+    )
+    metadata = ModelMetadata(
+        feature_names=features,
+        target_pollutants=list(targets),
+        lookback=lookback,
+        horizons=list(range(1, hours + 1)),
+        training_window={"start": "2010-01-01T00:00:00Z", "end": "2014-06-30T23:00:00Z"},
+        model_version=version,
+        future_feature_names=future,
+    )
+    return save_package(model, metadata, directory)
+
+
 def observation(hour: int, rng: np.random.Generator, start: datetime = START) -> dict[str, Any]:
     """One plausible hourly observation with every raw field the fixture model needs."""
     return {
@@ -76,6 +132,13 @@ def observation(hour: int, rng: np.random.Generator, start: datetime = START) ->
     }
 
 
+def forecast_hour(hour: int, rng: np.random.Generator, start: datetime = START) -> dict[str, Any]:
+    """One plausible forecast hour (``hour`` hours after ``start``) with the raw fields of
+    the default future features."""
+    full = observation(hour, rng, start)
+    return {k: full[k] for k in ("time", *FORECAST_FIELDS)}
+
+
 def make_body(locations: Sequence[str] = ("beijing",), seed: int = 1) -> dict[str, Any]:
     """A valid multi-location /predict body."""
     rng = np.random.default_rng(seed)
@@ -87,6 +150,39 @@ def make_body(locations: Sequence[str] = ("beijing",), seed: int = 1) -> dict[st
     }
 
 
+def make_forecast_body(
+    locations: Sequence[str] = ("beijing",),
+    seed: int = 1,
+    *,
+    targets: Sequence[str] = FORECAST_TARGETS,
+    lookback: int = LOOKBACK,
+    hours: int = FORECAST_HOURS,
+) -> dict[str, Any]:
+    """A valid body for the forecast-reading fixture: ``lookback`` observed hours (its
+    targets and weather only), then ``hours`` forecast hours from the hour after the last."""
+    rng = np.random.default_rng(seed)
+    keep = {"time", *targets, "temp", "dew", "humidity", "pressure", "windspeed", "winddir"}
+    keep |= {"is_rain", "is_snow"}
+    return {
+        "locations": [
+            {
+                "location": name,
+                "observations": [
+                    {k: v for k, v in observation(h, rng).items() if k in keep}
+                    for h in range(lookback)
+                ],
+                "forecast": [forecast_hour(lookback + h, rng) for h in range(hours)],
+            }
+            for name in locations
+        ]
+    }
+
+
 @pytest.fixture(scope="session")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_package(tmp_path_factory.mktemp("package") / "pkg")
+
+
+@pytest.fixture(scope="session")
+def forecast_package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_forecast_package(tmp_path_factory.mktemp("forecast_package") / "pkg")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,18 @@ import pytest
 from airquality_assets.serving.predictor import Predictor, bucket_for
 from airquality_assets.serving.request import RequestSpec, ValidatedRequest, parse_request
 from airquality_assets.transforms.features import feature_array, feature_matrix
+from airquality_assets.transforms.forecast_inputs import future_feature_names
 
-from .conftest import HORIZONS, LOOKBACK, TARGETS, make_body
+from .conftest import (
+    FORECAST_FIELDS,
+    FORECAST_HOURS,
+    FORECAST_TARGETS,
+    HORIZONS,
+    LOOKBACK,
+    TARGETS,
+    make_body,
+    make_forecast_body,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +108,121 @@ def test_response_shape_times_and_bands(predictor: Predictor) -> None:
     )
     described = predictor.describe()
     assert described["lookback"] == LOOKBACK and described["horizons"] == list(HORIZONS)
+
+
+# --- A model that reads the weather forecast of its target hours -------------------------
+
+
+@pytest.fixture(scope="module")
+def forecast_predictor(forecast_package_dir: Path) -> Predictor:
+    predictor = Predictor.from_package(forecast_package_dir, buckets=(1, 2, 4, 8))
+    predictor.warm_up()
+    return predictor
+
+
+def two_inputs(predictor: Predictor, batch: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 50, (batch, LOOKBACK, predictor.n_features)).astype(np.float32)
+    future = rng.uniform(0, 30, (batch, FORECAST_HOURS, predictor.n_future)).astype(np.float32)
+    return x, future
+
+
+def forecast_request(predictor: Predictor, body: dict) -> ValidatedRequest:
+    spec = RequestSpec.for_model(predictor.metadata)
+    return parse_request(json.dumps(body).encode(), spec)
+
+
+def test_two_input_predictor_warms_both_inputs_for_every_bucket(
+    forecast_predictor: Predictor,
+) -> None:
+    assert forecast_predictor.ready and forecast_predictor._compiled == {1, 2, 4, 8}
+    assert forecast_predictor.input_shapes == (
+        (LOOKBACK, forecast_predictor.n_features),
+        (FORECAST_HOURS, len(future_feature_names())),
+    )
+
+
+def test_two_input_forward_matches_keras_for_any_batch(forecast_predictor: Predictor) -> None:
+    for batch in (1, 3, 8, 11):  # 3: padded; 11 > largest bucket: chunked and padded
+        x, future = two_inputs(forecast_predictor, batch, batch)
+        expected = forecast_predictor.model.predict([x, future], verbose=0)
+        got = forecast_predictor.forward(x, future)
+        assert got.shape == (batch, FORECAST_HOURS, len(FORECAST_TARGETS))
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    x, future = two_inputs(forecast_predictor, 2, 0)
+    with pytest.raises(ValueError, match="reads 2 input"):
+        forecast_predictor.forward(x)
+    with pytest.raises(ValueError, match="does not match"):
+        forecast_predictor.forward(x, future[:, :-1])
+    with pytest.raises(ValueError, match="batch size"):
+        forecast_predictor.forward(x, future[:1])
+
+
+def test_two_input_forward_is_thread_safe(forecast_predictor: Predictor) -> None:
+    inputs = [two_inputs(forecast_predictor, 1 + i % 7, i) for i in range(48)]
+    serial = [forecast_predictor.forward(*pair) for pair in inputs]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda pair: forecast_predictor.forward(*pair), inputs))
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_request_with_a_forecast_is_answered_as_training_would(
+    forecast_predictor: Predictor,
+) -> None:
+    """Both inputs as the training path builds them (frames, the forecast block issued at
+    the last observation), the response from them; and the forecast changes the answer."""
+    from airquality_assets.transforms.forecast_inputs import forecast_block
+
+    body = make_forecast_body(("beijing", "delhi"))
+    request = forecast_request(forecast_predictor, body)
+    result = forecast_predictor.predict(request)
+    meta = forecast_predictor.metadata
+    frames, blocks = [], []
+    for entry in body["locations"]:
+        frame = pd.DataFrame(entry["observations"])
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+        frames.append(feature_matrix(frame, meta.feature_names))
+        forecast = pd.DataFrame(entry["forecast"])
+        forecast["time"] = pd.to_datetime(forecast["time"], utc=True)
+        last = frame["time"].iloc[-1]
+        forecast = forecast.assign(
+            location="x", issue_time=last, lead=np.arange(1, FORECAST_HOURS + 1)
+        )
+        at = np.array([last.value // 10**9])
+        names = meta.future_feature_names
+        blocks.append(forecast_block(forecast, at, np.array([0]), ["x"], names, FORECAST_HOURS))
+    x, future = np.stack(frames), np.concatenate(blocks)
+    direct = np.maximum(forecast_predictor.model.predict([x, future], verbose=0), 0.0)
+    np.testing.assert_allclose(result.values, direct, atol=1e-4)
+    first = result.body["forecasts"][0]
+    assert first["horizons"] == list(range(1, FORECAST_HOURS + 1))
+    assert first["times"][0] == body["locations"][0]["forecast"][0]["time"]
+    assert first["times"][-1] == body["locations"][0]["forecast"][-1]["time"]
+    assert set(first["pollutants"]) == set(FORECAST_TARGETS)
+
+    stormy = json.loads(json.dumps(body))
+    for hour in stormy["locations"][0]["forecast"]:
+        hour.update(temp=-30.0, windspeed=80.0, pressure=960.0)
+    changed = forecast_predictor.predict(forecast_request(forecast_predictor, stormy)).values
+    assert not np.allclose(changed[0], result.values[0], atol=1e-3)  # the forecast is read
+    np.testing.assert_allclose(changed[1], result.values[1], atol=1e-5)  # per location
+
+
+def test_metadata_and_model_must_agree_on_the_inputs(
+    forecast_predictor: Predictor, package_dir: Path
+) -> None:
+    described = forecast_predictor.describe()
+    assert described["future_feature_names"] == future_feature_names()
+    assert described["forecast_fields"] == list(FORECAST_FIELDS)
+    assert described["forecast_hours"] == FORECAST_HOURS
+    from airquality_assets.ml.package import load_package
+
+    model, meta = load_package(package_dir)  # observations only
+    assert Predictor(model, meta).describe()["forecast_hours"] == 0
+    claims_more = replace(meta, future_feature_names=future_feature_names(), horizons=[1, 2])
+    with pytest.raises(ValueError, match="reads 1 input"):
+        Predictor(model, claims_more)
+    with pytest.raises(ValueError, match="reads 2 input"):
+        Predictor(forecast_predictor.model, replace(forecast_predictor.metadata,
+                                                    future_feature_names=[]))  # fmt: skip

@@ -2,9 +2,11 @@
 input class, hostile timing and paths, metrics, auth, and a newly promoted champion.
 
 Two servers start once for the module, in parallel: "open" (auth off) serves the fixture
-model v7; "auth" (token set) serves a store where a different champion, v8 (other targets,
-shorter lookback), was imported after v7, with the same code; later v9 lands in its store
-while it serves and is swapped in. Everything is on 127.0.0.1.
+model v7 (observations only); "auth" (token set) serves a store where a different champion,
+v8, was imported after v7, with the same code: the project's two-input LSTM (other targets,
+shorter lookback, and the weather forecast of its target hours, so every request carries
+``forecast``); later v9 (same contract) lands in its store while it serves and is swapped
+in. Everything is on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from hypothesis import strategies as st
 from airquality_assets.ml.package import load_package
 from airquality_assets.transforms.features import feature_matrix
 
-from .conftest import LOOKBACK, build_package, make_body
+from .conftest import (
+    LOOKBACK,
+    build_forecast_package,
+    build_package,
+    make_body,
+    make_forecast_body,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"
@@ -42,6 +50,7 @@ READY_TIMEOUT_S = 300
 BODY_TIMEOUT_S = 2
 V8_TARGETS = ("pm2_5", "pm10")
 V8_LOOKBACK = 12
+V8_HOURS = 6  # v8 and v9 read the forecast of target hours 1..6
 
 
 def free_port() -> int:
@@ -133,18 +142,19 @@ def homes(tmp_path_factory: pytest.TempPathFactory, package_dir: Path) -> dict[s
     open_home = tmp_path_factory.mktemp("bentoml_home")
     tags = import_packages(open_home, package_dir, package_dir)
     assert tags[0] == tags[1] and tags[0].startswith("airquality-lstm:")  # idempotent import
-    # A newly promoted champion with another contract, imported after v7 (":latest").
-    v8 = build_package(
+    # A newly promoted champion with another contract, imported after v7 (":latest"): it
+    # reads the weather forecast of its target hours.
+    v8 = build_forecast_package(
         tmp_path_factory.mktemp("v8") / "pkg",
         targets=V8_TARGETS,
-        horizons=(1, 6),
+        hours=V8_HOURS,
         lookback=V8_LOOKBACK,
         version="8",
         seed=3,
     )
     auth_home = tmp_path_factory.mktemp("bentoml_home_v8")
     import_packages(auth_home, package_dir, v8)
-    return {"open": open_home, "auth": auth_home}
+    return {"open": open_home, "auth": auth_home, "v8": v8}
 
 
 @pytest.fixture(scope="module")
@@ -430,18 +440,38 @@ def test_health_and_metrics(client: httpx.Client) -> None:
 PREDICTED = "airquality_predicted_concentration_ug_m3"
 
 
-def v8_body() -> dict[str, Any]:
-    """A body for the v8 champion: its fields only, its lookback."""
-    fields = {"time", *V8_TARGETS, "temp", "dew", "humidity", "pressure"}
-    fields |= {"windspeed", "winddir", "is_rain", "is_snow"}
-    full = make_body(("beijing",))["locations"][0]["observations"][:V8_LOOKBACK]
-    return {"locations": [{"location": "beijing", "observations": [
-        {k: v for k, v in o.items() if k in fields} for o in full
-    ]}]}  # fmt: skip
+def v8_body(locations: tuple[str, ...] = ("beijing",), seed: int = 1) -> dict[str, Any]:
+    """A body for the v8 champion: its fields only, its lookback, and the forecast."""
+    return make_forecast_body(
+        locations, seed, targets=V8_TARGETS, lookback=V8_LOOKBACK, hours=V8_HOURS
+    )
 
 
-def test_auth_and_a_newly_promoted_champion(servers: dict[str, Any], body: dict[str, Any]) -> None:
-    """Same code, a newer champion in the store: served with its own request contract."""
+def direct_two_input_answer(package: Path, body: dict[str, Any]) -> np.ndarray:
+    """What the package's Keras model says for ``body``, inputs built by training's path
+    (frames; the forecast block issued at each location's last observation)."""
+    from airquality_assets.transforms.forecast_inputs import forecast_block
+
+    model, meta = load_package(package)
+    xs, blocks = [], []
+    for entry in body["locations"]:
+        frame = pd.DataFrame(entry["observations"])
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+        xs.append(feature_matrix(frame, meta.feature_names))
+        last = frame["time"].iloc[-1]
+        forecast = pd.DataFrame(entry["forecast"])
+        forecast["time"] = pd.to_datetime(forecast["time"], utc=True)
+        forecast = forecast.assign(location="x", issue_time=last, lead=range(1, V8_HOURS + 1))
+        at, names = np.array([last.value // 10**9]), meta.future_feature_names
+        blocks.append(forecast_block(forecast, at, np.array([0]), ["x"], names, V8_HOURS))
+    return np.maximum(model.predict([np.stack(xs), np.concatenate(blocks)], verbose=0), 0.0)
+
+
+def test_auth_and_a_newly_promoted_champion(
+    servers: dict[str, Any], body: dict[str, Any], homes: dict[str, Path]
+) -> None:
+    """Same code, a newer champion in the store: served with its own request contract,
+    which here includes the weather forecast of the target hours."""
     good = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=servers["auth"], timeout=30) as auth:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
@@ -453,13 +483,25 @@ def test_auth_and_a_newly_promoted_champion(servers: dict[str, Any], body: dict[
         meta = auth.get("/metadata", headers=good).json()
         assert (meta["model_version"], meta["lookback"]) == ("8", V8_LOOKBACK)
         assert meta["target_pollutants"] == list(V8_TARGETS)
+        assert meta["forecast_hours"] == V8_HOURS and "winddir" in meta["forecast_fields"]
+        assert meta["future_feature_names"][-1] == "dow_cos"
         response = auth.post("/predict", json=v8_body(), headers=good)
         assert response.status_code == 200, response.text
         forecast = response.json()["forecasts"][0]
-        assert response.json()["model"]["version"] == "8" and forecast["horizons"] == [1, 6]
+        assert response.json()["model"]["version"] == "8"
+        assert forecast["horizons"] == list(range(1, V8_HOURS + 1))
         assert set(forecast["pollutants"]) == set(V8_TARGETS)
         refused = auth.post("/predict", json=body, headers=good)  # v7's contract
         assert refused.status_code == 422
+        # a real two-input request equals the model's own answer on training's inputs
+        three = v8_body(("beijing", "delhi", "london"), seed=4)
+        answer = auth.post("/predict", json=three, headers=good).json()
+        direct = direct_two_input_answer(homes["v8"], three)
+        for i, entry in enumerate(answer["forecasts"]):
+            assert entry["times"][0] == three["locations"][i]["forecast"][0]["time"]
+            for j, pollutant in enumerate(V8_TARGETS):
+                got = entry["pollutants"][pollutant]["values"]
+                np.testing.assert_allclose(got, direct[i, :, j], atol=1e-4, rtol=0)
         for open_path in ("/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"):
             assert auth.get(open_path).status_code == 200, open_path
     with bentoml.SyncHTTPClient(servers["auth"], token=TOKEN) as sync:
@@ -470,12 +512,123 @@ def test_auth_and_a_newly_promoted_champion(servers: dict[str, Any], body: dict[
     assert "auth ON" in started and "open paths: /livez" in started and TOKEN not in started
 
 
+def forecast_bad_requests() -> list[tuple[str, dict[str, Any], str, str]]:
+    """(name, body, field substring, code) per bad forecast, on a valid two-location body."""
+    good = v8_body(("beijing", "delhi"))
+
+    def changed(edit: Any) -> dict[str, Any]:
+        body = copy.deepcopy(good)
+        edit(body["locations"][1])
+        return body
+
+    def set_hour(index: int, **values: Any) -> Any:
+        return lambda entry: entry["forecast"][index].update(values)
+
+    def shift_all(entry: dict[str, Any]) -> None:
+        for hour in entry["forecast"]:
+            at = pd.Timestamp(hour["time"]) + pd.Timedelta(hours=1)
+            hour["time"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    at = "locations[1].forecast[2]"
+    return [
+        ("missing", changed(lambda e: e.pop("forecast")), "locations[1].forecast", "missing"),
+        ("short", changed(lambda e: e["forecast"].pop()), "locations[1].forecast", "too_short"),
+        (
+            "long",
+            changed(lambda e: e["forecast"].append(dict(e["forecast"][-1]))),
+            "locations[1].forecast",
+            "too_long",
+        ),
+        ("null", changed(lambda e: e.update(forecast=None)), "forecast", "list_type"),
+        (
+            "gap",
+            changed(set_hour(2, time="2014-12-31T04:00:00Z")),
+            "locations[1]",
+            "not_consecutive",
+        ),
+        ("late start", changed(shift_all), "locations[1]", "forecast_not_next"),
+        ("humidity", changed(set_hour(2, humidity=101.0)), f"{at}.humidity", "less_than_equal"),
+        ("winddir", changed(set_hour(2, winddir=-1.0)), f"{at}.winddir", "greater_than_equal"),
+        ("string", changed(set_hour(2, pressure="low")), f"{at}.pressure", "float_type"),
+        ("unknown", changed(set_hour(2, pm2_5=12.0)), at, "unknown_field"),
+        ("naive", changed(set_hour(2, time="2014-12-31T02:00:00")), f"{at}.time", "aware"),
+    ]
+
+
+def test_bad_forecasts_get_a_bounded_4xx_naming_field_and_reason(
+    servers: dict[str, Any],
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    failures = []
+    with httpx.Client(base_url=servers["auth"], timeout=30, headers=headers) as auth:
+        before = auth.post("/predict", json=v8_body(("beijing", "delhi")))
+        assert before.status_code == 200
+        for name, body, field, code in forecast_bad_requests():
+            response = auth.post("/predict", json=body)
+            try:
+                payload = response.json()
+                first = payload["details"][0]
+                ok = (
+                    response.status_code == 422
+                    and field in first["field"]
+                    and code in first["code"]
+                    and payload["error"].startswith(first["field"])
+                    and len(response.content) < 5_000
+                )
+            except (ValueError, KeyError, TypeError, IndexError):
+                ok, payload = False, response.text[:300]
+            if not ok:
+                failures.append(f"{name}: {response.status_code} {payload}")
+        assert not failures, "\n".join(failures)
+        after = auth.post("/predict", json=v8_body(("beijing", "delhi")))
+        assert after.json() == before.json()  # the worker survived and answers the same
+        spec = auth.get("/docs.json").json()
+        hour = spec["components"]["schemas"]["ForecastHour"]["properties"]
+        assert hour["humidity"]["maximum"] == 100 and "winddir" in hour
+        request = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+        example = request["schema"]["example"]
+        assert len(example["locations"][0]["forecast"]) == V8_HOURS
+        assert auth.post("/predict", json=example).status_code == 200  # the example is valid
+
+
+def test_concurrent_two_input_requests_are_merged_without_mixing(
+    servers: dict[str, Any],
+) -> None:
+    """The micro-batcher stacks both inputs of concurrent requests: each client still gets
+    exactly its own answer."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    bodies = [v8_body(tuple(f"c{j}" for j in range(1 + i % 3)), seed=10 + i) for i in range(12)]
+    with httpx.Client(base_url=servers["auth"], timeout=60, headers=headers) as auth:
+        serial = [auth.post("/predict", json=b).json() for b in bodies]
+
+    async def together() -> list[Any]:
+        async with httpx.AsyncClient(base_url=servers["auth"], timeout=60, headers=headers) as c:
+            answers = await asyncio.gather(*(c.post("/predict", json=b) for b in bodies))
+        return [a.json() for a in answers]
+
+    merged = asyncio.run(together())
+    for alone, batched in zip(serial, merged, strict=True):
+        # a merged pass runs another bucket's executable: equal up to float32 rounding
+        assert [f["location"] for f in batched["forecasts"]] == [
+            f["location"] for f in alone["forecasts"]
+        ]
+        for a, b in zip(alone["forecasts"], batched["forecasts"], strict=True):
+            assert a["times"] == b["times"]
+            for pollutant in V8_TARGETS:
+                np.testing.assert_allclose(
+                    b["pollutants"][pollutant]["values"],
+                    a["pollutants"][pollutant]["values"],
+                    atol=1e-3,
+                )
+
+
 def test_a_champion_promoted_while_serving_is_swapped_in_without_a_failed_request(
     servers: dict[str, Any], homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Runs after the test above (it needs v8 served): v9, same contract, lands in the store
     while a client calls /predict without pause; every answer is a 200, from v8 until the
-    swap and from v9 after it. Then v10, another lookback, is refused and v9 kept."""
+    swap and from v9 after it. Then v10, another contract (observations only, another
+    lookback), is refused and v9 kept."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     answers: list[tuple[int, str | None]] = []
     done = threading.Event()
@@ -490,10 +643,11 @@ def test_a_champion_promoted_while_serving_is_swapped_in_without_a_failed_reques
                 )
 
     root = tmp_path_factory.mktemp("promoted")
-    v9 = build_package(
+    v9 = build_forecast_package(
         root / "v9",
+        units=12,
         targets=V8_TARGETS,
-        horizons=(1, 3, 6),
+        hours=V8_HOURS,
         lookback=V8_LOOKBACK,
         version="9",
         seed=5,
@@ -521,7 +675,7 @@ def test_a_champion_promoted_while_serving_is_swapped_in_without_a_failed_reques
     assert set(versions[first_v9:]) == {"9"}  # one client in sequence: never back to v8
     with httpx.Client(base_url=servers["auth"], timeout=30, headers=headers) as client:
         meta = client.get("/metadata").json()
-        assert (meta["model_version"], meta["horizons"]) == ("9", [1, 3, 6])
+        assert (meta["model_version"], meta["forecast_hours"]) == ("9", V8_HOURS)
         exposed = client.get("/metrics").text
         info = {
             line.split("}")[0] + "}": float(line.split()[-1])

@@ -1,8 +1,10 @@
 """The operating loop's assets: issued forecasts, their scores, and drift.
 
 * ``forecasts`` (day x location): the champion's next-24-h forecast issued for every whole
-  hour of the day up to the clock, from the observations up to that hour. Appended to the
-  forecast store, never rewritten: re-running a day keeps what an earlier model said.
+  hour of the day up to the clock, from the observations up to that hour (and, for a
+  champion that reads them, the newest stored weather forecast issued at or before that
+  hour). Appended to the forecast store, never rewritten: re-running a day keeps what an
+  earlier model said.
   Daily partitions: one Dagster partition (two events) per location and day instead of 24
   hourly ones; the hourly schedule re-runs the current day, which issues only the new hours.
 * ``forecast_accuracy``: the stored forecasts scored against what was then observed, per
@@ -24,14 +26,21 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.catalog import OPERATIONS_GROUP
-from airquality_assets.columns import LOCATION, TIME
+from airquality_assets.columns import FORECAST_HOURS, LOCATION, TIME
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource
-from airquality_assets.monitoring.forecasting import ForecastStore, issue, issue_hours
+from airquality_assets.monitoring.forecasting import (
+    NO_WEATHER_FORECAST,
+    SKIP_REASONS,
+    ForecastStore,
+    issue,
+    issue_hours,
+)
 from airquality_assets.monitoring.metrics import PipelineMetrics
 from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
 from airquality_assets.settings import Settings
+from airquality_assets.storage import read_weather_forecasts, storage_location
 
 DRIFT_WINDOW_HOURS = 24 * 7
 SCORED_HORIZONS = (1, 6, 12, 24)
@@ -74,6 +83,19 @@ def _png_md(title: str, png: bytes) -> dg.MetadataValue:
     )
 
 
+def _weather_forecasts_for(
+    settings: Settings, location: str, hours: pd.DatetimeIndex, max_horizon: int
+) -> pd.DataFrame | None:
+    """The stored ``weather_forecasts`` issues an hour of ``hours`` may read: from the
+    oldest that still reaches its last horizon (leads are kept to FORECAST_HOURS) up to the
+    last hour, never later. Read only for a champion that uses them, so a deployment whose
+    champion reads observations only never needs the frame. ``None``: none stored."""
+    start = hours.min() - pd.Timedelta(hours=max(0, FORECAST_HOURS - max_horizon))
+    end = hours.max() + pd.Timedelta(hours=1)  # exclusive
+    root = storage_location(settings.storage_root)
+    return read_weather_forecasts(root, [location], start.to_pydatetime(), end.to_pydatetime())
+
+
 def daily_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
     """(UTC day x location) over the configured range: one issue day per partition."""
     end = settings.end_date.isoformat() if settings.end_date else None
@@ -97,12 +119,17 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
         ins={
             "observations": dg.AssetIn("hourly_observations", partition_mapping=previous_day_months)
         },
+        # Read from the store only when the champion reads weather forecasts (see
+        # _weather_forecasts_for); declared so the lineage shows it.
+        deps=[dg.AssetDep("weather_forecasts", partition_mapping=previous_day_months)],
         group_name=OPERATIONS_GROUP,
         kinds={"keras", "parquet"},
         description=(
             "The champion's next-24-h forecast issued for every whole hour of the day up to "
-            "the clock, from the observations up to that hour; stored with issue time, "
-            "target time, horizon, model name and version. Appended, never rewritten."
+            "the clock, from the observations up to that hour (and, for a champion that "
+            "reads them, the newest weather forecast issued at or before that hour); stored "
+            "with issue time, target time, horizon, model name and version. Appended, never "
+            "rewritten."
         ),
     )
     def forecasts(
@@ -135,6 +162,12 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
         except Exception as exc:
             raise dg.Failure(f"no champion to forecast with: {exc}") from exc
         obs = _upto(observations[observations[LOCATION] == location], now)
+        future_names = list(meta.future_feature_names)
+        weather = (
+            _weather_forecasts_for(settings, location, todo, max(meta.horizons))
+            if future_names
+            else None
+        )
         started = time.perf_counter()
         frame, skipped = issue(
             obs,
@@ -147,14 +180,28 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
             meta.horizons,
             champion.name,
             champion.version,
+            future_feature_names=future_names,
+            weather_forecasts=weather,
         )
         added, kept = store.append(location, day, frame)
         issued_hours = frame["issued_at"].nunique() if len(frame) else 0
+        reasons = "; ".join(f"{len(h)} ({SKIP_REASONS[r]})" for r, h in skipped.items())
         context.log.info(
             f"{location} {day}: issued {issued_hours} hourly forecast(s) with "
             f"{champion.name} v{champion.version} in {time.perf_counter() - started:.2f} s; "
-            f"{len(skipped)} hour(s) skipped (incomplete input window)"
+            f"hour(s) skipped: {reasons or 'none'}"
         )
+        if NO_WEATHER_FORECAST in skipped:
+            hours_without = skipped[NO_WEATHER_FORECAST]
+            context.log.warning(
+                f"{location} {day}: no stored weather forecast issued at or before "
+                f"{len(hours_without)} issue hour(s) (first {hours_without[0]}) reaches their "
+                f"horizons; {champion.name} v{champion.version} reads one, so they are skipped"
+            )
+        if future_names:
+            metadata["weather_forecast_issues_read"] = (
+                0 if weather is None else int(weather["issue_time"].nunique())
+            )
         return dg.MaterializeResult(
             metadata={
                 **metadata,
@@ -162,6 +209,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
                 "rows_added": added,
                 "rows_kept_as_issued": kept,
                 "skipped_hours": dg.MetadataValue.json(skipped),
+                **{f"skipped_{reason}": len(skipped.get(reason, [])) for reason in SKIP_REASONS},
                 "model": f"{champion.name} v{champion.version}",
                 "path": dg.MetadataValue.path(str(store.path(location, day))),
             }

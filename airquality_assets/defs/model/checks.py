@@ -3,13 +3,58 @@ bento serving it?
 
 Both read MLflow's registry through the ``mlflow`` resource (mlflow imported inside); both
 warn rather than block: they describe the state after the run, nothing downstream waits.
+Both end with a real request: the example body of the model's own contract (with the
+weather forecast of its target hours when it reads one) validated and answered by the
+serving predictor (:func:`airquality_assets.serving.smoke.answer_example`), from the
+registry's champion and from the model the bento packs.
 """
+
+from typing import Any
 
 import dagster as dg
 
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.ml.package import ModelMetadata
 from airquality_assets.ml.registry import DEFAULT_ALIAS as CHAMPION_ALIAS
+
+
+def _answers(model: Any, metadata: ModelMetadata, where: str) -> tuple[str | None, dict]:
+    """A problem (None: answered) and the metadata of one example request to ``model``."""
+    from airquality_assets.serving.smoke import answer_example
+
+    answer = answer_example(model, metadata)
+    problem = None if answer.problem is None else f"{where}: {answer.problem}"
+    return problem, answer.as_metadata()
+
+
+def _champion_answers(mlflow: MlflowResource, name: str) -> tuple[str | None, dict]:
+    import mlflow.keras as mlflow_keras
+
+    from airquality_assets.ml.registry import read_champion
+
+    record = read_champion(mlflow.client(), name)
+    try:
+        model, metadata = mlflow_keras.load_model(record.uri), record.package_metadata()
+    except Exception as exc:  # reported by the check, like a status that is not READY
+        return f"{record.uri} does not load: {type(exc).__name__}: {exc}", {}
+    return _answers(model, metadata, record.uri)
+
+
+def _bento_answers(deployment: DeploymentResource, model_tag: str) -> tuple[str | None, dict]:
+    from airquality_assets.defs.serving.bento import use_bentoml_home
+
+    use_bentoml_home(deployment.settings.bentoml_home)
+    import bentoml
+
+    from airquality_assets.ml.package import load_package
+
+    where = f"the bento's model {model_tag}"
+    try:
+        model, metadata = load_package(bentoml.models.get(model_tag).path)
+    except Exception as exc:  # a missing or unreadable stored model: the check says so
+        return f"{where} does not load: {type(exc).__name__}: {exc}", {}
+    return _answers(model, metadata, where)
 
 
 def _champion(mlflow: MlflowResource, name: str) -> tuple[object | None, str | None]:
@@ -24,7 +69,8 @@ def _champion(mlflow: MlflowResource, name: str) -> tuple[object | None, str | N
     asset="champion_model",
     description=(
         f"The '{CHAMPION_ALIAS}' alias resolves to a READY model version whose logged model "
-        "is READY: what serving and the bento load"
+        "is READY (what serving and the bento load), and it answers an example request of "
+        "its own contract (with the weather forecast when it reads one)"
     ),
 )
 def champion_is_servable(
@@ -48,6 +94,10 @@ def champion_is_servable(
             logged = mlflow.client().get_logged_model(model_id)
             if str(logged.status) not in {"READY", "LoggedModelStatus.READY"}:
                 problems.append(f"logged model {model_id} status {logged.status}")
+        if not problems:
+            served, smoke = _champion_answers(mlflow, name)
+            metadata.update(smoke)
+            problems += [served] if served else []
         problem = "; ".join(problems) or None
     return dg.AssetCheckResult(
         passed=problem is None,
@@ -59,7 +109,10 @@ def champion_is_servable(
 
 @dg.asset_check(
     asset="bento",
-    description=f"The latest bento packages the version the '{CHAMPION_ALIAS}' alias points at",
+    description=(
+        f"The latest bento packages the version the '{CHAMPION_ALIAS}' alias points at, and "
+        "its model answers an example request of its own contract"
+    ),
 )
 def bento_serves_champion(
     context: dg.AssetCheckExecutionContext,
@@ -76,9 +129,17 @@ def bento_serves_champion(
         problem = "no bento materialization records an MLflow version"
     elif problem is None and built_version != champion_version:
         problem = f"bento packages v{built_version}, the champion is v{champion_version}"
+    metadata: dict[str, object] = {
+        "bento_version": str(built_version),
+        "champion_version": str(champion_version),
+    }
+    model_tag = materialization.metadata.get("model_tag") if materialization else None
+    if problem is None and model_tag is not None:
+        problem, smoke = _bento_answers(deployment, str(model_tag.value))
+        metadata.update(smoke)
     return dg.AssetCheckResult(
         passed=problem is None,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"bento_version": str(built_version), "champion_version": str(champion_version)},
+        metadata=metadata,
         description=problem,
     )

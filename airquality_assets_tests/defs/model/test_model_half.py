@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from airquality_assets.defs.data.frames import frame_assets
@@ -124,6 +125,12 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert champion_meta["mlflow_run"].value.endswith(f"/runs/{best.info.run_id}")
     assert checks["champion_is_servable"].passed, checks["champion_is_servable"].description
     assert checks["bento_serves_champion"].passed, checks["bento_serves_champion"].description
+    # both checks answered a real request of the champion's contract: it reads the weather
+    # forecast of its 24 target hours, so the request carried one
+    for name in ("champion_is_servable", "bento_serves_champion"):
+        smoke = {k: v.value for k, v in checks[name].metadata.items() if k.startswith("smoke")}
+        assert smoke["smoke_request"] == "answered", (name, smoke)
+        assert (smoke["smoke_model_inputs"], smoke["smoke_forecast_hours"]) == (2, 24), smoke
 
     # the bento carries the champion, imported into the BentoML store with its version
     import bentoml
@@ -135,6 +142,16 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert stored.info.metadata["mlflow_version"] == decision.new_version
     service = bentoml.bentos.get(meta["bento_tag"].value).info.services[0]
     assert [m.tag for m in service.models] == [stored.tag]  # declared by the service
+    # and the bento's model answers the README's example request (with its forecast)
+    from airquality_assets.serving.predictor import Predictor
+    from airquality_assets.serving.request import RequestSpec, parse_request
+
+    predictor = Predictor.from_package(stored.path, buckets=(1,))
+    example = (Path(__file__).resolve().parents[3] / "bento" / "example_request.json").read_bytes()
+    request = parse_request(example, RequestSpec.for_model(predictor.metadata))
+    assert request.forecast_hours == 24
+    answer = predictor.predict(request)
+    assert answer.values.shape == (1, 24, 1) and np.isfinite(answer.values).all()
 
     # unchanged champion: re-materializing is idempotent (same model, same bento, no build)
     again = dg.materialize(
