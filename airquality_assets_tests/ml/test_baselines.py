@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,11 +12,18 @@ from airquality_assets.ml.baselines import (
     baseline_forecasts,
     climatology_forecast,
     climatology_table,
+    fit_lightgbm,
     fit_ridge,
     persistence_forecast,
     seasonal_naive_forecast,
+    window_features,
 )
-from airquality_assets.transforms.windowing import SplitSpec, build_sequence_tensors, windows
+from airquality_assets.transforms.windowing import (
+    SequenceTensors,
+    SplitSpec,
+    build_sequence_tensors,
+    windows,
+)
 from airquality_assets_tests.transforms.test_windowing import make_frame
 
 FRACTIONS = SplitSpec(train_end=None, validation_end=None)
@@ -120,14 +129,15 @@ def test_baseline_forecasts_share_the_target_shape() -> None:
     tensors = build_sequence_tensors(make_frame(24 * 20), None, ["pm2_5"], split=FRACTIONS)
     ends = tensors.ends["test"]
     forecasts = baseline_forecasts(tensors, ends)
-    assert list(forecasts) == ["persistence", "seasonal_naive", "climatology", "ridge"]
+    assert list(forecasts) == ["persistence", "seasonal_naive", "climatology", "ridge", "lightgbm"]
     for forecast in forecasts.values():
         assert forecast.shape == (ends.size, 24, 1) and forecast.dtype == np.float32
         assert np.isfinite(forecast).all()
     np.testing.assert_array_equal(  # at h=24 "same hour yesterday" is the value at t
         forecasts["seasonal_naive"][:, -1], forecasts["persistence"][:, -1]
     )
-    assert "ridge" not in baseline_forecasts(tensors, ends, ridge_alpha=None)
+    fewer = baseline_forecasts(tensors, ends, ridge_alpha=None, with_lightgbm=False)
+    assert list(fewer) == ["persistence", "seasonal_naive", "climatology"]
 
 
 def test_window_features_summarise_each_window() -> None:
@@ -206,3 +216,24 @@ def test_both_learned_baselines_use_forecasts_when_the_tensors_carry_them() -> N
     # A missing forecast hour does not stop Ridge: it becomes the training mean.
     informed.future[ends[:5]] = np.nan  # type: ignore[index]
     assert np.isfinite(fit_ridge(informed).predict(informed, ends)).all()
+
+
+def test_lightgbm_reads_nothing_after_the_window_end() -> None:
+    """Every value after a window's last hour replaced: its features and forecast unchanged."""
+    frame = make_frame(24 * 30)
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], 12, [1, 3, 6], FRACTIONS)
+    informed = with_forecasts(tensors)
+    model = fit_lightgbm(informed)
+    for end in informed.ends["test"][[0, 40, -1]]:
+        later = np.arange(len(informed.targets)) > end
+        scrambled = dataclasses.replace(
+            informed,
+            features=np.where(later[:, None], -999.0, informed.features).astype(np.float32),
+            targets=np.where(later[:, None], 999.0, informed.targets).astype(np.float32),
+        )
+        before, _ = window_features(informed, [end])
+        after, _ = window_features(scrambled, [end])
+        np.testing.assert_array_equal(after, before)
+        np.testing.assert_array_equal(
+            model.predict(scrambled, [end]), model.predict(informed, [end])
+        )
