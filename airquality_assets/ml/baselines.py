@@ -20,7 +20,8 @@ Every function takes :class:`SequenceTensors` plus window end indices (usually
 * LightGBM: gradient-boosted trees, direct (one model per horizon and target), on features
   summarising each window (:func:`window_features`: lags of targets and weather, rolling
   means and maxima of the targets, calendar) plus, for horizon ``h``, the hour of the target
-  and the forecast for that hour when the tensors carry one. Each predicts the change from
+  and, when the tensors carry forecasts, the forecast for that hour, its mean over hours
+  1..h and its change from the last observation. Each predicts the change from
   the last observed value; fitted on the training windows, early-stopped on the validation
   windows. Direct rather than one model with the horizon as a feature: each horizon's model
   sees exactly its own target hour's forecast, and the issue's measurement (LightGBM 44.1
@@ -279,19 +280,53 @@ def window_features(
     return np.column_stack(columns).astype(np.float32), names
 
 
+def _forecast_weather(tensors: SequenceTensors) -> list[tuple[int, int | None]]:
+    """Per weather variable of the forecast block (calendar left out): its column there and,
+    when it is also observed, its column among the features."""
+    return [
+        (j, tensors.feature_names.index(n) if n in tensors.feature_names else None)
+        for j, n in enumerate(tensors.future_names)
+        if n not in CALENDAR_FEATURES
+    ]
+
+
 def _horizon_inputs(
     tensors: SequenceTensors, ends: np.ndarray, base: np.ndarray, h: int
 ) -> np.ndarray:
-    """``base`` plus the target hour's hour of day and, when there is one, its forecast."""
+    """``base`` plus the target hour's hour of day and, when the tensors carry forecasts,
+    the forecast for that hour, each weather variable's forecast mean over hours 1..h (the
+    air the next hours bring: a day of north wind clears the smog, one hour of it does not)
+    and its forecast change from the last observation."""
     target_hour = (((tensors.times[ends] // HOUR) + h) % 24).astype(np.float32)
     parts = [base, target_hour[:, None]]
     if tensors.future is not None:
-        parts.append(tensors.future[ends, h - 1, :].astype(np.float32))
-    return np.concatenate(parts, axis=1)
+        block = tensors.future[ends]  # issued at or before each window's end
+        parts.append(block[:, h - 1, :])
+        weather = _forecast_weather(tensors)
+        columns = [j for j, _ in weather]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN stretch is NaN
+            parts.append(np.nanmean(block[:, :h, columns], axis=1))
+        parts.extend(
+            (block[:, h - 1, j] - tensors.features[ends, i])[:, None]
+            for j, i in weather
+            if i is not None
+        )
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def _horizon_names(tensors: SequenceTensors, names: list[str]) -> list[str]:
-    return [*names, "target_hour", *(f"{n}_forecast" for n in tensors.future_names)]
+    if tensors.future is None:
+        return [*names, "target_hour"]
+    weather = _forecast_weather(tensors)
+    future = tensors.future_names
+    return [
+        *names,
+        "target_hour",
+        *(f"{n}_forecast" for n in future),
+        *(f"{future[j]}_forecast_mean_to_h" for j, _ in weather),
+        *(f"{future[j]}_forecast_change" for j, i in weather if i is not None),
+    ]
 
 
 @dataclass(eq=False)

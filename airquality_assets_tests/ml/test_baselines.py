@@ -206,7 +206,8 @@ def test_both_learned_baselines_use_forecasts_when_the_tensors_carry_them() -> N
     def rmse(forecast: np.ndarray) -> float:
         return float(np.sqrt(np.mean((forecast - y) ** 2)))
 
-    assert fit_lightgbm(informed).feature_names[-1] == "signal_forecast"
+    names = fit_lightgbm(informed).feature_names
+    assert names[-3:] == ["target_hour", "signal_forecast", "signal_forecast_mean_to_h"]
     assert rmse(fit_lightgbm(informed).predict(informed, ends)) < 0.5 * rmse(
         fit_lightgbm(plain).predict(plain, ends)
     )
