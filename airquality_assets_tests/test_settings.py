@@ -29,6 +29,13 @@ def test_defaults_are_the_bundled_replay_deployment(tmp_path: Path) -> None:
     assert settings.bentoml_home == tmp_path.resolve() / "bentoml"
 
 
+def test_the_evaluation_split_is_one_setting_away(tmp_path: Path) -> None:
+    default = Settings.from_env({"AIRQUALITY_DATA_DIR": str(tmp_path)})
+    assert (default.split, default.test_days) == ("recent", 90)
+    fixed = Settings.from_env({"AIRQUALITY_DATA_DIR": str(tmp_path), "AIRQUALITY_SPLIT": "Fixed"})
+    assert fixed.split == "fixed"
+
+
 def test_explicit_services_win_over_the_data_dir(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {
@@ -74,6 +81,8 @@ def test_bad_locations_fail_clearly(text: str, message: str) -> None:
         ("AIRQUALITY_PROFILE", "huge", "must be 'demo' or 'full'"),
         ("AIRQUALITY_START_DATE", "2014/01/01", "is not a YYYY-MM-DD date"),
         ("AIRQUALITY_END_DATE", "soon", "is not a YYYY-MM-DD date"),
+        ("AIRQUALITY_SPLIT", "yearly", "must be 'recent' or 'fixed'"),
+        ("AIRQUALITY_TEST_DAYS", "0", "must be at least 1"),
     ],
 )
 def test_bad_values_fail_clearly(tmp_path: Path, variable: str, value: str, message: str) -> None:

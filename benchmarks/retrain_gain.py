@@ -27,7 +27,7 @@ import pandas as pd
 from drift_detection import load_observations
 
 from airquality_assets.columns import TIME
-from airquality_assets.ml.baselines import baseline_forecasts
+from airquality_assets.ml.baselines import persistence_forecast
 from airquality_assets.ml.evaluation import forecast_metrics
 from airquality_assets.ml.grid import grid_for_profile
 from airquality_assets.ml.model import jit_forward, train_lstm
@@ -81,7 +81,7 @@ def mean_rmse(tensors: SequenceTensors, forward) -> float:
 
 def persistence_rmse(tensors: SequenceTensors) -> float:
     _, y = windows(tensors, "test")
-    forecast = baseline_forecasts(tensors, tensors.ends["test"])["persistence"]
+    forecast = persistence_forecast(tensors, tensors.ends["test"])
     metrics = forecast_metrics(y, forecast, tensors.target_names, tensors.horizons)
     return float(metrics["rmse"].mean())
 

@@ -52,3 +52,10 @@ class Evaluation:
     markdown: str
     plot_path: str
     test_window: dict[str, Any]
+    #: Diebold-Mariano against every baseline (:meth:`ml.comparison.Comparison.records`).
+    significance: list[dict[str, Any]] = field(default_factory=list)
+    #: Its Markdown table (ratio and p-value per baseline at a few horizons and the mean).
+    significance_markdown: str = ""
+    #: Where the model is not significantly better than a baseline it should beat
+    #: ("not significantly better than LightGBM at 1-5 h"); empty: better everywhere.
+    shortfalls: list[str] = field(default_factory=list)

@@ -19,7 +19,11 @@ few charts rather than hundreds:
 * ``fit_seconds``, ``epochs_run``, ``best_epoch``, ``best_val_loss`` when known.
 
 Baselines are not metrics of a candidate's run: their per-horizon tables are an artifact
-(``evaluation/by_horizon.json``, an MLflow table) beside the model's.
+(``evaluation/by_horizon.json``, an MLflow table) beside the model's. What is the run's is
+how sure its lead over each baseline is: ``dm_p_vs_{baseline}`` with ``step=horizon`` and
+``dm_p_mean_vs_{baseline}`` (Diebold-Mariano p-values, :mod:`airquality_assets.ml.comparison`;
+``_{pollutant}`` appended with several targets), the full table in
+``evaluation/significance.json``.
 """
 
 from __future__ import annotations
@@ -201,6 +205,14 @@ def log_horizon_metrics(
     triples = horizon_metrics(metrics_df, default_split)
     _log_metrics_batched(client, run_id, [Metric(k, v, timestamp, s) for k, v, s in triples])
     return {k: v for k, v, _ in triples if k.endswith("_mean")}
+
+
+def log_step_metrics(client: Any, run_id: str, triples: Sequence[tuple[str, float, int]]) -> None:
+    """Log ``(key, value, step)`` triples to ``run_id`` in batches."""
+    from mlflow.entities import Metric
+
+    timestamp = _now_ms()
+    _log_metrics_batched(client, run_id, [Metric(k, v, timestamp, s) for k, v, s in triples])
 
 
 def _now_ms() -> int:

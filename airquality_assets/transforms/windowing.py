@@ -66,7 +66,9 @@ __all__ = [
     "SplitSpec",
     "batch_windows",
     "build_sequence_tensors",
+    "capped_test_days",
     "network_inputs",
+    "relative_split",
     "tensor_summary",
     "windows",
 ]
@@ -130,6 +132,23 @@ def relative_split(
     validation_end = last_day - pd.Timedelta(days=test_days)
     train_end = validation_end - pd.Timedelta(days=validation_days)
     return SplitSpec(train_end=train_end.date(), validation_end=validation_end.date())
+
+
+#: The test window's largest share of the data's span when the history is short.
+MAX_TEST_SHARE = 0.2
+
+
+def capped_test_days(
+    first: pd.Timestamp | dt.datetime,
+    newest: pd.Timestamp | dt.datetime,
+    test_days: int,
+    max_share: float = MAX_TEST_SHARE,
+) -> int:
+    """``test_days``, or fewer where the data is short: at most ``max_share`` of the days
+    from ``first`` to ``newest`` (at least 1). A test window long enough to rank models
+    (90 days) must not take a young deployment's whole training history."""
+    span = (pd.Timestamp(newest) - pd.Timestamp(first)) / pd.Timedelta(days=1)
+    return max(1, min(int(test_days), int(span * max_share)))
 
 
 def _day_after(value: str | dt.date | pd.Timestamp) -> int:

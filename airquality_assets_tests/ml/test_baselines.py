@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,11 +12,18 @@ from airquality_assets.ml.baselines import (
     baseline_forecasts,
     climatology_forecast,
     climatology_table,
+    fit_lightgbm,
     fit_ridge,
     persistence_forecast,
     seasonal_naive_forecast,
+    window_features,
 )
-from airquality_assets.transforms.windowing import SplitSpec, build_sequence_tensors, windows
+from airquality_assets.transforms.windowing import (
+    SequenceTensors,
+    SplitSpec,
+    build_sequence_tensors,
+    windows,
+)
 from airquality_assets_tests.transforms.test_windowing import make_frame
 
 FRACTIONS = SplitSpec(train_end=None, validation_end=None)
@@ -120,11 +129,112 @@ def test_baseline_forecasts_share_the_target_shape() -> None:
     tensors = build_sequence_tensors(make_frame(24 * 20), None, ["pm2_5"], split=FRACTIONS)
     ends = tensors.ends["test"]
     forecasts = baseline_forecasts(tensors, ends)
-    assert list(forecasts) == ["persistence", "seasonal_naive", "climatology", "ridge"]
+    assert list(forecasts) == ["persistence", "seasonal_naive", "climatology", "ridge", "lightgbm"]
     for forecast in forecasts.values():
         assert forecast.shape == (ends.size, 24, 1) and forecast.dtype == np.float32
         assert np.isfinite(forecast).all()
     np.testing.assert_array_equal(  # at h=24 "same hour yesterday" is the value at t
         forecasts["seasonal_naive"][:, -1], forecasts["persistence"][:, -1]
     )
-    assert "ridge" not in baseline_forecasts(tensors, ends, ridge_alpha=None)
+    fewer = baseline_forecasts(tensors, ends, ridge_alpha=None, with_lightgbm=False)
+    assert list(fewer) == ["persistence", "seasonal_naive", "climatology"]
+
+
+def test_window_features_summarise_each_window() -> None:
+    frame = counting_frame(60)  # pm2_5 = row number, temp = 1, starts Wed 2020-01-01 00:00
+    tensors = build_sequence_tensors(frame, ["pm2_5", "temp"], ["pm2_5"], 4, [1, 2], FRACTIONS)
+    features, names = window_features(tensors, np.array([10, 30]))
+    row = dict(zip(names, features[0], strict=True))
+    assert [row[f"pm2_5_lag{lag}"] for lag in range(4)] == [10, 9, 8, 7]
+    assert (row["pm2_5_change1h"], row["pm2_5_change3h"]) == (1, 3)
+    assert row["pm2_5_mean3h"] == 9 and row["pm2_5_mean4h"] == 8.5  # 6, 12, 24 h clip to 4
+    assert row["pm2_5_max4h"] == 10
+    assert [n for n in names if n.startswith("temp")] == [f"temp_lag{lag}" for lag in (0, 1, 2, 3)]
+    assert (row["hour"], row["day_of_week"], row["month"]) == (10, 2, 1)
+    assert dict(zip(names, features[1], strict=True))["hour"] == 6  # row 30: 01-02 06:00
+    assert "location" not in names and features.dtype == np.float32
+
+
+def test_lightgbm_learns_from_training_windows_only_and_beats_persistence() -> None:
+    frame = make_frame(24 * 40)
+    horizons = [1, 6, 12]
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], 24, horizons, FRACTIONS)
+    model = fit_lightgbm(tensors)
+    assert sorted(model.boosters) == [(0, 1), (0, 6), (0, 12)]
+    assert model.n_train_windows == tensors.ends["train"].size
+
+    test_ends = tensors.ends["test"]
+    forecast = model.predict(tensors, test_ends)
+    _, y = windows(tensors, "test")
+    assert forecast.shape == y.shape and np.isfinite(forecast).all()
+    lightgbm_rmse = np.sqrt(np.mean((forecast - y) ** 2))
+    persistence_rmse = np.sqrt(np.mean((persistence_forecast(tensors, test_ends) - y) ** 2))
+    assert lightgbm_rmse < persistence_rmse  # the daily cycle is learnable
+
+    # Test-period data changed: the same training/validation windows give the same model.
+    last_validation_hour = tensors.times[tensors.ends["validation"]].max() + 12 * 3600
+    changed = frame.copy()
+    later = changed["time"] > pd.Timestamp(int(last_validation_hour), unit="s", tz="UTC")
+    changed.loc[later, ["pm2_5", "temp"]] *= 3.0
+    changed_tensors = build_sequence_tensors(changed, None, ["pm2_5"], 24, horizons, FRACTIONS)
+    refitted = fit_lightgbm(changed_tensors)
+    train_ends = tensors.ends["train"]
+    np.testing.assert_array_equal(
+        refitted.predict(changed_tensors, train_ends), model.predict(tensors, train_ends)
+    )
+
+
+def with_forecasts(tensors: SequenceTensors) -> SequenceTensors:
+    """A perfect 'forecast' of the target for every hour ahead: ``future[i, h-1] = y[i+h]``."""
+    rows, max_h = len(tensors.targets), tensors.max_horizon
+    index = np.arange(rows)[:, None] + np.arange(1, max_h + 1)[None, :]
+    future = np.where(index < rows, tensors.targets[np.minimum(index, rows - 1), 0], np.nan)
+    return dataclasses.replace(
+        tensors, future=future[:, :, None].astype(np.float32), future_names=["signal"]
+    )
+
+
+def test_both_learned_baselines_use_forecasts_when_the_tensors_carry_them() -> None:
+    rng = np.random.default_rng(0)
+    frame = counting_frame(24 * 30)
+    frame["pm2_5"] = rng.gamma(2.0, 20.0, len(frame))  # no pattern the past could predict
+    plain = build_sequence_tensors(frame, ["pm2_5"], ["pm2_5"], 6, [1, 3], FRACTIONS)
+    informed = with_forecasts(plain)
+    ends = plain.ends["test"]
+    _, y = windows(plain, "test")
+
+    def rmse(forecast: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((forecast - y) ** 2)))
+
+    names = fit_lightgbm(informed).feature_names
+    assert names[-3:] == ["target_hour", "signal_forecast", "signal_forecast_mean_to_h"]
+    assert rmse(fit_lightgbm(informed).predict(informed, ends)) < 0.5 * rmse(
+        fit_lightgbm(plain).predict(plain, ends)
+    )
+    assert rmse(fit_ridge(informed).predict(informed, ends)) < 0.1 * rmse(
+        fit_ridge(plain).predict(plain, ends)
+    )
+    # A missing forecast hour does not stop Ridge: it becomes the training mean.
+    informed.future[ends[:5]] = np.nan  # type: ignore[index]
+    assert np.isfinite(fit_ridge(informed).predict(informed, ends)).all()
+
+
+def test_lightgbm_reads_nothing_after_the_window_end() -> None:
+    """Every value after a window's last hour replaced: its features and forecast unchanged."""
+    frame = make_frame(24 * 30)
+    tensors = build_sequence_tensors(frame, None, ["pm2_5"], 12, [1, 3, 6], FRACTIONS)
+    informed = with_forecasts(tensors)
+    model = fit_lightgbm(informed)
+    for end in informed.ends["test"][[0, 40, -1]]:
+        later = np.arange(len(informed.targets)) > end
+        scrambled = dataclasses.replace(
+            informed,
+            features=np.where(later[:, None], -999.0, informed.features).astype(np.float32),
+            targets=np.where(later[:, None], 999.0, informed.targets).astype(np.float32),
+        )
+        before, _ = window_features(informed, [end])
+        after, _ = window_features(scrambled, [end])
+        np.testing.assert_array_equal(after, before)
+        np.testing.assert_array_equal(
+            model.predict(scrambled, [end]), model.predict(informed, [end])
+        )

@@ -361,6 +361,18 @@ def test_relative_split_moves_with_the_newest_data() -> None:
     assert later.date_cuts()[0] > early.date_cuts()[1]
 
 
+def test_the_test_window_is_capped_at_a_fifth_of_a_short_history() -> None:
+    from airquality_assets.transforms.windowing import capped_test_days
+
+    five_years = (pd.Timestamp("2010-01-01T00:00Z"), pd.Timestamp("2014-12-30T23:00Z"))
+    assert capped_test_days(*five_years, test_days=90) == 90
+    half_year = (pd.Timestamp("2013-10-01T00:00Z"), pd.Timestamp("2014-03-31T23:00Z"))
+    assert capped_test_days(*half_year, test_days=90) == 36  # 182 days / 5
+    assert capped_test_days(*half_year, test_days=30) == 30
+    day = (pd.Timestamp("2014-03-31T00:00Z"), pd.Timestamp("2014-03-31T23:00Z"))
+    assert capped_test_days(*day, test_days=90) == 1
+
+
 def issued_forecasts(frame: pd.DataFrame, every: int, skip: Sequence[int] = ()) -> pd.DataFrame:
     """Perfect forecasts (the observations) issued every ``every`` hours for 48 h ahead,
     leaving out the issues numbered in ``skip``."""

@@ -23,6 +23,7 @@ from airquality_assets.transforms.windowing import (
     SequenceTensors,
     SplitSpec,
     build_sequence_tensors,
+    capped_test_days,
     relative_split,
     tensor_summary,
     windows,
@@ -34,15 +35,17 @@ class SequenceConfig(dg.Config):
     """Hours of history each window sees."""
     max_horizon_hours: int = 24
     """Forecast every hour from 1 to this (1 is the minimum)."""
-    test_days: int = 30
+    test_days: int | None = None
     """Test = the last days of data up to the clock (the promotion gate scores both models
-    on it; neither trained on it)."""
+    on it; neither trained on it). None: the deployment's ``test_days`` (90), capped at a
+    fifth of the data's span."""
     validation_days: int = 60
     """Validation = the days before the test period; training = everything earlier."""
     train_days: int | None = None
     """Limit training to this many days before validation (None: all earlier data)."""
     train_end: str | None = None
-    """Fixed split instead: last day (UTC, inclusive) of training (with ``validation_end``)."""
+    """Fixed split instead: last day (UTC, inclusive) of training (with ``validation_end``).
+    Unset under the deployment's ``split=fixed``: 2012-12-31 (and 2013-12-31)."""
     validation_end: str | None = None
     """Fixed split: last day of validation; the test period is everything after."""
     features: list[str] | None = None
@@ -127,6 +130,20 @@ def _issued_by(
     }
 
 
+def _split(
+    config: SequenceConfig, deployment_split: str, test_days: int, observations: pd.DataFrame
+) -> SplitSpec:
+    """The run's dates, else the deployment's fixed split, else the recent one: the last
+    ``test_days`` (a fifth of the span at most) for test, ``validation_days`` before them."""
+    if config.train_end and config.validation_end:
+        return SplitSpec(train_end=config.train_end, validation_end=config.validation_end)
+    if deployment_split == "fixed":
+        return SplitSpec()
+    first, newest = observations[TIME].min(), observations[TIME].max()
+    days = capped_test_days(first, newest, config.test_days or test_days)
+    return relative_split(newest, days, config.validation_days)
+
+
 @dg.asset(
     io_manager_key="tensors_io_manager",
     group_name=MODEL_GROUP,
@@ -158,10 +175,7 @@ def sequence_tensors(
     observations = hourly_observations[hourly_observations[TIME] <= now]
     if observations.empty:
         raise dg.Failure(f"no hourly observations at or before the clock ({now})")
-    if config.train_end and config.validation_end:
-        split = SplitSpec(train_end=config.train_end, validation_end=config.validation_end)
-    else:
-        split = relative_split(observations[TIME].max(), config.test_days, config.validation_days)
+    split = _split(config, deployment.settings.split, deployment.settings.test_days, observations)
     if config.train_days:
         first = pd.Timestamp(split.train_end, tz="UTC") - pd.Timedelta(days=config.train_days)
         observations = observations[observations[TIME] > first]
