@@ -18,6 +18,7 @@ observations at or before it are used: a replay deployment's frames may hold lat
 
 import base64
 import time
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -27,9 +28,10 @@ import pandas as pd
 
 from airquality_assets.catalog import OPERATIONS_GROUP
 from airquality_assets.columns import FORECAST_HOURS, LOCATION, TIME
+from airquality_assets.defs.data.ingestion import RAW_AIR_POLLUTION_FORECAST
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
-from airquality_assets.defs.resources import DeploymentResource, OperationsResource
+from airquality_assets.defs.resources import DeploymentResource, OperationsResource, RawStore
 from airquality_assets.monitoring.forecasting import (
     NO_WEATHER_FORECAST,
     SKIP_REASONS,
@@ -38,6 +40,7 @@ from airquality_assets.monitoring.forecasting import (
     issue_hours,
 )
 from airquality_assets.monitoring.metrics import PipelineMetrics
+from airquality_assets.monitoring.provider_forecasts import provider_forecast_rows
 from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
 from airquality_assets.settings import Settings
 from airquality_assets.storage import read_weather_forecasts, storage_location
@@ -218,13 +221,52 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
     return forecasts
 
 
+def provider_scores(
+    settings: Settings,
+    raw_store: RawStore,
+    observations: pd.DataFrame,
+    now: datetime,
+    horizons: Sequence[int],
+) -> dict[str, Any]:
+    """OWM's own forecast scored beside the champion (same windows, horizons and persistence
+    pairs) as metadata; in replay, which has no stand-in for it, says so."""
+    if settings.source == "replay":
+        return {"openweathermap_forecast": "not available in replay"}
+    start = now - timedelta(days=32)
+    months = pd.date_range(
+        pd.Timestamp(start).tz_localize(None).to_period("M").to_timestamp(),
+        pd.Timestamp(now).tz_localize(None),
+        freq="MS",
+    )
+    rows = []
+    for loc in settings.location_names:
+        issues = [
+            (t, body)
+            for m in months
+            for t, body in raw_store.issue_bodies(RAW_AIR_POLLUTION_FORECAST, loc, m.date())
+            if start <= t <= now
+        ]
+        rows.append(provider_forecast_rows(issues, loc, settings.targets, observations, horizons))
+    frame = pd.concat([r for r in rows if len(r)] or rows[:1], ignore_index=True)
+    scores = score(frame, observations, now)
+    week = scores[(scores["window"] == "7d") & (scores["status"] == "ok")]
+    return {
+        "openweathermap_forecast": (
+            f"{frame['issued_at'].nunique()} issue(s) scored" if len(frame) else "none stored"
+        ),
+        "openweathermap_rmse_7d_mean": float(week["rmse"].mean()) if len(week) else float("nan"),
+        "openweathermap_scores": dg.MetadataValue.md(score_table_markdown(scores, SCORED_HORIZONS)),
+    }
+
+
 @dg.asset(
     deps=["forecasts"],
     group_name=OPERATIONS_GROUP,
     kinds={"pandas"},
     description=(
         "The stored forecasts scored against what was observed: RMSE/MAE per horizon and "
-        "against persistence over the last 24 h, 7 days and 30 days; the chart shows the "
+        "against persistence over the last 24 h, 7 days and 30 days, and OpenWeatherMap's own "
+        "forecast scored the same way where it is stored (live mode); the chart shows the "
         "last 7 days of observations with the forecasts issued 1, 6 and 24 h earlier."
     ),
 )
@@ -233,6 +275,7 @@ def forecast_accuracy(
     deployment: DeploymentResource,
     operations: OperationsResource,
     mlflow: MlflowResource,
+    raw_store: RawStore,
     hourly_observations: pd.DataFrame,
 ) -> dg.MaterializeResult:
     from airquality_assets.monitoring.chart import accuracy_chart
@@ -279,6 +322,7 @@ def forecast_accuracy(
             "degraded": bool(exceeded),
             "accuracy_factor": factor,
             "champion_version": champion.version,
+            **provider_scores(settings, raw_store, obs, now, champion.package_metadata().horizons),
             **charts,
         }
     )
