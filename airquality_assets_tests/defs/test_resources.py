@@ -36,6 +36,8 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_TARGETS": "pm2_5,no2",
         "AIRQUALITY_FORECAST_ISSUE_HOURS": "3",
         "AIRQUALITY_PROFILE": "full",
+        "AIRQUALITY_SPLIT": "fixed",
+        "AIRQUALITY_TEST_DAYS": "60",
         "AIRQUALITY_EXECUTOR": "k8s",
         "AIRQUALITY_EXPERIMENT": "exp-x",
         "AIRQUALITY_MODEL_NAME": "model-x",
