@@ -163,7 +163,12 @@ class VisualCrossingResource(WeatherSourceResource):
     base_url: str = VISUAL_CROSSING_DEFAULT_BASE_URL
     timeout_s: float = 30.0
     max_retries: int = 4
-    daily_record_budget: int | None = 1000  # free plan
+    daily_record_budget: int | None = None
+    """Records per UTC day (``VISUAL_CROSSING_DAILY_RECORD_BUDGET``, default 1000: the free
+    plan); None: no budget. The default here is None, not 1000, on purpose: a resource
+    configured at launch drops a None it is given and falls back to this default, so "no
+    budget" must be the default for ``none`` to survive; the deployment always passes the
+    setting."""
     forecast_issue_hours: int = 6
     """An issue can be pulled until the next one is due (``AIRQUALITY_FORECAST_ISSUE_HOURS``)."""
 

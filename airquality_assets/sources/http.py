@@ -84,7 +84,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+            raise ValueError(f"AIRQUALITY_HTTP_MAX_RETRIES must be >= 0, got {self.max_retries}")
         if self.max_retry_after_s < 0:
             raise ValueError("max_retry_after_s must be >= 0")
 
@@ -409,6 +409,8 @@ class ApiClient:
     ) -> None:
         if not api_key:
             raise ValueError(f"{self.source_name} api_key is empty (is {key_variable} set?)")
+        if not timeout_s > 0:  # requests refuses 0 only when the first request is sent
+            raise ValueError(f"AIRQUALITY_HTTP_TIMEOUT_S must be > 0, got {timeout_s}")
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
@@ -444,7 +446,7 @@ class MinIntervalThrottle:
 
     def __init__(self, min_interval_s: float) -> None:
         if min_interval_s < 0:
-            raise ValueError("min_interval_s must be >= 0")
+            raise ValueError(f"OPENWEATHER_MIN_INTERVAL_S must be >= 0, got {min_interval_s}")
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
         self._last_start: float | None = None
