@@ -194,6 +194,7 @@ class VisualCrossingClient(http.ApiClient):
             self.policy,
             lambda r: self._validated_payload(r, ctx),
             inspect=self._watch_quota,
+            report=self._retried,
         )
         duration_s = time.monotonic() - started
         self.budget.charge(_query_cost(payload, default=expected_cost))

@@ -317,13 +317,13 @@ def live_settings(
     return Settings.from_env()
 
 
-def _live_raw(settings: Settings, **kwargs) -> dg.ExecuteInProcessResult:
+def _live_raw(settings: Settings, instance=None, **kwargs) -> dg.ExecuteInProcessResult:
     partitions = build_partitions(settings)
     return dg.materialize(
         [ingestion_assets(partitions)[0]],
         resources=build_resources(settings),
         tags=range_tags("2024-03-01", "2024-03-01", ["london"]),
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         # a partial override: no need to restate the key or the base URL
         run_config={"resources": {"air_pollution_source": {"config": {"timeout_s": 5.0}}}},
         **kwargs,
@@ -361,6 +361,40 @@ def test_live_pull_always_truncated_fails_with_byte_count(
     assert "1000 bytes received (gave up after 3 attempts)" in message
     assert "0123456789abcdef" not in message
     assert len(owm_server.log) == 3
+
+
+def test_live_retries_are_logged_and_counted_per_partition(
+    live_settings: Settings, owm_server
+) -> None:
+    history = "/data/2.5/air_pollution/history"
+    owm_server.expect_oneshot_request(history).respond_with_data(
+        fixture_bytes("owm_error_429.json"), status=429, content_type="application/json"
+    )
+    owm_server.expect_oneshot_request(history).respond_with_data(
+        fixture_bytes("owm_error_502.html").replace(b"502", b"503"),
+        status=503,
+        content_type="text/html",
+    )
+    owm_server.expect_oneshot_request(history).respond_with_data(
+        LONDON_DAY, content_type="application/json"
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = _live_raw(live_settings, instance=instance)
+    assert result.success and len(owm_server.log) == 3
+    lines = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if "retrying GET" in entry.user_message
+    ]
+    assert len(lines) == 2, lines  # one line per retried request, in the run's log
+    assert "raw_air_quality 2024-03-01|london: retrying GET" in lines[0]
+    assert "HTTP 429 on attempt 1 of 3; next attempt in 0.0 s" in lines[0]
+    assert "HTTP 503 on attempt 2 of 3; next attempt in" in lines[1]
+    assert all("0123456789abcdef" not in line for line in lines)
+    (mat,) = result.asset_materializations_for_node("raw_air_quality")
+    assert mat.metadata["retries"].value == 2
+    assert mat.metadata["retry_wait_seconds"].value >= 2.0  # backoff 1 * 2**1 (+ jitter)
+    assert mat.metadata["run"].value["retries"] == 2  # the run's total
 
 
 def test_raw_body_check_and_freshness_by_the_source_clock(settings: Settings) -> None:
