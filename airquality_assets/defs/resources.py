@@ -39,6 +39,7 @@ from airquality_assets.storage import (
     store_raw_span,
     stored_issues,
     stored_through,
+    stored_whole_month,
 )
 
 
@@ -274,6 +275,10 @@ class RawStore(dg.ConfigurableResource):
 
     def stored_through(self, asset: str, location: str, month: date) -> datetime | None:
         return stored_through(self._root, asset, location, month)
+
+    def stored_whole_month(self, asset: str, location: str, month: date) -> bool:
+        """Whether the partition holds a body of the whole month (a closed month's pull)."""
+        return stored_whole_month(self._root, asset, location, month)
 
     def write_issue(
         self, asset: str, location: str, issued_at: datetime, body: bytes

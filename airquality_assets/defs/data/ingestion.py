@@ -9,6 +9,11 @@ Partition status tells the truth: when some partitions of a run fail, every part
 was stored gets its own materialization event and the step then fails, so Dagster shows the
 stored ones materialized and only the failed ones failed; re-running those makes the range
 whole. A per-source circuit breaker stops the step after N consecutive failed pulls.
+A closed month already stored whole is not pulled again (a re-run of a stored range costs
+nothing; the Visual Crossing budget is billed per hour record) unless the run asks with
+``refetch_closed_months: true`` (:class:`RawPullConfig`); the hourly schedule asks for it, so
+the month that just closed is pulled again while its last hours are within the refetch
+window. The metadata says which partitions were skipped as already stored.
 Every request a live client retries (429, 5xx, a timeout, a bad body) is a warning in the
 run's log (status or error, attempt, wait) and counted in its partition's metadata
 (``retries``, ``retry_wait_seconds``; the run's totals under ``run``).
@@ -46,6 +51,7 @@ from airquality_assets.sources.base import Location, NotAvailableError, RawRespo
 from airquality_assets.sources.breaker import CircuitBreaker, CircuitOpenError
 from airquality_assets.sources.http import ApiClient, RetryEvent
 from airquality_assets.sources.spans import (
+    HOUR,
     PullSpan,
     due_issue,
     month_bounds,
@@ -101,6 +107,12 @@ def _parse_or_error(asset_name: str, body: bytes, location: str) -> pd.DataFrame
 Fetch = Callable[[Location, PullSpan], tuple[PullSpan, RawResponse]]
 
 
+class RawPullConfig(dg.Config):
+    refetch_closed_months: bool = False
+    """Pull a closed month again even if it is stored whole (late records, a re-parse of a
+    changed API answer); off by default, so a re-run of a stored range bills nothing."""
+
+
 @dataclass
 class RetryLog:
     """Each request a live client retried, as a warning in the run's log, counted per
@@ -152,6 +164,28 @@ def _failure_text(
     )
 
 
+def _not_pulled(
+    raw_store: RawStore,
+    asset_name: str,
+    location: str,
+    month: date,
+    span: PullSpan | None,
+    refetch_closed_months: bool,
+) -> dict[str, object] | None:
+    """The metadata of a partition with nothing to pull, or None to pull it: a month after
+    the clock (nothing exists yet), or a closed month stored whole (unless asked again)."""
+    if span is None:
+        return {"hours_requested": 0}
+    closed = span.last_hour == month_bounds(month)[1] - HOUR
+    if (
+        closed
+        and not refetch_closed_months
+        and raw_store.stored_whole_month(asset_name, location, month)
+    ):
+        return {"already_stored": True, "span": str(span)}
+    return None
+
+
 def _pull_partitions(
     context: dg.AssetExecutionContext,
     asset_name: str,
@@ -160,8 +194,10 @@ def _pull_partitions(
     raw_store: RawStore,
     fetch: Fetch,
     retries: RetryLog,
+    refetch_closed_months: bool = False,
 ) -> dg.MaterializeResult:
-    """Pull and store every partition of the run.
+    """Pull and store every partition of the run (a closed month stored whole only if
+    ``refetch_closed_months``; otherwise it is recorded as ``already_stored``).
 
     All stored: one result for the whole range, each partition's event with its own span,
     records, bytes, URL, request time and retries (the run's totals under ``run``). Some
@@ -178,14 +214,16 @@ def _pull_partitions(
     total_seconds = 0.0
     started = time.perf_counter()
     stop: str | None = None
+    refetch = refetch_closed_months
     for index, partition_key in enumerate(keys, start=1):
         month_text, location_name = split_key(partition_key)
         month = date.fromisoformat(month_text)
         span = month_pull_span(
             month, now, raw_store.stored_through(asset_name, location_name, month)
         )
-        if span is None:  # a month after the clock: nothing exists yet
-            stored[partition_key] = {"hours_requested": 0}
+        skipped = _not_pulled(raw_store, asset_name, location_name, month, span, refetch)
+        if skipped is not None:
+            stored[partition_key] = skipped
             continue
         location = settings.location(location_name)
         retries.partition = partition_key
@@ -208,6 +246,7 @@ def _pull_partitions(
         parsed[str(partition_key)] = _parse_or_error(asset_name, response.body, location_name)
         windows[str(partition_key)] = month_bounds(month)
         stored[partition_key] = {
+            "already_stored": False,
             "span": str(stored_span),
             "records": response.record_count,
             "bytes": len(response.body),
@@ -222,6 +261,12 @@ def _pull_partitions(
             context.log.info(
                 f"{asset_name}: {index}/{len(keys)} partitions pulled, {total_records} records"
             )
+    already_stored = sum(1 for meta in stored.values() if meta.get("already_stored") is True)
+    if already_stored:
+        context.log.info(
+            f"{asset_name}: {already_stored} closed month(s) already stored whole, not pulled "
+            "again (run config refetch_closed_months: true pulls them)"
+        )
     if not failures:
         for partition_key, metadata in stored.items():
             context.add_asset_metadata(metadata, partition_key=partition_key)
@@ -232,6 +277,7 @@ def _pull_partitions(
                 "run": dg.MetadataValue.json(
                     {
                         "partitions": len(keys),
+                        "already_stored": already_stored,
                         "records": total_records,
                         "bytes": total_bytes,
                         "request_seconds": round(total_seconds, 3),
@@ -440,6 +486,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     )
     def raw_air_quality(
         context: dg.AssetExecutionContext,
+        config: RawPullConfig,
         deployment: DeploymentResource,
         air_pollution_source: AirPollutionSourceResource,
         raw_store: RawStore,
@@ -454,7 +501,14 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         retries = RetryLog(context.log, "raw_air_quality")
         retries.watch(client)
         return _pull_partitions(
-            context, "raw_air_quality", settings, breaker, raw_store, fetch, retries
+            context,
+            "raw_air_quality",
+            settings,
+            breaker,
+            raw_store,
+            fetch,
+            retries,
+            config.refetch_closed_months,
         )
 
     @dg.asset(
@@ -471,6 +525,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     )
     def raw_weather(
         context: dg.AssetExecutionContext,
+        config: RawPullConfig,
         deployment: DeploymentResource,
         weather_source: WeatherSourceResource,
         raw_store: RawStore,
@@ -486,7 +541,14 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         retries = RetryLog(context.log, "raw_weather")
         retries.watch(client)
         return _pull_partitions(
-            context, "raw_weather", settings, breaker, raw_store, fetch, retries
+            context,
+            "raw_weather",
+            settings,
+            breaker,
+            raw_store,
+            fetch,
+            retries,
+            config.refetch_closed_months,
         )
 
     @dg.asset(

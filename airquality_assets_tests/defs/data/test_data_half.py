@@ -250,6 +250,28 @@ def test_circuit_breaker_stops_the_step_after_n_consecutive_failures(
     assert _FlakySource.last_client.calls == 2  # not twelve
 
 
+REFETCH = {"ops": {"raw_air_quality": {"config": {"refetch_closed_months": True}}}}
+
+
+def test_a_stored_closed_month_is_not_pulled_again_unless_asked(settings: Settings) -> None:
+    assert _materialize(settings, [raw_air_quality], Q1).success
+    down = _with(settings, _FlakySource(failing_months=["*"]))  # any pull would fail
+    again = _materialize(settings, [raw_air_quality], Q1, resources=down)
+    assert again.success and _FlakySource.last_client.calls == 0  # nothing requested
+    mats = {
+        m.partition: m.metadata for m in again.asset_materializations_for_node("raw_air_quality")
+    }
+    assert {k: v["already_stored"].value for k, v in mats.items()} == {
+        f"2014-0{m}-01|beijing": True for m in (1, 2, 3)
+    }
+    assert mats["2014-01-01|beijing"]["run"].value["already_stored"] == 3
+
+    # asked: pulled again (and here the source is down, so the run says so)
+    with pytest.raises(dg.Failure, match="3 of 3 partition pull"):
+        _materialize(settings, [raw_air_quality], Q1, resources=down, run_config=REFETCH)
+    assert _FlakySource.last_client.calls == 3
+
+
 def test_failed_pull_keeps_previous_bodies_and_says_so_only_then(settings: Settings) -> None:
     assert _materialize(settings, [raw_air_quality], MARCH).success
     (path,) = raw_month_bodies(settings.data_dir, "raw_air_quality", "beijing", date(2014, 3, 1))
@@ -258,7 +280,13 @@ def test_failed_pull_keeps_previous_bodies_and_says_so_only_then(settings: Setti
     tags = range_tags("2014-03-01", "2014-04-01", ["beijing"])
     instance = dg.DagsterInstance.ephemeral()
     result = _materialize(
-        settings, [raw_air_quality], tags, instance, _with(settings, source), raise_on_error=False
+        settings,
+        [raw_air_quality],
+        tags,
+        instance,
+        _with(settings, source),
+        raise_on_error=False,
+        run_config=REFETCH,
     )
     assert not result.success
     assert path.read_bytes() == before
