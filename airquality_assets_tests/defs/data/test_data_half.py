@@ -26,10 +26,19 @@ from airquality_assets.defs.data.freshness import hourly_observations_freshness
 from airquality_assets.defs.data.ingestion import ingestion_assets
 from airquality_assets.defs.data.schedules import newest_partition_requests
 from airquality_assets.defs.partitions import build_partitions, range_tags
-from airquality_assets.defs.resources import AirPollutionSourceResource, build_resources
+from airquality_assets.defs.resources import (
+    AirPollutionSourceResource,
+    WeatherSourceResource,
+    build_resources,
+)
 from airquality_assets.settings import Settings
-from airquality_assets.sources.base import AirPollutionSource, SourceError
-from airquality_assets.sources.replay import ReplayAirPollutionSource
+from airquality_assets.sources.base import (
+    AirPollutionSource,
+    RawResponse,
+    SourceError,
+    WeatherSource,
+)
+from airquality_assets.sources.replay import ReplayAirPollutionSource, ReplayWeatherSource
 from airquality_assets.storage import frame_path, raw_month_bodies, raw_span
 from airquality_assets_tests.sources import fixture_bytes, local_server
 
@@ -311,6 +320,78 @@ def test_hourly_tick_is_one_run_that_pulls_only_the_newest_hours(settings: Setti
     ]
     assert len(json.loads(bodies[1].read_bytes())["list"]) <= 2
     assert raw_span(bodies[1])[1] == settings.clock.now()
+
+
+def _checks_of(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], object]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_observations_completeness_judges_the_weather_the_model_reads(
+    settings: Settings,
+) -> None:
+    """Air quality for Q1, weather for March only: the targets are whole, the weather is
+    two thirds missing, and the check on what the model reads must say so."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(settings, [raw_air_quality], Q1, instance).success
+    assert _materialize(settings, [RAW[1]], MARCH, instance).success  # raw_weather
+    result = _materialize(settings, FRAMES, Q1, instance)
+    check = _checks_of(result)[("hourly_observations", "completeness")]
+    assert not check.passed  # type: ignore[attr-defined]
+    description = check.description  # type: ignore[attr-defined]
+    assert "temp: " in description and "2014-01|beijing" in description
+    assert "temp" in check.metadata["watched"].value  # type: ignore[attr-defined]
+
+
+class _SilentSensors(WeatherSourceResource):
+    """The replay weather as a station without humidity and pressure sensors and without
+    precipitation amounts: those keys null in every hour (as Visual Crossing sends them)."""
+
+    def client(self, clock: Clock) -> WeatherSource:
+        inner = ReplayWeatherSource(now=clock.now())
+
+        class _Client:
+            source_name = "silent"
+
+            def timeline(self, location, start, end):
+                raw = inner.timeline(location, start, end)
+                body = json.loads(raw.body)
+                for day in body["days"]:
+                    for hour in day.get("hours") or ():
+                        hour.update(humidity=None, pressure=None, precip=None, preciptype=None)
+                data = json.dumps(body).encode()
+                return RawResponse(data, raw.record_count, raw.duration_s, raw.url)
+
+            def now(self):
+                return inner.now()
+
+        return _Client()  # type: ignore[return-value]
+
+
+def test_a_column_a_station_never_reports_is_named_once_and_fails_nothing(
+    settings: Settings,
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    resources = build_resources(settings)
+    resources["weather_source"] = _SilentSensors()
+    assert _materialize(settings, RAW[:2], Q1, instance, resources).success
+    result = _materialize(settings, FRAMES, Q1, instance)
+    checks = _checks_of(result)
+    weather = checks[("weather_hourly", "completeness")]
+    assert weather.passed, weather.description  # type: ignore[attr-defined]
+    assert weather.description.count("humidity") == 1  # type: ignore[attr-defined]
+    assert "never reported: " in weather.description  # type: ignore[attr-defined]
+    excused = weather.metadata["not_judged_never_reported"].value  # type: ignore[attr-defined]
+    assert excused["humidity"] == excused["pressure"] == ["beijing"]
+    observations = checks[("hourly_observations", "completeness")]
+    assert observations.passed, observations.description  # type: ignore[attr-defined]
+    frame = pd.read_parquet(
+        frame_path(settings.data_dir, "weather_hourly", "beijing", date(2014, 2, 1))
+    )
+    assert frame["is_rain"].isna().all() and frame["is_snow"].isna().all()  # unknown, not dry
+    assert frame["temp"].notna().all()
 
 
 # --- a live client against a local server, configured only through the environment ---------
