@@ -14,6 +14,7 @@ the full request URL (with ``appid=``/``key=``) into their exception messages.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -243,6 +244,23 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         for variant in {secret, quote(secret, safe=""), quote_plus(secret)}:
             text = text.replace(variant, REDACTED)
     return _SECRET_PARAM_RE.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
+
+
+class _ScrubSecrets(logging.Filter):
+    """Takes credential query parameters out of a log record's text. urllib3 logs every retry
+    at WARNING with the request path, query (``appid=``/``key=``) included; with no handler
+    configured Python prints it to stderr, which Dagster keeps in the run's compute logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        cleaned = scrub(text)
+        if cleaned != text:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+#: Installed once, on import of the clients' plumbing: urllib3's own retry warnings.
+logging.getLogger("urllib3.connectionpool").addFilter(_ScrubSecrets())
 
 
 def redact_url(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Iterator
@@ -344,6 +345,23 @@ def test_each_retry_is_reported_with_status_attempt_and_the_wait_slept(
     text = str(events[0])
     assert "HTTP 429 on attempt 1 of 4; next attempt in 7.0 s" in text
     assert HISTORY in text and KEY not in text and "appid" not in text
+
+
+def test_urllib3s_own_retry_warnings_carry_no_key(caplog: pytest.LogCaptureFixture) -> None:
+    """urllib3 warns "Retrying ... after connection broken by ...: <path with query>"."""
+    refused = OpenWeatherMapClient(
+        KEY,
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        max_retries=1,
+        backoff_factor=0.001,
+        backoff_jitter_s=0.0,
+        min_interval_s=0.0,
+    )
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        expect_failure(refused)
+    messages = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"]
+    assert messages and all("Retrying" in m for m in messages)
+    assert all(KEY not in m and "appid=***" in m for m in messages)
 
 
 def test_transport_errors_and_bad_bodies_are_reported_too(server: HTTPServer) -> None:
