@@ -108,7 +108,8 @@ def _number(kind: type) -> BeforeValidator:
             try:
                 value = kind(value.strip())
             except ValueError as exc:
-                raise ValueError(f"is not a {kind.__name__}") from exc
+                noun = "whole number" if kind is int else "number"
+                raise ValueError(f"is not a {noun}") from exc
         if isinstance(value, int | float) and value < 0:
             raise ValueError("must be >= 0")
         return value
@@ -164,7 +165,7 @@ class ClientSettings(BaseModel):
         help="Visual Crossing Timeline API base",
     )
     timeout_s: NonNegativeFloat = env_field(
-        30.0, env="AIRQUALITY_HTTP_TIMEOUT_S", help="seconds per live request"
+        30.0, env="AIRQUALITY_HTTP_TIMEOUT_S", help="seconds per live request (> 0)"
     )
     max_retries: NonNegativeInt = env_field(
         4,
@@ -193,6 +194,13 @@ class ClientSettings(BaseModel):
     def _no_budget(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in {"none", ""}:
             return None
+        return value
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _some_time(cls, value: float) -> float:
+        if value <= 0:  # requests would refuse it only when the first request is sent
+            raise ValueError("must be > 0")
         return value
 
 

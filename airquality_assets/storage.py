@@ -21,7 +21,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +200,18 @@ def store_raw_span(
         if first_hour <= first and last <= last_hour:
             other.unlink(missing_ok=True)
     return path
+
+
+def stored_whole_month(base_dir: StoragePath, asset: str, location: str, month: date) -> bool:
+    """Whether one stored body covers every hour of the month: what the pull of a closed
+    month stores (the bodies stored while it was open are pieces, and are then superseded)."""
+    first = datetime(month.year, month.month, 1, tzinfo=UTC)
+    following = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+    last = following - timedelta(hours=1)
+    return any(
+        start <= first and end >= last
+        for start, end in map(raw_span, raw_month_bodies(base_dir, asset, location, month))
+    )
 
 
 def stored_through(

@@ -83,6 +83,8 @@ def test_bad_locations_fail_clearly(text: str, message: str) -> None:
         ("AIRQUALITY_END_DATE", "soon", "is not a YYYY-MM-DD date"),
         ("AIRQUALITY_SPLIT", "yearly", "must be 'recent' or 'fixed'"),
         ("AIRQUALITY_TEST_DAYS", "0", "must be at least 1"),
+        ("AIRQUALITY_HTTP_TIMEOUT_S", "0", "AIRQUALITY_HTTP_TIMEOUT_S='0' must be > 0"),
+        ("VISUAL_CROSSING_DAILY_RECORD_BUDGET", "-5", "VISUAL_CROSSING_DAILY_RECORD_BUDGET="),
     ],
 )
 def test_bad_values_fail_clearly(tmp_path: Path, variable: str, value: str, message: str) -> None:

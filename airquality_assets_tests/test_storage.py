@@ -31,6 +31,7 @@ from airquality_assets.storage import (
     store_raw_span,
     stored_issues,
     stored_through,
+    stored_whole_month,
     write_frame_atomic,
     write_table_atomic,
 )
@@ -154,11 +155,14 @@ def test_spans_order_supersede_and_stored_through(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in bodies] == [b"history", b"tick 1", b"tick 2"]
     assert raw_span(bodies[1]) == (_h(30, 4), _h(30, 6))
     assert stored_through(tmp_path, "raw_air_quality", "x", month) == _h(30, 7)
+    assert not stored_whole_month(tmp_path, "raw_air_quality", "x", month)  # pieces only
 
     # a re-pull of the whole month answers for every hour of all three: they are superseded
     store_raw_span(tmp_path, "raw_air_quality", "x", _h(1, 0), _h(31, 23), b"month")
     bodies = raw_month_bodies(tmp_path, "raw_air_quality", "x", month)
     assert [p.name for p in bodies] == ["2014-12-01T00_2014-12-31T23.json"]
+    assert stored_whole_month(tmp_path, "raw_air_quality", "x", month)
+    assert not stored_whole_month(tmp_path, "raw_weather", "x", month)
     assert not list(bodies[0].parent.glob(".*.tmp"))
 
 

@@ -39,6 +39,7 @@ from airquality_assets.storage import (
     store_raw_span,
     stored_issues,
     stored_through,
+    stored_whole_month,
 )
 
 
@@ -163,7 +164,12 @@ class VisualCrossingResource(WeatherSourceResource):
     base_url: str = VISUAL_CROSSING_DEFAULT_BASE_URL
     timeout_s: float = 30.0
     max_retries: int = 4
-    daily_record_budget: int | None = 1000  # free plan
+    daily_record_budget: int | None = None
+    """Records per UTC day (``VISUAL_CROSSING_DAILY_RECORD_BUDGET``, default 1000: the free
+    plan); None: no budget. The default here is None, not 1000, on purpose: a resource
+    configured at launch drops a None it is given and falls back to this default, so "no
+    budget" must be the default for ``none`` to survive; the deployment always passes the
+    setting."""
     forecast_issue_hours: int = 6
     """An issue can be pulled until the next one is due (``AIRQUALITY_FORECAST_ISSUE_HOURS``)."""
 
@@ -269,6 +275,10 @@ class RawStore(dg.ConfigurableResource):
 
     def stored_through(self, asset: str, location: str, month: date) -> datetime | None:
         return stored_through(self._root, asset, location, month)
+
+    def stored_whole_month(self, asset: str, location: str, month: date) -> bool:
+        """Whether the partition holds a body of the whole month (a closed month's pull)."""
+        return stored_whole_month(self._root, asset, location, month)
 
     def write_issue(
         self, asset: str, location: str, issued_at: datetime, body: bytes

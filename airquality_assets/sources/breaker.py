@@ -17,6 +17,9 @@ from airquality_assets.sources.base import SourceError
 
 T = TypeVar("T")
 
+#: The variable a user sets to move the threshold (the breaker's messages name it).
+THRESHOLD_VARIABLE = "AIRQUALITY_CIRCUIT_BREAKER_FAILURES"
+
 
 class CircuitOpenError(RuntimeError):
     """The breaker of a source tripped; the message names the source and the last errors."""
@@ -28,7 +31,8 @@ class CircuitOpenError(RuntimeError):
         listed = "\n".join(f"  - {error}" for error in last_errors)
         super().__init__(
             f"{source}: circuit breaker open after {failures} consecutive failed pulls; "
-            f"stopping instead of working through the rest of the range. Last errors:\n{listed}"
+            f"stopping instead of working through the rest of the range ({THRESHOLD_VARIABLE}"
+            f"={failures}; 0 never stops). Last errors:\n{listed}"
         )
 
 
@@ -41,7 +45,9 @@ class CircuitBreaker:
 
     def __init__(self, source: str, threshold: int, keep_errors: int = 3) -> None:
         if threshold < 0:
-            raise ValueError("circuit breaker threshold must be >= 0 (0 disables it)")
+            raise ValueError(
+                f"{THRESHOLD_VARIABLE} must be >= 0 (0 disables the breaker), got {threshold}"
+            )
         self.source = source
         self.threshold = threshold
         self.consecutive_failures = 0

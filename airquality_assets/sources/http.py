@@ -14,6 +14,7 @@ the full request URL (with ``appid=``/``key=``) into their exception messages.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -84,7 +85,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+            raise ValueError(f"AIRQUALITY_HTTP_MAX_RETRIES must be >= 0, got {self.max_retries}")
         if self.max_retry_after_s < 0:
             raise ValueError("max_retry_after_s must be >= 0")
 
@@ -93,15 +94,119 @@ class RetryPolicy:
         return self.max_retries + 1
 
 
-def build_retry(policy: RetryPolicy) -> Retry:
-    """The urllib3 retry configuration for a policy.
+@dataclass(frozen=True)
+class RetryEvent:
+    """One retried request: what went wrong, which attempt it was and how long until the next.
+
+    ``status`` is the HTTP status of a retried answer (429, 5xx), None for a transport error
+    or a bad 200 body, which ``error`` describes instead. ``url`` has no key in it.
+    """
+
+    url: str
+    attempt: int
+    max_attempts: int
+    wait_s: float
+    status: int | None = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        what = f"HTTP {self.status}" if self.status is not None else (self.error or "error")
+        return (
+            f"retrying GET {self.url}: {what} on attempt {self.attempt} of "
+            f"{self.max_attempts}; next attempt in {self.wait_s:.1f} s"
+        )
+
+
+RetryReport = Callable[[RetryEvent], None]
+
+
+class ReportingRetry(Retry):
+    """urllib3's ``Retry`` that tells ``report`` about every retry it grants.
+
+    urllib3 keeps the retry loop (backoff, jitter, ``Retry-After``, one budget); this only
+    hooks :meth:`increment`, which urllib3 calls once per failed attempt and which returns
+    the ``Retry`` for the next one (exhausted: it raises and nothing is reported, the final
+    error says it). The wait is decided there, reported, and then slept exactly by
+    :meth:`sleep` (urllib3's jitter is random per call, so computing it twice would report
+    one number and sleep another).
+    """
+
+    def __init__(self, *args: Any, report: RetryReport | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.report = report
+        self.planned_wait_s: float | None = None
+
+    def new(self, **kw: Any) -> Self:
+        new = super().new(**kw)
+        new.report = self.report  # urllib3 rebuilds the Retry from its own fields only
+        return new
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        new.planned_wait_s = new._wait(response)
+        if self.report is not None:
+            attempt = len(new.history)
+            remaining = new.total if isinstance(new.total, int) else 0
+            where = url or ""
+            if _pool is not None and where.startswith("/"):  # urllib3 passes the path only
+                where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{where}"
+            self.report(
+                RetryEvent(
+                    url=redact_url(where),
+                    attempt=attempt,
+                    max_attempts=attempt + remaining + 1,
+                    wait_s=new.planned_wait_s,
+                    status=getattr(response, "status", None),
+                    error=None if error is None else _retry_error_text(error),
+                )
+            )
+        return new
+
+    def _wait(self, response: Any) -> float:
+        """What urllib3's ``sleep`` would wait: ``Retry-After`` first, else the backoff."""
+        if self.respect_retry_after_header and response is not None:
+            after = self.get_retry_after(response)
+            if after:
+                return float(after)
+        return float(self.get_backoff_time())
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self._wait(response) if self.planned_wait_s is None else self.planned_wait_s
+        if wait > 0:
+            time.sleep(wait)
+
+
+def _retry_error_text(error: Exception) -> str:
+    """A transport error or a bad body, in a few words and without a URL (keys live there)."""
+    if isinstance(error, ReadTimeoutError):
+        return "read timed out"
+    if isinstance(error, NewConnectionError):  # a subclass of ConnectTimeoutError: first
+        return "could not connect"
+    if isinstance(error, ConnectTimeoutError):
+        return "connect timed out"
+    if isinstance(error, BadBodyError):
+        return _trim(str(error), 160)  # says what was wrong with the body
+    return type(error).__name__
+
+
+def build_retry(policy: RetryPolicy, report: RetryReport | None = None) -> Retry:
+    """The urllib3 retry configuration for a policy; ``report`` hears of every retry.
 
     Only ``total`` is set, so connection errors, read timeouts and retryable statuses all
     draw on one budget and a pull makes at most ``policy.max_attempts`` requests.
     ``raise_on_status=False`` makes urllib3 hand back the last failed response instead of
     raising ``MaxRetryError``, so its status and body can go into a :class:`SourceError`.
     """
-    return Retry(
+    return ReportingRetry(
+        report=report,
         total=policy.max_retries,
         allowed_methods=frozenset({"GET"}),
         status_forcelist=RETRY_STATUSES,
@@ -114,10 +219,13 @@ def build_retry(policy: RetryPolicy) -> Retry:
     )
 
 
-def build_session(policy: RetryPolicy, user_agent: str = USER_AGENT) -> requests.Session:
-    """A :class:`requests.Session` that retries transient failures according to ``policy``."""
+def build_session(
+    policy: RetryPolicy, user_agent: str = USER_AGENT, report: RetryReport | None = None
+) -> requests.Session:
+    """A :class:`requests.Session` that retries transient failures according to ``policy``
+    and tells ``report`` about each retry."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=build_retry(policy))
+    adapter = HTTPAdapter(max_retries=build_retry(policy, report))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -136,6 +244,23 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         for variant in {secret, quote(secret, safe=""), quote_plus(secret)}:
             text = text.replace(variant, REDACTED)
     return _SECRET_PARAM_RE.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
+
+
+class _ScrubSecrets(logging.Filter):
+    """Takes credential query parameters out of a log record's text. urllib3 logs every retry
+    at WARNING with the request path, query (``appid=``/``key=``) included; with no handler
+    configured Python prints it to stderr, which Dagster keeps in the run's compute logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        cleaned = scrub(text)
+        if cleaned != text:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+#: Installed once, on import of the clients' plumbing: urllib3's own retry warnings.
+logging.getLogger("urllib3.connectionpool").addFilter(_ScrubSecrets())
 
 
 def redact_url(url: str) -> str:
@@ -287,6 +412,7 @@ def get_validated(
     policy: RetryPolicy,
     validate: Callable[[requests.Response], T],
     inspect: Callable[[requests.Response], None] | None = None,
+    report: RetryReport | None = None,
 ) -> tuple[requests.Response, T]:
     """GET, then validate the 2xx body; a bad body is retried like a 5xx.
 
@@ -300,9 +426,10 @@ def get_validated(
     transport error (urllib3 already retried them) becomes a :class:`SourceError`, raised
     outside the ``except`` block on purpose: chaining would attach the requests exception,
     whose message contains the URL with the key, to every logged traceback.
-    ``inspect`` sees every answer first, whatever its status (VC's quota texts).
+    ``inspect`` sees every answer first, whatever its status (VC's quota texts). ``report``
+    hears of each retry of a bad body (the session's own ``Retry`` reports the others).
     """
-    retry = build_retry(policy)
+    retry = build_retry(policy, report)
     attempts = 0
     while True:
         attempts += 1
@@ -409,12 +536,23 @@ class ApiClient:
     ) -> None:
         if not api_key:
             raise ValueError(f"{self.source_name} api_key is empty (is {key_variable} set?)")
+        if not timeout_s > 0:  # requests refuses 0 only when the first request is sent
+            raise ValueError(f"AIRQUALITY_HTTP_TIMEOUT_S must be > 0, got {timeout_s}")
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.policy = policy
-        self._session = build_session(policy)
+        #: Told about every retried request (a run sets it to log them); None: not told.
+        self.on_retry: RetryReport | None = None
+        #: Retries this client has made, over all its requests.
+        self.retries_taken = 0
+        self._session = build_session(policy, report=self._retried)
         self._clock = clock
+
+    def _retried(self, event: RetryEvent) -> None:
+        self.retries_taken += 1
+        if self.on_retry is not None:
+            self.on_retry(event)
 
     def __repr__(self) -> str:  # never show the key
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -444,7 +582,7 @@ class MinIntervalThrottle:
 
     def __init__(self, min_interval_s: float) -> None:
         if min_interval_s < 0:
-            raise ValueError("min_interval_s must be >= 0")
+            raise ValueError(f"OPENWEATHER_MIN_INTERVAL_S must be >= 0, got {min_interval_s}")
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
         self._last_start: float | None = None

@@ -116,6 +116,7 @@ class OpenWeatherMapClient(http.ApiClient):
             ctx,
             self.policy,
             lambda r: _count_records(r.content, [self._api_key]),
+            report=self._retried,
         )
         duration_s = time.monotonic() - started
         return RawResponse(

@@ -34,6 +34,8 @@ HOURS_PER_DAY = 24
 FREE_TIER_DAILY_RECORDS = 1000
 #: What VC bills for a forecast of one location, hourly or not (API reference 2.9).
 FORECAST_COST = 1
+#: The variable a user sets to change the budget (refusals name it, not a field).
+BUDGET_VARIABLE = "VISUAL_CROSSING_DAILY_RECORD_BUDGET"
 
 #: Bodies meaning "daily record quota used up" (VC sends them with 429, possibly with 200).
 _QUOTA_TEXTS: tuple[bytes, ...] = (
@@ -56,7 +58,7 @@ class DailyRecordBudget:
 
     def __init__(self, limit: int | None, clock: Callable[[], datetime]) -> None:
         if limit is not None and limit < 0:
-            raise ValueError("daily_record_budget must be >= 0 or None")
+            raise ValueError(f"{BUDGET_VARIABLE} must be >= 0 or none, got {limit}")
         self.limit = limit
         self._clock = clock
         self._lock = threading.Lock()
@@ -83,8 +85,8 @@ class DailyRecordBudget:
         return (
             f"refused before sending: the request would cost about {expected_cost} records "
             f"but only {remaining} of this client's daily budget of {self.limit} remain "
-            "(daily_record_budget; Visual Crossing free tier is 1000 records/day; "
-            "the budget resets at 00:00 UTC)"
+            f"(set {BUDGET_VARIABLE}, `none` for no budget; Visual Crossing free tier is "
+            "1000 records/day; the budget resets at 00:00 UTC)"
         )
 
     def charge(self, cost: int) -> None:
@@ -192,6 +194,7 @@ class VisualCrossingClient(http.ApiClient):
             self.policy,
             lambda r: self._validated_payload(r, ctx),
             inspect=self._watch_quota,
+            report=self._retried,
         )
         duration_s = time.monotonic() - started
         self.budget.charge(_query_cost(payload, default=expected_cost))

@@ -80,6 +80,22 @@ class ColumnCompleteness:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """What :meth:`Completeness.judge` found: the judged columns' figures (over the locations
+    judged), those over the threshold, the (month, location) pairs over it, and the
+    never-reported (column -> locations) it left out."""
+
+    judged: dict[str, ColumnCompleteness]
+    failing: dict[str, ColumnCompleteness]
+    months: dict[str, dict[str, float]]
+    excused: dict[str, list[str]]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failing and not self.months
+
+
+@dataclass(frozen=True)
 class Completeness:
     """Per column over all locations: sums of missing hours, the longest gap anywhere (in a
     location that reports the column at all). ``per_month`` holds the same figures for each
@@ -111,6 +127,64 @@ class Completeness:
             if over:
                 found[key] = over
         return found
+
+    @property
+    def locations(self) -> list[str]:
+        """The locations measured, in order (from the (month, location) keys)."""
+        return list(dict.fromkeys(key.split("|", 1)[1] for key in self.per_month))
+
+    def excused(self, columns: Sequence[str]) -> dict[str, list[str]]:
+        """column of ``columns`` -> the locations that never report it although another of
+        ``columns`` has values there: the station answers, it just does not measure this one
+        (named once, not judged). A location where none of ``columns`` has a value is not
+        excused: its data are missing, not a sensor."""
+        columns = list(columns)
+        silent = {c: set(self.never_reported.get(c, ())) for c in columns}
+        answering = {loc for loc in self.locations if any(loc not in silent[c] for c in columns)}
+        return {
+            c: [loc for loc in self.locations if loc in silent[c] and loc in answering]
+            for c in columns
+            if silent[c] & answering
+        }
+
+    def judge(
+        self, watch: Sequence[str], threshold: float, excusable: Sequence[str] = ()
+    ) -> Verdict:
+        """The columns of ``watch`` missing more than ``threshold`` of their expected hours,
+        over the run or in any one (month, location), leaving out the (column, location)
+        pairs :meth:`excused` among ``excusable`` (a never-reported column fails nothing)."""
+        excused = self.excused([c for c in excusable if c in watch])
+        judged: dict[str, ColumnCompleteness] = {}
+        for column in watch:
+            if column not in self.columns:
+                continue
+            skip = set(excused.get(column, ()))
+            parts = [
+                month.columns[column]
+                for key, month in self.per_month.items()
+                if key.split("|", 1)[1] not in skip and column in month.columns
+            ]
+            total = self.columns[column]
+            if skip or not parts:
+                total = ColumnCompleteness(
+                    column,
+                    sum(p.expected_hours for p in parts),
+                    sum(p.missing_hours for p in parts),
+                    total.longest_gap_hours,
+                )
+            judged[column] = total
+        months: dict[str, dict[str, float]] = {}
+        for key, shares in self.by_month.items():
+            location = key.split("|", 1)[1]
+            over = {
+                c: share
+                for c, share in shares.items()
+                if c in judged and share > threshold and location not in excused.get(c, ())
+            }
+            if over:
+                months[key] = over
+        failing = {c: v for c, v in judged.items() if v.missing_share > threshold}
+        return Verdict(judged=judged, failing=failing, months=months, excused=excused)
 
     def as_metadata(self) -> dict[str, object]:
         """Gap lengths only for columns with at least one value (an empty column is named in

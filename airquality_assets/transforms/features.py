@@ -50,6 +50,20 @@ def derivable_columns(frame: pd.DataFrame) -> set[str]:
     return names
 
 
+def input_columns(feature_names: Sequence[str]) -> list[str]:
+    """The frame columns ``feature_names`` are computed from, in order: derived features
+    name their sources (wind vector: speed and direction), calendar features none. What a
+    completeness check must judge to judge what the model reads."""
+    out: list[str] = []
+    for name in feature_names:
+        if name in CALENDAR_FEATURES:
+            continue
+        for column in ("windspeed", "winddir") if name in WIND_FEATURES else (name,):
+            if column not in out:
+                out.append(column)
+    return out
+
+
 def default_feature_names(targets: Sequence[str]) -> list[str]:
     """Targets' own past values first, then weather, then calendar encodings."""
     return [*targets, *DEFAULT_WEATHER_FEATURES, *CALENDAR_FEATURES]

@@ -26,9 +26,14 @@ Decisions, all documented here once:
   ``"freezingrain"``; ``is_snow`` = 1.0 when it contains ``"snow"`` or ``"ice"`` (ice pellets
   and sleet are frozen precipitation, which matters to air quality like snow does: wet
   deposition and a shallow cold boundary layer). Both flags can be 1 (mixed precipitation).
-  ``null`` is VC's "no precipitation" and gives 0.0; an *absent* key means the source does
-  not report the type at all and gives NaN (unknown, never "dry"; the clients never ask for
-  ``options=nonulls``). Matching is case-insensitive; unknown types set neither flag.
+  ``null`` is VC's "no precipitation" and gives 0.0, unless the hour's ``precip`` says
+  otherwise: ``precip`` null means nothing is known about precipitation that hour (a station
+  that never reports it sends null in every hour), ``precip`` above 0 means something fell
+  of an unnamed type; both give NaN (unknown, never "dry"). An *absent* ``preciptype`` key
+  means the source does not report the type at all and gives NaN too (the clients never ask
+  for ``options=nonulls``); an absent ``precip`` key with a type reported (the replay source:
+  the station counted rain and snow hours, not amounts) leaves the type to speak. Matching
+  is case-insensitive; unknown types set neither flag.
 * **Values are stored as returned.** Impossible values (a negative concentration) are *not*
   repaired here; :func:`airquality_assets.transforms.cleaning.clean_observations` removes and
   counts them, so the raw frames stay a faithful record of what the API said.
@@ -213,10 +218,19 @@ def _weather_rows(docs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 _ABSENT = object()
 
 
-def _precip_flags(types: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(is_rain, is_snow) from ``preciptype`` arrays: null -> 0.0 (VC: no precipitation),
-    absent key -> NaN (not reported: unknown)."""
-    unknown = np.array([t is _ABSENT for t in types], dtype=bool)
+def _precip_flags(types: list[Any], amounts: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(is_rain, is_snow) from ``preciptype`` arrays: null -> 0.0 (VC: no precipitation)
+    only where the hour's ``precip`` does not contradict it; absent key -> NaN (not
+    reported: unknown). ``precip`` null (nothing known about precipitation in that hour: a
+    station that never reports it sends null in every hour) or above 0 (it fell, of an
+    unnamed type) makes a null type unknown too, never "dry"."""
+    unknown = np.array(
+        [
+            t is _ABSENT or (t is None and (a is None or (_is_number(a) and a > 0)))
+            for t, a in zip(types, amounts, strict=True)
+        ],
+        dtype=bool,
+    )
     rain = np.where(unknown, np.nan, 0.0)
     snow = rain.copy()
     # Most hours have no precipitation (null), so only the few arrays are looked at.
@@ -228,11 +242,15 @@ def _precip_flags(types: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return rain, snow
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _weather_columns(rows: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Every weather column of VC hour objects, one numpy conversion each."""
     columns = {name: _floats([r.get(name, _NAN) for r in rows]) for name in _WEATHER_NUMERIC}
     columns["is_rain"], columns["is_snow"] = _precip_flags(
-        [r.get("preciptype", _ABSENT) for r in rows]
+        [r.get("preciptype", _ABSENT) for r in rows], [r.get("precip", _ABSENT) for r in rows]
     )
     return columns
 

@@ -311,6 +311,7 @@ def build_sequence_tensors(
     )
     target_matrix = np.ascontiguousarray(frame[targets].to_numpy(dtype=np.float32))
     locations = [str(u) for u in uniques]
+    _require_every_station_reports(names, features, codes, locations)
 
     future, future_list = None, []
     if forecasts is not None:
@@ -426,6 +427,30 @@ def _feature_columns(
         features = np.ascontiguousarray(features[:, keep])
         names = [names[i] for i in keep]
     return names, features, dropped + empty
+
+
+def _require_every_station_reports(
+    names: list[str], features: np.ndarray, codes: np.ndarray, locations: list[str]
+) -> None:
+    """Refuse inputs the model reads that one station never reports (no value in any of its
+    hours, e.g. precipitation a station does not measure, now unknown rather than 0): every
+    window there would be dropped, silently; the error names the station and the columns."""
+    if len(locations) < 2:  # one station: an empty column was already dropped or refused
+        return
+    reported = np.zeros((len(locations), len(names)), dtype=bool)
+    np.logical_or.at(reported, codes, np.isfinite(features))
+    silent = {
+        locations[i]: [n for n, ok in zip(names, row, strict=True) if not ok]
+        for i, row in enumerate(reported)
+        if not row.all()
+    }
+    if silent:
+        listed = "; ".join(f"{loc}: {', '.join(cols)}" for loc, cols in silent.items())
+        raise EmptyFeatureError(
+            f"input(s) the model reads have no value at all for a whole station ({listed}): "
+            "no window there could be used. Leave the station out of this model's locations, "
+            "or choose features every station reports"
+        )
 
 
 def _complete_windows(

@@ -7,7 +7,7 @@ config), and each built resource and the service config must hold exactly those 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,12 @@ import dagster as dg
 import pytest
 
 from airquality_assets.defs.partitions import LOCATION_DIMENSION, build_partitions
-from airquality_assets.defs.resources import DeploymentResource, build_resources
+from airquality_assets.defs.resources import (
+    AirPollutionSourceResource,
+    DeploymentResource,
+    WeatherSourceResource,
+    build_resources,
+)
 from airquality_assets.envconfig import declared
 from airquality_assets.serving.config import ServiceConfig
 from airquality_assets.settings import SECRET_VARIABLES, Settings
@@ -230,3 +235,117 @@ def test_the_replay_error_scale_reaches_the_stand_in_forecasts(tmp_path: Path) -
     issue = settings.clock.now()
     forecast = client.forecast(settings.location(settings.location_names[0]), issue)
     assert "error_scale=1.5" in forecast.url  # what its bodies are made with
+
+
+# --- every documented client variable, seen at the client a run builds ----------------------
+
+
+def _launched(settings: Settings) -> dict[str, Any]:
+    """The clients and breakers as a run builds them: resources configured at launch with
+    no run config, the path a user's environment takes (not the resources' own data)."""
+    seen: dict[str, Any] = {}
+
+    @dg.asset
+    def probe(
+        deployment: DeploymentResource,
+        air_pollution_source: AirPollutionSourceResource,
+        weather_source: WeatherSourceResource,
+    ) -> None:
+        clock = deployment.settings.clock
+        for name, resource in (("air", air_pollution_source), ("weather", weather_source)):
+            client = resource.client(clock)
+            seen[name] = client
+            seen[f"{name}_breaker"] = resource.breaker(client.source_name)
+
+    resources = build_resources(settings)
+    used = {k: resources[k] for k in ("deployment", "air_pollution_source", "weather_source")}
+    assert dg.materialize([probe], resources=used).success
+    return seen
+
+
+_LIVE = {
+    "AIRQUALITY_SOURCE": "live",
+    "OPENWEATHER_API_KEY": "owm-key",
+    "VISUAL_CROSSING_API_KEY": "vc-key",
+}
+
+
+@pytest.fixture
+def live_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys a run reads as ``EnvVar``s at launch."""
+    for name in ("OPENWEATHER_API_KEY", "VISUAL_CROSSING_API_KEY"):
+        monkeypatch.setenv(name, _LIVE[name])
+
+
+#: variable, value set, what the launched client shows (each differs from the default's)
+_CLIENT_VARIABLES: list[tuple[str, str, Any]] = [
+    ("OPENWEATHER_BASE_URL", "http://127.0.0.1:8080/", lambda s: s["air"].base_url),
+    ("VISUAL_CROSSING_BASE_URL", "http://127.0.0.1:8081/tl", lambda s: s["weather"].base_url),
+    (
+        "AIRQUALITY_HTTP_TIMEOUT_S",
+        "2.5",
+        lambda s: (s["air"].timeout_s, s["weather"].timeout_s),
+    ),
+    (
+        "AIRQUALITY_HTTP_MAX_RETRIES",
+        "1",
+        lambda s: (s["air"].policy.max_retries, s["weather"].policy.max_retries),
+    ),
+    ("OPENWEATHER_MIN_INTERVAL_S", "0", lambda s: s["air"]._throttle.min_interval_s),
+    ("VISUAL_CROSSING_DAILY_RECORD_BUDGET", "none", lambda s: s["weather"].budget.limit),
+    ("VISUAL_CROSSING_DAILY_RECORD_BUDGET", "", lambda s: s["weather"].budget.limit),
+    ("VISUAL_CROSSING_DAILY_RECORD_BUDGET", "50", lambda s: s["weather"].budget.limit),
+    (
+        "AIRQUALITY_CIRCUIT_BREAKER_FAILURES",
+        "0",
+        lambda s: (s["air_breaker"].threshold, s["weather_breaker"].threshold),
+    ),
+    (
+        "AIRQUALITY_FORECAST_ISSUE_HOURS",
+        "3",
+        lambda s: (s["air"].forecast_max_age, s["weather"].forecast_max_age),
+    ),
+]
+_EXPECTED = {
+    "OPENWEATHER_BASE_URL": "http://127.0.0.1:8080",
+    "VISUAL_CROSSING_BASE_URL": "http://127.0.0.1:8081/tl",
+    "AIRQUALITY_HTTP_TIMEOUT_S": (2.5, 2.5),
+    "AIRQUALITY_HTTP_MAX_RETRIES": (1, 1),
+    "OPENWEATHER_MIN_INTERVAL_S": 0.0,
+    "AIRQUALITY_CIRCUIT_BREAKER_FAILURES": (0, 0),
+    "AIRQUALITY_FORECAST_ISSUE_HOURS": (timedelta(hours=3), timedelta(hours=3)),
+}
+
+
+@pytest.mark.parametrize(("variable", "value", "at_client"), _CLIENT_VARIABLES)
+@pytest.mark.usefixtures("live_keys")
+def test_each_client_variable_takes_effect_at_the_launched_client(
+    tmp_path: Path, variable: str, value: str, at_client: Any
+) -> None:
+    base = {"AIRQUALITY_DATA_DIR": str(tmp_path), **_LIVE}
+    default = at_client(_launched(Settings.from_env(base)))
+    shown = at_client(_launched(Settings.from_env({**base, variable: value})))
+    if variable == "VISUAL_CROSSING_DAILY_RECORD_BUDGET":
+        expected = int(value) if value.strip().isdigit() else None  # `none`, empty: no budget
+    else:
+        expected = _EXPECTED[variable]
+    assert shown == expected, variable
+    assert shown != default, f"{variable}={value!r} is the default's value"
+
+
+@pytest.mark.usefixtures("live_keys")
+def test_no_budget_lets_a_month_of_hourly_history_through(tmp_path: Path) -> None:
+    env = {"AIRQUALITY_DATA_DIR": str(tmp_path), **_LIVE}
+    weather = _launched(Settings.from_env({**env, "VISUAL_CROSSING_DAILY_RECORD_BUDGET": "none"}))
+    assert weather["weather"].budget.refusal(3 * 744) is None
+    limited = _launched(Settings.from_env(env))["weather"].budget.refusal(3 * 744)
+    assert limited is not None and "VISUAL_CROSSING_DAILY_RECORD_BUDGET" in limited
+    assert "daily_record_budget" not in limited  # the variable a user sets, not the field
+
+
+def test_replay_forecast_error_scale_takes_effect_at_the_client(tmp_path: Path) -> None:
+    env = {"AIRQUALITY_DATA_DIR": str(tmp_path), "AIRQUALITY_FORECAST_ERROR_SCALE": "0"}
+    assert _launched(Settings.from_env(env))["weather"]._error_model.scale == 0.0
+    assert _launched(Settings.from_env(env | {"AIRQUALITY_FORECAST_ERROR_SCALE": ""}))[
+        "weather"
+    ]._error_model.scale == pytest.approx(1.0)

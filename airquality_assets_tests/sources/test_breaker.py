@@ -30,6 +30,7 @@ def test_trips_after_threshold_consecutive_failures_and_names_the_last_errors() 
         breaker.call(pull(3))
     message = str(caught.value)
     assert "openweathermap: circuit breaker open after 3 consecutive failed pulls" in message
+    assert "AIRQUALITY_CIRCUIT_BREAKER_FAILURES=3; 0 never stops" in message  # what to set
     assert "day 3" in message and "day 2" in message and "day 1" not in message
     with pytest.raises(CircuitOpenError):
         breaker.call(pull(4))
@@ -50,5 +51,5 @@ def test_zero_disables_and_negative_is_rejected() -> None:
     for day in range(10):
         with pytest.raises(SourceError):
             breaker.call(lambda d=day: (_ for _ in ()).throw(_failing(d)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="AIRQUALITY_CIRCUIT_BREAKER_FAILURES must be >= 0"):
         CircuitBreaker("x", threshold=-1)

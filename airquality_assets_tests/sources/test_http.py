@@ -67,7 +67,7 @@ def test_session_mounts_retry_for_both_schemes() -> None:
 
 
 def test_policy_rejects_negative_values() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="AIRQUALITY_HTTP_MAX_RETRIES must be >= 0"):
         http.RetryPolicy(max_retries=-1)
     with pytest.raises(ValueError):
         http.RetryPolicy(max_retry_after_s=-1)
@@ -161,7 +161,7 @@ def test_throttle_spaces_calls() -> None:
     for _ in range(3):
         throttle.wait()
     assert time.monotonic() - started >= 0.19
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="OPENWEATHER_MIN_INTERVAL_S must be >= 0"):
         http.MinIntervalThrottle(-1)
 
 

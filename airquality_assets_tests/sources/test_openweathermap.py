@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from airquality_assets.sources import http
 from airquality_assets.sources.base import AirPollutionSource, Location, RawResponse, SourceError
 from airquality_assets.sources.openweathermap import OpenWeatherMapClient
 from airquality_assets_tests.sources import closed_port, fixture_bytes, local_server
@@ -314,6 +316,81 @@ def test_connection_dropped_once_then_answered(server: HTTPServer) -> None:
     serve(server, body)
     assert fetch_history(make_client(server)).body == body
     assert len(server.log) == 2
+
+
+# --- retries reported: status or error, attempt, the wait actually slept -------------------
+
+
+def test_each_retry_is_reported_with_status_attempt_and_the_wait_slept(
+    server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve(server, fixture_bytes("owm_error_429.json"), status=429, **{"Retry-After": "7"})
+    serve(server, fixture_bytes("owm_error_502.html").replace(b"502", b"503"), status=503)
+    serve(server, fixture_bytes("owm_history_london_2024-03-04.json"))
+    slept: list[float] = []
+    monkeypatch.setattr(http.time, "sleep", slept.append)
+    client = make_client(server, backoff_factor=0.5, backoff_jitter_s=0.25)
+    events: list[http.RetryEvent] = []
+    client.on_retry = events.append
+
+    assert fetch_history(client).record_count == 24
+    assert [(e.status, e.error, e.attempt, e.max_attempts) for e in events] == [
+        (429, None, 1, 4),
+        (503, None, 2, 4),
+    ]
+    assert events[0].wait_s == 7.0  # Retry-After
+    assert 1.0 <= events[1].wait_s <= 1.25  # backoff 0.5 * 2 plus up to 0.25 s of jitter
+    assert slept == [e.wait_s for e in events]  # what was reported is what was waited
+    assert client.retries_taken == 2
+    text = str(events[0])
+    assert "HTTP 429 on attempt 1 of 4; next attempt in 7.0 s" in text
+    assert HISTORY in text and KEY not in text and "appid" not in text
+
+
+def test_urllib3s_own_retry_warnings_carry_no_key(caplog: pytest.LogCaptureFixture) -> None:
+    """urllib3 warns "Retrying ... after connection broken by ...: <path with query>"."""
+    refused = OpenWeatherMapClient(
+        KEY,
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        max_retries=1,
+        backoff_factor=0.001,
+        backoff_jitter_s=0.0,
+        min_interval_s=0.0,
+    )
+    with caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"):
+        expect_failure(refused)
+    messages = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"]
+    assert messages and all("Retrying" in m for m in messages)
+    assert all(KEY not in m and "appid=***" in m for m in messages)
+
+
+def test_transport_errors_and_bad_bodies_are_reported_too(server: HTTPServer) -> None:
+    refused = OpenWeatherMapClient(
+        KEY,
+        base_url=f"http://127.0.0.1:{closed_port()}",
+        max_retries=2,
+        backoff_factor=0.001,
+        backoff_jitter_s=0.0,
+        min_interval_s=0.0,
+    )
+    events: list[http.RetryEvent] = []
+    refused.on_retry = events.append
+    expect_failure(refused)
+    assert [(e.status, e.error, e.attempt) for e in events] == [
+        (None, "could not connect", 1),
+        (None, "could not connect", 2),
+    ]  # the third failure is final: said by the SourceError, not reported as a retry
+
+    body = fixture_bytes("owm_history_london_2024-03-04.json")
+    serve(server, body[: len(body) // 2])
+    serve(server, body)
+    client = make_client(server)
+    client.on_retry = events.append
+    events.clear()
+    assert fetch_history(client).body == body
+    (event,) = events
+    assert event.status is None and event.attempt == 1
+    assert event.error is not None and "body is not valid JSON" in event.error
 
 
 # --- bad 200 bodies: retried like a 5xx, never stored ---------------------------------------

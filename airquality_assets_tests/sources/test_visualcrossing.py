@@ -346,6 +346,8 @@ def test_budget_refuses_before_sending_and_resets_next_utc_day(server: HTTPServe
     assert "refused before sending" in error.reason
     assert "about 24 records but only 6" in error.reason
     assert "daily budget of 30" in error.reason
+    assert "set VISUAL_CROSSING_DAILY_RECORD_BUDGET" in error.reason  # the variable, not a field
+    assert "daily_record_budget" not in error.reason
     assert len(server.log) == 1  # the refused request never reached the server
 
     clock.now += timedelta(days=1)
@@ -367,6 +369,13 @@ def test_no_budget_means_unlimited(server: HTTPServer) -> None:
     client = make_client(server, daily_record_budget=None)
     client.timeline(LONDON, date(2024, 1, 1), date(2024, 2, 19))
     assert client.budget.remaining() is None
+    with pytest.raises(ValueError, match="VISUAL_CROSSING_DAILY_RECORD_BUDGET must be >= 0"):
+        make_client(server, daily_record_budget=-1)
+
+
+def test_a_zero_timeout_is_refused_naming_the_variable(server: HTTPServer) -> None:
+    with pytest.raises(ValueError, match="AIRQUALITY_HTTP_TIMEOUT_S must be > 0"):
+        make_client(server, timeout_s=0)
 
 
 def test_daily_quota_429_stops_further_requests_today(server: HTTPServer) -> None:

@@ -119,3 +119,48 @@ def test_months_over_a_threshold_are_found_even_when_the_total_is_fine() -> None
     assert result.columns["pm2_5"].missing_share < 0.1
     assert result.months_over(["pm2_5"], 0.2) == {"2014-02|x": {"pm2_5": 1.0}}
     assert result.by_month["2014-03|x"] == {"pm2_5": 0.0, "temp": 1.0}
+
+
+def test_a_column_a_station_never_reports_is_excused_once_missing_data_are_not() -> None:
+    """Station x has no humidity sensor; station y sent no weather at all in the window."""
+    months = expected_hours("2014-01-01", "2014-04-01")
+    frame = pd.concat(
+        [
+            _frame("x", months, temp=[5.0] * len(months), humidity=[np.nan] * len(months)),
+            _frame("y", months, temp=[np.nan] * len(months), humidity=[np.nan] * len(months)),
+        ],
+        ignore_index=True,
+    )
+    result = measure_completeness(frame, {"x": months, "y": months}, ["temp", "humidity"])
+    assert result.excused(["temp", "humidity"]) == {"humidity": ["x"]}  # y: data missing
+    verdict = result.judge(["temp", "humidity"], 0.2, excusable=["temp", "humidity"])
+    assert not verdict.passed
+    assert verdict.excused == {"humidity": ["x"]}
+    assert {k for k, v in verdict.months.items() if "humidity" in v} == {
+        "2014-01|y",
+        "2014-02|y",
+        "2014-03|y",
+    }  # x's humidity is named once, not listed month after month
+    assert verdict.judged["humidity"].expected_hours == len(months)  # y's hours only
+
+    only_x = measure_completeness(
+        frame[frame["location"] == "x"], {"x": months}, ["temp", "humidity"]
+    )
+    verdict = only_x.judge(["temp", "humidity"], 0.2, excusable=["temp", "humidity"])
+    assert verdict.passed and verdict.excused == {"humidity": ["x"]}
+    # not excusable (a target): never reported still fails
+    assert not only_x.judge(["temp", "humidity"], 0.2).passed
+
+
+def test_weather_mostly_missing_fails_though_the_targets_are_whole() -> None:
+    """35 of 36 weather months missing: temp in 744 of 26,280 hours."""
+    hours = expected_hours("2012-01-01", "2015-01-01")
+    temp = np.where(hours < pd.Timestamp("2012-02-01", tz="UTC"), 5.0, np.nan)
+    frame = _frame("x", hours, pm2_5=[1.0] * len(hours), temp=temp)
+    result = measure_completeness(frame, {"x": hours}, ["pm2_5", "temp"])
+    assert result.columns["temp"].missing_hours == len(hours) - 744
+    assert result.judge(["pm2_5"], 0.2).passed  # what the old check judged
+    verdict = result.judge(["pm2_5", "temp"], 0.2, excusable=["temp"])
+    assert not verdict.passed and set(verdict.failing) == {"temp"}
+    assert verdict.excused == {}  # temp has values in one month: not "never reported"
+    assert len(verdict.months) == 35

@@ -133,6 +133,19 @@ def test_wind_direction_interpolates_on_the_circle_and_flags_round() -> None:
     assert cleaned["temp"].iloc[4] == pytest.approx(4.0)
 
 
+def test_unknown_precipitation_stays_unknown_through_cleaning() -> None:
+    """Never-reported precipitation (is_rain/is_snow NaN in every hour) is not filled in:
+    cleaning keeps it NaN, counts it as an empty column, and leaves the others cleaned."""
+    hours = list(range(48))
+    weather = weather_frame("a", hours, temp=[float(h % 24) for h in hours])
+    air = air_frame("a", hours, pm2_5=[10.0] * 48)
+    cleaned, stats = clean_observations(merge_hourly(air, weather))
+    assert len(cleaned) == 48
+    assert cleaned["is_rain"].isna().all() and cleaned["is_snow"].isna().all()  # not 0.0
+    assert cleaned["temp"].notna().all() and cleaned["pm2_5"].notna().all()
+    assert "is_rain" in stats.as_metadata()["empty_columns"]
+
+
 # ---------------------------------------------------------------- cleaning: outliers
 
 

@@ -203,6 +203,28 @@ def test_vc_absent_preciptype_is_unknown_not_dry() -> None:
     assert np.isnan(frame["is_rain"].iloc[1]) and np.isnan(frame["is_snow"].iloc[1])
 
 
+def test_vc_never_reported_precipitation_is_unknown_not_dry() -> None:
+    """A station whose ``precip`` is null in every hour: a null type then says nothing."""
+    day = [vc_hour(1709510400 + 3600 * h, f"{h:02d}:00:00", precip=None) for h in range(24)]
+    frame = parse_weather(vc_body([("2024-03-04", 1709510400, day)]), "london")
+    assert frame["precip"].isna().all()
+    assert frame["is_rain"].isna().all() and frame["is_snow"].isna().all()  # not 0.0
+    mixed = [
+        vc_hour(1709510400, "00:00:00", precip=None),  # unknown
+        vc_hour(1709514000, "01:00:00", precip=0.0),  # dry
+        vc_hour(1709517600, "02:00:00", precip=1.2),  # it fell, type not named: unknown
+        vc_hour(1709521200, "03:00:00", precip=None, preciptype=["snow"]),  # the type speaks
+    ]
+    frame = parse_weather(vc_body([("2024-03-04", 1709510400, mixed)]), "london")
+    np.testing.assert_array_equal(frame["is_rain"], [np.nan, 0.0, np.nan, 0.0])
+    np.testing.assert_array_equal(frame["is_snow"], [np.nan, 0.0, np.nan, 1.0])
+    # a source that sends the type but no amount at all (the replay's station): type speaks
+    for hour in mixed:
+        del hour["precip"]
+    frame = parse_weather(vc_body([("2024-03-04", 1709510400, mixed)]), "london")
+    assert frame["is_rain"].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
 NY_SPRING_MIDNIGHT = 1710046800  # 2024-03-10 00:00 EST = 05:00Z
 NY_FALL_MIDNIGHT = 1730606400  # 2024-11-03 00:00 EDT = 04:00Z
 

@@ -426,3 +426,16 @@ def test_with_no_forecast_anywhere_the_error_says_so() -> None:
     late = issued_forecasts(frame, every=6).assign(issue_time=pd.Timestamp("2030-01-01", tz="UTC"))
     with pytest.raises(InsufficientDataError, match="weather forecast"):
         build_sequence_tensors(frame, SMALL, ["pm2_5"], 24, range(1, 25), FRACTIONS, late)
+
+
+def test_an_input_one_whole_station_never_reports_is_an_error_naming_it() -> None:
+    """Station b's precipitation is never reported (unknown, not dry): its windows would all
+    be dropped without a word; the tensors refuse instead and say which station lacks what."""
+    frame = make_frame(24 * 40, locations=("a", "b"))
+    frame.loc[frame["location"] == "b", ["is_rain", "is_snow"]] = np.nan
+    with pytest.raises(EmptyFeatureError, match=r"whole station \(b: is_rain, is_snow\)"):
+        build_sequence_tensors(frame, None, ["pm2_5"], split=FRACTIONS)
+    # the station alone: the default set leaves the unknown flags out and trains
+    alone = frame[frame["location"] == "b"].reset_index(drop=True)
+    tensors = build_sequence_tensors(alone, None, ["pm2_5"], split=FRACTIONS)
+    assert tensors.dropped_features == ["is_rain", "is_snow"]

@@ -51,26 +51,28 @@ def completeness_metadata(completeness: Completeness) -> dict[str, object]:
 
 
 def completeness_result(
-    asset: str, completeness: Completeness, watch: Sequence[str], threshold: float
+    asset: str,
+    completeness: Completeness,
+    watch: Sequence[str],
+    threshold: float,
+    excusable: Sequence[str] = (),
 ) -> dg.AssetCheckResult:
     """WARN when a watched column misses more than ``threshold`` of its expected hours, over
     the run or in any one (month, location) (absent rows count: OWM leaves a missing hour
-    out). The description names the failing columns and months and, once, the columns the
-    station never reports."""
-    shares = {c: completeness.columns[c].missing_share for c in watch if c in completeness.columns}
+    out). A column of ``excusable`` that a station never reports while it reports others
+    (no humidity sensor) is named once and judged nowhere, so it cannot fail every month
+    forever; a watched column with no value because the data are missing still fails. The
+    description names the failing columns and months and, once, the columns never reported."""
+    verdict = completeness.judge(watch, threshold, excusable)
     parts = []
     empty = set(completeness.empty_columns)
-    for column, share in shares.items():
-        if share > threshold:
-            stats = completeness.columns[column]
-            gap = (
-                "no value at all" if column in empty else f"longest gap {stats.longest_gap_hours} h"
-            )
-            parts.append(
-                f"{column}: {stats.missing_hours} of {stats.expected_hours} expected hours "
-                f"missing ({share:.1%}, {gap})"
-            )
-    months = completeness.months_over(watch, threshold)
+    for column, stats in verdict.failing.items():
+        gap = "no value at all" if column in empty else f"longest gap {stats.longest_gap_hours} h"
+        parts.append(
+            f"{column}: {stats.missing_hours} of {stats.expected_hours} expected hours "
+            f"missing ({stats.missing_share:.1%}, {gap})"
+        )
+    months = verdict.months
     if months:
         listed = ", ".join(
             f"{key} ({', '.join(f'{c} {s:.0%}' for c, s in over.items())})"
@@ -81,10 +83,11 @@ def completeness_result(
             f"{len(months)} month(s) over {threshold:.0%} missing: {listed}"
             + (f" and {more} more" if more > 0 else "")
         )
-    failed = bool(parts)
+    failed = not verdict.passed
     never = sorted(completeness.never_reported)
     if never:
         parts.append(f"never reported: {', '.join(never)}")
+    shares = {c: v.missing_share for c, v in verdict.judged.items()}
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name="completeness",
@@ -93,10 +96,12 @@ def completeness_result(
         description="; ".join(parts) or None,
         metadata={
             **completeness_metadata(completeness),
+            "watched": ", ".join(watch),
             "missing_share": dg.MetadataValue.json({c: round(s, 4) for c, s in shares.items()}),
             "months_over_threshold": dg.MetadataValue.json(
                 {k: {c: round(s, 4) for c, s in v.items()} for k, v in months.items()}
             ),
+            "not_judged_never_reported": dg.MetadataValue.json(verdict.excused),
             "threshold": threshold,
         },
     )

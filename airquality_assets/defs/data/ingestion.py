@@ -9,6 +9,14 @@ Partition status tells the truth: when some partitions of a run fail, every part
 was stored gets its own materialization event and the step then fails, so Dagster shows the
 stored ones materialized and only the failed ones failed; re-running those makes the range
 whole. A per-source circuit breaker stops the step after N consecutive failed pulls.
+A closed month already stored whole is not pulled again (a re-run of a stored range costs
+nothing; the Visual Crossing budget is billed per hour record) unless the run asks with
+``refetch_closed_months: true`` (:class:`RawPullConfig`); the hourly schedule asks for it, so
+the month that just closed is pulled again while its last hours are within the refetch
+window. The metadata says which partitions were skipped as already stored.
+Every request a live client retries (429, 5xx, a timeout, a bad body) is a warning in the
+run's log (status or error, attempt, wait) and counted in its partition's metadata
+(``retries``, ``retry_wait_seconds``; the run's totals under ``run``).
 
 Forecasts (``raw_weather_forecast``, ``raw_air_pollution_forecast``) use the same (month,
 location) partitions, one body per issue (every ``AIRQUALITY_FORECAST_ISSUE_HOURS`` from
@@ -19,6 +27,7 @@ live pull stores the issue due now and nothing older (no archive).
 """
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -40,7 +49,9 @@ from airquality_assets.quality import RawBodyVerdict, raw_body_verdict
 from airquality_assets.settings import Settings
 from airquality_assets.sources.base import Location, NotAvailableError, RawResponse, SourceError
 from airquality_assets.sources.breaker import CircuitBreaker, CircuitOpenError
+from airquality_assets.sources.http import ApiClient, RetryEvent
 from airquality_assets.sources.spans import (
+    HOUR,
     PullSpan,
     due_issue,
     month_bounds,
@@ -96,6 +107,48 @@ def _parse_or_error(asset_name: str, body: bytes, location: str) -> pd.DataFrame
 Fetch = Callable[[Location, PullSpan], tuple[PullSpan, RawResponse]]
 
 
+class RawPullConfig(dg.Config):
+    refetch_closed_months: bool = False
+    """Pull a closed month again even if it is stored whole (late records, a re-parse of a
+    changed API answer); off by default, so a re-run of a stored range bills nothing."""
+
+
+@dataclass
+class RetryLog:
+    """Each request a live client retried, as a warning in the run's log, counted per
+    partition: urllib3 retries quietly, and a run that lost minutes to 429s and timeouts
+    should say so where its operator looks (the Dagster run log and the metadata)."""
+
+    log: Any  # the run's logger (``context.log``)
+    asset_name: str
+    partition: str = ""
+    counts: Counter[str] = field(default_factory=Counter)
+    wait_s: Counter[str] = field(default_factory=Counter)
+
+    def watch(self, client: object) -> None:
+        """Have ``client`` report its retries here (a replay source never retries)."""
+        if isinstance(client, ApiClient):
+            client.on_retry = self
+
+    def __call__(self, event: RetryEvent) -> None:
+        self.counts[self.partition] += 1
+        self.wait_s[self.partition] += event.wait_s
+        self.log.warning(f"{self.asset_name} {self.partition}: {event}")
+
+    def of(self, partition_key: str) -> dict[str, object]:
+        """The partition's figures for its metadata."""
+        return {
+            "retries": self.counts[partition_key],
+            "retry_wait_seconds": round(self.wait_s[partition_key], 3),
+        }
+
+    def totals(self) -> dict[str, object]:
+        return {
+            "retries": sum(self.counts.values()),
+            "retry_wait_seconds": round(sum(self.wait_s.values()), 3),
+        }
+
+
 def _failure_text(
     asset_name: str, failures: list[str], total: int, stored: int, failed: int | None = None
 ) -> str:
@@ -111,6 +164,28 @@ def _failure_text(
     )
 
 
+def _not_pulled(
+    raw_store: RawStore,
+    asset_name: str,
+    location: str,
+    month: date,
+    span: PullSpan | None,
+    refetch_closed_months: bool,
+) -> dict[str, object] | None:
+    """The metadata of a partition with nothing to pull, or None to pull it: a month after
+    the clock (nothing exists yet), or a closed month stored whole (unless asked again)."""
+    if span is None:
+        return {"hours_requested": 0}
+    closed = span.last_hour == month_bounds(month)[1] - HOUR
+    if (
+        closed
+        and not refetch_closed_months
+        and raw_store.stored_whole_month(asset_name, location, month)
+    ):
+        return {"already_stored": True, "span": str(span)}
+    return None
+
+
 def _pull_partitions(
     context: dg.AssetExecutionContext,
     asset_name: str,
@@ -118,13 +193,16 @@ def _pull_partitions(
     breaker: CircuitBreaker,
     raw_store: RawStore,
     fetch: Fetch,
+    retries: RetryLog,
+    refetch_closed_months: bool = False,
 ) -> dg.MaterializeResult:
-    """Pull and store every partition of the run.
+    """Pull and store every partition of the run (a closed month stored whole only if
+    ``refetch_closed_months``; otherwise it is recorded as ``already_stored``).
 
     All stored: one result for the whole range, each partition's event with its own span,
-    records, bytes, URL and request time (the run's totals under ``run``). Some failed: a
-    materialization event for each stored partition, then a failure listing the failed ones
-    (so only those show as failed). A 401 or an open circuit breaker stops at once.
+    records, bytes, URL, request time and retries (the run's totals under ``run``). Some
+    failed: a materialization event for each stored partition, then a failure listing the
+    failed ones (so only those show as failed). A 401 or an open circuit breaker stops at once.
     """
     keys = context.partition_keys
     now = settings.clock.now()
@@ -136,16 +214,19 @@ def _pull_partitions(
     total_seconds = 0.0
     started = time.perf_counter()
     stop: str | None = None
+    refetch = refetch_closed_months
     for index, partition_key in enumerate(keys, start=1):
         month_text, location_name = split_key(partition_key)
         month = date.fromisoformat(month_text)
         span = month_pull_span(
             month, now, raw_store.stored_through(asset_name, location_name, month)
         )
-        if span is None:  # a month after the clock: nothing exists yet
-            stored[partition_key] = {"hours_requested": 0}
+        skipped = _not_pulled(raw_store, asset_name, location_name, month, span, refetch)
+        if skipped is not None:
+            stored[partition_key] = skipped
             continue
         location = settings.location(location_name)
+        retries.partition = partition_key
         try:
             stored_span, response = breaker.call(partial(fetch, location, span))
         except CircuitOpenError as exc:
@@ -165,11 +246,13 @@ def _pull_partitions(
         parsed[str(partition_key)] = _parse_or_error(asset_name, response.body, location_name)
         windows[str(partition_key)] = month_bounds(month)
         stored[partition_key] = {
+            "already_stored": False,
             "span": str(stored_span),
             "records": response.record_count,
             "bytes": len(response.body),
             "url": response.url,
             "request_seconds": round(response.duration_s, 3),
+            **retries.of(partition_key),
         }
         total_bytes += len(response.body)
         total_records += response.record_count
@@ -178,6 +261,12 @@ def _pull_partitions(
             context.log.info(
                 f"{asset_name}: {index}/{len(keys)} partitions pulled, {total_records} records"
             )
+    already_stored = sum(1 for meta in stored.values() if meta.get("already_stored") is True)
+    if already_stored:
+        context.log.info(
+            f"{asset_name}: {already_stored} closed month(s) already stored whole, not pulled "
+            "again (run config refetch_closed_months: true pulls them)"
+        )
     if not failures:
         for partition_key, metadata in stored.items():
             context.add_asset_metadata(metadata, partition_key=partition_key)
@@ -188,10 +277,12 @@ def _pull_partitions(
                 "run": dg.MetadataValue.json(
                     {
                         "partitions": len(keys),
+                        "already_stored": already_stored,
                         "records": total_records,
                         "bytes": total_bytes,
                         "request_seconds": round(total_seconds, 3),
                         "wall_seconds": wall_seconds,
+                        **retries.totals(),
                     }
                 ),
                 "wall_seconds": wall_seconds,  # the run's, read by the pipeline metrics
@@ -234,6 +325,7 @@ class _ForecastPull:
     breaker: CircuitBreaker
     raw_store: RawStore
     fetch: ForecastFetch
+    retries: RetryLog
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
@@ -257,6 +349,7 @@ class _ForecastPull:
         """Fetch and store ``issues`` in order; stop at a missing source, an open breaker or
         a 401, skip past any other failed issue."""
         meta = self.metadata[partition_key]
+        self.retries.partition = partition_key
         for issue in issues:
             try:
                 response = self.breaker.call(partial(self.fetch, location, issue))
@@ -303,6 +396,7 @@ def _pull_forecasts(
     breaker: CircuitBreaker,
     raw_store: RawStore,
     fetch: ForecastFetch,
+    retries: RetryLog,
 ) -> dg.MaterializeResult:
     """Pull and store the issues of every partition of the run that are not stored yet.
 
@@ -315,7 +409,7 @@ def _pull_forecasts(
     keys = context.partition_keys
     now = settings.clock.now()
     live = settings.source == "live"
-    run = _ForecastPull(asset_name, breaker, raw_store, fetch)
+    run = _ForecastPull(asset_name, breaker, raw_store, fetch, retries)
     started = time.perf_counter()
     for partition_key in keys:
         month_text, location_name = split_key(partition_key)
@@ -329,11 +423,13 @@ def _pull_forecasts(
             "pulled": 0,
             "bytes": 0,
             "records": 0,
+            **retries.of(partition_key),
         }
         if todo and run.stop is not None:  # not pulled: it shows failed, a re-run pulls it
             run.skip(partition_key, len(todo))
         elif todo and not run.halted:
             run.pull(context, partition_key, settings.location(location_name), todo)
+            run.metadata[partition_key].update(retries.of(partition_key))
     if run.unavailable is not None:
         for meta in run.metadata.values():
             meta.update(available=False, reason=run.unavailable)
@@ -348,7 +444,9 @@ def _pull_forecasts(
         run.totals["request_seconds"] = round(float(run.totals["request_seconds"]), 3)
         return dg.MaterializeResult(
             metadata={
-                "run": dg.MetadataValue.json({"partitions": len(keys), **run.totals}),
+                "run": dg.MetadataValue.json(
+                    {"partitions": len(keys), **run.totals, **retries.totals()}
+                ),
                 "wall_seconds": wall_seconds,
                 "available": run.unavailable is None,
             }
@@ -388,6 +486,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     )
     def raw_air_quality(
         context: dg.AssetExecutionContext,
+        config: RawPullConfig,
         deployment: DeploymentResource,
         air_pollution_source: AirPollutionSourceResource,
         raw_store: RawStore,
@@ -399,7 +498,18 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             return span, client.history(location, span.first_hour, span.last_hour)
 
         breaker = air_pollution_source.breaker(client.source_name)
-        return _pull_partitions(context, "raw_air_quality", settings, breaker, raw_store, fetch)
+        retries = RetryLog(context.log, "raw_air_quality")
+        retries.watch(client)
+        return _pull_partitions(
+            context,
+            "raw_air_quality",
+            settings,
+            breaker,
+            raw_store,
+            fetch,
+            retries,
+            config.refetch_closed_months,
+        )
 
     @dg.asset(
         partitions_def=partitions.monthly,
@@ -415,6 +525,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     )
     def raw_weather(
         context: dg.AssetExecutionContext,
+        config: RawPullConfig,
         deployment: DeploymentResource,
         weather_source: WeatherSourceResource,
         raw_store: RawStore,
@@ -427,7 +538,18 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             return days, client.timeline(location, days.first_day, days.last_day)
 
         breaker = weather_source.breaker(client.source_name)
-        return _pull_partitions(context, "raw_weather", settings, breaker, raw_store, fetch)
+        retries = RetryLog(context.log, "raw_weather")
+        retries.watch(client)
+        return _pull_partitions(
+            context,
+            "raw_weather",
+            settings,
+            breaker,
+            raw_store,
+            fetch,
+            retries,
+            config.refetch_closed_months,
+        )
 
     @dg.asset(
         name=RAW_WEATHER_FORECAST,
@@ -453,8 +575,10 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         settings = deployment.settings
         client = weather_source.client(settings.clock)
         breaker = weather_source.breaker(client.source_name)
+        retries = RetryLog(context.log, RAW_WEATHER_FORECAST)
+        retries.watch(client)
         return _pull_forecasts(
-            context, RAW_WEATHER_FORECAST, settings, breaker, raw_store, client.forecast
+            context, RAW_WEATHER_FORECAST, settings, breaker, raw_store, client.forecast, retries
         )
 
     @dg.asset(
@@ -479,8 +603,16 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         settings = deployment.settings
         client = air_pollution_source.client(settings.clock)
         breaker = air_pollution_source.breaker(client.source_name)
+        retries = RetryLog(context.log, RAW_AIR_POLLUTION_FORECAST)
+        retries.watch(client)
         return _pull_forecasts(
-            context, RAW_AIR_POLLUTION_FORECAST, settings, breaker, raw_store, client.forecast
+            context,
+            RAW_AIR_POLLUTION_FORECAST,
+            settings,
+            breaker,
+            raw_store,
+            client.forecast,
+            retries,
         )
 
     return [raw_air_quality, raw_weather, raw_weather_forecast, raw_air_pollution_forecast]

@@ -39,14 +39,19 @@ def newest_partition_requests(
     """ONE run request for every location: the month holding the source's current hour (and
     the month before while its last hours are within the refetch window). Each partition
     then pulls only its newest hours (:func:`~airquality_assets.sources.spans.month_pull_span`)
-    and, with ``forecasts``, the forecast issues it has not stored."""
+    and, with ``forecasts``, the forecast issues it has not stored. The month that just
+    closed is stored whole already (by the first tick after its close), so the request asks
+    for ``refetch_closed_months``: its last hours get their second chance, as an open
+    month's do."""
     months = months_to_refresh(now)
     selection = None if forecasts else [dg.AssetKey(name) for name in OBSERVATION_ASSETS]
+    refetch = {"config": {"refetch_closed_months": True}}
     return [
         dg.RunRequest(
             run_key=f"{run_key_prefix}:{now:%Y%m%dT%H}",
             tags=range_tags(months[0].isoformat(), months[-1].isoformat(), list(location_names)),
             asset_selection=selection,
+            run_config={"ops": dict.fromkeys(OBSERVATION_ASSETS, refetch)},
         )
     ]
 

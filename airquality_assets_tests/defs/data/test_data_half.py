@@ -26,10 +26,19 @@ from airquality_assets.defs.data.freshness import hourly_observations_freshness
 from airquality_assets.defs.data.ingestion import ingestion_assets
 from airquality_assets.defs.data.schedules import newest_partition_requests
 from airquality_assets.defs.partitions import build_partitions, range_tags
-from airquality_assets.defs.resources import AirPollutionSourceResource, build_resources
+from airquality_assets.defs.resources import (
+    AirPollutionSourceResource,
+    WeatherSourceResource,
+    build_resources,
+)
 from airquality_assets.settings import Settings
-from airquality_assets.sources.base import AirPollutionSource, SourceError
-from airquality_assets.sources.replay import ReplayAirPollutionSource
+from airquality_assets.sources.base import (
+    AirPollutionSource,
+    RawResponse,
+    SourceError,
+    WeatherSource,
+)
+from airquality_assets.sources.replay import ReplayAirPollutionSource, ReplayWeatherSource
 from airquality_assets.storage import frame_path, raw_month_bodies, raw_span
 from airquality_assets_tests.sources import fixture_bytes, local_server
 
@@ -250,6 +259,28 @@ def test_circuit_breaker_stops_the_step_after_n_consecutive_failures(
     assert _FlakySource.last_client.calls == 2  # not twelve
 
 
+REFETCH = {"ops": {"raw_air_quality": {"config": {"refetch_closed_months": True}}}}
+
+
+def test_a_stored_closed_month_is_not_pulled_again_unless_asked(settings: Settings) -> None:
+    assert _materialize(settings, [raw_air_quality], Q1).success
+    down = _with(settings, _FlakySource(failing_months=["*"]))  # any pull would fail
+    again = _materialize(settings, [raw_air_quality], Q1, resources=down)
+    assert again.success and _FlakySource.last_client.calls == 0  # nothing requested
+    mats = {
+        m.partition: m.metadata for m in again.asset_materializations_for_node("raw_air_quality")
+    }
+    assert {k: v["already_stored"].value for k, v in mats.items()} == {
+        f"2014-0{m}-01|beijing": True for m in (1, 2, 3)
+    }
+    assert mats["2014-01-01|beijing"]["run"].value["already_stored"] == 3
+
+    # asked: pulled again (and here the source is down, so the run says so)
+    with pytest.raises(dg.Failure, match="3 of 3 partition pull"):
+        _materialize(settings, [raw_air_quality], Q1, resources=down, run_config=REFETCH)
+    assert _FlakySource.last_client.calls == 3
+
+
 def test_failed_pull_keeps_previous_bodies_and_says_so_only_then(settings: Settings) -> None:
     assert _materialize(settings, [raw_air_quality], MARCH).success
     (path,) = raw_month_bodies(settings.data_dir, "raw_air_quality", "beijing", date(2014, 3, 1))
@@ -258,7 +289,13 @@ def test_failed_pull_keeps_previous_bodies_and_says_so_only_then(settings: Setti
     tags = range_tags("2014-03-01", "2014-04-01", ["beijing"])
     instance = dg.DagsterInstance.ephemeral()
     result = _materialize(
-        settings, [raw_air_quality], tags, instance, _with(settings, source), raise_on_error=False
+        settings,
+        [raw_air_quality],
+        tags,
+        instance,
+        _with(settings, source),
+        raise_on_error=False,
+        run_config=REFETCH,
     )
     assert not result.success
     assert path.read_bytes() == before
@@ -283,6 +320,78 @@ def test_hourly_tick_is_one_run_that_pulls_only_the_newest_hours(settings: Setti
     ]
     assert len(json.loads(bodies[1].read_bytes())["list"]) <= 2
     assert raw_span(bodies[1])[1] == settings.clock.now()
+
+
+def _checks_of(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], object]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_observations_completeness_judges_the_weather_the_model_reads(
+    settings: Settings,
+) -> None:
+    """Air quality for Q1, weather for March only: the targets are whole, the weather is
+    two thirds missing, and the check on what the model reads must say so."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(settings, [raw_air_quality], Q1, instance).success
+    assert _materialize(settings, [RAW[1]], MARCH, instance).success  # raw_weather
+    result = _materialize(settings, FRAMES, Q1, instance)
+    check = _checks_of(result)[("hourly_observations", "completeness")]
+    assert not check.passed  # type: ignore[attr-defined]
+    description = check.description  # type: ignore[attr-defined]
+    assert "temp: " in description and "2014-01|beijing" in description
+    assert "temp" in check.metadata["watched"].value  # type: ignore[attr-defined]
+
+
+class _SilentSensors(WeatherSourceResource):
+    """The replay weather as a station without humidity and pressure sensors and without
+    precipitation amounts: those keys null in every hour (as Visual Crossing sends them)."""
+
+    def client(self, clock: Clock) -> WeatherSource:
+        inner = ReplayWeatherSource(now=clock.now())
+
+        class _Client:
+            source_name = "silent"
+
+            def timeline(self, location, start, end):
+                raw = inner.timeline(location, start, end)
+                body = json.loads(raw.body)
+                for day in body["days"]:
+                    for hour in day.get("hours") or ():
+                        hour.update(humidity=None, pressure=None, precip=None, preciptype=None)
+                data = json.dumps(body).encode()
+                return RawResponse(data, raw.record_count, raw.duration_s, raw.url)
+
+            def now(self):
+                return inner.now()
+
+        return _Client()  # type: ignore[return-value]
+
+
+def test_a_column_a_station_never_reports_is_named_once_and_fails_nothing(
+    settings: Settings,
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    resources = build_resources(settings)
+    resources["weather_source"] = _SilentSensors()
+    assert _materialize(settings, RAW[:2], Q1, instance, resources).success
+    result = _materialize(settings, FRAMES, Q1, instance)
+    checks = _checks_of(result)
+    weather = checks[("weather_hourly", "completeness")]
+    assert weather.passed, weather.description  # type: ignore[attr-defined]
+    assert weather.description.count("humidity") == 1  # type: ignore[attr-defined]
+    assert "never reported: " in weather.description  # type: ignore[attr-defined]
+    excused = weather.metadata["not_judged_never_reported"].value  # type: ignore[attr-defined]
+    assert excused["humidity"] == excused["pressure"] == ["beijing"]
+    observations = checks[("hourly_observations", "completeness")]
+    assert observations.passed, observations.description  # type: ignore[attr-defined]
+    frame = pd.read_parquet(
+        frame_path(settings.data_dir, "weather_hourly", "beijing", date(2014, 2, 1))
+    )
+    assert frame["is_rain"].isna().all() and frame["is_snow"].isna().all()  # unknown, not dry
+    assert frame["temp"].notna().all()
 
 
 # --- a live client against a local server, configured only through the environment ---------
@@ -317,13 +426,13 @@ def live_settings(
     return Settings.from_env()
 
 
-def _live_raw(settings: Settings, **kwargs) -> dg.ExecuteInProcessResult:
+def _live_raw(settings: Settings, instance=None, **kwargs) -> dg.ExecuteInProcessResult:
     partitions = build_partitions(settings)
     return dg.materialize(
         [ingestion_assets(partitions)[0]],
         resources=build_resources(settings),
         tags=range_tags("2024-03-01", "2024-03-01", ["london"]),
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         # a partial override: no need to restate the key or the base URL
         run_config={"resources": {"air_pollution_source": {"config": {"timeout_s": 5.0}}}},
         **kwargs,
@@ -361,6 +470,40 @@ def test_live_pull_always_truncated_fails_with_byte_count(
     assert "1000 bytes received (gave up after 3 attempts)" in message
     assert "0123456789abcdef" not in message
     assert len(owm_server.log) == 3
+
+
+def test_live_retries_are_logged_and_counted_per_partition(
+    live_settings: Settings, owm_server
+) -> None:
+    history = "/data/2.5/air_pollution/history"
+    owm_server.expect_oneshot_request(history).respond_with_data(
+        fixture_bytes("owm_error_429.json"), status=429, content_type="application/json"
+    )
+    owm_server.expect_oneshot_request(history).respond_with_data(
+        fixture_bytes("owm_error_502.html").replace(b"502", b"503"),
+        status=503,
+        content_type="text/html",
+    )
+    owm_server.expect_oneshot_request(history).respond_with_data(
+        LONDON_DAY, content_type="application/json"
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = _live_raw(live_settings, instance=instance)
+    assert result.success and len(owm_server.log) == 3
+    lines = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if "retrying GET" in entry.user_message
+    ]
+    assert len(lines) == 2, lines  # one line per retried request, in the run's log
+    assert "raw_air_quality 2024-03-01|london: retrying GET" in lines[0]
+    assert "HTTP 429 on attempt 1 of 3; next attempt in 0.0 s" in lines[0]
+    assert "HTTP 503 on attempt 2 of 3; next attempt in" in lines[1]
+    assert all("0123456789abcdef" not in line for line in lines)
+    (mat,) = result.asset_materializations_for_node("raw_air_quality")
+    assert mat.metadata["retries"].value == 2
+    assert mat.metadata["retry_wait_seconds"].value >= 2.0  # backoff 1 * 2**1 (+ jitter)
+    assert mat.metadata["run"].value["retries"] == 2  # the run's total
 
 
 def test_raw_body_check_and_freshness_by_the_source_clock(settings: Settings) -> None:

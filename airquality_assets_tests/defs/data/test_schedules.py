@@ -44,6 +44,10 @@ def test_a_tick_without_forecasts_selects_the_observation_pulls_only() -> None:
     assert full.asset_selection is None  # the whole ingestion job: forecasts too
     assert full.tags == plain.tags and full.run_key == plain.run_key == "hourly:20141231T07"
     assert set(FORECAST_ASSETS).isdisjoint(OBSERVATION_ASSETS)
+    # the month that just closed is stored whole: a tick asks for it again on purpose
+    for request in (plain, full):
+        ops = request.run_config["ops"]
+        assert ops == {a: {"config": {"refetch_closed_months": True}} for a in OBSERVATION_ASSETS}
 
 
 def test_the_due_issue_is_missing_until_every_location_stored_it(store: RawStore) -> None:
