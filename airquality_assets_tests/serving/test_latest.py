@@ -4,7 +4,6 @@ as stored and banded, validators and 304s, 404 for an unknown location, 503 when
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -12,34 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from airquality_assets.monitoring.forecasting import ForecastStore, forecast_frame
+from airquality_assets.monitoring.forecasting import ForecastStore
 from airquality_assets.serving.latest import LatestForecast, LatestForecasts
 
-ISSUED = pd.Timestamp("2014-12-30T18:00Z")
-TARGETS = ("pm2_5", "nh3")
-HORIZONS = (1, 6, 24)
-
-
-def store_issue(
-    base: Path,
-    location: str,
-    issued: pd.Timestamp,
-    values: Sequence[Sequence[float]],
-    version: str = "7",
-    **columns: object,
-) -> None:
-    """Append one issue, (horizons, targets) values, the way the loop's asset does."""
-    frame = forecast_frame(
-        location,
-        pd.DatetimeIndex([issued]),
-        np.asarray([values], dtype=float),
-        np.full((1, len(TARGETS)), 40.0),
-        TARGETS,
-        HORIZONS,
-        "airquality-lstm",
-        version,
-    ).assign(**columns)
-    ForecastStore(base).append(location, issued.date(), frame)
+from .conftest import ISSUED, store_issue
 
 
 def endpoint(base: Path, now: datetime, max_age_h: float = 3.0) -> LatestForecasts:
