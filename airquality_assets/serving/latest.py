@@ -220,8 +220,8 @@ class LatestForecasts:
         return (
             f"the newest forecast for {location!r} was issued at {_iso(issued)}, "
             f"{_hours(age)} before the clock ({_iso(now)}); the limit is "
-            f"{_hours(self.max_age)} (AIRQUALITY_FORECAST_MAX_AGE_HOURS): the loop's "
-            "`forecasts` asset has stopped issuing"
+            f"{_hours(self.max_age)} (AIRQUALITY_FORECAST_MAX_AGE_HOURS): the loop has "
+            "issued nothing newer (is `hourly_forecast_schedule` running?)"
         )
 
 
