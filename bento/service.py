@@ -20,7 +20,9 @@ target hours makes every location of a request carry ``forecast`` (the contract 
 ``GET /forecast?location=<name>`` answers from the forecast store the loop's ``forecasts``
 asset writes (:mod:`airquality_assets.serving.latest`): the newest issue as stored, with
 ``ETag``/``Last-Modified`` (304 when unchanged), 404 for a location with none and 503 when
-the newest is older than ``AIRQUALITY_FORECAST_MAX_AGE_HOURS`` on the deployment's clock.
+the newest is older than ``AIRQUALITY_FORECAST_MAX_AGE_HOURS`` on the deployment's clock;
+``GET /forecast/page`` draws the same store as a page for people
+(:mod:`airquality_assets.serving.page`; Swagger UI stays at ``/``).
 Where that store is and what the clock says come from the pipeline's own
 :class:`~airquality_assets.settings.Settings`, also read once below, so the service reads
 the files the loop wrote by the same rule (``AIRQUALITY_STORAGE_URL``, else
@@ -56,13 +58,14 @@ import numpy as np  # noqa: E402
 from bentoml.exceptions import NotFound  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 from typing_extensions import override  # noqa: E402
 
 from airquality_assets.ml.package import read_metadata  # noqa: E402
 from airquality_assets.monitoring.forecasting import ForecastStore  # noqa: E402
 from airquality_assets.serving.gate import (  # noqa: E402
+    FORECAST_PAGE_PATH,
     FORECAST_PATH,
     METADATA_PATH,
     PREDICT_PATH,
@@ -76,6 +79,7 @@ from airquality_assets.serving.gate import (  # noqa: E402
 )
 from airquality_assets.serving.latest import LatestForecast, LatestForecasts  # noqa: E402
 from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
+from airquality_assets.serving.page import render_page  # noqa: E402
 from airquality_assets.serving.predictor import Predictor  # noqa: E402
 from airquality_assets.serving.reload import ChampionWatcher, IncompatibleChampion  # noqa: E402
 from airquality_assets.serving.request import (  # noqa: E402
@@ -244,7 +248,8 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
 
     def to_asgi(self, is_main: bool = True) -> Any:
         app = super().to_asgi(is_main)
-        known = {PREDICT_PATH, METADATA_PATH, FORECAST_PATH, UNMATCHED_PATH, *OPEN_PATHS}
+        known = {PREDICT_PATH, METADATA_PATH, FORECAST_PATH, FORECAST_PAGE_PATH, UNMATCHED_PATH}
+        known |= set(OPEN_PATHS)
         for route in app.routes:
             static = getattr(getattr(route, "app", None), "directory", None)
             if static:
@@ -338,10 +343,25 @@ async def get_forecast(request: Request) -> Response:
     return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
 
+async def get_forecast_page(request: Request) -> Response:
+    """GET /forecast/page[?location=<name>]: the stored forecasts for people (serving.page)."""
+    service: AirQualityForecast = bentoml.get_current_service()
+    latest = service.forecasts
+    status, html = await asyncio.to_thread(
+        render_page,
+        latest.reader,
+        latest.now(),
+        latest.max_age,
+        request.query_params.get("location"),
+    )
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-cache"})
+
+
 metadata_app = Starlette(
     routes=[
         Route(METADATA_PATH, get_metadata, methods=["GET"]),
         Route(FORECAST_PATH, get_forecast, methods=["GET"]),
+        Route(FORECAST_PAGE_PATH, get_forecast_page, methods=["GET"]),
     ]
 )
 
@@ -392,7 +412,8 @@ class AirQualityForecast:
             body_timeout_s=CONFIG.body_timeout_s,
             on_refused=self.metrics.refusal,
         )
-        auth = "ON (bearer token) for /predict, /metadata and /forecast" if CONFIG.token else "OFF"
+        protected = "/predict, /metadata, /forecast and /forecast/page"
+        auth = f"ON (bearer token) for {protected}" if CONFIG.token else "OFF"
         reload = f"every {CONFIG.reload_poll_s:g}s" if self.watcher else "off"
         logger.info(
             "serving %s (warm-up %.1fs); champion reload %s; auth %s; open paths: %s; "

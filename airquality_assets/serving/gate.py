@@ -1,10 +1,10 @@
 """ASGI layers in front of the BentoML API methods: what a hostile client can cost is bounded.
 
 :class:`RequestGate` (a BentoML service middleware) owns the envelope of ``/predict`` and
-``/metadata``, and the auth of ``GET /forecast``: bearer auth, media type, the body size
-limit (checked on ``Content-Length`` before a byte is read, and again while reading), a
-deadline for the body (a stalled or short body is answered 408 and the connection closed,
-never a 504), then parsing and validation.
+``/metadata``, and the auth of ``GET /forecast`` and its page: bearer auth, media type,
+the body size limit (checked on ``Content-Length`` before a byte is read, and again while
+reading), a deadline for the body (a stalled or short body is answered 408 and the
+connection closed, never a 504), then parsing and validation.
 Small bodies are validated inline (a one-location body takes well under a millisecond);
 larger ones in a separate process, so a client sending megabytes of junk burns another
 core rather than the event loop every other client needs. A valid request reaches the API
@@ -47,7 +47,8 @@ UNMATCHED_PATH = "/_unmatched"
 PREDICT_PATH = "/predict"
 METADATA_PATH = "/metadata"
 FORECAST_PATH = "/forecast"
-PROTECTED_PATHS = (PREDICT_PATH, METADATA_PATH, FORECAST_PATH)
+FORECAST_PAGE_PATH = "/forecast/page"
+PROTECTED_PATHS = (PREDICT_PATH, METADATA_PATH, FORECAST_PATH, FORECAST_PAGE_PATH)
 
 
 class Parser:

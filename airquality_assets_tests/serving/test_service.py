@@ -483,6 +483,18 @@ def test_get_forecast_reads_the_store_with_validators(client: httpx.Client, data
     assert 'endpoint="/forecast"' in metrics and "paris" not in metrics
 
 
+def test_the_forecast_page_is_served_beside_swagger(client: httpx.Client) -> None:
+    page = client.get("/forecast/page")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="beijing"' in page.text and 'id="delhi"' in page.text
+    assert "<svg" in page.text and "<script" not in page.text
+    assert "Stale: issued" in page.text  # delhi's newest is 7 h old on the replay clock
+    one = client.get("/forecast/page", params={"location": "delhi"})
+    assert one.status_code == 200 and 'id="beijing"' not in one.text
+    assert client.get("/forecast/page", params={"location": "paris"}).status_code == 404
+    assert "swagger" in client.get("/").text.lower()  # Swagger UI still at /
+
+
 def test_metadata(client: httpx.Client) -> None:
     for meta in (client.get("/metadata").json(), client.post("/metadata", json={}).json()):
         assert meta["model_name"] == "airquality-lstm" and meta["model_version"] == "7"
@@ -553,6 +565,7 @@ def test_auth_and_a_newly_promoted_champion(
             assert response.json()["details"][0]["field"] == "Authorization"
             assert auth.get("/metadata", headers=headers).status_code == 401
             assert auth.get("/forecast?location=beijing", headers=headers).status_code == 401
+            assert auth.get("/forecast/page", headers=headers).status_code == 401
             assert auth.post("/metadata", headers=headers).status_code == 401
         latest = auth.get("/forecast?location=beijing", headers=good)
         assert latest.status_code == 200 and latest.json()["location"] == "beijing"
