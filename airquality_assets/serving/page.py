@@ -35,7 +35,7 @@ BAND_COLOURS = ("#3a9d5d", "#a3c644", "#f2c230", "#ef8a2f", "#d2343f")
 MAX_LOCATIONS = 12
 HISTORY = timedelta(days=7)
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 14, 34
+LEFT, RIGHT, TOP, BOTTOM = 52, 30, 14, 34
 
 
 class HistoryReader(ForecastReader, Protocol):

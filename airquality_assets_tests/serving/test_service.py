@@ -495,6 +495,56 @@ def test_the_forecast_page_is_served_beside_swagger(client: httpx.Client) -> Non
     assert "swagger" in client.get("/").text.lower()  # Swagger UI still at /
 
 
+def chromium_executable() -> str | None:
+    """Debian's Chromium (scripts/chromium.sh installs it and exports its path)."""
+    import shutil
+
+    return os.environ.get("AIRQUALITY_TEST_CHROMIUM") or shutil.which("chromium")
+
+
+def test_the_forecast_page_renders_in_chromium(servers: dict[str, Any], tmp_path: Path) -> None:
+    """The page as a browser draws it: every chart laid out, the points in their band's
+    colours, nothing fetched from anywhere but the service; a screenshot is kept."""
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip("no chromium: scripts/chromium.sh installs Debian's (as root)")
+    from playwright.sync_api import sync_playwright
+
+    from airquality_assets.serving.page import BAND_COLOURS
+
+    latest = httpx.get(f"{servers['open']}/forecast?location=beijing", timeout=30).json()
+    expected = [BAND_COLOURS[band - 1] for band in latest["pollutants"]["pm2_5"]["aqi"]]
+    expected_css = [
+        f"rgb({int(c[1:3], 16)}, {int(c[3:5], 16)}, {int(c[5:7], 16)})" for c in expected
+    ]
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 1200})
+            page.on("request", lambda request: requested.append(request.url))
+            response = page.goto(f"{servers['open']}/forecast/page?location=beijing")
+            assert response is not None and response.status == 200
+            charts = page.locator("svg")
+            assert charts.count() == 4  # next 24 h and last 7 days, for pm2_5 and nh3
+            for index in range(charts.count()):
+                box = charts.nth(index).bounding_box()
+                assert box is not None and box["width"] >= 720 and box["height"] >= 240  # + border
+            fills = page.eval_on_selector_all(
+                "svg[aria-label^='pm2_5 forecast'] circle",
+                "nodes => nodes.map(n => getComputedStyle(n).fill)",
+            )
+            assert fills == expected_css  # each point in its AQI band's colour
+            assert page.locator("svg polyline.observed").count() == 2
+            version = latest["model"]["version"]
+            assert page.get_by_text(f"version {version}").count() == 1
+            page.screenshot(path=str(tmp_path / "forecast_page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "forecast_page.png").stat().st_size > 10_000
+    assert all(url.startswith(servers["open"]) for url in requested), requested
+
+
 def test_metadata(client: httpx.Client) -> None:
     for meta in (client.get("/metadata").json(), client.post("/metadata", json={}).json()):
         assert meta["model_name"] == "airquality-lstm" and meta["model_version"] == "7"
