@@ -535,7 +535,8 @@ edit those, then regenerate (a test compares this file with them). -->
 
 Every setting is an environment variable, read once: by the Dagster definitions when they
 load (`Settings` in `airquality_assets/settings.py`, handed to every resource) and by the
-model service when it starts (`ServiceConfig` in `airquality_assets/serving/config.py`).
+model service when it starts (`ServiceConfig` in `airquality_assets/serving/config.py`, and
+`Settings` for where the loop stores forecasts and its clock, for `GET /forecast`).
 For the pipeline an empty value counts as unset unless its meaning says otherwise; the
 service refuses an empty value. `<project>` is the source checkout.
 

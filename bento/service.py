@@ -16,6 +16,17 @@ champion with the same request contract is swapped in while serving
 (:mod:`airquality_assets.serving.reload`). A model that reads the weather forecast of its
 target hours makes every location of a request carry ``forecast`` (the contract and
 ``/metadata`` say which fields, for how many hours); both inputs are batched together.
+
+``GET /forecast?location=<name>`` answers from the forecast store the loop's ``forecasts``
+asset writes (:mod:`airquality_assets.serving.latest`): the newest issue as stored, with
+``ETag``/``Last-Modified`` (304 when unchanged), 404 for a location with none and 503 when
+the newest is older than ``AIRQUALITY_FORECAST_MAX_AGE_HOURS`` on the deployment's clock;
+``GET /forecast/page`` draws the same store as a page for people
+(:mod:`airquality_assets.serving.page`; Swagger UI stays at ``/``).
+Where that store is and what the clock says come from the pipeline's own
+:class:`~airquality_assets.settings.Settings`, also read once below, so the service reads
+the files the loop wrote by the same rule (``AIRQUALITY_STORAGE_URL``, else
+``AIRQUALITY_DATA_DIR``).
 """
 
 from __future__ import annotations
@@ -24,11 +35,15 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from airquality_assets.serving.config import ServiceConfig
+from airquality_assets.settings import Settings
 
-CONFIG = ServiceConfig.from_env(os.environ)  # the one read of the environment
+CONFIG = ServiceConfig.from_env(os.environ)  # the one read of the service's settings
+#: The pipeline's settings, read once: where the loop stores forecasts, and its clock.
+DEPLOYMENT = Settings.from_env(os.environ)
 
 os.environ.setdefault("KERAS_BACKEND", "jax")  # before anything imports keras
 if CONFIG.xla_threads and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
@@ -43,12 +58,15 @@ import numpy as np  # noqa: E402
 from bentoml.exceptions import NotFound  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 from typing_extensions import override  # noqa: E402
 
 from airquality_assets.ml.package import read_metadata  # noqa: E402
+from airquality_assets.monitoring.forecasting import ForecastStore  # noqa: E402
 from airquality_assets.serving.gate import (  # noqa: E402
+    FORECAST_PAGE_PATH,
+    FORECAST_PATH,
     METADATA_PATH,
     PREDICT_PATH,
     UNMATCHED_PATH,
@@ -59,7 +77,9 @@ from airquality_assets.serving.gate import (  # noqa: E402
     RequestGate,
     static_paths,
 )
+from airquality_assets.serving.latest import LatestForecast, LatestForecasts  # noqa: E402
 from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
+from airquality_assets.serving.page import render_page  # noqa: E402
 from airquality_assets.serving.predictor import Predictor  # noqa: E402
 from airquality_assets.serving.reload import ChampionWatcher, IncompatibleChampion  # noqa: E402
 from airquality_assets.serving.request import (  # noqa: E402
@@ -86,6 +106,12 @@ HTTP_REASONS = {
     413: "Body larger than the limit",
     415: "Content-Type is not application/json",
     422: "A JSON object that breaks the request contract",
+}
+FORECAST_REASONS = {
+    401: "Missing or wrong bearer token",
+    404: "No forecast stored for this location",
+    422: "No `location` query parameter",
+    503: "The newest stored forecast is older than AIRQUALITY_FORECAST_MAX_AGE_HOURS",
 }
 INLINE_PARSE_BYTES = 16_384  # one location is ~6 KB and parses in well under a millisecond
 OPEN_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/docs.json", "/")
@@ -222,7 +248,8 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
 
     def to_asgi(self, is_main: bool = True) -> Any:
         app = super().to_asgi(is_main)
-        known = {PREDICT_PATH, METADATA_PATH, UNMATCHED_PATH, *OPEN_PATHS}
+        known = {PREDICT_PATH, METADATA_PATH, FORECAST_PATH, FORECAST_PAGE_PATH, UNMATCHED_PATH}
+        known |= set(OPEN_PATHS)
         for route in app.routes:
             static = getattr(getattr(route, "app", None), "directory", None)
             if static:
@@ -231,9 +258,11 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
 
     @property
     def openapi_spec(self) -> Any:
-        """BentoML's spec, with the gate's error body as the 4xx answer of both methods."""
+        """BentoML's spec, with the gate's error body as the 4xx answer of both methods, and
+        ``GET /forecast`` (a plain route, which BentoML does not list) described."""
         from bentoml._internal.service.openapi.specification import (
             MediaType,
+            PathItem,
             Reference,
             Schema,
         )
@@ -255,6 +284,44 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
                     responses.pop(status, None)
                     continue
                 responses[status] = Answer(description=HTTP_REASONS[status], content=content)
+        latest = LatestForecast.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in latest.pop("$defs", {}).items():
+            schemas.setdefault(name, Schema(**definition))
+        schemas["LatestForecast"] = Schema(**latest)
+        answers: dict[Any, Any] = {
+            200: Answer(
+                description="The newest stored forecast (ETag, Last-Modified)",
+                content={
+                    "application/json": MediaType(
+                        schema=Reference("#/components/schemas/LatestForecast")
+                    )
+                },
+            ),
+            304: Answer(description="Unchanged since the client's If-None-Match"),
+            **{
+                status: Answer(description=reason, content=content)
+                for status, reason in FORECAST_REASONS.items()
+            },
+        }
+        spec.paths[FORECAST_PATH] = PathItem(
+            get={
+                "summary": "The newest stored forecast of one location",
+                "description": (
+                    "What the loop issued last for the location, as stored: per horizon "
+                    "the target time, the value and the OWM AQI band, with the issue time, "
+                    "when it was computed and the model. No model runs."
+                ),
+                "parameters": [
+                    {
+                        "name": "location",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": answers,
+            }
+        )
         return spec
 
 
@@ -264,7 +331,39 @@ async def get_metadata(_request: Request) -> Response:
     return JSONResponse(service.served_model().model_dump())
 
 
-metadata_app = Starlette(routes=[Route(METADATA_PATH, get_metadata, methods=["GET"])])
+async def get_forecast(request: Request) -> Response:
+    """GET /forecast?location=<name>: the newest stored forecast (serving.latest)."""
+    service: AirQualityForecast = bentoml.get_current_service()
+    answer = await asyncio.to_thread(  # reads the store: off the event loop
+        service.forecasts.answer,
+        request.query_params.get("location"),
+        request.headers.get("if-none-match"),
+        request.headers.get("if-modified-since"),
+    )
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+async def get_forecast_page(request: Request) -> Response:
+    """GET /forecast/page[?location=<name>]: the stored forecasts for people (serving.page)."""
+    service: AirQualityForecast = bentoml.get_current_service()
+    latest = service.forecasts
+    status, html = await asyncio.to_thread(
+        render_page,
+        latest.reader,
+        latest.now(),
+        latest.max_age,
+        request.query_params.get("location"),
+    )
+    return HTMLResponse(html, status_code=status, headers={"cache-control": "no-cache"})
+
+
+metadata_app = Starlette(
+    routes=[
+        Route(METADATA_PATH, get_metadata, methods=["GET"]),
+        Route(FORECAST_PATH, get_forecast, methods=["GET"]),
+        Route(FORECAST_PAGE_PATH, get_forecast_page, methods=["GET"]),
+    ]
+)
 
 
 @bentoml.service(
@@ -298,6 +397,11 @@ class AirQualityForecast:
                 log=logger.info,
             )
             self.watcher.start()
+        self.forecasts = LatestForecasts(
+            reader=ForecastStore(DEPLOYMENT.storage_root),
+            now=DEPLOYMENT.clock.now,
+            max_age=timedelta(hours=CONFIG.forecast_max_age_hours),
+        )
         self.parser = Parser(SPEC, inline_bytes=INLINE_PARSE_BYTES)
         self.parser.warm_up()  # the validation process for large bodies, started now
         self.policy = GatePolicy(
@@ -308,15 +412,20 @@ class AirQualityForecast:
             body_timeout_s=CONFIG.body_timeout_s,
             on_refused=self.metrics.refusal,
         )
-        auth = "ON (bearer token) for /predict and /metadata" if CONFIG.token else "OFF"
+        protected = "/predict, /metadata, /forecast and /forecast/page"
+        auth = f"ON (bearer token) for {protected}" if CONFIG.token else "OFF"
         reload = f"every {CONFIG.reload_poll_s:g}s" if self.watcher else "off"
         logger.info(
-            "serving %s (warm-up %.1fs); champion reload %s; auth %s; open paths: %s",
+            "serving %s (warm-up %.1fs); champion reload %s; auth %s; open paths: %s; "
+            "forecasts from %s (stale after %gh on the %s clock)",
             self.served.model_tag,
             seconds,
             reload,
             auth,
             " ".join(OPEN_PATHS) + " (Swagger UI, static assets)",
+            DEPLOYMENT.storage_root,
+            CONFIG.forecast_max_age_hours,
+            "replay" if DEPLOYMENT.clock.is_replay else "wall",
         )
 
     def _swap(self, served: Served) -> None:

@@ -10,6 +10,8 @@ unset DAGSTER_HOME AIRQUALITY_DATA_DIR
 # PostgreSQL (and promtool) for the deployment tests: installed and started when we are root
 # with apt-get; otherwise those tests use AIRQUALITY_TEST_POSTGRES_URL if set, or skip.
 source "$ROOT/scripts/postgres.sh"
+# Debian's Chromium for the forecast page's browser test (installed when we are root).
+source "$ROOT/scripts/chromium.sh"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -216,3 +216,24 @@ class ForecastStore:
         issued = pd.to_datetime(frame["issued_at"], utc=True)
         frame = frame[(issued >= pd.Timestamp(start)) & (issued <= pd.Timestamp(end))]
         return frame.reset_index(drop=True)
+
+    def locations(self) -> list[str]:
+        """Locations with at least one stored forecast, sorted (a listing of the store)."""
+        if not self.base.exists():
+            return []
+        return sorted(
+            p.name for p in self.base.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+
+    def latest(self, location: str) -> pd.DataFrame:
+        """The rows of ``location``'s newest issue (every horizon and pollutant), or an empty
+        frame when nothing is stored for it. Reads one file: the newest issue day's."""
+        if location not in self.locations():  # also keeps "../x" out of the path
+            return empty_forecasts()
+        days = sorted(p.name for p in (self.base / location).iterdir() if p.suffix == ".parquet")
+        days = [name for name in days if not name.startswith(".")]
+        if not days:
+            return empty_forecasts()
+        frame = self.read_day(location, date.fromisoformat(days[-1].removesuffix(".parquet")))
+        issued = pd.to_datetime(frame["issued_at"], utc=True)
+        return frame[issued == issued.max()].reset_index(drop=True)

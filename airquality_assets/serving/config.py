@@ -55,7 +55,8 @@ class ServiceConfig(BaseModel):
     api_token: SecretStr | None = _field(
         None,
         env="AIRQUALITY_API_TOKEN",
-        help="bearer token for `/predict` and `/metadata`; unset: auth off (logged at start)",
+        help="bearer token for `/predict`, `/metadata` and `/forecast`; unset: auth off (logged "
+        "at start)",
         default_doc="unset (auth off)",
     )
     # One worker: on 2 shared cores one worker plus micro-batching beat 2 workers on p99.
@@ -99,6 +100,17 @@ class ServiceConfig(BaseModel):
         help="seconds between checks for a newly promoted champion in the store (0: never; "
         "only when serving `latest`)",
         ge=0,
+    )
+
+    # The loop issues every hour (at :10, for the hour just past): a newest forecast older
+    # than a few hours means it has stopped, and `GET /forecast` says so rather than
+    # serving it as current.
+    forecast_max_age_hours: float = _field(
+        3.0,
+        env="AIRQUALITY_FORECAST_MAX_AGE_HOURS",
+        help="`GET /forecast` answers 503 when a location's newest stored forecast was issued "
+        "more than this many hours before the deployment's clock",
+        gt=0,
     )
 
     @field_validator("api_token")

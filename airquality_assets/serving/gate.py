@@ -1,9 +1,10 @@
 """ASGI layers in front of the BentoML API methods: what a hostile client can cost is bounded.
 
 :class:`RequestGate` (a BentoML service middleware) owns the envelope of ``/predict`` and
-``/metadata``: bearer auth, media type, the body size limit (checked on ``Content-Length``
-before a byte is read, and again while reading), a deadline for the body (a stalled or short
-body is answered 408 and the connection closed, never a 504), then parsing and validation.
+``/metadata``, and the auth of ``GET /forecast`` and its page: bearer auth, media type,
+the body size limit (checked on ``Content-Length`` before a byte is read, and again while
+reading), a deadline for the body (a stalled or short body is answered 408 and the
+connection closed, never a 504), then parsing and validation.
 Small bodies are validated inline (a one-location body takes well under a millisecond);
 larger ones in a separate process, so a client sending megabytes of junk burns another
 core rather than the event loop every other client needs. A valid request reaches the API
@@ -45,7 +46,9 @@ VALIDATED_KEY = "airquality.validated"
 UNMATCHED_PATH = "/_unmatched"
 PREDICT_PATH = "/predict"
 METADATA_PATH = "/metadata"
-PROTECTED_PATHS = (PREDICT_PATH, METADATA_PATH)
+FORECAST_PATH = "/forecast"
+FORECAST_PAGE_PATH = "/forecast/page"
+PROTECTED_PATHS = (PREDICT_PATH, METADATA_PATH, FORECAST_PATH, FORECAST_PAGE_PATH)
 
 
 class Parser:

@@ -99,6 +99,26 @@ def test_issued_forecasts_are_not_rewritten_on_rerun(tmp_path) -> None:
     assert sorted(set(window["issued_at"].dt.hour)) == [6, 7, 8]
 
 
+def test_latest_is_the_newest_issue_of_the_newest_day(tmp_path) -> None:
+    store = ForecastStore(tmp_path)
+    assert store.locations() == [] and store.latest("x").empty
+    day_one, _ = _issue(issue_hours(DAY, datetime(2014, 3, 2, 23, tzinfo=UTC)), _model(1.0), "1")
+    next_day = date(2014, 3, 3)
+    day_two, _ = _issue(issue_hours(next_day, datetime(2014, 3, 3, 2, tzinfo=UTC)),
+                        _model(2.0), "2")  # fmt: skip
+    store.append("x", DAY, day_one)
+    store.append("x", next_day, day_two)
+    store.append("y", DAY, day_one.assign(location="y"))
+    (tmp_path / "forecasts" / "x" / ".2014-03-04.parquet.abc.tmp").write_bytes(b"half")
+
+    assert store.locations() == ["x", "y"]
+    latest = store.latest("x")
+    assert set(latest["issued_at"]) == {pd.Timestamp("2014-03-03T00:00Z")}  # 01, 02: no window
+    assert sorted(latest["horizon"]) == [1, 2] and set(latest["model_version"]) == {"2"}
+    assert set(store.latest("y")["issued_at"]) == {pd.Timestamp("2014-03-02T23:00Z")}
+    assert store.latest("z").empty and store.latest("../forecasts").empty
+
+
 # --- A champion that reads the weather forecast of its target hours ---------------------
 
 FUTURE = future_feature_names()

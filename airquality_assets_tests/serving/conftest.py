@@ -1,7 +1,8 @@
 """Shared fixtures for the serving tests: tiny, seeded model packages that follow the
 package contract (raw-unit input, ug/m3 output), one reading observations only and one
 (built by :func:`airquality_assets.ml.model.build_lstm`) also reading the weather forecast
-of its target hours, and request bodies that match them."""
+of its target hours, request bodies that match them, and forecasts stored as the loop's
+``forecasts`` asset stores them (for ``GET /forecast``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from airquality_assets.ml.package import ModelMetadata, save_package
+from airquality_assets.monitoring.forecasting import ForecastStore, forecast_frame
 from airquality_assets.transforms.features import default_feature_names
 from airquality_assets.transforms.forecast_inputs import future_feature_names
 
@@ -176,6 +179,35 @@ def make_forecast_body(
             for name in locations
         ]
     }
+
+
+#: The stored forecasts' issue hour.
+ISSUED = pd.Timestamp("2014-12-30T18:00Z")
+#: What :func:`store_issue` stores: two pollutants (one without an AQI scale), 3 horizons.
+STORED_TARGETS = ("pm2_5", "nh3")
+STORED_HORIZONS = (1, 6, 24)
+
+
+def store_issue(
+    base: Path,
+    location: str,
+    issued: pd.Timestamp,
+    values: Sequence[Sequence[float]],
+    version: str = "7",
+    **columns: object,
+) -> None:
+    """Append one issue, (horizons, targets) values, the way the loop's asset does."""
+    frame = forecast_frame(
+        location,
+        pd.DatetimeIndex([issued]),
+        np.asarray([values], dtype=float),
+        np.full((1, len(STORED_TARGETS)), 40.0),
+        STORED_TARGETS,
+        STORED_HORIZONS,
+        "airquality-lstm",
+        version,
+    ).assign(**columns)
+    ForecastStore(base).append(location, issued.date(), frame)
 
 
 @pytest.fixture(scope="session")

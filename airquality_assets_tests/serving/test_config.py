@@ -20,8 +20,10 @@ def test_environment_is_parsed_once_into_typed_values() -> None:
             "AIRQUALITY_API_TOKEN": "t0ken",
             "AIRQUALITY_BATCHING": "0",
             "AIRQUALITY_BODY_TIMEOUT_S": "2.5",
+            "AIRQUALITY_FORECAST_MAX_AGE_HOURS": "1.5",
         }
     )
+    assert config.forecast_max_age_hours == 1.5
     assert config.model_tag == "beijing-pm25:latest" and config.token == "t0ken"
     assert config.batching is False and config.body_timeout_s == 2.5
     assert "t0ken" not in repr(config)
@@ -35,6 +37,7 @@ def test_environment_is_parsed_once_into_typed_values() -> None:
         ({"AIRQUALITY_WORKERS": "two"}, "AIRQUALITY_WORKERS"),
         ({"AIRQUALITY_MAX_BODY_BYTES": "10"}, "AIRQUALITY_MAX_BODY_BYTES"),
         ({"AIRQUALITY_MODEL_NAME": ""}, "AIRQUALITY_MODEL_NAME"),
+        ({"AIRQUALITY_FORECAST_MAX_AGE_HOURS": "0"}, "AIRQUALITY_FORECAST_MAX_AGE_HOURS"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], named: str) -> None:

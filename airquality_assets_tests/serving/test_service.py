@@ -6,7 +6,8 @@ model v7 (observations only); "auth" (token set) serves a store where a differen
 v8, was imported after v7, with the same code: the project's two-input LSTM (other targets,
 shorter lookback, and the weather forecast of its target hours, so every request carries
 ``forecast``); later v9 (same contract) lands in its store while it serves and is swapped
-in. Everything is on 127.0.0.1.
+in. Both read forecasts from one store written by the loop's ``ForecastStore`` (``GET
+/forecast``), on a replay clock. Everything is on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ from airquality_assets.ml.package import load_package
 from airquality_assets.transforms.features import feature_matrix
 
 from .conftest import (
+    ISSUED,
     LOOKBACK,
     build_forecast_package,
     build_package,
     make_body,
     make_forecast_body,
+    store_issue,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +54,8 @@ BODY_TIMEOUT_S = 2
 V8_TARGETS = ("pm2_5", "pm10")
 V8_LOOKBACK = 12
 V8_HOURS = 6  # v8 and v9 read the forecast of target hours 1..6
+#: The servers' replay clock: an hour after the fresh location's newest issue.
+REPLAY_NOW = "2014-12-30T19:00:00Z"
 
 
 def free_port() -> int:
@@ -158,14 +163,28 @@ def homes(tmp_path_factory: pytest.TempPathFactory, package_dir: Path) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def servers(homes: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The deployment's data dir: forecasts of a fresh and a stale location, as stored."""
+    directory = tmp_path_factory.mktemp("data")
+    store_issue(directory, "beijing", ISSUED - pd.Timedelta(hours=1), [[5.0, 1.0]] * 3, "6")
+    store_issue(directory, "beijing", ISSUED, [[12.5, 2.0], [30.0, 2.5], [90.0, 3.0]])
+    store_issue(directory, "delhi", ISSUED - pd.Timedelta(hours=6), [[40.0, 1.0]] * 3)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def servers(
+    homes: dict[str, Path], data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     logs = tmp_path_factory.mktemp("logs")
-    open_proc, open_url = start(homes["open"], logs / "open.log")
+    deployment = {"AIRQUALITY_DATA_DIR": str(data_dir), "AIRQUALITY_REPLAY_NOW": REPLAY_NOW}
+    open_proc, open_url = start(homes["open"], logs / "open.log", **deployment)
     auth_proc, auth_url = start(
         homes["auth"],
         logs / "auth.log",
         AIRQUALITY_API_TOKEN=TOKEN,
         AIRQUALITY_RELOAD_POLL_SECONDS="0.5",
+        **deployment,
     )
     try:
         wait_ready(open_proc, open_url, logs / "open.log")
@@ -410,6 +429,122 @@ def test_unknown_paths_do_not_grow_metrics(client: httpx.Client) -> None:
     assert "/_unmatched" in endpoints and len(endpoints) <= 12, endpoints
 
 
+def test_get_forecast_reads_the_store_with_validators(client: httpx.Client, data_dir: Path) -> None:
+    response = client.get("/forecast", params={"location": "beijing"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "airquality-lstm", "version": "7"}  # the issuing model
+    assert (body["location"], body["issued_at"]) == ("beijing", "2014-12-30T18:00:00Z")
+    assert body["computed_at"] is None  # this store records none
+    assert body["horizons"] == [1, 6, 24] and body["times"][-1] == "2014-12-31T18:00:00Z"
+    assert body["pollutants"]["pm2_5"] == {"values": [12.5, 30.0, 90.0], "aqi": [2, 3, 5]}
+    assert body["pollutants"]["nh3"]["aqi"] is None and body["aqi"] == [2, 3, 5]
+    etag = response.headers["etag"]
+    assert response.headers["last-modified"] == "Tue, 30 Dec 2014 18:00:00 GMT"
+    assert response.headers["cache-control"] == "no-cache"
+
+    unchanged = client.get("/forecast?location=beijing", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    assert unchanged.headers["etag"] == etag
+    since = client.get(
+        "/forecast?location=beijing",
+        headers={"If-Modified-Since": response.headers["last-modified"]},
+    )
+    assert since.status_code == 304
+
+    unknown = client.get("/forecast", params={"location": "paris"})
+    assert unknown.status_code == 404
+    first = unknown.json()["details"][0]
+    assert (first["field"], first["code"]) == ("location", "unknown_location")
+    assert first["reason"].endswith("stored: beijing, delhi")
+    stale = client.get("/forecast", params={"location": "delhi"})
+    assert stale.status_code == 503
+    reason = stale.json()["details"][0]["reason"]
+    assert "issued at 2014-12-30T12:00:00Z, 7.0 h before the clock (2014-12-30T19:00:00Z)" in reason
+    assert "the limit is 3.0 h" in reason
+    assert client.get("/forecast").status_code == 422
+    assert client.post("/forecast?location=beijing").status_code == 405
+
+    # The loop issues the next hour while the service runs: the next GET has it.
+    store_issue(data_dir, "beijing", ISSUED + pd.Timedelta(hours=1), [[60.0, 1.0]] * 3, "8")
+    newer = client.get("/forecast?location=beijing", headers={"If-None-Match": etag})
+    assert newer.status_code == 200 and newer.headers["etag"] != etag
+    assert (newer.json()["issued_at"], newer.json()["model"]["version"]) == (
+        "2014-12-30T19:00:00Z",
+        "8",
+    )
+
+    spec = client.get("/docs.json").json()
+    get = spec["paths"]["/forecast"]["get"]
+    assert get["parameters"][0]["name"] == "location"
+    assert {"200", "304", "401", "404", "422", "503"} <= {str(k) for k in get["responses"]}
+    assert "issued_at" in spec["components"]["schemas"]["LatestForecast"]["properties"]
+    metrics = client.get("/metrics").text
+    assert 'endpoint="/forecast"' in metrics and "paris" not in metrics
+
+
+def test_the_forecast_page_is_served_beside_swagger(client: httpx.Client) -> None:
+    page = client.get("/forecast/page")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="beijing"' in page.text and 'id="delhi"' in page.text
+    assert "<svg" in page.text and "<script" not in page.text
+    assert "Stale: issued" in page.text  # delhi's newest is 7 h old on the replay clock
+    one = client.get("/forecast/page", params={"location": "delhi"})
+    assert one.status_code == 200 and 'id="beijing"' not in one.text
+    assert client.get("/forecast/page", params={"location": "paris"}).status_code == 404
+    assert "swagger" in client.get("/").text.lower()  # Swagger UI still at /
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium (scripts/chromium.sh installs it and exports its path)."""
+    import shutil
+
+    return os.environ.get("AIRQUALITY_TEST_CHROMIUM") or shutil.which("chromium")
+
+
+def test_the_forecast_page_renders_in_chromium(servers: dict[str, Any], tmp_path: Path) -> None:
+    """The page as a browser draws it: every chart laid out, the points in their band's
+    colours, nothing fetched from anywhere but the service; a screenshot is kept."""
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip("no chromium: scripts/chromium.sh installs Debian's (as root)")
+    from playwright.sync_api import sync_playwright
+
+    from airquality_assets.serving.page import BAND_COLOURS
+
+    latest = httpx.get(f"{servers['open']}/forecast?location=beijing", timeout=30).json()
+    expected = [BAND_COLOURS[band - 1] for band in latest["pollutants"]["pm2_5"]["aqi"]]
+    expected_css = [
+        f"rgb({int(c[1:3], 16)}, {int(c[3:5], 16)}, {int(c[5:7], 16)})" for c in expected
+    ]
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 1200})
+            page.on("request", lambda request: requested.append(request.url))
+            response = page.goto(f"{servers['open']}/forecast/page?location=beijing")
+            assert response is not None and response.status == 200
+            charts = page.locator("svg")
+            assert charts.count() == 4  # next 24 h and last 7 days, for pm2_5 and nh3
+            for index in range(charts.count()):
+                box = charts.nth(index).bounding_box()
+                assert box is not None and box["width"] >= 720 and box["height"] >= 240  # + border
+            fills = page.eval_on_selector_all(
+                "svg[aria-label^='pm2_5 forecast'] circle",
+                "nodes => nodes.map(n => getComputedStyle(n).fill)",
+            )
+            assert fills == expected_css  # each point in its AQI band's colour
+            assert page.locator("svg polyline.observed").count() == 2
+            version = latest["model"]["version"]
+            assert page.get_by_text(f"version {version}").count() == 1
+            page.screenshot(path=str(tmp_path / "forecast_page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "forecast_page.png").stat().st_size > 10_000
+    assert all(url.startswith(servers["open"]) for url in requested), requested
+
+
 def test_metadata(client: httpx.Client) -> None:
     for meta in (client.get("/metadata").json(), client.post("/metadata", json={}).json()):
         assert meta["model_name"] == "airquality-lstm" and meta["model_version"] == "7"
@@ -479,7 +614,11 @@ def test_auth_and_a_newly_promoted_champion(
             assert response.status_code == 401, headers
             assert response.json()["details"][0]["field"] == "Authorization"
             assert auth.get("/metadata", headers=headers).status_code == 401
+            assert auth.get("/forecast?location=beijing", headers=headers).status_code == 401
+            assert auth.get("/forecast/page", headers=headers).status_code == 401
             assert auth.post("/metadata", headers=headers).status_code == 401
+        latest = auth.get("/forecast?location=beijing", headers=good)
+        assert latest.status_code == 200 and latest.json()["location"] == "beijing"
         meta = auth.get("/metadata", headers=good).json()
         assert (meta["model_version"], meta["lookback"]) == ("8", V8_LOOKBACK)
         assert meta["target_pollutants"] == list(V8_TARGETS)
