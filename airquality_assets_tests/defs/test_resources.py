@@ -72,6 +72,7 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_BATCHING": "0",
         "AIRQUALITY_XLA_THREADS": "0",
         "AIRQUALITY_ACCESS_LOG": "1",
+        "AIRQUALITY_FORECAST_MAX_AGE_HOURS": "6",
         "AIRQUALITY_RELOAD_POLL_SECONDS": "0",
     }
 
