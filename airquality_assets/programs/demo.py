@@ -2,7 +2,8 @@
 
 ``bash scripts/demo.sh`` (the README's first command) sets up the environment and runs this
 module. It materializes the whole graph for the bundled data: the data half as single-run
-backfills over every month and location (:func:`run_data_half`), then the model half.
+backfills over every month and location (:func:`run_data_half`), then the model half, then
+the loop's forecasts of the last day (what the service's ``GET /forecast`` reads).
 Everything is recorded in the project's Dagster instance (``dagster.yaml`` at the root), so
 ``dg dev`` shows the runs, assets, checks and metadata afterwards.
 """
@@ -113,6 +114,22 @@ def run_training(code_location, instance, settings: Settings) -> None:
         print(f"  promotion: {decision['reason']}")
 
 
+def run_forecasts(code_location, instance, settings: Settings, day: date) -> None:
+    """The loop's ``forecasts`` for ``day`` (every whole hour up to the clock) with the new
+    champion, per location: what ``GET /forecast`` and the forecast page read, so both have
+    something to show right after the demo (the schedule that issues them is off)."""
+    from airquality_assets.defs.loop.jobs import FORECASTS_JOB
+
+    for location in settings.location_names:
+        key = f"{day.isoformat()}|{location}"
+        result = _run(
+            code_location, instance, FORECASTS_JOB, {"dagster/partition": key},
+            f"forecasts, {key}",
+        )  # fmt: skip
+        issued = _materialization_metadata(result, "forecasts").get("issued")
+        print(f"  forecasts issued for {key}: {issued} hour(s)")
+
+
 def last_complete_day(settings: Settings) -> date:
     """The last UTC day wholly before the source's clock (and inside the partitions): a pull
     of the day in progress would store hours after "now" (Visual Crossing answers them with
@@ -160,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         run_data_half(location, instance, settings, args.start, args.end)
         if not args.data_only:
             run_training(location, instance, settings)
+            run_forecasts(location, instance, settings, date.fromisoformat(args.end))
     print(f"done in {time.perf_counter() - started:.1f} s.")
     print("Look at it:")
     print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dg dev   # http://127.0.0.1:3000")
     print(f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}")
     if not args.data_only:
-        print("  serve:       bash scripts/serve.sh   # then the curl example in the README")
+        print("  serve:       bash scripts/serve.sh   # then the curl examples in the README")
     print(f"  files:       {settings.storage_root}/raw, {settings.storage_root}/frames")
     return 0
 
