@@ -205,3 +205,23 @@ def tensor_flags(
             full = out.setdefault(reason, np.zeros(len(tensors.times), dtype=bool))
             full[rows[mask]] = True
     return out
+
+
+def recent_flags(
+    frame: pd.DataFrame,
+    now: datetime,
+    reference_start: datetime | None,
+    reference_end: datetime,
+    features: Sequence[str] = DEFAULT_FEATURES,
+    thresholds: DriftThresholds | None = None,
+) -> dict[str, int]:
+    """Hours of the last 7 days (to ``now``) flagged by the daily evaluations of those days:
+    the drift check passes only once these have left its window, so "resolved" means the
+    week is clean, not that today's evaluation happened to miss the fault."""
+    end = pd.Timestamp(now)
+    start = end - pd.Timedelta(hours=WINDOW_HOURS)
+    seen = frame[pd.DatetimeIndex(frame[TIME]) <= end]
+    flags = flag_hours(seen, start, reference_end, reference_start, features, thresholds)
+    inside = (pd.DatetimeIndex(seen[TIME]) > start).to_numpy()
+    counts = {reason: int((mask & inside).sum()) for reason, mask in flags.by_reason.items()}
+    return {reason: n for reason, n in sorted(counts.items()) if n}

@@ -275,21 +275,41 @@ def test_loop_is_in_the_definitions_and_off_by_default(defs) -> None:
         "retraining_sensor",
         "check_alert_sensor",
         "pipeline_metrics_sensor",
-        "training_failure_sensor",
+        "run_failure_sensor",
     ):
         assert repository.get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     assert {"issue_forecasts", "monitoring", "training"} <= {j.name for j in defs.jobs}
 
 
-def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
-    from airquality_assets.defs.loop.alerts import training_failure_sensor
+def test_every_failed_run_is_reported_once(httpserver: HTTPServer, tmp_path) -> None:
+    """Training or not: a failed forecast run is as silent as a training run otherwise. A
+    training run's MLflow runs left RUNNING end FAILED."""
+    import mlflow
+
+    from airquality_assets.defs.loop.alerts import run_failure_sensor
+    from airquality_assets.defs.model.mlflow import MlflowResource
+    from airquality_assets.ml.tracking import DAGSTER_RUN_TAG
 
     receiver = _Receiver(httpserver)
     operations = OperationsResource(alert_urls=receiver.url, ui_base_url="http://ui")
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_resource = MlflowResource(
+        tracking_uri=tracking,
+        experiment_name="failures",
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+    )
+    client = mlflow.MlflowClient(tracking)
+    experiment_id = client.create_experiment("failures", (tmp_path / "artifacts").as_uri())
 
     @dg.op
-    def fit() -> None:
+    def fit(context: dg.OpExecutionContext) -> None:
+        # the parent MLflow run a killed process would leave RUNNING (no end hook ran)
+        client.create_run(experiment_id, tags={DAGSTER_RUN_TAG: context.run_id})
         raise RuntimeError("out of memory in candidate u64")
+
+    @dg.op
+    def forecast() -> None:
+        raise ValueError("no champion to forecast with")
 
     @dg.job(name="training")
     def training() -> None:
@@ -297,9 +317,9 @@ def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
 
     @dg.job(name="issue_forecasts")
     def other() -> None:
-        fit()
+        forecast()
 
-    defs = dg.Definitions(jobs=[training, other], sensors=[training_failure_sensor])
+    defs = dg.Definitions(jobs=[training, other], sensors=[run_failure_sensor])
     with dg.instance_for_test() as instance:
         cursor = None
 
@@ -308,23 +328,31 @@ def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
             with dg.build_sensor_context(
                 instance=instance,
                 cursor=cursor,
-                resources={"operations": operations},
+                resources={"operations": operations, "mlflow": mlflow_resource},
                 definitions=defs,
             ) as context:
-                cursor = training_failure_sensor.evaluate_tick(context).cursor
+                cursor = run_failure_sensor.evaluate_tick(context).cursor
 
         tick()  # the first tick only sets the cursor at "now", as the daemon's does
         failed = training.execute_in_process(instance=instance, raise_on_error=False)
-        other.execute_in_process(instance=instance, raise_on_error=False)
+        forecast_run = other.execute_in_process(
+            instance=instance, raise_on_error=False, tags={"dagster/partition": "2014-03-01|x"}
+        )
         tick()
         tick()
     assert [r["title"] for r in receiver.received] == [
-        f"ERROR run failed: training {failed.run_id[:8]}"
+        f"ERROR run failed: training {failed.run_id[:8]}",
+        f"ERROR run failed: issue_forecasts {forecast_run.run_id[:8]} [2014-03-01|x]",
     ]
     message = receiver.received[0]["message"]
     assert "champion: none (unchanged)" in message
     assert "error: fit: RuntimeError: out of memory in candidate u64" in message
     assert f"ui: http://ui/runs/{failed.run_id}" in message
+    other_message = receiver.received[1]["message"]
+    assert "forecast: ValueError: no champion to forecast with" in other_message
+    assert "champion:" not in other_message
+    (parent,) = client.search_runs([experiment_id])
+    assert parent.info.status == "FAILED"
 
 
 def test_a_check_planned_by_a_finished_run_does_not_hold_back_alerts(
