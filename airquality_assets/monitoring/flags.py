@@ -222,6 +222,6 @@ def recent_flags(
     start = end - pd.Timedelta(hours=WINDOW_HOURS)
     seen = frame[pd.DatetimeIndex(frame[TIME]) <= end]
     flags = flag_hours(seen, start, reference_end, reference_start, features, thresholds)
-    inside = (pd.DatetimeIndex(seen[TIME]) > start).to_numpy()
+    inside = np.asarray(pd.DatetimeIndex(seen[TIME]) > start)
     counts = {reason: int((mask & inside).sum()) for reason, mask in flags.by_reason.items()}
     return {reason: n for reason, n in sorted(counts.items()) if n}

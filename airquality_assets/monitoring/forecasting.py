@@ -165,6 +165,8 @@ class IssueReport:
     skipped: list[str] = field(default_factory=list)
     filled: dict[str, int] = field(default_factory=dict)
     missing_since: dict[str, str] = field(default_factory=dict)
+    filled_hours: int = 0
+    """Forecasts issued with at least one input filled."""
 
 
 def issue(
@@ -191,6 +193,7 @@ def issue(
         skipped=[h.isoformat() for h in hours[~ok]],
         filled=dict(sorted(Counter(name for f in filled for name in f).items())),
         missing_since=inputs.missing_since,
+        filled_hours=sum(1 for f in filled if f),
     )
     if not ok.any():
         return empty_forecasts(), report

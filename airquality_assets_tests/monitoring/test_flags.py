@@ -10,7 +10,12 @@ import pytest
 
 from airquality_assets.columns import TIME
 from airquality_assets.monitoring.faults import Fault, apply_to_frame
-from airquality_assets.monitoring.flags import evaluation_ends, flag_hours, tensor_flags
+from airquality_assets.monitoring.flags import (
+    evaluation_ends,
+    flag_hours,
+    recent_flags,
+    tensor_flags,
+)
 from airquality_assets.transforms.windowing import build_sequence_tensors, relative_split
 
 SEEN_UNTIL = datetime(2014, 2, 1, tzinfo=UTC)
@@ -95,3 +100,17 @@ def test_tensor_flags_mark_the_rows_of_the_tensors(history: pd.DataFrame) -> Non
     times = pd.to_datetime(tensors.times[rows], unit="s", utc=True)
     assert times.min() <= pd.Timestamp(FAULT_AT) and len(rows) in (48, 49)
     assert np.all(np.diff(tensors.times[rows]) == 3600)
+
+
+def test_the_drift_check_stays_open_while_flagged_hours_are_in_its_week(
+    history: pd.DataFrame,
+) -> None:
+    stuck = apply_to_frame(history, Fault("stuck", FAULT_AT))
+    at = pd.Timestamp(FAULT_AT)
+    # four days after the 48 frozen hours ended, the day's own check sees no stuck run of
+    # 24 h in the newest day, but the week still holds the frozen hours
+    four_days_on = recent_flags(stuck, at + pd.Timedelta(days=6), None, SEEN_UNTIL, ["pm2_5"])
+    assert four_days_on == {"pm2_5 stuck": 49}
+    a_week_later = recent_flags(stuck, at + pd.Timedelta(days=10), None, SEEN_UNTIL, ["pm2_5"])
+    assert a_week_later == {}
+    assert recent_flags(history, at + pd.Timedelta(days=6), None, SEEN_UNTIL, ["pm2_5"]) == {}

@@ -196,6 +196,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
                 "rows_kept_as_issued": kept,
                 "skipped_hours": dg.MetadataValue.json(report.skipped),
                 "filled_inputs": dg.MetadataValue.json(report.filled),
+                "issued_with_filled_inputs": report.filled_hours,
                 "missing_since": dg.MetadataValue.json(day_inputs.missing_since),
                 "computed_at": now.isoformat(),
                 "model": f"{champion.name} v{champion.version}",
