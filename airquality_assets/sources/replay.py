@@ -484,7 +484,7 @@ def _day_bodies(
     while pos < j:
         day_start = int(data.epochs[pos]) // _DAY * _DAY
         stop = max(pos + 1, int(np.searchsorted(data.epochs[:j], day_start + _DAY, "left")))
-        first_fcst = max(pos, obs_end)
+        first_fcst = min(stop, max(pos, obs_end))
         hours = list(data.records[pos:first_fcst])
         if first_fcst < stop and forecast is None:
             hours.extend(r[: -len(_OBS_TAIL)] + _FCST_TAIL for r in data.records[first_fcst:stop])
