@@ -98,6 +98,18 @@ def test_retraining_sensor_no_run_for_an_unshifted_window(defs) -> None:
             cursor = data.cursor
 
 
+def test_retraining_sensor_ignores_a_drift_report_older_than_a_day_and_a_half(defs) -> None:
+    """A monitoring run that stopped leaves its last report behind: days-old evidence must
+    not start (or keep) an episode."""
+    with dg.instance_for_test() as instance:
+        _report_drift(instance, _drift_metadata(shift=9 / 5), NOW - timedelta(hours=40))
+        stale = _tick(defs, instance, "retraining_sensor", None, NOW)
+        assert stale.run_requests == []
+        assert "no drift_report or forecast_accuracy of the last 36 h" in stale.skip_message
+        fresh = _tick(defs, instance, "retraining_sensor", None, NOW - timedelta(hours=10))
+        assert len(fresh.run_requests) == 1
+
+
 def test_retraining_sensor_resumes_from_its_cursor_without_duplicates(defs) -> None:
     """A tick that died after requesting (cursor not stored) may request again; the daemon
     dedupes by run key. A tick whose cursor was stored never requests the episode again."""
@@ -127,6 +139,7 @@ class _Receiver:
 class _CheckConfig(dg.Config):
     ok: bool = True
     crash: bool = False
+    inconclusive: bool = False
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="frame")])
@@ -135,7 +148,10 @@ def frame(config: _CheckConfig):
         raise RuntimeError("died before its check")
     yield dg.Output(1)
     yield dg.AssetCheckResult(
-        check_name="plausible", passed=config.ok, description=None if config.ok else "bad rows"
+        check_name="plausible",
+        passed=config.ok,
+        description=None if config.ok else "bad rows",
+        metadata={"inconclusive": config.inconclusive},
     )
 
 
@@ -152,11 +168,12 @@ def _alert_tick(instance, cursor, operations):
         return check_alert_sensor.evaluate_tick(context)
 
 
-def _materialize(instance, ok: bool, crash: bool = False) -> None:
+def _materialize(instance, ok: bool, crash: bool = False, inconclusive: bool = False) -> None:
+    config = {"ok": ok, "crash": crash, "inconclusive": inconclusive}
     dg.materialize(
         [frame],
         instance=instance,
-        run_config={"ops": {"frame": {"config": {"ok": ok, "crash": crash}}}},
+        run_config={"ops": {"frame": {"config": config}}},
         resources={"io_manager": dg.InMemoryIOManager()},
         raise_on_error=not crash,
     )
@@ -182,6 +199,24 @@ def test_alert_sensor_once_per_episode_and_resolved_once(httpserver: HTTPServer)
         # Nothing new: a repeated tick sends nothing.
         _alert_tick(instance, cursor, operations)
         assert len(receiver.received) == 3
+
+
+def test_a_pass_for_lack_of_evidence_does_not_resolve(httpserver: HTTPServer) -> None:
+    """A check that passes with ``inconclusive`` in its metadata ("warming up", "not enough
+    data") leaves the episode open; the next real pass resolves it."""
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url)
+    with dg.instance_for_test() as instance:
+        cursor = None
+        for ok, inconclusive in ((False, False), (True, True), (True, False)):
+            _materialize(instance, ok, inconclusive=inconclusive)
+            cursor = _alert_tick(instance, cursor, operations).cursor
+            if inconclusive:
+                assert len(receiver.received) == 1
+        assert [r["title"] for r in receiver.received] == [
+            "ERROR check failed: frame.plausible",
+            "resolved: frame.plausible",
+        ]
 
 
 def test_alert_sensor_survives_a_failing_receiver(httpserver: HTTPServer) -> None:
