@@ -68,16 +68,19 @@ def test_a_stuck_sensor_flags_exactly_its_frozen_hours(history: pd.DataFrame) ->
     assert (flagged & ~frozen).sum() <= 1 and (frozen & ~flagged).sum() == 0
 
 
-def test_a_unit_change_flags_from_its_first_hour_on(history: pd.DataFrame) -> None:
+def test_a_unit_change_flags_every_hour_of_the_weeks_it_is_seen_in(
+    history: pd.DataFrame,
+) -> None:
     shifted = apply_to_frame(history, Fault("fahrenheit", FAULT_AT))
     flags = _flags(shifted)
     assert "temp out of range" in flags.by_reason
     flagged = flags.by_reason["temp out of range"]
     times = shifted[TIME]
-    after = times >= pd.Timestamp(FAULT_AT)
-    assert flagged[after].all()
-    # nothing long before the change; at most the hours of its first day that read out of range
-    assert not flagged[times < pd.Timestamp(FAULT_AT) - pd.Timedelta(days=1)].any()
+    assert flagged[times >= pd.Timestamp(FAULT_AT)].all()
+    # the week of the first evaluation at ERROR (the next midnight) and nothing before it
+    first_error = pd.Timestamp(FAULT_AT).normalize() + pd.Timedelta(days=1)
+    week = times > first_error - pd.Timedelta(days=7)
+    assert flagged[week].all() and not flagged[~week].any()
 
 
 def test_evaluations_are_daily_and_end_at_the_newest_hour() -> None:

@@ -100,9 +100,10 @@ def daily_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
 
 def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
     """``forecasts`` over the deployment's (day x location) partitions."""
+    partitions = daily_partitions(settings)
 
     @dg.asset(
-        partitions_def=daily_partitions(settings),
+        partitions_def=partitions,
         ins={
             "observations": dg.AssetIn("hourly_observations", partition_mapping=previous_day_months)
         },
@@ -112,6 +113,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 "forecasts_issued",
                 asset="forecasts",
+                partitions_def=partitions,  # one verdict per (day, location), as the asset
                 description=(
                     "ERROR when fewer than 90 % of the day's due forecasts were issued "
                     "(forecasting stopped), WARN when some are missing or were issued with a "
