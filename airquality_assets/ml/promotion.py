@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from airquality_assets.ml.registry import Judgement, PromotionDecision
+from airquality_assets.ml.registry import TAG_RMSE_BY_HORIZON, Judgement, PromotionDecision
 from airquality_assets.ml.significance import ALPHA, DMResult, diebold_mariano, format_p
 from airquality_assets.ml.training_steps import (
     MIN_GATE_WINDOWS,
@@ -116,6 +116,9 @@ class GateEvidence:
     """Challenger (a) against champion (b): ``p_a_better`` is "the challenger is better"."""
     champion_degraded: bool = False
     degraded_because: str = ""
+    challenger_rmse_by_horizon: dict[int, float] = field(default_factory=dict)
+    """The challenger's RMSE per horizon on the clean windows (averaged over pollutants):
+    what the accuracy check compares its forecasts with once it is the champion."""
 
     @property
     def excluded(self) -> int:
@@ -144,6 +147,9 @@ class GateEvidence:
             "gate_p_worse": repr(self.p_worse),
             "gate_p_two_sided": repr(self.test.p_value),
             "gate_champion_degraded": self.degraded_because or "no",
+            TAG_RMSE_BY_HORIZON: json.dumps(
+                {str(h): round(v, 4) for h, v in self.challenger_rmse_by_horizon.items()}
+            ),
         }
 
 
@@ -211,7 +217,16 @@ def gate_evidence(
         test=test,
         champion_degraded=bool(degraded_because),
         degraded_because=degraded_because,
+        challenger_rmse_by_horizon=rmse_by_horizon(y[keep], challenger[keep], gate.horizons),
     )
+
+
+def rmse_by_horizon(y: np.ndarray, pred: np.ndarray, horizons: list[int]) -> dict[int, float]:
+    """RMSE per horizon (averaged over pollutants); empty without windows."""
+    if len(y) == 0:
+        return {}
+    per = np.sqrt(((pred - y) ** 2).mean(axis=0)).mean(axis=1)
+    return {int(h): float(v) for h, v in zip(horizons, per, strict=True)}
 
 
 @dataclass

@@ -40,6 +40,8 @@ TAG_DECISION = "promotion_decision"
 TAG_REASON = "promotion_reason"
 TAG_SCORE_NAME = "score_name"
 TAG_PREVIOUS = "previous_champion_version"
+#: The version's RMSE per horizon on the gate's clean windows (JSON ``{"1": ..., ...}``).
+TAG_RMSE_BY_HORIZON = "gate_challenger_rmse_by_horizon"
 
 
 @dataclass(frozen=True)
@@ -406,9 +408,15 @@ class ChampionRecord:
         return to_utc(self.package_metadata().training_window["start"])
 
     def test_rmse_by_horizon(self) -> dict[int, float]:
-        """Per-horizon test RMSE of the version's candidate run (matched horizons)."""
+        """Per-horizon test RMSE of the version (matched horizons): on the promotion gate's
+        clean windows when it was judged against a champion (a test window holding a
+        faulty sensor's days would set the bar where the fault is), else its candidate
+        run's test metrics."""
         from airquality_assets.ml.tracking import metric_name
 
+        clean = json.loads(self.tags.get(TAG_RMSE_BY_HORIZON, "{}") or "{}")
+        if clean:
+            return {int(h): float(v) for h, v in clean.items()}
         meta = self.package_metadata()
         out: dict[int, float] = {}
         for pollutant in meta.target_pollutants:

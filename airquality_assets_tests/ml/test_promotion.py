@@ -3,6 +3,8 @@ windows touching faulty hours are left out and counted."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -119,6 +121,9 @@ def test_a_challenger_that_wins_only_on_faulty_hours_is_not_promoted(gate) -> No
     assert f"{evidence.excluded} left out: {evidence.excluded} pm2_5 out of range" in verdict.reason
     tags = evidence.tags()
     assert tags["gate_windows_excluded"] == str(evidence.excluded)
+    clean_rmse = json.loads(tags["gate_challenger_rmse_by_horizon"])
+    assert list(clean_rmse) == [str(h) for h in tensors.horizons]
+    assert np.mean(list(clean_rmse.values())) == pytest.approx(evidence.challenger_rmse, abs=1e-3)
     assert float(tags["gate_p_better"]) == pytest.approx(evidence.p_better)
 
 
@@ -139,3 +144,16 @@ def test_mean_rmse_is_the_mean_over_horizons_of_each_horizons_rmse() -> None:
     y = np.zeros((4, 2, 1))
     pred = np.array([[[1.0], [2.0]]] * 4)
     assert mean_rmse(y, pred) == pytest.approx(1.5)
+
+
+def test_a_judged_champion_is_held_to_its_clean_window_rmse() -> None:
+    """The accuracy check's bar for a promoted version is its RMSE on the gate's clean
+    windows, not a test window that may hold a faulty sensor's days."""
+    from airquality_assets.ml.registry import TAG_RMSE_BY_HORIZON, ChampionRecord
+
+    record = ChampionRecord(
+        name="m", version="2", uri="models:/m/2", metadata=None,
+        tags={TAG_RMSE_BY_HORIZON: '{"1": 20.5, "24": 95.25}'},
+        metrics={"test_rmse_pm2_5": 300.0},
+    )  # fmt: skip
+    assert record.test_rmse_by_horizon() == {1: 20.5, 24: 95.25}
