@@ -5,7 +5,9 @@ Degraded accuracy used to be a number in ``forecast_accuracy``'s metadata (a 7-d
 nothing to say while forecasting had stopped. The verdict, on the last 7 days:
 
 * **degraded** (ERROR): the 7-day RMSE above ``factor`` x the champion's own test RMSE at a
-  matched horizon: the retraining sensor's accuracy trigger, the same condition;
+  matched horizon (for a version the gate judged, its RMSE on the gate's clean windows:
+  ``ChampionRecord.test_rmse_by_horizon``): the retraining sensor's accuracy trigger, the
+  same condition;
 * **worse than persistence** (WARN): the champion's squared error over the issues of the
   week significantly above persistence's on the same (issue, target) pairs
   (Diebold-Mariano, one-sided p < ``alpha``; 0.01, as the check runs every day and a
