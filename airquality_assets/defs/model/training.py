@@ -341,7 +341,7 @@ def _gate_metadata(evidence: dict[str, str]) -> dict[str, object]:
     """The gate's evidence as metadata: p-values and counts as numbers, the rest as text."""
     out: dict[str, object] = {}
     for key, value in evidence.items():
-        if key == "gate_excluded_by":
+        if key in ("gate_excluded_by", "gate_challenger_rmse_by_horizon"):
             out[key] = dg.MetadataValue.json(json.loads(value))
         elif key.startswith(("gate_p_", "gate_windows", "gate_dm_", "gate_challenger_",
                              "gate_champion_rmse")):  # fmt: skip
