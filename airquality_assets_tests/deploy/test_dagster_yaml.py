@@ -59,6 +59,9 @@ def test_embedded_default_needs_no_setup(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(home)  # its paths are relative to the project root, where commands run
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        # a run whose process dies is seen: run monitoring and a launcher that can tell
+        assert instance.run_monitoring_enabled
+        assert instance.run_launcher.supports_check_run_worker_health
         assert dg.materialize([_probe], instance=instance).success
     state = home / ".dagster_home"
     assert (state / "history" / "runs.db").exists()
@@ -113,8 +116,10 @@ def test_production_variant_runs_on_postgres(
         queue = instance.run_coordinator.get_run_queue_config()  # type: ignore[attr-defined]
         assert queue.max_concurrent_runs == 4
         assert queue.tag_concurrency_limits == [{"key": "dagster/backfill", "limit": 2}]
-        assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        assert type(instance.run_launcher).__name__ == "WatchedRunLauncher"
+        assert instance.run_launcher.supports_check_run_worker_health
         assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_poll_interval_seconds == 60
         result = dg.materialize([_probe], instance=instance)
         assert result.success
 
