@@ -31,6 +31,7 @@ applied (PostgreSQL runs as Debian's ``postgres`` user).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -134,10 +135,11 @@ class Container:
         for source, target, read_only in sorted(launch.mounts, key=lambda m: m[1].count("/")):
             # a bind mount needs its target: an empty folder or file at the container path
             # (left in place: another stack run may be using it as a mountpoint)
+            parent, quoted = shlex.quote(str(Path(target).parent)), shlex.quote(target)
             make = (
-                f"mkdir -p {shlex.quote(target)}"
+                f"mkdir -p {quoted}"
                 if Path(source).is_dir()
-                else f"mkdir -p {shlex.quote(str(Path(target).parent))}; touch {shlex.quote(target)}"
+                else f"mkdir -p {parent}; touch {quoted}"
             )
             script.append(f"[ -e {shlex.quote(target)} ] || {{ {make}; }}")
             script.append(f"mount --bind {shlex.quote(source)} {shlex.quote(target)}")
@@ -310,10 +312,8 @@ class Container:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _which(program: str) -> str:

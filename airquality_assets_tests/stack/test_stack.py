@@ -68,7 +68,7 @@ STATE: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
-def dagster(stack: NativeStack) -> DagsterWebserver:
+def dagster(stack: NativeStack) -> DagsterWebserver:  # noqa: ARG001 (needs it up)
     return DagsterWebserver("http://127.0.0.1:3000")
 
 
