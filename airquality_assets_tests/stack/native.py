@@ -109,6 +109,7 @@ class Container:
         self.started_at = 0.0
         self.restarts = 0
         self._stopped = threading.Event()  # set by stop(): no restart, no health checks
+        self._generation = 0  # one per start(): the loops of an earlier start end
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.log_path = stack.root / "logs" / f"{self.name}.log"
@@ -118,10 +119,13 @@ class Container:
     def start(self) -> None:
         with self._lock:
             self._stopped.clear()
+            self._generation += 1
             self.health = Health()
             self._spawn()
         for target in (self._health_loop, self._restart_loop):
-            thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__}")
+            thread = threading.Thread(
+                target=target, args=(self._generation,), name=f"{self.name}-{target.__name__}"
+            )
             thread.daemon = True
             thread.start()
             self._threads.append(thread)
@@ -163,6 +167,7 @@ class Container:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         log.close()
         self.started_at = time.monotonic()
@@ -219,10 +224,16 @@ class Container:
         self.start()
         return outcome
 
-    def _restart_loop(self) -> None:
-        """``restart: unless-stopped`` / ``always``: a process that ends by itself comes back."""
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation and not self._stopped.is_set()
+
+    def _restart_loop(self, generation: int) -> None:
+        """``restart: unless-stopped`` / ``always``: a process that ends by itself comes back.
+
+        Respawned from this thread, which lives until the service is stopped (a child's
+        parent-death signal follows the thread that started it)."""
         process = self.process
-        while not self._stopped.is_set():
+        while self._current(generation):
             if process is not None and process.poll() is not None:
                 if self.service.restart not in ("always", "unless-stopped", "on-failure"):
                     return
@@ -230,7 +241,7 @@ class Container:
                     return
                 time.sleep(1.0)  # Docker's first restart delay is 100 ms, doubling
                 with self._lock:
-                    if self._stopped.is_set():
+                    if not self._current(generation):
                         return
                     self.restarts += 1
                     self.health = Health()
@@ -268,12 +279,12 @@ class Container:
         self.health.last_output = (result.stdout + result.stderr)[-500:]
         return result.returncode == 0
 
-    def _health_loop(self) -> None:
+    def _health_loop(self, generation: int) -> None:
         check = self.service.healthcheck
         if check is None:
             self.health.status = "running"
             return
-        while not self._stopped.wait(check.interval):
+        while not self._stopped.wait(check.interval) and generation == self._generation:
             healthy = self.check_health()
             health = self.health
             health.checks += 1
@@ -309,6 +320,15 @@ class Container:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies, however it dies; then
+    ``unshare --kill-child`` ends the service's PID namespace, so no stack outlives its test."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
