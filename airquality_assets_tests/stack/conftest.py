@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -78,12 +80,14 @@ def _hosts_file(names: list[str], path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[NativeStack]:
     if os.environ.get("AIRQUALITY_STACK") != "1":
         pytest.skip("the native compose stack runs under `bash scripts/stack.sh` (root)")
     if not _in_private_namespaces():
         pytest.fail("AIRQUALITY_STACK=1 outside private network/mount namespaces: refusing")
-    root = tmp_path_factory.mktemp("stack")
+    # its own folder, not pytest's basetemp (which other pytest sessions of this user rotate)
+    root = Path(tempfile.mkdtemp(prefix="airquality-stack-"))
+    report(f"stack folder (volumes, logs): {root}")
     env = generate_env(
         ROOT / ".env.example",
         {"AIRQUALITY_ALERT_URLS": f"json://receiver:{RECEIVER_PORT}/alerts"},
@@ -119,6 +123,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
         )
         receiver.close()
         report(f"stack session: {time.monotonic() - began:.0f} s")
+        if request.session.testsfailed == 0:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            report(f"kept for a look: {root}/logs")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

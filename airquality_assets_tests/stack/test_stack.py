@@ -179,8 +179,10 @@ def _backfill(dagster: DagsterWebserver, assets: list[str], title: str) -> tuple
 
     backfill = wait_until(done, timeout=400, interval=3, what=f"backfill {title}")
     runs = backfill["runs"]  # type: ignore[index]
-    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill  # type: ignore[index]
-    assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
+    failed = {r["runId"]: _failure_messages(dagster, r["runId"])[-3:] for r in runs
+              if r["status"] != "SUCCESS"}  # fmt: skip
+    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (backfill, failed)  # type: ignore[index]
+    assert runs and not failed, failed
     return backfill_id, runs, time.monotonic() - began
 
 
