@@ -2,8 +2,9 @@
 # The project's image, built and run by a real Docker engine where no image registry is
 # reachable (not part of CI; see docs/deployment.md, "The image, on a real engine").
 #
-#  1. Debian's docker.io daemon (vfs storage: works where overlayfs does not), started in a
-#     network namespace of its own, so its bridges and containers meet nothing else here;
+#  1. Debian's docker.io daemon (vfs storage: works where overlayfs does not), with no
+#     bridge and no iptables rules: the build uses the host's network (to reach the package
+#     registry), the containers none;
 #  2. a base image made from Debian's packages (debootstrap bookworm + Python 3.11, then
 #     `docker import`), shaped like python:3.11-slim for the Dockerfile: `python`, `pip`;
 #  3. `docker build` with the classic builder (no BuildKit), BASE_IMAGE set to it;
@@ -33,11 +34,10 @@ BASE=airquality-base:bookworm
 started=$(date +%s)
 step() { echo "==> [$(( $(date +%s) - started )) s] $*"; }
 
-step "dockerd (vfs) in its own network namespace"
-unshare --net --fork -- /bin/sh -c 'ip link set lo up && exec dockerd \
-  --storage-driver=vfs --data-root "$0/engine" --exec-root "$1/exec" \
-  --pidfile "$1/dockerd.pid" --host "unix://$1/docker.sock"' "$STATE" "$RUN" \
-  > "$STATE/dockerd.log" 2>&1 &
+step "dockerd (vfs, no bridge)"
+dockerd --storage-driver=vfs --bridge=none --iptables=false --ip6tables=false \
+  --data-root "$STATE/engine" --exec-root "$RUN/exec" --pidfile "$RUN/dockerd.pid" \
+  --host "unix://$SOCK" > "$STATE/dockerd.log" 2>&1 &
 trap 'kill "$(cat "$RUN/dockerd.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
 for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 docker info --format 'engine {{.ServerVersion}}, storage {{.Driver}}'
