@@ -70,7 +70,7 @@ def run_job(
     from dagster._core.definitions.selector import JobSubsetSelector
     from dagster._core.execution.api import execute_run
 
-    from airquality_assets.defs.run_launcher import this_process_tag
+    from airquality_assets.deployment import this_process_tag
 
     (repository,) = location.get_repositories().values()
     remote_job = location.get_job(

@@ -231,7 +231,7 @@ class Simulation:
         extra_config: dict | None = None,
     ):
         """Execute a run request the way the daemon would launch it, with this instance."""
-        from airquality_assets.defs.run_launcher import this_process_tag
+        from airquality_assets.deployment import this_process_tag
 
         job = self.defs.resolve_job_def(job_name)
         tags = dict(request.tags or {})

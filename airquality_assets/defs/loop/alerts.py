@@ -19,7 +19,7 @@ from airquality_assets.defs.model.jobs import TRAINING_JOB
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import split_key
 from airquality_assets.defs.resources import OperationsResource
-from airquality_assets.defs.run_launcher import run_worker_health
+from airquality_assets.deployment import run_worker_health
 from airquality_assets.monitoring.alerts import (
     INCONCLUSIVE,
     AlertState,
@@ -72,16 +72,16 @@ def check_evaluations(
         """A planned check can still be evaluated only while its run is going (a ranged
         backfill plans checks it records under each partition, so its plan stays open).
         A run whose process died is not going, even before run monitoring marks it failed
-        (the launcher's health check is asked here too); where nobody can tell, the
-        STALE_PLANNED_S limit still ends the wait."""
+        (the launcher's health check is asked here too, without its grace for an
+        unreachable code server); where nobody can tell, the STALE_PLANNED_S limit still
+        ends the wait."""
         if run_id not in finished:
             from dagster._core.launcher import WorkerStatus
 
+            dead = (WorkerStatus.FAILED, WorkerStatus.NOT_FOUND)
             run = instance.get_run_by_id(run_id)
             finished[run_id] = (
-                run is None
-                or run.is_finished
-                or run_worker_health(run).status == WorkerStatus.FAILED
+                run is None or run.is_finished or run_worker_health(run).status in dead
             )
         return not finished[run_id]
 

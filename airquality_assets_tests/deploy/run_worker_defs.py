@@ -1,4 +1,4 @@
-"""Definitions a code server serves in ``test_run_launcher``: a run that sleeps (its worker
+"""Definitions a code server serves in ``test_run_monitoring``: a run that sleeps (its worker
 gets killed) with a planned check, and an asset whose check fails (an alert to send)."""
 
 import time

@@ -33,11 +33,17 @@ from pytest_httpserver import HTTPServer
 from airquality_assets.defs.loop.alerts import check_alert_sensor, run_failure_sensor
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import OperationsResource
-from airquality_assets.defs.run_launcher import RUN_WORKER_TAG, run_worker_health
-from airquality_assets_tests.defs import run_worker_defs
+from airquality_assets.deployment import RUN_WORKER_TAG, run_worker_health
+from airquality_assets_tests.deploy import run_worker_defs
 
 DEFS_FILE = Path(run_worker_defs.__file__)
-LAUNCHER = {"module": "airquality_assets.defs.run_launcher", "class": "WatchedRunLauncher"}
+# No grace for an unreachable code server: a killed one fails the run at the next check
+# (the 300 s default is test_deployment's subject).
+LAUNCHER = {
+    "module": "airquality_assets.deployment",
+    "class": "WatchedRunLauncher",
+    "config": {"unreachable_grace_seconds": 0.0},
+}
 
 
 def _wait(predicate, timeout: float = 60.0, what: str = "condition"):
