@@ -34,6 +34,8 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_END_DATE": "2024-06-01",
         "AIRQUALITY_REPLAY_NOW": "2013-02-03T04:00:00Z",
         "AIRQUALITY_TARGETS": "pm2_5,no2",
+        "AIRQUALITY_SPLIT": "fixed",
+        "AIRQUALITY_TEST_DAYS": "45",
         "AIRQUALITY_FORECAST_ISSUE_HOURS": "3",
         "AIRQUALITY_PROFILE": "full",
         "AIRQUALITY_EXECUTOR": "k8s",
