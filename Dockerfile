@@ -1,7 +1,11 @@
 # One image for every project service in docker-compose.yml: the Dagster code server,
 # webserver and daemon, the MLflow server and the BentoML service. Dependencies are
 # installed before the source is copied, so a code change rebuilds only the last layers.
-FROM python:3.11-slim-bookworm
+# Nothing here needs BuildKit: Debian's docker.io builds it with its classic builder too.
+# BASE_IMAGE: any image with Python 3.11 as `python` and `pip` (scripts/docker_stack.sh
+# makes one from Debian's packages where no image registry is reachable).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 KERAS_BACKEND=jax \
     DAGSTER_HOME=/opt/dagster/home AIRQUALITY_DATA_DIR=/data
@@ -12,9 +16,8 @@ WORKDIR /opt/dagster/app
 # `--build-arg EXTRAS=k8s` for the Kubernetes image (deploy/k8s/README.md).
 ARG EXTRAS=""
 COPY pyproject.toml requirements.lock ./
-RUN --mount=type=cache,target=/var/cache/uv \
-    pip install --no-cache-dir uv==0.13.8 \
-    && UV_CACHE_DIR=/var/cache/uv uv pip install --system -r pyproject.toml \
+RUN pip install --no-cache-dir uv==0.13.8 \
+    && uv pip install --system --no-cache -r pyproject.toml \
        ${EXTRAS:+--extra "$EXTRAS"} --constraint requirements.lock
 
 COPY README.md workspace.yaml ./

@@ -4,7 +4,8 @@ wiring or the programs, no import runs back up the flow, and packages form no cy
 Layers (a unit may import only units listed before it, or itself):
 kernel modules (columns, bounds, aqi, clock, ...) and ``data`` -> ``sources`` ->
 ``transforms`` -> ``storage`` -> ``ml`` -> ``monitoring`` / ``serving`` -> ``settings`` ->
-``defs`` -> ``definitions`` -> ``programs``.
+``deployment`` (the production instance's classes) -> ``defs`` -> ``definitions`` ->
+``programs``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ORDER = [
     "monitoring",
     "serving",
     "settings",
+    "deployment",
     "catalog",
     "defs",
     "definitions",

@@ -8,11 +8,15 @@ movable pointer to one version, which is exactly "the model serving uses". The g
 2. waits (MLflow's ``await_creation_for``) until the version is ``READY``, then checks its
    logged model is ``READY`` with an ``MLmodel`` file in place: the alias must never point
    at a half-written model, whatever crashes later;
-3. asks ``evaluate_champion(champion_uri)`` for the current champion's score *on the same
-   test window* as the candidate (lower is better). Scores stored at the champion's own
-   promotion were computed on an older window and are not comparable;
-4. moves the alias only if the candidate is strictly better, or if there is no champion;
-5. records the decision (reason, both scores, previous champion) as tags and description on
+3. asks ``judge(champion_uri)`` for the decision *on the same test window* as the candidate:
+   the project's rule (:mod:`airquality_assets.ml.promotion`) wants a significance test,
+   not a lower number. Without a judge, ``evaluate_champion(champion_uri)`` gives the
+   champion's score (lower is better) and the candidate must be strictly lower. Scores
+   stored at the champion's own promotion were computed on an older window and are not
+   comparable;
+4. moves the alias only on that decision, or if there is no champion;
+5. records the decision (reason, both scores, previous champion, the judge's evidence) as
+   tags and description on
    the new version *before* moving the alias, so a consumer that follows the alias always
    finds a fully described version. A crash between step 5 and the alias move leaves a
    version tagged ``promotion_decision=promoted`` without the alias; the alias is the source
@@ -24,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +40,22 @@ TAG_DECISION = "promotion_decision"
 TAG_REASON = "promotion_reason"
 TAG_SCORE_NAME = "score_name"
 TAG_PREVIOUS = "previous_champion_version"
+#: The version's RMSE per horizon on the gate's clean windows (JSON ``{"1": ..., ...}``).
+TAG_RMSE_BY_HORIZON = "gate_challenger_rmse_by_horizon"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A judge's decision on the candidate against the champion (step 3).
+
+    ``tags`` (e.g. the p-value, the window, what was left out) go on the new version and
+    into :attr:`PromotionDecision.evidence`.
+    """
+
+    promote: bool
+    reason: str
+    champion_score: float | None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,8 @@ class PromotionDecision:
     score_name: str = "score"
     registered_name: str = ""
     alias: str = DEFAULT_ALIAS
+    #: The judge's evidence (tag name -> value), as written on the new version.
+    evidence: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def champion_version(self) -> str | None:
@@ -146,6 +168,7 @@ def register_and_maybe_promote(
     alias: str = DEFAULT_ALIAS,
     tags: Mapping[str, str] | None = None,
     *,
+    judge: Callable[[str], Judgement] | None = None,
     run_id: str | None = None,
     ready_timeout_s: int = 300,
 ) -> PromotionDecision:
@@ -158,6 +181,8 @@ def register_and_maybe_promote(
     replaced if its version carries a ``score_name`` tag, and the reason says so, because
     that score may come from another window. A non-finite candidate score never promotes;
     a non-finite champion score (a broken champion) loses to any finite candidate.
+    ``judge``, when given, replaces the score comparison: it receives the same pinned URI
+    and returns the :class:`Judgement` that decides (``evaluate_champion`` is then unused).
     """
     candidate_score = float(candidate_score)
     model_id = _model_id_from_uri(model_uri)
@@ -185,19 +210,28 @@ def register_and_maybe_promote(
 
     champion_score: float | None = None
     source = ""
+    judgement: Judgement | None = None
     if previous is not None:
         try:
-            champion_score, source = _champion_score(
-                client, registered_name, previous, score_name, evaluate_champion
-            )
+            if judge is not None:
+                judgement = judge(f"models:/{registered_name}/{previous}")
+                champion_score = judgement.champion_score
+            else:
+                champion_score, source = _champion_score(
+                    client, registered_name, previous, score_name, evaluate_champion
+                )
         except Exception as exc:
             # Keep the alias where it is and leave an explanation on the version.
             failure = f"champion v{previous} evaluation failed: {exc!r}; {alias} stays"
             _record(client, registered_name, version, False, failure, previous, None, score_name)
             raise
-    promote, reason = _verdict(
-        candidate_score, champion_score, source, version, previous, alias, score_name
-    )
+    if judgement is not None and math.isfinite(candidate_score):
+        promote, reason = judgement.promote, judgement.reason
+    else:
+        promote, reason = _verdict(
+            candidate_score, champion_score, source, version, previous, alias, score_name
+        )
+    evidence = dict(judgement.tags) if judgement is not None else {}
     if promote:
         # Best-effort guard against a concurrent gate run that moved the alias meanwhile.
         now = _current_alias_version(client, registered_name, alias)
@@ -207,7 +241,10 @@ def register_and_maybe_promote(
                 f"{alias} moved from v{previous} to v{now} during this evaluation; "
                 "not promoted, re-run the gate against the new champion"
             )
-    _record(client, registered_name, version, promote, reason, previous, champion_score, score_name)
+    _record(
+        client, registered_name, version, promote, reason, previous, champion_score, score_name,
+        evidence,
+    )  # fmt: skip
     if promote:
         client.set_registered_model_alias(registered_name, alias, version)
     return PromotionDecision(
@@ -220,6 +257,7 @@ def register_and_maybe_promote(
         score_name=score_name,
         registered_name=registered_name,
         alias=alias,
+        evidence=evidence,
     )
 
 
@@ -308,9 +346,11 @@ def _record(
     previous: str | None,
     champion_score: float | None,
     score_name: str,
+    evidence: Mapping[str, str] | None = None,
 ) -> None:
     """Write the decision onto the version (tags for machines, description for people)."""
     tags = {
+        **(evidence or {}),
         TAG_DECISION: "promoted" if promoted else "rejected",
         TAG_REASON: reason[:5000],
         TAG_PREVIOUS: previous or "none",
@@ -368,9 +408,15 @@ class ChampionRecord:
         return to_utc(self.package_metadata().training_window["start"])
 
     def test_rmse_by_horizon(self) -> dict[int, float]:
-        """Per-horizon test RMSE of the version's candidate run (matched horizons)."""
+        """Per-horizon test RMSE of the version (matched horizons): on the promotion gate's
+        clean windows when it was judged against a champion (a test window holding a
+        faulty sensor's days would set the bar where the fault is), else its candidate
+        run's test metrics."""
         from airquality_assets.ml.tracking import metric_name
 
+        clean = json.loads(self.tags.get(TAG_RMSE_BY_HORIZON, "{}") or "{}")
+        if clean:
+            return {int(h): float(v) for h, v in clean.items()}
         meta = self.package_metadata()
         out: dict[int, float] = {}
         for pollutant in meta.target_pollutants:

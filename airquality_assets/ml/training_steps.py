@@ -38,7 +38,6 @@ from airquality_assets.ml.evaluation import (
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate
 from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.package import ModelMetadata
-from airquality_assets.ml.registry import PromotionDecision
 from airquality_assets.storage import atomic_write_bytes
 from airquality_assets.transforms.windowing import SequenceTensors, network_inputs
 
@@ -399,59 +398,3 @@ def gate_tensors(tensors: SequenceTensors, champion_seen_until: str | None) -> S
             "trained on: the champion stays"
         )
     return dataclasses.replace(tensors, ends={**tensors.ends, "test": kept})
-
-
-def _champion_seen_until(client: Any, registered_name: str) -> str | None:
-    from airquality_assets.ml.registry import champion_version
-
-    version = champion_version(client, registered_name)
-    if version is None:  # no champion yet
-        return None
-    window = json.loads(version.tags.get("test_window", "{}") or "{}")
-    return window.get("start")
-
-
-def promote(
-    tensors: SequenceTensors,
-    evaluation: Evaluation,
-    registered_name: str,
-    client: Any,
-    tags: Mapping[str, str] | None = None,
-) -> PromotionDecision:
-    """Register the tuned model; move ``champion`` only if it beats the current champion.
-
-    Nothing is registered when the model does not beat persistence: the blocking check on
-    ``model_evaluation`` already stops this step then, and the guard here keeps the rule when
-    the function is called directly. ``tags`` (e.g. the Dagster run and asset) go on the
-    new version.
-    """
-    from airquality_assets.ml.registry import register_and_maybe_promote
-
-    candidate = evaluation.candidate
-    if not evaluation.rmse_ratio_vs_persistence < 1.0:
-        raise ValueError(
-            f"candidate {candidate.name} does not beat persistence "
-            f"(RMSE ratio {evaluation.rmse_ratio_vs_persistence:.3f}); nothing registered"
-        )
-    # The gate's window: after both models' training and validation data.
-    gate = gate_tensors(tensors, _champion_seen_until(client, registered_name))
-    score = evaluation.score
-    if gate is not tensors:
-        score = score_model_uri(gate, candidate.model_uri)
-    return register_and_maybe_promote(
-        client,
-        candidate.model_uri,
-        registered_name,
-        score,
-        SCORE_NAME,
-        evaluate_champion=lambda uri: score_model_uri(gate, uri),
-        tags={
-            **(tags or {}),
-            "candidate": candidate.name,
-            "test_window": json.dumps(evaluation.test_window),
-            "gate_windows": str(len(gate.ends["test"])),
-            "rmse_ratio_vs_persistence": f"{evaluation.rmse_ratio_vs_persistence:.4f}",
-            "test_mean_rmse": json.dumps(evaluation.mean_rmse),
-        },
-        run_id=candidate.run_id,
-    )

@@ -3,7 +3,9 @@
 A failed asset check does not fail its run, so run-failure sensors never see it. The alert
 sensor hands this module the check evaluations recorded since its cursor, in order; an
 *episode* starts at the first failed evaluation of a (asset, partition, check) and ends at
-the next passing one. Every start sends "failure" once, every end "resolved" once.
+the next passing one. Every start sends "failure" once, every end "resolved" once. A check
+on daily partitions is one stream per location (its episodes span days), and a pass for
+lack of evidence (``inconclusive``: "warming up", "not enough data") ends nothing.
 
 Delivery goes through Apprise (``json://``, ``slack://``, ``mailto://``, ... one library for
 every channel). A receiver that fails or times out is retried; if it still fails, processing
@@ -23,6 +25,9 @@ from dataclasses import asdict, dataclass, field
 logger = logging.getLogger(__name__)
 
 FAILURE, RESOLVED = "failure", "resolved"
+#: Check metadata key: a passing evaluation that passed for lack of evidence ("warming up",
+#: "not enough data") and so must not resolve an open episode.
+INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,16 @@ class CheckEvaluation:
     severity: str  # "ERROR" or "WARN"
     description: str | None
     run_id: str
+    stream: str | None = None
+    """What an episode is about when not the partition: a daily-partitioned check's days are
+    one stream per location (a fault over six days is one episode, not six)."""
+    inconclusive: bool = False
+    """Passed for lack of evidence (the check's metadata says ``inconclusive``)."""
 
     @property
     def episode_key(self) -> str:
-        return f"{self.asset}|{self.check}|{self.partition or ''}"
+        scope = self.stream if self.stream is not None else (self.partition or "")
+        return f"{self.asset}|{self.check}|{scope}"
 
 
 @dataclass(frozen=True)
@@ -81,30 +92,32 @@ class Alert:
 
 @dataclass(frozen=True)
 class RunFailureAlert:
-    """A failed model-half run: the champion alias did not move (the gate runs last)."""
+    """A failed run of any job. For the model half, ``champion`` says the alias did not move
+    (the gate runs last); ``partition`` names what a partitioned run was for."""
 
     job: str
     run_id: str
     error: str
-    champion: str
     ui_url: str
+    champion: str | None = None
+    partition: str | None = None
     kind: str = FAILURE
 
     @property
     def title(self) -> str:
-        return f"ERROR run failed: {self.job} {self.run_id[:8]}"
+        where = f" [{self.partition}]" if self.partition else ""
+        return f"ERROR run failed: {self.job} {self.run_id[:8]}{where}"
 
     @property
     def body(self) -> str:
-        return "\n".join(
-            [
-                f"job: {self.job}",
-                f"run: {self.run_id}",
-                f"error: {self.error[:500] or 'no message'}",
-                f"champion: {self.champion} (unchanged)",
-                f"ui: {self.ui_url}",
-            ]
-        )
+        lines = [f"job: {self.job}", f"run: {self.run_id}"]
+        if self.partition:
+            lines.append(f"partition: {self.partition}")
+        lines.append(f"error: {self.error[:500] or 'no message'}")
+        if self.champion is not None:
+            lines.append(f"champion: {self.champion} (unchanged)")
+        lines.append(f"ui: {self.ui_url}")
+        return "\n".join(lines)
 
     @property
     def notify_type(self) -> str:
@@ -157,7 +170,7 @@ def alerts_for(evaluation: CheckEvaluation, open_episodes: set[str], base_url: s
     key = evaluation.episode_key
     if not evaluation.passed and key not in open_episodes:
         return Alert(FAILURE, evaluation, ui_url(base_url, evaluation.asset))
-    if evaluation.passed and key in open_episodes:
+    if evaluation.passed and not evaluation.inconclusive and key in open_episodes:
         return Alert(RESOLVED, evaluation, ui_url(base_url, evaluation.asset))
     return None
 

@@ -10,12 +10,17 @@ H, the newest weather forecast issued at or before H (never a later one: it did 
 yet), as training's windows do
 (:func:`~airquality_assets.transforms.forecast_inputs.forecast_block`). An hour with no
 such forecast (none issued yet, or the newest too old to reach its last horizon) is
-skipped with that reason, like an hour with an incomplete input window.
+skipped with that reason, like an hour with an incomplete input window. Filling (an
+observed weather input missing for up to :data:`FILL_LIMIT_HOURS` takes its last reading)
+applies to the observations only, never to the forecast block: a forecast of the target
+hours cannot be carried forward from a reading, so such an hour is skipped instead.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -40,6 +45,8 @@ SKIP_REASONS: Mapping[str, str] = {
     INCOMPLETE_WINDOW: "a gap in the observations of its input window",
     NO_WEATHER_FORECAST: "no weather forecast issued at or before it that reaches its horizons",
 }
+#: The weather forecast block's name where missing inputs are named (``missing_since``).
+WEATHER_FORECAST_INPUT = "weather_forecast"
 
 
 def issue_hours(day: date, now: datetime) -> pd.DatetimeIndex:
@@ -49,31 +56,83 @@ def issue_hours(day: date, now: datetime) -> pd.DatetimeIndex:
     return hours[hours <= pd.Timestamp(now)]
 
 
+#: A weather input missing for at most this many hours is filled from its last reading (the
+#: forecast is issued, flagged); a longer gap, or a missing target, stops that hour's forecast.
+FILL_LIMIT_HOURS = 48
+
+
+@dataclass(frozen=True)
+class IssueInputs:
+    """Model inputs for each issue hour H: the ``lookback`` hours ending at H (inclusive).
+
+    ``x`` holds the windows (n, lookback, features) with missing weather filled; ``ok``
+    whether each can be forecast (finite after filling; a missing target is never filled:
+    the model corrects its last value); ``filled`` the features filled in each window (empty
+    when it was complete); ``last`` the targets' values at H (persistence); ``missing_since``
+    per feature missing in any window, the first hour of its newest gap.
+    """
+
+    x: np.ndarray
+    ok: np.ndarray
+    filled: list[tuple[str, ...]]
+    last: np.ndarray
+    missing_since: dict[str, str] = field(default_factory=dict)
+
+
 def issue_inputs(
     observations: pd.DataFrame,
     feature_names: Sequence[str],
     targets: Sequence[str],
     lookback: int,
     issued_at: pd.DatetimeIndex,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model inputs for each issue hour H: the ``lookback`` hours ending at H (inclusive).
+    fill_limit_hours: int = FILL_LIMIT_HOURS,
+) -> IssueInputs:
+    """The inputs of every issue hour, weather gaps filled from the last reading.
 
-    Returns ``(x, ok, last)``: windows (n, lookback, features), whether each window is
-    complete and finite (an incomplete one is not forecast: the model never saw gaps), and
-    the targets' values at H (persistence).
+    An incomplete window used to mean no forecast at all (a temperature sensor reporting
+    Fahrenheit stopped forecasting for days while the pollutant was measured fine): now a
+    non-target feature missing for up to ``fill_limit_hours`` takes its last value, and the
+    forecast records which inputs were filled.
     """
     frame = observations.sort_values(TIME).drop_duplicates(TIME, keep="last")
-    grid = pd.date_range(
-        issued_at.min() - pd.Timedelta(hours=lookback - 1), issued_at.max(), freq="h"
-    )
+    first = issued_at.min() - pd.Timedelta(hours=lookback - 1 + fill_limit_hours)
+    grid = pd.date_range(first, issued_at.max(), freq="h")
     frame = frame.set_index(TIME).reindex(grid).rename_axis(TIME).reset_index()
-    matrix = feature_matrix(frame, feature_names)
+    raw = feature_matrix(frame, feature_names)
+    fillable = [j for j, name in enumerate(feature_names) if name not in set(targets)]
+    matrix = raw.copy()
+    if fillable and fill_limit_hours > 0:
+        matrix[:, fillable] = (
+            pd.DataFrame(raw[:, fillable]).ffill(limit=fill_limit_hours).to_numpy(np.float32)
+        )
     positions = grid.get_indexer(issued_at)
     index = positions[:, None] + np.arange(-lookback + 1, 1)[None, :]
+    gaps = ~np.isfinite(raw[index])  # (n, lookback, features)
     x = matrix[index]
     ok = np.isfinite(x).all(axis=(1, 2))
+    names = list(feature_names)
+    filled = [tuple(names[j] for j in np.flatnonzero(g.any(axis=0))) if k else ()
+              for g, k in zip(gaps, ok, strict=True)]  # fmt: skip
     last = frame[list(targets)].to_numpy(dtype=float)[positions]
-    return x, ok, last
+    return IssueInputs(x, ok, filled, last, _missing_since(raw, gaps, index, grid, names))
+
+
+def _missing_since(
+    raw: np.ndarray, gaps: np.ndarray, index: np.ndarray, grid: pd.DatetimeIndex, names: list[str]
+) -> dict[str, str]:
+    """Per feature with a gap in any window: the first hour of the gap in the newest window
+    that has one (walking back over the whole grid, so "since" can precede the windows)."""
+    out: dict[str, str] = {}
+    for j, name in enumerate(names):
+        hit = np.flatnonzero(gaps[:, :, j].any(axis=1))
+        if not len(hit):
+            continue
+        window = index[hit[-1]]
+        row = int(window[np.flatnonzero(gaps[hit[-1], :, j])[-1]])
+        while row > 0 and not np.isfinite(raw[row - 1, j]):
+            row -= 1
+        out[name] = grid[row].isoformat()
+    return out
 
 
 def issue_forecast_inputs(
@@ -101,6 +160,46 @@ def issue_forecast_inputs(
     return block, np.isfinite(block).all(axis=(1, 2))
 
 
+def forecast_missing_since(hours: pd.DatetimeIndex, forecast_ok: np.ndarray) -> dict[str, str]:
+    """``{WEATHER_FORECAST_INPUT: first hour of the newest run of hours without a usable
+    weather forecast}``, or ``{}`` when every hour has one: the cause the issuing verdict
+    names, as it names an observed input's gap."""
+    missing = np.flatnonzero(~np.asarray(forecast_ok, dtype=bool))
+    if not len(missing):
+        return {}
+    row = int(missing[-1])
+    while row > 0 and not forecast_ok[row - 1]:
+        row -= 1
+    return {WEATHER_FORECAST_INPUT: hours[row].isoformat()}
+
+
+def inputs_missing_since(
+    observations: pd.DataFrame,
+    feature_names: Sequence[str],
+    targets: Sequence[str],
+    lookback: int,
+    hours: pd.DatetimeIndex,
+    horizons: Sequence[int],
+    location: str,
+    *,
+    future_feature_names: Sequence[str] = (),
+    weather_forecasts: pd.DataFrame | None = None,
+) -> dict[str, str]:
+    """Since when each input of ``hours`` has been missing, without a forward pass: the
+    observed inputs as :func:`issue_inputs` finds them and, for a champion reading weather
+    forecasts, the forecast block. The verdict's cause over a whole day, whose earlier hours
+    an earlier run issued."""
+    if len(hours) == 0:
+        return {}
+    since = dict(issue_inputs(observations, feature_names, targets, lookback, hours).missing_since)
+    if future_feature_names:
+        _, forecast_ok = issue_forecast_inputs(
+            weather_forecasts, location, hours, future_feature_names, max(horizons)
+        )
+        since.update(forecast_missing_since(hours, forecast_ok))
+    return since
+
+
 def forecast_frame(
     location: str,
     issued_at: pd.DatetimeIndex,
@@ -110,12 +209,20 @@ def forecast_frame(
     horizons: Sequence[int],
     model_name: str,
     model_version: str,
+    filled: Sequence[tuple[str, ...]] | None = None,
+    computed_at: datetime | None = None,
 ) -> pd.DataFrame:
-    """Long rows (one per issue hour x horizon x pollutant) from ``(n, horizons, targets)``."""
+    """Long rows (one per issue hour x horizon x pollutant) from ``(n, horizons, targets)``.
+
+    ``filled_inputs`` names the inputs filled from their last reading ("" when none);
+    ``computed_at`` is when the forecast was made (the clock), beside the hour it is issued
+    for: a past day's forecasts computed days later then show as late, not on time.
+    """
     n, n_h, n_t = predictions.shape
     issue = np.repeat(issued_at.to_numpy(), n_h * n_t)
     horizon = np.tile(np.repeat(np.asarray(horizons, dtype=np.int64), n_t), n)
     pollutant = np.tile(np.asarray(targets, dtype=object), n * n_h)
+    filled_text = np.asarray([",".join(f) for f in (filled or [()] * n)], dtype=object)
     frame = pd.DataFrame(
         {
             LOCATION: location,
@@ -126,10 +233,32 @@ def forecast_frame(
             "last_observed": np.repeat(last, n_h, axis=0).reshape(-1),
             "model_name": model_name,
             "model_version": str(model_version),
+            "filled_inputs": np.repeat(filled_text, n_h * n_t),
+            "computed_at": pd.Timestamp(computed_at) if computed_at else pd.NaT,
         }
     )
+    frame["computed_at"] = pd.to_datetime(frame["computed_at"], utc=True)
     frame["target_time"] = frame["issued_at"] + pd.to_timedelta(frame["horizon"], unit="h")
     return frame[list(FORECAST_COLUMNS)]
+
+
+@dataclass(frozen=True)
+class IssueReport:
+    """What one issuing pass did besides the forecasts: the hours it could not forecast by
+    reason (:data:`SKIP_REASONS`; ISO times), the forecasts issued with filled inputs per
+    feature, and since when each missing input (:data:`WEATHER_FORECAST_INPUT` for the
+    weather forecast) has been missing."""
+
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    filled: dict[str, int] = field(default_factory=dict)
+    missing_since: dict[str, str] = field(default_factory=dict)
+    filled_hours: int = 0
+    """Forecasts issued with at least one input filled."""
+
+    @property
+    def skipped_hours(self) -> int:
+        """Issue hours not forecast, whatever the reason."""
+        return sum(len(h) for h in self.skipped.values())
 
 
 def issue(
@@ -146,37 +275,51 @@ def issue(
     *,
     future_feature_names: Sequence[str] = (),
     weather_forecasts: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Forecasts for every issue hour with complete inputs; and the skipped hours by reason
-    (:data:`SKIP_REASONS`; ISO times).
+    computed_at: datetime | None = None,
+    fill_limit_hours: int = FILL_LIMIT_HOURS,
+) -> tuple[pd.DataFrame, IssueReport]:
+    """Forecasts for every issue hour whose inputs are complete or fillable; and the report
+    (skipped hours by reason, :data:`SKIP_REASONS`).
 
     With ``future_feature_names`` (a champion reading the weather forecast) ``forward``
     takes ``(x, forecast)`` and each hour reads ``weather_forecasts`` as
-    :func:`issue_forecast_inputs` does; otherwise ``forward(x)``, as before.
+    :func:`issue_forecast_inputs` does; otherwise ``forward(x)``. Filling applies to the
+    observed weather only: an hour without a usable weather forecast is skipped
+    (:data:`NO_WEATHER_FORECAST`), never given an older one's values.
     """
     if len(hours) == 0:
-        return empty_forecasts(), {}
-    x, ok, last = issue_inputs(observations, feature_names, targets, lookback, hours)
+        return empty_forecasts(), IssueReport()
+    inputs = issue_inputs(observations, feature_names, targets, lookback, hours, fill_limit_hours)
+    ok = inputs.ok
     skipped: dict[str, list[str]] = {}
     if not ok.all():
         skipped[INCOMPLETE_WINDOW] = [h.isoformat() for h in hours[~ok]]
-    inputs = [x]
+    model_inputs = [inputs.x]
+    missing_since = dict(inputs.missing_since)
     if future_feature_names:
         future, forecast_ok = issue_forecast_inputs(
             weather_forecasts, location, hours, future_feature_names, max(horizons)
         )
         if (ok & ~forecast_ok).any():
             skipped[NO_WEATHER_FORECAST] = [h.isoformat() for h in hours[ok & ~forecast_ok]]
+        missing_since.update(forecast_missing_since(hours, forecast_ok))
         ok = ok & forecast_ok
-        inputs.append(future)
+        model_inputs.append(future)
+    filled = [f for f, k in zip(inputs.filled, ok, strict=True) if k]
+    report = IssueReport(
+        skipped=skipped,
+        filled=dict(sorted(Counter(name for f in filled for name in f).items())),
+        missing_since=missing_since,
+        filled_hours=sum(1 for f in filled if f),
+    )
     if not ok.any():
-        return empty_forecasts(), skipped
-    predictions = np.asarray(forward(*(a[ok] for a in inputs)))
-    return (
-        forecast_frame(location, hours[ok], predictions, last[ok], targets, horizons,
-                       model_name, model_version),
-        skipped,
+        return empty_forecasts(), report
+    predictions = np.asarray(forward(*(a[ok] for a in model_inputs)))
+    frame = forecast_frame(
+        location, hours[ok], predictions, inputs.last[ok], targets, horizons, model_name,
+        model_version, filled, computed_at,
     )  # fmt: skip
+    return frame, report
 
 
 class ForecastStore:
@@ -237,3 +380,63 @@ class ForecastStore:
         frame = self.read_day(location, date.fromisoformat(days[-1].removesuffix(".parquet")))
         issued = pd.to_datetime(frame["issued_at"], utc=True)
         return frame[issued == issued.max()].reset_index(drop=True)
+
+
+#: Fewer of the day's due forecasts issued than this share: forecasting has stopped (ERROR).
+MIN_ISSUED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class IssuingVerdict:
+    """The ``forecasts_issued`` check of one (day, location): were the due forecasts issued,
+    and from complete inputs?
+
+    ``stopped`` (ERROR) when fewer than :data:`MIN_ISSUED_SHARE` of the due hours have a
+    forecast; ``degraded`` (WARN) when some due hour has none or some forecast was issued
+    with inputs filled from their last reading; ``ok`` otherwise. The description names the
+    missing inputs and since when they are missing.
+    """
+
+    status: str
+    due: int
+    issued: int
+    filled: int
+    description: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def severity(self) -> str:
+        return "ERROR" if self.status == "stopped" else "WARN"
+
+
+def issuing_verdict(
+    due: pd.DatetimeIndex, stored: pd.DataFrame, missing_since: dict[str, str]
+) -> IssuingVerdict:
+    """The verdict from the day's due hours, its stored forecasts and the inputs missing."""
+    issued_at = pd.to_datetime(stored["issued_at"], utc=True)
+    issued_hours = set(issued_at[issued_at.isin(due)])
+    filled_column = (
+        stored["filled_inputs"] if "filled_inputs" in stored else pd.Series("", index=stored.index)
+    )
+    filled_hours = set(issued_at[issued_at.isin(due) & filled_column.fillna("").ne("")])
+    issued, filled, n = len(issued_hours), len(filled_hours), len(due)
+    causes = ", ".join(f"{f} missing since {since[:16]}" for f, since in missing_since.items())
+    cause = f" ({causes})" if causes else ""
+    if n and issued < MIN_ISSUED_SHARE * n:
+        return IssuingVerdict(
+            "stopped", n, issued, filled,
+            f"forecasting stopped: {issued} of {n} due forecasts issued{cause}",
+        )  # fmt: skip
+    if issued < n or filled:
+        parts = []
+        if issued < n:
+            parts.append(f"{n - issued} of {n} due forecasts not issued")
+        if filled:
+            parts.append(f"{filled} of {issued} issued with inputs filled from the last reading")
+        return IssuingVerdict(
+            "degraded", n, issued, filled, f"forecasting degraded: {'; '.join(parts)}{cause}"
+        )
+    return IssuingVerdict("ok", n, issued, 0, f"{issued} of {n} due forecasts issued")

@@ -14,6 +14,12 @@ from airquality_assets.monitoring.metrics import CounterTotals, PipelineMetrics
 
 #: Raw assets and the source label their counters carry.
 INGESTION_SOURCES = {"raw_air_quality": "air_pollution", "raw_weather": "weather"}
+#: Outcome labels of the outcome counters: once one outcome is counted, every other one is
+#: pushed too, at 0 if nothing happened, so a panel or alert on it reads 0, not "No data".
+OUTCOMES = {
+    "model_training_total": ("success", "failure"),
+    "model_promotion_total": ("promoted", "rejected"),
+}
 
 
 def location_of(partition: str | None) -> str:
@@ -51,12 +57,15 @@ def count_pipeline(
     per materialized raw partition, bytes and seconds of the newest pull; forecasts issued
     per model version; promotion decisions and the champion's version; training runs by
     outcome, and retrains requested by reason (a run without a reason tag is "manual").
+    Every counter that could have moved is present, at 0 when it did not: a pulled
+    (source, location) has its error counter, a counted outcome its sibling outcomes.
     """
     for m in materializations:
         meta = m.metadata
         if m.asset in INGESTION_SOURCES:
             labels = {"source": INGESTION_SOURCES[m.asset], "location": m.location}
             totals.add("data_ingestion_total", **labels)
+            totals.add("data_ingestion_errors_total", 0, **labels)
             metrics.set("data_ingestion_volume_bytes", float(meta.get("bytes", 0)), **labels)  # type: ignore[arg-type]
             metrics.set("data_ingestion_time_seconds", float(meta.get("wall_seconds", 0)), **labels)  # type: ignore[arg-type]
             metrics.set("data_ingestion_last_successful_timestamp_seconds", m.timestamp, **labels)
@@ -69,7 +78,7 @@ def count_pipeline(
                 )
         elif m.asset == "champion_model":
             promoted = bool(meta.get("promoted", False))
-            totals.add("model_promotion_total", outcome="promoted" if promoted else "rejected")
+            _add_outcome(totals, "model_promotion_total", "promoted" if promoted else "rejected")
             version = str(meta.get("champion_version", ""))
             if version.isdigit():
                 metrics.set("model_champion_version", float(version), model="champion")
@@ -81,8 +90,16 @@ def count_pipeline(
         if change.outcome is None:
             totals.add("retrain_requests_total", reason=change.retrain_reason)
         else:
-            totals.add("model_training_total", outcome=change.outcome)
+            _add_outcome(totals, "model_training_total", change.outcome)
             metrics.set(
                 "model_last_training_timestamp_seconds", change.timestamp, outcome=change.outcome
             )
     totals.record(metrics)
+
+
+def _add_outcome(totals: CounterTotals, name: str, outcome: str) -> None:
+    """Count one ``outcome`` of counter ``name`` and make its other outcomes present (+0)."""
+    for other in OUTCOMES[name]:
+        totals.add(name, 1.0 if other == outcome else 0.0, outcome=other)
+    if outcome not in OUTCOMES[name]:
+        totals.add(name, outcome=outcome)

@@ -1,8 +1,11 @@
 """Score stored forecasts against what was observed, per horizon, over rolling windows.
 
 A stored forecast row is ``(location, pollutant, issued_at, target_time, horizon, forecast,
-last_observed, model_name, model_version)``: ``last_observed`` is the value at issue time,
-so persistence is scored on exactly the same (issue, target) pairs as the model.
+last_observed, model_name, model_version, filled_inputs, computed_at)``: ``last_observed``
+is the value at issue time, so persistence is scored on exactly the same (issue, target)
+pairs as the model; ``filled_inputs`` names inputs taken from their last reading and
+``computed_at`` is when it was computed (rows stored before these columns existed read
+them as missing).
 
 A window is judged by the target hour: the "7 d" score of horizon h covers the targets of the
 last 7 days. With one forecast issued per hour there are ``window_hours`` possible pairs per
@@ -31,6 +34,8 @@ FORECAST_COLUMNS: tuple[str, ...] = (
     "last_observed",
     "model_name",
     "model_version",
+    "filled_inputs",
+    "computed_at",
 )
 
 #: Rolling windows scored, by name and length in hours.
@@ -39,7 +44,7 @@ WINDOWS: Mapping[str, int] = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 
 def empty_forecasts() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in FORECAST_COLUMNS})
-    for c in ("issued_at", "target_time"):
+    for c in ("issued_at", "target_time", "computed_at"):
         frame[c] = pd.to_datetime(frame[c], utc=True)
     frame["horizon"] = frame["horizon"].astype("int64")
     for c in ("forecast", "last_observed"):

@@ -70,6 +70,8 @@ def run_job(
     from dagster._core.definitions.selector import JobSubsetSelector
     from dagster._core.execution.api import execute_run
 
+    from airquality_assets.deployment import this_process_tag
+
     (repository,) = location.get_repositories().values()
     remote_job = location.get_job(
         JobSubsetSelector(
@@ -93,7 +95,8 @@ def run_job(
         status=None,
         root_run_id=None,
         parent_run_id=None,
-        tags={**remote_job.tags, **(tags or {})},
+        # the process executing it, so run monitoring can tell when it dies
+        tags={**remote_job.tags, **(tags or {}), **this_process_tag()},
         job_snapshot=remote_job.job_snapshot,
         execution_plan_snapshot=plan,
         parent_job_snapshot=remote_job.parent_job_snapshot,

@@ -6,8 +6,16 @@ rest: each day it evaluates the schedules (``build_schedule_context``) and senso
 (``build_sensor_context``) against the project's Dagster instance, exactly the functions the
 daemon calls, and executes every run they request with that instance, so runs, asset
 materializations, check results, MLflow runs and bentos land where ``dagster dev`` and the
-MLflow UI show them. Alerts go to a receiver this command starts on 127.0.0.1 (or to
-``--alert-urls``). A fault can be injected from a given day (``--fault``).
+MLflow UI show them. Alerts go to a receiver this command starts on 127.0.0.1 (and to
+``--alert-urls`` as well), which counts what arrives. A fault can be injected from a given
+day (``--fault``).
+
+A simulation is a deployment of its own, in one folder (``--dir``, by default
+``<data dir>/simulation``) emptied at every start: the pulled history, frames and forecasts,
+the MLflow registry with the artifacts it points to, the BentoML store and the Dagster
+instance. The same command run twice therefore gives the same timeline, and no registry
+alias is ever left pointing at deleted artifacts. A failed run of any job shows in the
+timeline and makes the command exit with status 1.
 
 Per simulated day D (clock in UTC):
 
@@ -39,10 +47,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from typing_extensions import override
 
+from airquality_assets.monitoring.alerts import parse_urls
 from airquality_assets.settings import Settings
 
 FAULTS = ("recalibration", "stuck", "fahrenheit")
@@ -55,6 +65,19 @@ LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 RECEIVED: list[dict] = []
+
+
+def distinct_alerts(received: list[dict]) -> list[dict]:
+    """The alerts as the receiver got them, a redelivery counted once (Apprise resends to
+    every URL when one of several failed)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for alert in received:
+        key = (str(alert.get("title")), str(alert.get("message")))
+        if key not in seen:
+            seen.add(key)
+            out.append(alert)
+    return out
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -111,9 +134,18 @@ def retrain_outcome(result) -> dict:
     scores = "no champion"
     if champion is not None:
         scores = f"{decision.candidate_score:.1f} vs {champion:.1f}"
+    evidence = dict(decision.evidence)
+    if "gate_p_better" in evidence:
+        from airquality_assets.ml.significance import format_p
+
+        scores += (
+            f", p {format_p(float(evidence['gate_p_better']))}, "
+            f"{evidence['gate_windows_used']} of {evidence['gate_windows']} windows clean"
+        )
     outcome = {
         "promoted": f"{'yes' if decision.promoted else 'no'} ({scores})",
         "version": decision.new_version,
+        "gate": decision.reason,
     }
     for event in result.get_asset_materialization_events():
         if event.asset_key and event.asset_key.path[-1] == "bento":
@@ -121,6 +153,24 @@ def retrain_outcome(result) -> dict:
             outcome["bento"] = str(getattr(metadata["bento_tag"], "value", metadata["bento_tag"]))
             outcome["bento_rebuilt"] = bool(getattr(metadata["rebuilt"], "value", False))
     return outcome
+
+
+def forecasts_issued(results) -> str:
+    """The timeline's "forecasts issued (model)" cell: how many, by which version, and how
+    many with a filled input; FAILED when a forecast run failed."""
+    issued, filled, models = 0, 0, set()
+    for result in results:
+        if not result.success:
+            return "FAILED"
+        for m in result.get_asset_materialization_events():
+            metadata = m.materialization.metadata  # type: ignore[union-attr]
+            issued += int(metadata["issued"].value)
+            if "issued_with_filled_inputs" in metadata:
+                filled += int(metadata["issued_with_filled_inputs"].value)
+            if "model" in metadata:
+                models.add(str(metadata["model"].value).rsplit(" ", 1)[-1])
+    text = f"{issued} ({', '.join(sorted(models))})" if models else str(issued)
+    return f"{text}, {filled} filled" if filled else text
 
 
 class Simulation:
@@ -137,6 +187,8 @@ class Simulation:
         self.timings = Timings()
         self.fault_start = args.start + timedelta(days=args.fault_day) if args.fault else None
         self.retrains: list[dict] = []
+        self.failures: list[str] = []
+        """Every failed run, as ``<what> <date>: <error>``: the command then exits 1."""
         self.simulation_id = uuid.uuid4().hex[:8]
 
     # ------------------------------------------------------------------ clock and config
@@ -159,6 +211,15 @@ class Simulation:
     def deployment_at(self, now: datetime):
         return self.defs.resources["deployment"].at(now)  # type: ignore[index]
 
+    def resources_for(self, definition, now: datetime) -> dict:
+        """The resources a schedule or sensor asks for, the deployment's at clock ``now``
+        (only those: initialising the others, e.g. dagster-mlflow's run, has effects)."""
+        wanted = set(definition.required_resource_keys)
+        resources = {k: v for k, v in self.defs.resources.items() if k in wanted}  # type: ignore[union-attr]
+        if "deployment" in wanted:
+            resources["deployment"] = self.deployment_at(now)
+        return resources
+
     # ------------------------------------------------------------------ execution
     def execute(
         self,
@@ -170,12 +231,15 @@ class Simulation:
         extra_config: dict | None = None,
     ):
         """Execute a run request the way the daemon would launch it, with this instance."""
+        from airquality_assets.deployment import this_process_tag
+
         job = self.defs.resolve_job_def(job_name)
         tags = dict(request.tags or {})
         if request.run_key:
             tags["dagster/run_key"] = request.run_key
         tags[origin[0]] = origin[1]
         tags[SIMULATION_TAG] = self.simulation_id
+        tags.update(this_process_tag())  # run monitoring can tell if this process dies
         run_config = _merge(
             LOG_CONFIG, request.run_config or {}, self.clock_config(now), extra_config or {}
         )
@@ -197,6 +261,7 @@ class Simulation:
                 if e.is_step_failure
             ]
             print(f"    {what} run {result.run_id[:8]} FAILED: {'; '.join(failures)}")
+            self.failures.append(f"{what} at {now:%Y-%m-%d %H:%M}: {'; '.join(failures)}")
         return result
 
     def already_ran(self, run_key: str) -> bool:
@@ -216,10 +281,7 @@ class Simulation:
             scheduled_execution_time=datetime.now(UTC),
             # Every resource the schedule asks for (the ingestion schedule reads the raw
             # store to find the forecast issues not pulled yet), the clock at ``now``.
-            resources={
-                **{k: self.defs.resources[k] for k in schedule.required_resource_keys},
-                "deployment": self.deployment_at(now),
-            },
+            resources=self.resources_for(schedule, now),
             repository_def=self.repository,
         ) as context:
             data = schedule.evaluate_tick(context)
@@ -244,10 +306,7 @@ class Simulation:
         sensor = self.defs.resolve_sensor_def(name)
         cursor = self.cursors.get(name)
         started = time.perf_counter()
-        resources = {
-            "deployment": self.deployment_at(now),
-            "operations": self.defs.resources["operations"],  # type: ignore[index]
-        }
+        resources = self.resources_for(sensor, now)
         with self.dg.build_sensor_context(
             instance=self.instance, cursor=cursor, resources=resources, definitions=self.defs
         ) as context:
@@ -284,22 +343,15 @@ class Simulation:
 
     def prepare_history(self, start: datetime) -> None:
         """The simulation's own world: raw pulls and frames of every month up to ``start``,
-        pulled at the start clock into the simulation's storage (``AIRQUALITY_STORAGE_URL``,
-        by default ``<data dir>/simulation``). The demo's files already hold all of 2014, and
-        a pull never re-fetches stored hours, so simulating on them would inject no fault."""
+        pulled at the start clock into the simulation's folder. The demo's files already
+        hold all of 2014, and a pull never re-fetches stored hours, so simulating on them
+        would inject no fault."""
         from airquality_assets.defs.data.jobs import FRAMES_JOB, INGESTION_JOB
         from airquality_assets.defs.partitions import range_tags
-        from airquality_assets.storage import storage_location, stored_through
 
         settings = self.defs.resources["deployment"].settings  # type: ignore[index]
         first = settings.start_date.replace(day=1)
         last = start.date().replace(day=1)
-        previous = (last - timedelta(days=1)).replace(day=1)
-        root = storage_location(settings.storage_root)
-        location = settings.location_names[0]
-        if stored_through(root, "raw_air_quality", location, previous) is not None:
-            print(f"  history up to {start:%Y-%m-%d} found in {settings.storage_root}")
-            return
         print(f"  pulling and framing the history {first:%Y-%m}..{last:%Y-%m} into "
               f"{settings.storage_root} ...")  # fmt: skip
         tags = range_tags(first.isoformat(), last.isoformat(), settings.location_names)
@@ -315,18 +367,9 @@ class Simulation:
         the moving split keeps its test window before that clock)."""
         from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
         from airquality_assets.defs.model.jobs import TRAINING_JOB
-        from airquality_assets.ml.registry import champion_version
 
         mlflow = self.defs.resources["mlflow"]  # type: ignore[index]
         mlflow.setup_for_execution(None)  # type: ignore[arg-type]
-        name = self.defs.resources["deployment"].settings.model_name  # type: ignore[index]
-        champion = champion_version(mlflow.client(), name)
-        if champion is not None:
-            print(
-                f"  {name!r} has a champion (v{champion.version}, left by an earlier run): the "
-                "loop starts from it (set AIRQUALITY_MODEL_NAME to start from a new first champion)"
-            )
-            return
         clock = start - timedelta(days=self.args.champion_age_days)
         print(f"  training the first champion at clock {clock:%Y-%m-%d %H:%M} ...")
         result = self.execute(
@@ -350,19 +393,13 @@ class Simulation:
         self.frames(day_start, end_of_day)
         at = day_start + timedelta(hours=23, minutes=10)
         forecast_runs = self.tick_schedule("hourly_forecast_schedule", at, "forecasts")
-        issued, models = 0, set()
-        for result in forecast_runs:
-            for m in result.get_asset_materialization_events():
-                metadata = m.materialization.metadata  # type: ignore[union-attr]
-                issued += int(metadata["issued"].value)
-                if "model" in metadata:
-                    models.add(str(metadata["model"].value).rsplit(" ", 1)[-1])
-        issued_text = f"{issued} ({', '.join(sorted(models))})" if models else str(issued)
+        issued_text = forecasts_issued(forecast_runs)
         morning = day_start + timedelta(days=1, minutes=30)
-        self.tick_schedule("daily_monitoring_schedule", morning, "monitoring")
-        alerts_before = len(RECEIVED)
+        monitoring = self.tick_schedule("daily_monitoring_schedule", morning, "monitoring")
+        monitoring_failed = any(not r.success for r in monitoring)
+        alerts_before = len(distinct_alerts(RECEIVED))
         self.tick_sensor("check_alert_sensor", morning)
-        self.tick_sensor("training_failure_sensor", morning)
+        self.tick_sensor("run_failure_sensor", morning)
         _, requests = self.tick_sensor("retraining_sensor", morning)
         requested = promoted = ""
         for request in requests:
@@ -377,7 +414,7 @@ class Simulation:
             outcome = retrain_outcome(result)
             promoted = outcome["promoted"]
             self.tick_sensor("check_alert_sensor", morning)
-            self.tick_sensor("training_failure_sensor", morning)
+            self.tick_sensor("run_failure_sensor", morning)
             self.retrains.append(
                 {"day": d + 1, "date": f"{day_start:%Y-%m-%d}", "reason": requested, **outcome}
             )
@@ -396,11 +433,13 @@ class Simulation:
             if isinstance(score, float) and score == score
             else str(drift.get("status", "-"))
         )
+        if monitoring_failed:  # never the previous day's figures as if they were today's
+            rmse_text = drift_text = "FAILED"
         fault = " (fault)" if self.fault_active(day_start) else ""
+        alerts = len(distinct_alerts(RECEIVED)) - alerts_before
         print(
             f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued_text} | {rmse_text} | "
-            f"{drift_text} | {len(RECEIVED) - alerts_before} | {requested or '-'} | "
-            f"{promoted or '-'} |",
+            f"{drift_text} | {alerts} | {requested or '-'} | {promoted or '-'} |",
             flush=True,
         )
 
@@ -437,6 +476,43 @@ class Simulation:
         return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
+INSTANCE_YAML = """# The simulation's own Dagster instance, written at each start.
+storage:
+  sqlite:
+    base_dir: {base}
+local_artifact_storage:
+  module: dagster._core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir: {base}
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {base}/logs
+telemetry:
+  enabled: false
+"""
+#: Settings that would put part of the simulation's world elsewhere: it keeps them together.
+ELSEWHERE = ("AIRQUALITY_STORAGE_URL", "MLFLOW_TRACKING_URI", "BENTOML_HOME")
+
+
+def own_world(directory: Path) -> Path:
+    """Empty ``directory`` and make it the simulation's whole deployment: the data dir
+    (history, frames, forecasts, MLflow registry and artifacts, BentoML store) and the
+    Dagster instance under ``dagster_home/``. Returns the Dagster home."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    home = directory / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML.format(base=home.resolve().as_posix()))
+    for name in ELSEWHERE:
+        os.environ.pop(name, None)
+    os.environ["AIRQUALITY_DATA_DIR"] = str(directory.resolve())
+    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    return home
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=60)
@@ -446,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--alert-urls",
         default=None,
-        help="Apprise URLs for alerts (default: a receiver on 127.0.0.1)",
+        help="more Apprise URLs for the alerts (a receiver on 127.0.0.1 always gets and "
+        "counts them)",
     )
     parser.add_argument(
         "--champion-age-days",
@@ -454,29 +531,24 @@ def main(argv: list[str] | None = None) -> int:
         default=60,
         help="train the first champion at this many days before --start (default 60)",
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="the simulation's own deployment, emptied at each start (default: "
+        "<data dir>/simulation)",
+    )
     args = parser.parse_args(argv)
     args.start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
 
-    from airquality_assets.programs.local_runs import use_project_instance
-
-    use_project_instance()
-    # Its own files (raw pulls, frames, forecasts): the demo's already hold the simulated
-    # period. The Dagster instance and MLflow stay the project's, so the UIs show it all.
-    if "AIRQUALITY_STORAGE_URL" not in os.environ:
-        own = Settings.from_env().data_dir / "simulation"
-        if own.exists():  # each simulation starts from the history alone
-            shutil.rmtree(own)
-        os.environ["AIRQUALITY_STORAGE_URL"] = own.as_uri()
+    directory = args.dir or Settings.from_env().data_dir / "simulation"
+    home = own_world(directory)
     os.environ.setdefault("AIRQUALITY_MODEL_NAME", SIM_MODEL_NAME)
     os.environ.setdefault("AIRQUALITY_EXPERIMENT", SIM_EXPERIMENT)
     os.environ["AIRQUALITY_REPLAY_NOW"] = args.start.isoformat()
-    server = None
-    if args.alert_urls is None:
-        server, url = start_receiver()
-        os.environ["AIRQUALITY_ALERT_URLS"] = url
-        print(f"alerts: local receiver {url}")
-    else:
-        os.environ["AIRQUALITY_ALERT_URLS"] = args.alert_urls
+    server, url = start_receiver()
+    os.environ["AIRQUALITY_ALERT_URLS"] = ",".join([url, *parse_urls(args.alert_urls)])
+    print(f"alerts: local receiver {url}" + (f" and {args.alert_urls}" if args.alert_urls else ""))
     import warnings
 
     import dagster as dg
@@ -503,12 +575,21 @@ def main(argv: list[str] | None = None) -> int:
             f"  - day {retrain['day']} ({retrain['date']}): {retrain['reason']}; promoted: "
             f"{retrain['promoted']}; registered v{retrain.get('version', '-')}{built}"
         )
-    print(f"alerts received: {len(RECEIVED)}")
-    for alert in RECEIVED:
+        if retrain.get("gate"):
+            print(f"    gate: {retrain['gate']}")
+    received = distinct_alerts(RECEIVED)
+    print(f"alerts received: {len(received)}")
+    for alert in received:
         print(f"  - {alert.get('title', alert)}")
-    if server is not None:
-        server.shutdown()
-    return code
+    print(f"failed runs: {len(simulation.failures) or 'none'}")
+    for failure in simulation.failures:
+        print(f"  - {failure[:300]}")
+    print(
+        f"\nlook at it: DAGSTER_HOME={home} .venv/bin/dg dev; .venv/bin/mlflow ui "
+        f"--backend-store-uri sqlite:///{directory.resolve() / 'mlflow.db'}"
+    )
+    server.shutdown()
+    return 1 if simulation.failures else code
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ def test_embedded_default_needs_no_setup(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(home)  # its paths are relative to the project root, where commands run
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        # a run whose process dies is seen: run monitoring and a launcher that can tell
+        assert instance.run_monitoring_enabled
+        assert instance.run_launcher.supports_check_run_worker_health
         assert dg.materialize([_probe], instance=instance).success
     state = home / ".dagster_home"
     assert (state / "history" / "runs.db").exists()
@@ -67,7 +70,9 @@ def test_embedded_default_needs_no_setup(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_production_variant_takes_every_connection_setting_from_the_environment() -> None:
     config = yaml.safe_load(PRODUCTION.read_text())
-    database = dict(_leaves(config["storage"]["postgres"]["postgres_db"]))
+    storage = config["storage"]["custom"]
+    assert storage["module"] == "airquality_assets.deployment"
+    database = dict(_leaves(storage["config"]["postgres_db"]))
     from_env = {
         path[-1]: value["env"] for path, value in database.items() if isinstance(value, dict)
     }
@@ -107,14 +112,22 @@ def test_production_variant_runs_on_postgres(
     home = _home(tmp_path, PRODUCTION, monkeypatch)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        from dagster_postgres import (
+            PostgresEventLogStorage,
+            PostgresRunStorage,
+            PostgresScheduleStorage,
+        )
+
+        assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+        assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         queue = instance.run_coordinator.get_run_queue_config()  # type: ignore[attr-defined]
         assert queue.max_concurrent_runs == 4
         assert queue.tag_concurrency_limits == [{"key": "dagster/backfill", "limit": 2}]
-        assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        assert type(instance.run_launcher).__name__ == "WatchedRunLauncher"
+        assert instance.run_launcher.supports_check_run_worker_health
         assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_poll_interval_seconds == 30
         result = dg.materialize([_probe], instance=instance)
         assert result.success
 

@@ -19,6 +19,7 @@ import pytest
 from airquality_assets.ml.registry import (
     TAG_DECISION,
     TAG_REASON,
+    Judgement,
     load_champion,
     register_and_maybe_promote,
 )
@@ -249,6 +250,44 @@ def test_equal_score_does_not_move_the_alias(candidates: Candidates) -> None:
     assert first.promoted and not tie.promoted
     assert "NOT re-evaluated" in tie.reason
     assert str(client.get_model_version_by_alias(name, "champion").version) == first.new_version
+
+
+def test_a_judge_decides_instead_of_the_scores(candidates: Candidates) -> None:
+    """With a judge (the significance-tested rule of ml/promotion.py) a lower score alone
+    moves nothing; the judge's evidence lands on the version and in the decision."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name = f"{NAME}-judged"
+    (first, first_score), (better, better_score) = (
+        candidates[k] for k in ("persistence", "better")
+    )
+    register_and_maybe_promote(client, first.model_uri, name, first_score, "s", None)
+    seen: list[str] = []
+
+    def judge(uri: str) -> Judgement:
+        seen.append(uri)
+        return Judgement(False, "not significantly better (p 0.6)", first_score,
+                         {"gate_p_better": "0.6", "gate_windows_used": "552"})  # fmt: skip
+
+    decision = register_and_maybe_promote(
+        client, better.model_uri, name, better_score, "s", None, judge=judge
+    )
+    assert seen == [f"models:/{name}/1"]  # the pinned champion, never the moving alias
+    assert not decision.promoted and decision.reason == "not significantly better (p 0.6)"
+    assert decision.evidence == {"gate_p_better": "0.6", "gate_windows_used": "552"}
+    version = client.get_model_version(name, decision.new_version)
+    assert version.tags["gate_p_better"] == "0.6" and version.tags[TAG_DECISION] == "rejected"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+
+    def yes(_uri: str) -> Judgement:
+        return Judgement(True, "significantly better", first_score, {"gate_p_better": "0.001"})
+
+    decision = register_and_maybe_promote(
+        client, better.model_uri, name, better_score, "s", None, judge=yes
+    )
+    assert decision.promoted
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
 
 
 @pytest.mark.usefixtures("tracking")

@@ -158,3 +158,34 @@ def test_latest_per_episode_keeps_each_checks_newest_evaluation() -> None:
         (4, "completeness", False),
         (5, "schema", True),
     ]
+
+
+def test_a_daily_stream_is_one_episode_and_a_pass_for_lack_of_evidence_resolves_nothing() -> None:
+    """A fault over several days of a daily-partitioned check alerts once; "not enough data"
+    (inconclusive) neither resolves it nor opens one; a real pass resolves it."""
+    delivered: list = []
+
+    def day(storage_id: int, date: str, passed: bool, inconclusive: bool = False):
+        return CheckEvaluation(
+            storage_id=storage_id, asset="forecasts", check="forecasts_issued",
+            partition=f"{date}|beijing", passed=passed, severity="ERROR",
+            description=None if passed else "forecasting stopped: 2 of 24 due forecasts issued",
+            run_id=f"run-{storage_id}", stream="beijing", inconclusive=inconclusive,
+        )  # fmt: skip
+
+    evaluations = [
+        day(1, "2014-03-21", False),
+        day(2, "2014-03-22", False),
+        day(3, "2014-03-23", True, inconclusive=True),
+        day(4, "2014-03-24", False),
+        day(5, "2014-03-25", True),
+    ]
+    outcome = process(evaluations, AlertState(), lambda a: delivered.append(a) or True)
+    assert [(a.kind, a.evaluation.storage_id) for a in outcome.delivered] == [
+        (FAILURE, 1),
+        (RESOLVED, 5),
+    ]
+    assert outcome.delivered[0].title == (
+        "ERROR check failed: forecasts.forecasts_issued [2014-03-21|beijing]"
+    )
+    assert outcome.state.open_episodes == []

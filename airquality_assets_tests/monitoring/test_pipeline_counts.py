@@ -48,3 +48,30 @@ def test_each_record_counts_once_under_its_own_labels() -> None:
     assert totals.value("retrain_requests_total", reason="drift") == 1
     assert totals.value("retrain_requests_total", reason="manual") == 1
     assert totals.value("model_training_total", outcome="failure") == 1
+
+
+def test_counters_that_did_not_move_are_present_at_zero() -> None:
+    """A dashboard panel on an error counter reads 0, not "No data", once pulls ran."""
+    totals, metrics = CounterTotals({}), PipelineMetrics()
+    count_pipeline(
+        totals,
+        metrics,
+        [
+            Materialization("raw_weather", "beijing", {"bytes": 1}, 1.0),
+            Materialization("champion_model", "all", {"promoted": True}, 2.0),
+        ],
+        [],
+        [TrainingRunChange("success", 3.0)],
+    )
+    samples = metrics.samples()
+    weather = (("location", "beijing"), ("source", "weather"))
+    assert samples[("data_ingestion_errors_total", weather)] == 0.0
+    assert samples[("data_ingestion_total", weather)] == 1.0
+    assert samples[("model_training_total", (("outcome", "failure"),))] == 0.0
+    assert samples[("model_training_total", (("outcome", "success"),))] == 1.0
+    assert samples[("model_promotion_total", (("outcome", "rejected"),))] == 0.0
+    # nothing is invented for what was never pulled
+    assert not any(
+        name == "data_ingestion_errors_total" and ("source", "air_pollution") in labels
+        for name, labels in samples
+    )

@@ -18,17 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_stuck_sensor_is_alerted_and_retrained_on(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     # The command in a process of its own, as a user runs it (BentoML, MLflow and Keras keep
-    # process-wide state that earlier tests would otherwise have set).
+    # process-wide state that earlier tests would otherwise have set). It keeps its whole
+    # deployment, Dagster instance included, in <data dir>/simulation.
     env = {
         **os.environ,
         "AIRQUALITY_START_DATE": "2013-01-01",  # a short history: training takes seconds
-        "AIRQUALITY_STORAGE_URL": (data_dir / "simulation").resolve().as_uri(),
     }
     args = ["--days", "3", "--fault", "stuck", "--fault-day", "0", "--champion-age-days", "59"]
     done = subprocess.run(
@@ -51,6 +48,8 @@ def test_a_stuck_sensor_is_alerted_and_retrained_on(
     assert [row.split(" | ")[2] for row in rows] == ["24 (v1)", after, after]
     assert "retrains: 1" in out and "; bento airquality-forecast:" in out
 
+    home = data_dir / "simulation" / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = dg.DagsterInstance.get()
     retrains = instance.get_runs(
         filters=dg.RunsFilter(

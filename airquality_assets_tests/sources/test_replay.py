@@ -361,6 +361,17 @@ def test_hours_after_now_are_forecast_hours() -> None:
     assert json.loads(response.body)["queryCost"] == 24 + 6 + 1  # a forecast bills as 1
 
 
+def test_each_day_holds_its_own_hours_only() -> None:
+    """A day observed before the clock holds its 24 hours, not every hour up to the clock
+    (a year's timeline was 911 MB when each day ran on to ``now``)."""
+    source = ReplayWeatherSource(utc(2013, 3, 10, 5, 30))
+    days = vc_days(source.timeline(BEIJING, date(2013, 3, 8), date(2013, 3, 10)))
+    assert [len(d["hours"]) for d in days] == [24, 24, 24]
+    assert [h["source"] for h in days[2]["hours"]] == ["obs"] * 6 + ["fcst"] * 18
+    hours = [h["datetimeEpoch"] for d in days for h in d["hours"]]
+    assert hours == sorted(set(hours))
+
+
 def test_days_beyond_the_forecast_horizon_or_the_data_are_left_out() -> None:
     source = ReplayWeatherSource(utc(2013, 3, 10, 5))
     days = vc_days(source.timeline(BEIJING, date(2013, 3, 20), date(2013, 4, 30)))

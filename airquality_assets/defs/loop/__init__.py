@@ -9,7 +9,7 @@ from airquality_assets.settings import Settings
 
 
 def definitions(settings: Settings) -> dg.Definitions:
-    from airquality_assets.defs.loop.alerts import check_alert_sensor, training_failure_sensor
+    from airquality_assets.defs.loop.alerts import check_alert_sensor, run_failure_sensor
     from airquality_assets.defs.loop.assets import drift_report, forecast_accuracy, forecasts_asset
     from airquality_assets.defs.loop.jobs import forecasts_job, monitoring_job
     from airquality_assets.defs.loop.metrics import pipeline_metrics_sensor
@@ -23,7 +23,7 @@ def definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             retraining_sensor,
             check_alert_sensor,
-            training_failure_sensor,
+            run_failure_sensor,
             pipeline_metrics_sensor,
         ],
     )

@@ -1,9 +1,12 @@
-"""Alerts that reach a human: failed asset checks, and failed training runs.
+"""Alerts that reach a human: failed asset checks, and failed runs of any job.
 
 A failed asset check does not fail its run, so run-failure sensors never see it:
 ``check_alert_sensor`` reads every check evaluation since its cursor and sends one alert per
-failure episode (and one "resolved") through Apprise. ``training_failure_sensor`` alerts once
-per failed training run. The episode logic is :mod:`airquality_assets.monitoring.alerts`.
+failure episode (and one "resolved") through Apprise. ``run_failure_sensor`` alerts once per
+failed run of any job (a forecast or monitoring run that fails is as silent as a training
+one otherwise), including a run that run monitoring marked failed because its process died;
+for a training run it also ends the MLflow runs left RUNNING. The episode logic is
+:mod:`airquality_assets.monitoring.alerts`.
 """
 
 import dataclasses
@@ -13,8 +16,12 @@ import dagster as dg
 
 from airquality_assets.defs.loop.sensors import latest_metadata
 from airquality_assets.defs.model.jobs import TRAINING_JOB
+from airquality_assets.defs.model.mlflow import MlflowResource
+from airquality_assets.defs.partitions import split_key
 from airquality_assets.defs.resources import OperationsResource
+from airquality_assets.deployment import run_worker_health
 from airquality_assets.monitoring.alerts import (
+    INCONCLUSIVE,
     AlertState,
     AppriseNotifier,
     CheckEvaluation,
@@ -26,6 +33,19 @@ from airquality_assets.monitoring.alerts import (
 from airquality_assets.monitoring.metrics import CounterTotals, PipelineMetrics
 
 STALE_PLANNED_S = 3600.0
+#: Assets on (day x location) partitions: their checks' episodes are per location.
+DAILY_STREAMS = frozenset({"forecasts"})
+
+
+def _stream(asset: str, partition: str | None) -> str | None:
+    if asset not in DAILY_STREAMS or not partition:
+        return None
+    return split_key(partition)[1]
+
+
+def _inconclusive(evaluation) -> bool:
+    value = (evaluation.metadata or {}).get(INCONCLUSIVE)
+    return bool(getattr(value, "value", value))
 
 
 def check_evaluations(
@@ -50,12 +70,19 @@ def check_evaluations(
 
     def running(run_id: str) -> bool:
         """A planned check can still be evaluated only while its run is going (a ranged
-        backfill plans checks it records under each partition, so its plan stays open); a
-        run whose process died stays "started" until run monitoring notices, hence the
-        STALE_PLANNED_S limit as well."""
+        backfill plans checks it records under each partition, so its plan stays open).
+        A run whose process died is not going, even before run monitoring marks it failed
+        (the launcher's health check is asked here too, without its grace for an
+        unreachable code server); where nobody can tell, the STALE_PLANNED_S limit still
+        ends the wait."""
         if run_id not in finished:
+            from dagster._core.launcher import WorkerStatus
+
+            dead = (WorkerStatus.FAILED, WorkerStatus.NOT_FOUND)
             run = instance.get_run_by_id(run_id)
-            finished[run_id] = run is None or run.is_finished
+            finished[run_id] = (
+                run is None or run.is_finished or run_worker_health(run).status in dead
+            )
         return not finished[run_id]
 
     for key in check_keys:
@@ -80,6 +107,8 @@ def check_evaluations(
                         severity=evaluation.severity.value,
                         description=evaluation.description,
                         run_id=record.run_id,
+                        stream=_stream(evaluation.asset_key.to_user_string(), evaluation.partition),
+                        inconclusive=_inconclusive(evaluation),
                     )
                 )
             if len(fresh) < len(records) or len(records) < page:
@@ -146,20 +175,27 @@ def root_cause(error) -> str:
 
 
 @dg.run_failure_sensor(
-    name="training_failure_sensor",
+    name="run_failure_sensor",
+    monitor_all_code_locations=True,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description=(
-        "Sends one alert per failed training run to AIRQUALITY_ALERT_URLS: the promotion "
-        "gate is the run's last decision, so a failed run never moved the champion alias."
+        "Sends one alert per failed run of any job to AIRQUALITY_ALERT_URLS, with the failing "
+        "step's own error (a run whose process died: run monitoring's reason); for a "
+        "training run, names the champion (the alias never moved: the gate is the run's last "
+        "decision) and ends the MLflow runs it left RUNNING as FAILED."
     ),
 )
-def training_failure_sensor(
-    context: dg.RunFailureSensorContext, operations: OperationsResource
+def run_failure_sensor(
+    context: dg.RunFailureSensorContext, operations: OperationsResource, mlflow: MlflowResource
 ) -> None:
     run = context.dagster_run
-    if run.job_name != TRAINING_JOB:
-        return
-    champion = latest_metadata(context.instance, "champion_model").get("champion_version")
+    champion = None
+    if run.job_name == TRAINING_JOB:
+        version = latest_metadata(context.instance, "champion_model").get("champion_version")
+        champion = f"v{version}" if version else "none"
+        ended = end_mlflow_runs(mlflow, run.run_id)
+        if ended:
+            context.log.warning(f"ended {ended} MLflow run(s) of {run.run_id} left RUNNING")
     steps = [
         f"{e.step_key}: {root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
         for e in context.get_step_failure_events()[:3]
@@ -168,8 +204,9 @@ def training_failure_sensor(
         job=run.job_name,
         run_id=run.run_id,
         error="; ".join(steps) or context.failure_event.message or "",
-        champion=f"v{champion}" if champion else "none",
         ui_url=f"{operations.ui_base_url.rstrip('/')}/runs/{run.run_id}",
+        champion=champion,
+        partition=run.tags.get("dagster/partition"),
     )
     notifier = AppriseNotifier(
         parse_urls(operations.alert_urls), attempts=operations.alert_attempts
@@ -178,3 +215,24 @@ def training_failure_sensor(
         context.log.warning(f"alert sent: {alert.title}")
     else:  # the sensor's cursor moves on: a run fails once, its alert is given up explicitly
         context.log.error(f"alert given up after repeated delivery failures: {alert.title}")
+
+
+def end_mlflow_runs(mlflow: MlflowResource, dagster_run_id: str) -> int:
+    """End as FAILED every MLflow run of ``dagster_run_id`` still RUNNING (the parent run
+    and its candidates: a killed process runs no end hook); returns how many."""
+    from airquality_assets.ml.links import TAG_RUN_ID
+    from airquality_assets.ml.tracking import DAGSTER_RUN_TAG
+
+    client = mlflow.client()
+    experiment = client.get_experiment_by_name(mlflow.experiment_name)
+    if experiment is None:
+        return 0
+    ended = 0
+    for tag in (DAGSTER_RUN_TAG, TAG_RUN_ID):
+        for found in client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{tag}` = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+        ):
+            client.set_terminated(found.info.run_id, status="FAILED")
+            ended += 1
+    return ended

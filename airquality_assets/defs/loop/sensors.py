@@ -1,19 +1,20 @@
 """The retraining sensor: one model-half run per drift or accuracy episode.
 
-It reads the newest ``drift_report`` and ``forecast_accuracy`` metadata; the decision (run
-key, cursor, cool-down) is :func:`airquality_assets.monitoring.retrain.decide`. The run it
+It reads the newest ``drift_report`` and ``forecast_accuracy`` metadata, ignoring reports
+older than a day and a half on the deployment's clock; the decision (run key, cursor,
+cool-down) is :func:`airquality_assets.monitoring.retrain.decide`. The run it
 requests is tagged with the reason and the figures, so the Runs page shows why it ran.
 """
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from airquality_assets.defs.loop.jobs import CLOCK_TAG, RETRAIN_REASON_TAG, TAG_PREFIX
 from airquality_assets.defs.model.jobs import TRAINING_JOB
-from airquality_assets.defs.resources import OperationsResource
+from airquality_assets.defs.resources import DeploymentResource, OperationsResource
 from airquality_assets.monitoring.retrain import (
     RetrainPolicy,
     RetrainState,
@@ -29,6 +30,21 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, objec
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
+#: Evidence older than this (its ``clock`` against the deployment's) is ignored: the daily
+#: reports are a day apart, and a days-old drift report says nothing about today.
+MAX_EVIDENCE_AGE_H = 36
+
+
+def fresh_evidence(metadata: dict[str, object], clock: datetime) -> dict[str, object]:
+    """``metadata`` if its ``clock`` is at most :data:`MAX_EVIDENCE_AGE_H` before ``clock``
+    (and not after it), else nothing."""
+    stamp = metadata.get("clock")
+    if not stamp:
+        return {}
+    age = clock - datetime.fromisoformat(str(stamp))
+    return metadata if timedelta(0) <= age <= timedelta(hours=MAX_EVIDENCE_AGE_H) else {}
+
+
 @dg.sensor(
     job_name=TRAINING_JOB,
     minimum_interval_seconds=3600,
@@ -39,14 +55,22 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, objec
     ),
 )
 def retraining_sensor(
-    context: dg.SensorEvaluationContext, operations: OperationsResource
+    context: dg.SensorEvaluationContext,
+    operations: OperationsResource,
+    deployment: DeploymentResource,
 ) -> Iterator[dg.RunRequest | dg.SkipReason]:
     state = RetrainState.from_cursor(context.cursor)
-    drift = latest_metadata(context.instance, "drift_report")
-    accuracy = latest_metadata(context.instance, "forecast_accuracy")
+    clock = deployment.settings.clock.now()
+    drift, accuracy = (
+        fresh_evidence(latest_metadata(context.instance, asset), clock)
+        for asset in ("drift_report", "forecast_accuracy")
+    )
     clocks = [str(m["clock"]) for m in (drift, accuracy) if m.get("clock")]
     if not clocks:
-        yield dg.SkipReason("no drift_report or forecast_accuracy yet")
+        yield dg.SkipReason(
+            f"{clock:%Y-%m-%d %H:%M}: no drift_report or forecast_accuracy of the last "
+            f"{MAX_EVIDENCE_AGE_H} h"
+        )
         return
     # The evidence's clock, not the tick's, names the episode: a tick that dies before its
     # cursor is stored and runs again requests the same run key (the daemon dedupes it).

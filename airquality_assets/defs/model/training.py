@@ -9,6 +9,7 @@ these definitions (the UI, sensors, the data half) never pays their start-up.
 
 import base64
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from airquality_assets.catalog import MODEL_GROUP
+from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate, TunedModel
@@ -286,7 +288,8 @@ def champion_model(
     model_evaluation: Evaluation,
     sequence_tensors: SequenceTensors,
 ) -> dg.Output[PromotionDecision]:
-    from airquality_assets.ml.training_steps import promote
+    from airquality_assets.ml.promotion import promote
+    from airquality_assets.monitoring.flags import tensor_flags
 
     decision = promote(
         sequence_tensors,
@@ -296,6 +299,8 @@ def champion_model(
         tags=mlflow.dagster_tags(
             context.run.run_id, asset="champion_model", job=context.run.job_name
         ),
+        flags_for=tensor_flags,
+        degraded_because=_champion_degraded(context.run.tags),
     )
     context.log.info(f"promotion: {decision.reason}")
     pages, name = mlflow.pages(), decision.registered_name
@@ -319,5 +324,31 @@ def champion_model(
             "champion_version": str(decision.champion_version),
             "candidate_score": decision.candidate_score,
             "previous_champion_score": str(decision.champion_score),
+            **_gate_metadata(decision.evidence),
         },
     )
+
+
+def _champion_degraded(run_tags: dict[str, str]) -> str:
+    """Why the gate may take "not significantly worse" as enough: the retraining sensor
+    asked for this run because the champion's accuracy degraded. Empty otherwise."""
+    reasons = run_tags.get(RETRAIN_REASON_TAG, "").split("+")
+    return (
+        "its 7-day accuracy degraded (retrain requested by the accuracy trigger)"
+        if ("accuracy" in reasons)
+        else ""
+    )
+
+
+def _gate_metadata(evidence: dict[str, str]) -> dict[str, object]:
+    """The gate's evidence as metadata: p-values and counts as numbers, the rest as text."""
+    out: dict[str, object] = {}
+    for key, value in evidence.items():
+        if key in ("gate_excluded_by", "gate_challenger_rmse_by_horizon"):
+            out[key] = dg.MetadataValue.json(json.loads(value))
+        elif key.startswith(("gate_p_", "gate_windows", "gate_dm_", "gate_challenger_",
+                             "gate_champion_rmse")):  # fmt: skip
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out

@@ -98,6 +98,18 @@ def test_retraining_sensor_no_run_for_an_unshifted_window(defs) -> None:
             cursor = data.cursor
 
 
+def test_retraining_sensor_ignores_a_drift_report_older_than_a_day_and_a_half(defs) -> None:
+    """A monitoring run that stopped leaves its last report behind: days-old evidence must
+    not start (or keep) an episode."""
+    with dg.instance_for_test() as instance:
+        _report_drift(instance, _drift_metadata(shift=9 / 5), NOW - timedelta(hours=40))
+        stale = _tick(defs, instance, "retraining_sensor", None, NOW)
+        assert stale.run_requests == []
+        assert "no drift_report or forecast_accuracy of the last 36 h" in stale.skip_message
+        fresh = _tick(defs, instance, "retraining_sensor", None, NOW - timedelta(hours=10))
+        assert len(fresh.run_requests) == 1
+
+
 def test_retraining_sensor_resumes_from_its_cursor_without_duplicates(defs) -> None:
     """A tick that died after requesting (cursor not stored) may request again; the daemon
     dedupes by run key. A tick whose cursor was stored never requests the episode again."""
@@ -127,6 +139,7 @@ class _Receiver:
 class _CheckConfig(dg.Config):
     ok: bool = True
     crash: bool = False
+    inconclusive: bool = False
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="frame")])
@@ -135,7 +148,10 @@ def frame(config: _CheckConfig):
         raise RuntimeError("died before its check")
     yield dg.Output(1)
     yield dg.AssetCheckResult(
-        check_name="plausible", passed=config.ok, description=None if config.ok else "bad rows"
+        check_name="plausible",
+        passed=config.ok,
+        description=None if config.ok else "bad rows",
+        metadata={"inconclusive": config.inconclusive},
     )
 
 
@@ -152,11 +168,12 @@ def _alert_tick(instance, cursor, operations):
         return check_alert_sensor.evaluate_tick(context)
 
 
-def _materialize(instance, ok: bool, crash: bool = False) -> None:
+def _materialize(instance, ok: bool, crash: bool = False, inconclusive: bool = False) -> None:
+    config = {"ok": ok, "crash": crash, "inconclusive": inconclusive}
     dg.materialize(
         [frame],
         instance=instance,
-        run_config={"ops": {"frame": {"config": {"ok": ok, "crash": crash}}}},
+        run_config={"ops": {"frame": {"config": config}}},
         resources={"io_manager": dg.InMemoryIOManager()},
         raise_on_error=not crash,
     )
@@ -182,6 +199,24 @@ def test_alert_sensor_once_per_episode_and_resolved_once(httpserver: HTTPServer)
         # Nothing new: a repeated tick sends nothing.
         _alert_tick(instance, cursor, operations)
         assert len(receiver.received) == 3
+
+
+def test_a_pass_for_lack_of_evidence_does_not_resolve(httpserver: HTTPServer) -> None:
+    """A check that passes with ``inconclusive`` in its metadata ("warming up", "not enough
+    data") leaves the episode open; the next real pass resolves it."""
+    receiver = _Receiver(httpserver)
+    operations = OperationsResource(alert_urls=receiver.url)
+    with dg.instance_for_test() as instance:
+        cursor = None
+        for ok, inconclusive in ((False, False), (True, True), (True, False)):
+            _materialize(instance, ok, inconclusive=inconclusive)
+            cursor = _alert_tick(instance, cursor, operations).cursor
+            if inconclusive:
+                assert len(receiver.received) == 1
+        assert [r["title"] for r in receiver.received] == [
+            "ERROR check failed: frame.plausible",
+            "resolved: frame.plausible",
+        ]
 
 
 def test_alert_sensor_survives_a_failing_receiver(httpserver: HTTPServer) -> None:
@@ -275,21 +310,41 @@ def test_loop_is_in_the_definitions_and_off_by_default(defs) -> None:
         "retraining_sensor",
         "check_alert_sensor",
         "pipeline_metrics_sensor",
-        "training_failure_sensor",
+        "run_failure_sensor",
     ):
         assert repository.get_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
     assert {"issue_forecasts", "monitoring", "training"} <= {j.name for j in defs.jobs}
 
 
-def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
-    from airquality_assets.defs.loop.alerts import training_failure_sensor
+def test_every_failed_run_is_reported_once(httpserver: HTTPServer, tmp_path) -> None:
+    """Training or not: a failed forecast run is as silent as a training run otherwise. A
+    training run's MLflow runs left RUNNING end FAILED."""
+    import mlflow
+
+    from airquality_assets.defs.loop.alerts import run_failure_sensor
+    from airquality_assets.defs.model.mlflow import MlflowResource
+    from airquality_assets.ml.tracking import DAGSTER_RUN_TAG
 
     receiver = _Receiver(httpserver)
     operations = OperationsResource(alert_urls=receiver.url, ui_base_url="http://ui")
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_resource = MlflowResource(
+        tracking_uri=tracking,
+        experiment_name="failures",
+        artifact_location=(tmp_path / "artifacts").as_uri(),
+    )
+    client = mlflow.MlflowClient(tracking)
+    experiment_id = client.create_experiment("failures", (tmp_path / "artifacts").as_uri())
 
     @dg.op
-    def fit() -> None:
+    def fit(context: dg.OpExecutionContext) -> None:
+        # the parent MLflow run a killed process would leave RUNNING (no end hook ran)
+        client.create_run(experiment_id, tags={DAGSTER_RUN_TAG: context.run_id})
         raise RuntimeError("out of memory in candidate u64")
+
+    @dg.op
+    def forecast() -> None:
+        raise ValueError("no champion to forecast with")
 
     @dg.job(name="training")
     def training() -> None:
@@ -297,9 +352,9 @@ def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
 
     @dg.job(name="issue_forecasts")
     def other() -> None:
-        fit()
+        forecast()
 
-    defs = dg.Definitions(jobs=[training, other], sensors=[training_failure_sensor])
+    defs = dg.Definitions(jobs=[training, other], sensors=[run_failure_sensor])
     with dg.instance_for_test() as instance:
         cursor = None
 
@@ -308,23 +363,31 @@ def test_a_failed_training_run_is_reported_once(httpserver: HTTPServer) -> None:
             with dg.build_sensor_context(
                 instance=instance,
                 cursor=cursor,
-                resources={"operations": operations},
+                resources={"operations": operations, "mlflow": mlflow_resource},
                 definitions=defs,
             ) as context:
-                cursor = training_failure_sensor.evaluate_tick(context).cursor
+                cursor = run_failure_sensor.evaluate_tick(context).cursor
 
         tick()  # the first tick only sets the cursor at "now", as the daemon's does
         failed = training.execute_in_process(instance=instance, raise_on_error=False)
-        other.execute_in_process(instance=instance, raise_on_error=False)
+        forecast_run = other.execute_in_process(
+            instance=instance, raise_on_error=False, tags={"dagster/partition": "2014-03-01|x"}
+        )
         tick()
         tick()
     assert [r["title"] for r in receiver.received] == [
-        f"ERROR run failed: training {failed.run_id[:8]}"
+        f"ERROR run failed: training {failed.run_id[:8]}",
+        f"ERROR run failed: issue_forecasts {forecast_run.run_id[:8]} [2014-03-01|x]",
     ]
     message = receiver.received[0]["message"]
     assert "champion: none (unchanged)" in message
     assert "error: fit: RuntimeError: out of memory in candidate u64" in message
     assert f"ui: http://ui/runs/{failed.run_id}" in message
+    other_message = receiver.received[1]["message"]
+    assert "forecast: ValueError: no champion to forecast with" in other_message
+    assert "champion:" not in other_message
+    (parent,) = client.search_runs([experiment_id])
+    assert parent.info.status == "FAILED"
 
 
 def test_a_check_planned_by_a_finished_run_does_not_hold_back_alerts(
