@@ -69,6 +69,9 @@ def provider_forecast_rows(
     rows["target_time"] = pd.to_datetime(rows["target_time"], utc=True)
     rows["last_observed"] = _observed_at(rows, observations, location)
     rows["model_name"], rows["model_version"] = PROVIDER_MODEL, PROVIDER_VERSION
+    rows["filled_inputs"] = ""  # the provider's inputs are its own
+    rows["computed_at"] = pd.NaT  # not stated in its body
+    rows["computed_at"] = pd.to_datetime(rows["computed_at"], utc=True)
     return rows[list(FORECAST_COLUMNS)]
 
 

@@ -142,12 +142,15 @@ def test_raw_pull_to_frames_on_s3(s3, data_dir: Path, monkeypatch: pytest.Monkey
     # nothing of it on the local disk
     assert not (data_dir / "raw").exists() and not (data_dir / "frames").exists()
 
-    # a failed re-pull leaves the stored body exactly as it was, and no other object
+    # a failed re-pull (asked for: a closed month stored whole is not pulled again) leaves
+    # the stored body exactly as it was, and no other object
     flaky = _with(settings, _FlakySource(failing_months=["2014-03"]))
     before = _object(s3, MARCH_BODY)
+    refetch = {"ops": {RAW[0].key.path[-1]: {"config": {"refetch_closed_months": True}}}}
     again = dg.materialize(
-        [RAW[0]], resources=flaky, tags=MARCH, instance=instance, raise_on_error=False
-    )
+        [RAW[0]], resources=flaky, tags=MARCH, instance=instance, raise_on_error=False,
+        run_config=refetch,
+    )  # fmt: skip
     assert not again.success
     assert _object(s3, MARCH_BODY) == before
     assert _keys(s3) == keys
