@@ -128,6 +128,9 @@ def run_forecasts(code_location, instance, settings: Settings, day: date) -> Non
         )  # fmt: skip
         issued = _materialization_metadata(result, "forecasts").get("issued")
         print(f"  forecasts issued for {key}: {issued} hour(s)")
+        for check in result.get_asset_check_evaluations():
+            outcome = "passed" if check.passed else check.severity.value
+            print(f"  check forecasts.{check.check_name}: {outcome}: {check.description}")
 
 
 def last_complete_day(settings: Settings) -> date:
