@@ -193,9 +193,6 @@ def run_failure_sensor(
     if run.job_name == TRAINING_JOB:
         version = latest_metadata(context.instance, "champion_model").get("champion_version")
         champion = f"v{version}" if version else "none"
-        ended = end_mlflow_runs(mlflow, run.run_id)
-        if ended:
-            context.log.warning(f"ended {ended} MLflow run(s) of {run.run_id} left RUNNING")
     steps = [
         f"{e.step_key}: {root_cause(e.event_specific_data.error)}"  # type: ignore[union-attr]
         for e in context.get_step_failure_events()[:3]
@@ -215,6 +212,18 @@ def run_failure_sensor(
         context.log.warning(f"alert sent: {alert.title}")
     else:  # the sensor's cursor moves on: a run fails once, its alert is given up explicitly
         context.log.error(f"alert given up after repeated delivery failures: {alert.title}")
+    # After the alert, never before: a training run often fails because MLflow is down, and
+    # an error here ends the tick (Dagster's cursor still moves on, so the alert was lost).
+    if run.job_name == TRAINING_JOB:
+        try:
+            ended = end_mlflow_runs(mlflow, run.run_id)
+        except Exception as exc:  # MLflow unreachable: its runs stay RUNNING, say so
+            context.log.error(
+                f"could not end the MLflow runs of {run.run_id} left RUNNING: {exc}"[:500]
+            )
+        else:
+            if ended:
+                context.log.warning(f"ended {ended} MLflow run(s) of {run.run_id} left RUNNING")
 
 
 def end_mlflow_runs(mlflow: MlflowResource, dagster_run_id: str) -> int:

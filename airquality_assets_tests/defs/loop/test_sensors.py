@@ -390,6 +390,56 @@ def test_every_failed_run_is_reported_once(httpserver: HTTPServer, tmp_path) -> 
     assert parent.info.status == "FAILED"
 
 
+def test_a_failed_training_run_is_alerted_while_mlflow_is_down(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """MLflow down is a common reason a training run fails: ending its MLflow runs then
+    fails too, and must not cost the alert (the tick's error would move Dagster's cursor
+    past the run)."""
+    from mlflow.exceptions import MlflowException
+
+    from airquality_assets.defs.loop import alerts
+    from airquality_assets.defs.model.mlflow import MlflowResource
+
+    def unreachable(*_args) -> int:
+        raise MlflowException("API request to http://mlflow:5000 failed: connection refused")
+
+    monkeypatch.setattr(alerts, "end_mlflow_runs", unreachable)
+    receiver = _Receiver(httpserver)
+
+    @dg.op
+    def fit() -> None:
+        raise RuntimeError("MLflow unreachable")
+
+    @dg.job(name="training")
+    def training() -> None:
+        fit()
+
+    defs = dg.Definitions(jobs=[training], sensors=[alerts.run_failure_sensor])
+    resources = {
+        "operations": OperationsResource(alert_urls=receiver.url, ui_base_url="http://ui"),
+        "mlflow": MlflowResource(
+            tracking_uri="http://mlflow:5000",
+            experiment_name="x",
+            artifact_location=(tmp_path / "artifacts").as_uri(),
+        ),
+    }
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor: str | None) -> str | None:
+            with dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=resources, definitions=defs
+            ) as context:
+                return alerts.run_failure_sensor.evaluate_tick(context).cursor
+
+        cursor = tick(None)  # the first tick sets the cursor at "now"
+        failed = training.execute_in_process(instance=instance, raise_on_error=False)
+        tick(cursor)
+    assert [r["title"] for r in receiver.received] == [
+        f"ERROR run failed: training {failed.run_id[:8]}"
+    ]
+
+
 def test_a_check_planned_by_a_finished_run_does_not_hold_back_alerts(
     httpserver: HTTPServer,
 ) -> None:
