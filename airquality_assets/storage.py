@@ -269,6 +269,14 @@ def store_raw_issue(
     return atomic_write_bytes(raw_issue_path(base_dir, asset, location, issued_at), body)
 
 
+def months_touched(start: datetime, end: datetime) -> list[date]:
+    """The first day of every UTC month from ``start``'s to ``end``'s: the month partitions
+    (and issue folders) a time range reaches."""
+    first = pd.Timestamp(start.astimezone(UTC)).tz_localize(None).to_period("M").to_timestamp()
+    last = pd.Timestamp(end.astimezone(UTC)).tz_localize(None)
+    return [m.date() for m in pd.date_range(first, last, freq="MS")]
+
+
 def read_weather_forecasts(
     base_dir: StoragePath,
     locations: Iterable[str],
@@ -281,12 +289,8 @@ def read_weather_forecasts(
     issues of its month), sorted by location, issue and target hour; ``None`` if none of
     those months is stored. The frame's own schema is in :mod:`airquality_assets.schemas`."""
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
-    months = pd.date_range(
-        pd.Timestamp(start_utc).tz_localize(None).to_period("M").to_timestamp(),
-        pd.Timestamp(end_utc).tz_localize(None),
-        freq="MS",
-    )
-    paths = [frame_path(base_dir, asset, loc, m.date()) for loc in locations for m in months]
+    months = months_touched(start_utc, end_utc)
+    paths = [frame_path(base_dir, asset, loc, m) for loc in locations for m in months]
     frame = read_frames(paths)
     if frame is None:
         return None

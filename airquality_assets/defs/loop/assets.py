@@ -48,7 +48,7 @@ from airquality_assets.monitoring.metrics import PipelineMetrics
 from airquality_assets.monitoring.provider_forecasts import provider_forecast_rows
 from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
 from airquality_assets.settings import Settings
-from airquality_assets.storage import read_weather_forecasts, storage_location
+from airquality_assets.storage import months_touched, read_weather_forecasts, storage_location
 
 DRIFT_WINDOW_HOURS = 24 * 7
 SCORED_HORIZONS = (1, 6, 12, 24)
@@ -277,17 +277,12 @@ def provider_scores(
     if settings.source == "replay":
         return {"openweathermap_forecast": "not available in replay"}
     start = now - timedelta(days=32)
-    months = pd.date_range(
-        pd.Timestamp(start).tz_localize(None).to_period("M").to_timestamp(),
-        pd.Timestamp(now).tz_localize(None),
-        freq="MS",
-    )
     rows = []
     for loc in settings.location_names:
         issues = [
             (t, body)
-            for m in months
-            for t, body in raw_store.issue_bodies(RAW_AIR_POLLUTION_FORECAST, loc, m.date())
+            for month in months_touched(start, now)
+            for t, body in raw_store.issue_bodies(RAW_AIR_POLLUTION_FORECAST, loc, month)
             if start <= t <= now
         ]
         rows.append(provider_forecast_rows(issues, loc, settings.targets, observations, horizons))
