@@ -54,6 +54,13 @@ if CONFIG.xla_threads and "xla_cpu_multi_thread_eigen" not in os.environ.get("XL
     ).strip()
 
 import bentoml  # noqa: E402
+
+from airquality_assets.serving import http_limits, instance  # noqa: E402
+
+# A metrics folder of this instance's own (another on the same BENTOML_HOME would empty a
+# shared one), and limits on request heads, both before BentoML starts its workers.
+instance.own_metrics_dir(os.environ)
+http_limits.install(CONFIG.max_header_bytes, CONFIG.header_timeout_s)
 import numpy as np  # noqa: E402
 from bentoml.exceptions import NotFound  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
@@ -77,6 +84,7 @@ from airquality_assets.serving.gate import (  # noqa: E402
     RequestGate,
     static_paths,
 )
+from airquality_assets.serving.integrity import CorruptModel, verify_package  # noqa: E402
 from airquality_assets.serving.latest import LatestForecast, LatestForecasts  # noqa: E402
 from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
 from airquality_assets.serving.page import render_page  # noqa: E402
@@ -120,10 +128,18 @@ OPEN_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/doc
 def _stored_model() -> Any:
     """The model to serve, or a clear start-up failure telling the operator what to run."""
     try:
-        return bentoml.models.get(CONFIG.model_tag)
+        stored = bentoml.models.get(CONFIG.model_tag)
     except NotFound:
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
         raise RuntimeError(NO_MODEL_MESSAGE.format(tag=CONFIG.model_tag, home=home)) from None
+    try:  # before any worker loads it: a corrupt file would fail every worker, forever
+        verify_package(stored.path)
+    except CorruptModel as exc:
+        raise RuntimeError(
+            f"cannot serve {stored.tag}: {exc}. Import the champion again (materialize "
+            "`bento`) or serve another version (AIRQUALITY_MODEL_VERSION)."
+        ) from None
+    return stored
 
 
 # At import: `bentoml serve` imports this module before starting workers, so a missing model
@@ -224,8 +240,10 @@ class Served:
 
 
 def load_served(tag: str) -> Served:
-    """Load and warm up a stored model; refuses one whose request contract differs."""
+    """Load and warm up a stored model; refuses a corrupt one (:class:`CorruptModel`) and
+    one whose request contract differs."""
     stored = bentoml.models.get(tag)
+    verify_package(stored.path)
     meta = read_metadata(stored.path)
     spec = RequestSpec.for_model(meta, CONFIG.max_locations)
     if spec != SPEC:

@@ -575,6 +575,42 @@ def test_health_and_metrics(client: httpx.Client) -> None:
 PREDICTED = "airquality_predicted_concentration_ug_m3"
 
 
+def _predictions_total(client: httpx.Client) -> float:
+    lines = client.get("/metrics").text.splitlines()
+    (line,) = [x for x in lines if x.startswith("airquality_predictions_total")]
+    return float(line.split()[-1])
+
+
+def test_a_second_instance_on_the_same_home_keeps_the_first_ones_metrics(
+    client: httpx.Client, body: dict[str, Any], homes: dict[str, Path], tmp_path: Path
+) -> None:
+    """BentoML empties $BENTOML_HOME/prometheus_multiproc_dir at each start: each instance
+    now has a folder of its own."""
+    assert client.post("/predict", json=body).status_code == 200
+    before = _predictions_total(client)
+    assert before >= len(body["locations"])
+    log = tmp_path / "second.log"
+    second, url = start(homes["open"], log)
+    try:
+        wait_ready(second, url, log)
+        assert _predictions_total(client) >= before  # not emptied by the second start
+        with httpx.Client(base_url=url, timeout=30) as other:
+            assert other.post("/predict", json=body).status_code == 200
+            assert _predictions_total(other) == len(body["locations"])  # its own count
+    finally:
+        stop(second)
+    assert _predictions_total(client) >= before
+
+
+def test_request_heads_are_bounded(servers: dict[str, Any]) -> None:
+    """uvicorn as BentoML runs it has no header cap: the service installs one (431)."""
+    big = {"x-pad": "a" * 64_000}
+    response = httpx.get(f"{servers['open']}/livez", headers=big, timeout=30)
+    assert response.status_code == 431
+    assert response.json()["details"][0]["code"] == "headers_too_large"
+    assert httpx.get(f"{servers['open']}/livez", timeout=30).status_code == 200
+
+
 def v8_body(locations: tuple[str, ...] = ("beijing",), seed: int = 1) -> dict[str, Any]:
     """A body for the v8 champion: its fields only, its lookback, and the forecast."""
     return make_forecast_body(
@@ -901,3 +937,24 @@ def test_no_model_in_store_fails_start(tmp_path: Path) -> None:
         stop(process)
     assert code != 0
     assert "Run the training job first" in log.read_text()
+
+
+def test_a_truncated_model_stops_the_start_with_one_clear_error(
+    tmp_path: Path, package_dir: Path
+) -> None:
+    """Not a crash loop of workers with Keras' "File not found": one error, and an exit."""
+    home = tmp_path / "home"
+    (tag,) = import_packages(home, package_dir)
+    name, version = tag.split(":")
+    stored = home / "models" / name / version / "model.keras"
+    stored.write_bytes(stored.read_bytes()[:2000])
+    log = tmp_path / "serve.log"
+    process, _ = start(home, log)
+    try:
+        code = process.wait(120)
+    finally:
+        stop(process)
+    text = log.read_text()
+    assert code != 0
+    assert f"cannot serve {tag}" in text and "not a whole Keras archive" in text
+    assert "File not found" not in text
