@@ -53,7 +53,10 @@ if CONFIG.xla_threads and "xla_cpu_multi_thread_eigen" not in os.environ.get("XL
         + f" intra_op_parallelism_threads={CONFIG.xla_threads}"
     ).strip()
 
+import attr  # noqa: E402
 import bentoml  # noqa: E402
+import yaml  # noqa: E402
+from bentoml._internal.service.openapi.specification import OpenAPISpecification  # noqa: E402
 
 from airquality_assets.serving import http_limits, instance  # noqa: E402
 
@@ -87,10 +90,12 @@ from airquality_assets.serving.gate import (  # noqa: E402
 from airquality_assets.serving.integrity import CorruptModel, verify_package  # noqa: E402
 from airquality_assets.serving.latest import LatestForecast, LatestForecasts  # noqa: E402
 from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
+from airquality_assets.serving.openapi import Limits, as_openapi_30, state_rules  # noqa: E402
 from airquality_assets.serving.page import render_page  # noqa: E402
 from airquality_assets.serving.predictor import Predictor  # noqa: E402
 from airquality_assets.serving.reload import ChampionWatcher, IncompatibleChampion  # noqa: E402
 from airquality_assets.serving.request import (  # noqa: E402
+    DEW_ABOVE_TEMP_TOLERANCE,
     ErrorBody,
     Forecasts,
     RequestSpec,
@@ -256,6 +261,25 @@ def load_served(tag: str) -> Served:
     return Served(str(stored.tag), predictor, batcher)
 
 
+class _OpenAPI30(OpenAPISpecification):
+    """BentoML's spec, served (``/docs.json``) and written into a bento as OpenAPI 3.0 with
+    the server's rules stated (:mod:`airquality_assets.serving.openapi`)."""
+
+    def asdict(self) -> dict[str, Any]:
+        limits = Limits(
+            max_body_bytes=CONFIG.max_body_bytes,
+            body_timeout_s=CONFIG.body_timeout_s,
+            max_header_bytes=CONFIG.max_header_bytes,
+            header_timeout_s=CONFIG.header_timeout_s,
+            max_locations=SPEC.max_locations,
+            dew_tolerance=DEW_ABOVE_TEMP_TOLERANCE,
+        )
+        return state_rules(as_openapi_30(super().asdict()), limits)
+
+
+yaml.add_representer(_OpenAPI30, lambda dumper, spec: dumper.represent_dict(spec.asdict()))
+
+
 class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
     """A ``bentoml.Service`` whose ASGI app is wrapped in :class:`BoundedPaths`.
 
@@ -340,7 +364,7 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
                 "responses": answers,
             }
         )
-        return spec
+        return _OpenAPI30(**{f.name: getattr(spec, f.name) for f in attr.fields(type(spec))})
 
 
 async def get_metadata(_request: Request) -> Response:

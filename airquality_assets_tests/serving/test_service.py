@@ -16,6 +16,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airquality_assets.ml.package import load_package
+from airquality_assets.serving.openapi import TIME_PATTERN
 from airquality_assets.transforms.features import feature_matrix
 
 from .conftest import (
@@ -261,6 +263,29 @@ def test_openapi_describes_both_methods(client: httpx.Client) -> None:
     assert "ServedModel" in str(spec["paths"]["/metadata"]["post"]["responses"]["200"])
 
 
+def test_openapi_is_valid_30_and_states_the_enforced_rules(client: httpx.Client) -> None:
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+
+    spec = client.get("/docs.json").json()
+    errors = [str(e)[:300] for e in OpenAPIV30SpecValidator(spec).iter_errors()]
+    assert errors == []
+    assert '"type": "null"' not in json.dumps(spec)  # 3.1 spelling: `nullable` in 3.0
+    schemas = spec["components"]["schemas"]
+    time_ = schemas["Observation"]["properties"]["time"]
+    assert time_["pattern"] == TIME_PATTERN
+    for name in ("Observation", "LocationObservations", "PredictInput"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert schemas["Observation"]["properties"]["is_rain"]["enum"] == [0, 1]
+    assert "get" in spec["paths"]["/metadata"] and client.get("/metadata").status_code == 200
+    post = spec["paths"]["/predict"]["post"]
+    assert "431" in post["responses"] and "duplicate_key" in post["description"]
+    assert "1000000 bytes" in spec["info"]["description"]
+    example = post["requestBody"]["content"]["application/json"]["schema"]["example"]
+    stamps = [o["time"] for e in example["locations"] for o in e["observations"]]
+    assert all(re.fullmatch(TIME_PATTERN, t) for t in stamps)
+    assert client.post("/predict", json=example).status_code == 200
+
+
 def bad_requests(body: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, str, str]]:
     """(name, httpx kwargs, status, field substring, code) per bad-input class."""
     json_headers = {"content-type": "application/json"}
@@ -337,8 +362,33 @@ def bad_requests(body: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, s
             "body",
             "json_invalid",
         ),
-        case("naive time", mutated((*obs, "time"), "2014-12-30T04:00:00"), 422, "time", "aware"),
-        case("not iso", mutated((*obs, "time"), "30/12/2014 04:00"), 422, "time", "datetime"),
+        case("naive time", mutated((*obs, "time"), "2014-12-30T04:00:00"), 422, "time", "format"),
+        case("not iso", mutated((*obs, "time"), "30/12/2014 04:00"), 422, "time", "format"),
+        case("epoch string", mutated((*obs, "time"), "1419912000"), 422, "time", "time_format"),
+        case("-00:00", mutated((*obs, "time"), "2014-12-30T04:00:00-00:00"), 422, "time", "utc"),
+        case("space", mutated((*obs, "time"), "2014-12-30 04:00:00Z"), 422, "time", "format"),
+        case(
+            "1 ns off",
+            mutated((*obs, "time"), "2014-12-30T04:00:00.000000001Z"),
+            422,
+            "time",
+            "not_on_the_hour",
+        ),
+        case(
+            "dew above temp",
+            mutated((*obs, "dew"), 60.0),
+            422,
+            at,
+            "dew_above_temp",
+        ),
+        case("rain 0.5", mutated((*obs, "is_rain"), 0.5), 422, at, "not_a_flag"),
+        case(
+            "duplicate key",
+            mutated((*obs, "pm10"), 1.0).replace(b'"pm10"', b'"pm10": 2.0, "pm10"', 1),
+            422,
+            "body",
+            "duplicate_key",
+        ),
         case("off hour", mutated((*obs, "time"), "2014-12-30T04:15:00Z"), 422, "time", "hour"),
         case(
             "not consecutive",
