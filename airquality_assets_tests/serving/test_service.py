@@ -919,6 +919,42 @@ def test_a_champion_promoted_while_serving_is_swapped_in_without_a_failed_reques
         assert client.get("/metadata").json()["model_version"] == "9"
         assert client.post("/predict", json=v8_body()).status_code == 200
 
+        # v11: v9's contract, but its model.keras is cut short in the store (the import
+        # refuses such a package, so it is written into the store directly)
+        store_truncated(homes["auth"], v9, version="11")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "its model is corrupt" not in log.read_text():
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "its model is corrupt" in text and "still serving airquality-lstm:" in text
+        assert text.count("its model is corrupt") == 1  # refused once, not on every poll
+        assert client.get("/metadata").json()["model_version"] == "9"
+        assert client.post("/predict", json=v8_body()).status_code == 200
+
+
+def store_truncated(home: Path, package: Path, version: str) -> None:
+    """Put ``package`` into the store as MLflow ``version`` with a truncated model.keras."""
+    code = "\n".join(
+        [
+            "import sys, json, bentoml, pathlib",
+            "src, version = pathlib.Path(sys.argv[1]), sys.argv[2]",
+            "meta = json.loads((src / 'metadata.json').read_text())",
+            "meta['model_version'] = version",
+            "data = (src / 'model.keras').read_bytes()[:3000]",
+            "with bentoml.models.create('airquality-lstm', metadata={'mlflow_version': version})"
+            " as m:",
+            "    pathlib.Path(m.path_of('metadata.json')).write_text(json.dumps(meta))",
+            "    pathlib.Path(m.path_of('model.keras')).write_bytes(data)",
+        ]
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(package), version],
+        env=server_env(home),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
