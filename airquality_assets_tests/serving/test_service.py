@@ -776,7 +776,7 @@ def forecast_bad_requests() -> list[tuple[str, dict[str, Any], str, str]]:
         ("winddir", changed(set_hour(2, winddir=-1.0)), f"{at}.winddir", "greater_than_equal"),
         ("string", changed(set_hour(2, pressure="low")), f"{at}.pressure", "float_type"),
         ("unknown", changed(set_hour(2, pm2_5=12.0)), at, "unknown_field"),
-        ("naive", changed(set_hour(2, time="2014-12-31T02:00:00")), f"{at}.time", "aware"),
+        ("naive", changed(set_hour(2, time="2014-12-31T02:00:00")), f"{at}.time", "time_format"),
     ]
 
 
