@@ -7,9 +7,11 @@ sending 4 locations (~24 KB, just over the inline limit) waited behind their bod
 queuing over their size: each flow (a client connection) has a virtual clock that advances
 by the bytes it has had validated, and the body with the earliest start tag goes next. A
 flow sending 1 MB bodies is charged 1 MB per body, a batch client 24 KB, so the batch
-client's next body is served before the junk flow's next one: it waits for at most the one
-body being validated, never for a queue of junk. A flow is a connection, not an address:
-behind a proxy, or in a local benchmark, every client has the same address.
+client's next body is served before the junk flow's next one: it waits for the body being
+validated, not for a queue of junk. A flow is a connection, not an address: behind a proxy,
+or in a local benchmark, every client has the same address. Measured
+(``benchmarks/serving/fairness.py``), this alone does not keep a batch client at half its
+idle rate under 2 junk clients: see docs/serving.md.
 """
 
 from __future__ import annotations
