@@ -53,7 +53,17 @@ if CONFIG.xla_threads and "xla_cpu_multi_thread_eigen" not in os.environ.get("XL
         + f" intra_op_parallelism_threads={CONFIG.xla_threads}"
     ).strip()
 
+import attr  # noqa: E402
 import bentoml  # noqa: E402
+import yaml  # noqa: E402
+from bentoml._internal.service.openapi.specification import OpenAPISpecification  # noqa: E402
+
+from airquality_assets.serving import http_limits, instance  # noqa: E402
+
+# A metrics folder of this instance's own (another on the same BENTOML_HOME would empty a
+# shared one), and limits on request heads, both before BentoML starts its workers.
+instance.own_metrics_dir(os.environ)
+http_limits.install(CONFIG.max_header_bytes, CONFIG.header_timeout_s)
 import numpy as np  # noqa: E402
 from bentoml.exceptions import NotFound  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
@@ -77,12 +87,15 @@ from airquality_assets.serving.gate import (  # noqa: E402
     RequestGate,
     static_paths,
 )
+from airquality_assets.serving.integrity import CorruptModel, verify_package  # noqa: E402
 from airquality_assets.serving.latest import LatestForecast, LatestForecasts  # noqa: E402
 from airquality_assets.serving.metrics import ServiceMetrics  # noqa: E402
+from airquality_assets.serving.openapi import Limits, as_openapi_30, state_rules  # noqa: E402
 from airquality_assets.serving.page import render_page  # noqa: E402
 from airquality_assets.serving.predictor import Predictor  # noqa: E402
 from airquality_assets.serving.reload import ChampionWatcher, IncompatibleChampion  # noqa: E402
 from airquality_assets.serving.request import (  # noqa: E402
+    DEW_ABOVE_TEMP_TOLERANCE,
     ErrorBody,
     Forecasts,
     RequestSpec,
@@ -120,10 +133,18 @@ OPEN_PATHS = ("/livez", "/healthz", "/readyz", "/metrics", "/schema.json", "/doc
 def _stored_model() -> Any:
     """The model to serve, or a clear start-up failure telling the operator what to run."""
     try:
-        return bentoml.models.get(CONFIG.model_tag)
+        stored = bentoml.models.get(CONFIG.model_tag)
     except NotFound:
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
         raise RuntimeError(NO_MODEL_MESSAGE.format(tag=CONFIG.model_tag, home=home)) from None
+    try:  # before any worker loads it: a corrupt file would fail every worker, forever
+        verify_package(stored.path)
+    except CorruptModel as exc:
+        raise RuntimeError(
+            f"cannot serve {stored.tag}: {exc}. Import the champion again (materialize "
+            "`bento`) or serve another version (AIRQUALITY_MODEL_VERSION)."
+        ) from None
+    return stored
 
 
 # At import: `bentoml serve` imports this module before starting workers, so a missing model
@@ -224,8 +245,10 @@ class Served:
 
 
 def load_served(tag: str) -> Served:
-    """Load and warm up a stored model; refuses one whose request contract differs."""
+    """Load and warm up a stored model; refuses a corrupt one (:class:`CorruptModel`) and
+    one whose request contract differs."""
     stored = bentoml.models.get(tag)
+    verify_package(stored.path)
     meta = read_metadata(stored.path)
     spec = RequestSpec.for_model(meta, CONFIG.max_locations)
     if spec != SPEC:
@@ -236,6 +259,25 @@ def load_served(tag: str) -> Served:
     predictor.warm_up()
     batcher = MicroBatcher(predictor, predictor.buckets[-1]) if CONFIG.batching else None
     return Served(str(stored.tag), predictor, batcher)
+
+
+class _OpenAPI30(OpenAPISpecification):
+    """BentoML's spec, served (``/docs.json``) and written into a bento as OpenAPI 3.0 with
+    the server's rules stated (:mod:`airquality_assets.serving.openapi`)."""
+
+    def asdict(self) -> dict[str, Any]:
+        limits = Limits(
+            max_body_bytes=CONFIG.max_body_bytes,
+            body_timeout_s=CONFIG.body_timeout_s,
+            max_header_bytes=CONFIG.max_header_bytes,
+            header_timeout_s=CONFIG.header_timeout_s,
+            max_locations=SPEC.max_locations,
+            dew_tolerance=DEW_ABOVE_TEMP_TOLERANCE,
+        )
+        return state_rules(as_openapi_30(super().asdict()), limits)
+
+
+yaml.add_representer(_OpenAPI30, lambda dumper, spec: dumper.represent_dict(spec.asdict()))
 
 
 class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
@@ -322,7 +364,7 @@ class BoundedPathService(bentoml.Service):  # type: ignore[type-arg]
                 "responses": answers,
             }
         )
-        return spec
+        return _OpenAPI30(**{f.name: getattr(spec, f.name) for f in attr.fields(type(spec))})
 
 
 async def get_metadata(_request: Request) -> Response:

@@ -21,6 +21,7 @@ from airquality_assets.ml.package import (
     MODEL_FILE,
     read_metadata,
 )
+from airquality_assets.serving.integrity import verify_package
 
 MLFLOW_VERSION_KEY = "mlflow_version"
 
@@ -59,6 +60,7 @@ def import_model_package(
     package_meta = read_metadata(package_dir)
     if not (package_dir / MODEL_FILE).exists():
         raise FileNotFoundError(f"no {MODEL_FILE} in model package {package_dir}")
+    verify_package(package_dir)  # a corrupt archive never reaches the store's ":latest"
     version = str(package_meta.model_version)
     existing = find_model(version, name)
     if existing is not None:

@@ -79,6 +79,22 @@ class ServiceConfig(BaseModel):
         gt=0,
         le=25,
     )
+    # uvicorn (as BentoML runs it) caps neither: a 4 MB header was accepted and slowloris
+    # clients held connections forever (serving.http_limits).
+    max_header_bytes: int = _field(
+        16_384,
+        env="AIRQUALITY_MAX_HEADER_BYTES",
+        help="request line and headers limit (431 above, connection closed)",
+        ge=1_024,
+        le=1_048_576,
+    )
+    header_timeout_s: float = _field(
+        10.0,
+        env="AIRQUALITY_HEADER_TIMEOUT_S",
+        help="seconds for a request's line and headers to arrive (408 after, connection closed)",
+        gt=0,
+        le=60,
+    )
     batching: bool = _field(
         True,
         env="AIRQUALITY_BATCHING",

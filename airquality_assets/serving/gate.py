@@ -7,7 +7,9 @@ reading), a deadline for the body (a stalled or short body is answered 408 and t
 connection closed, never a 504), then parsing and validation.
 Small bodies are validated inline (a one-location body takes well under a millisecond);
 larger ones in a separate process, so a client sending megabytes of junk burns another
-core rather than the event loop every other client needs. A valid request reaches the API
+core rather than the event loop every other client needs, and they take turns there by
+size per connection (:mod:`airquality_assets.serving.fairness`), so it cannot make a batch
+client wait behind a queue of its junk. A valid request reaches the API
 method already parsed (``VALIDATED_KEY`` in the ASGI scope); every refusal gets the one
 error body of :mod:`airquality_assets.serving.request`.
 
@@ -23,12 +25,13 @@ import hmac
 import json
 import multiprocessing
 import os
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from airquality_assets.serving.fairness import FairQueue
 from airquality_assets.serving.request import (
     RequestError,
     RequestSpec,
@@ -62,6 +65,7 @@ class Parser:
         self.spec = spec
         self.inline_bytes = inline_bytes
         self._pool: ProcessPoolExecutor | None = None
+        self._fair = FairQueue(slots=1)  # one body in the process at a time, chosen fairly
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -73,9 +77,14 @@ class Parser:
         """Start the process and wait until it has imported everything (a few seconds)."""
         self._executor().submit(parse_request, b"{}", self.spec).exception()
 
-    async def parse(self, body: bytes) -> ValidatedRequest:
+    async def parse(self, body: bytes, flow: Hashable = None) -> ValidatedRequest:
+        """Validate ``body``; a large one waits its fair turn (:class:`FairQueue`) among
+        ``flow``s (the client connection) for the validation process."""
         if len(body) <= self.inline_bytes:
             return parse_request(body, self.spec)
+        return await self._fair.run(flow, len(body), lambda: self._in_process(body))
+
+    async def _in_process(self, body: bytes) -> ValidatedRequest:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor(), parse_request, body, self.spec)
@@ -126,6 +135,12 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def _flow(scope: Scope) -> Hashable:
+    """The client connection (address and port): the unit validation is shared between."""
+    client = scope.get("client")
+    return tuple(client) if client else None
+
+
 class _ClientGone(Exception):
     """The client disconnected while sending its body: nobody to answer."""
 
@@ -159,7 +174,7 @@ class RequestGate:
             if path == PREDICT_PATH and scope["method"] == "POST":
                 body = await self._read_body(scope, receive, policy)
                 assert self._parser is not None
-                scope[VALIDATED_KEY] = await self._parser.parse(body)
+                scope[VALIDATED_KEY] = await self._parser.parse(body, _flow(scope))
             elif scope["method"] == "POST":
                 self._declared_length(scope, policy)  # the body is never read: only capped
         except _ClientGone:

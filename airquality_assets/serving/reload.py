@@ -11,6 +11,8 @@ previous approach, failed every request for its start-up time.
 A champion whose request contract differs (other input features or lookback) is not
 swapped in: clients' bodies would stop validating mid-flight. The watcher logs it once and
 keeps serving the old model; restarting the service adopts it (a deliberate API change).
+A champion whose ``model.keras`` is not a whole archive (:class:`CorruptModel`) is refused
+the same way, once, and the old model keeps serving.
 No BentoML import here: the service passes in how to read the tag and how to load a model.
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from airquality_assets.serving.integrity import CorruptModel
 
 Served = TypeVar("Served")
 
@@ -31,8 +35,9 @@ class ChampionWatcher(Generic[Served]):
     """Polls the champion's tag every ``poll_s`` seconds and swaps a new one in.
 
     ``latest_tag()`` reads the tag ``:latest`` resolves to now; ``load(tag)`` returns a
-    ready-to-serve object (or raises :class:`IncompatibleChampion`); ``swap(served)`` makes
-    it current. Errors while reading or loading are logged and retried on the next poll.
+    ready-to-serve object (or raises :class:`IncompatibleChampion` or :class:`CorruptModel`,
+    both refused once); ``swap(served)`` makes it current. Other errors while reading or
+    loading are logged and retried on the next poll.
     """
 
     def __init__(
@@ -68,6 +73,13 @@ class ChampionWatcher(Generic[Served]):
         except IncompatibleChampion as exc:
             self._refused.add(tag)
             self._log(f"champion watcher: not serving {tag}: {exc}; restart to adopt it")
+            return "refused"
+        except CorruptModel as exc:
+            self._refused.add(tag)
+            self._log(
+                f"champion watcher: refusing {tag}, its model is corrupt: {exc}; "
+                f"still serving {self.served_tag}"
+            )
             return "refused"
         except Exception as exc:
             self._log(f"champion watcher: loading {tag} failed ({exc}); still {self.served_tag}")

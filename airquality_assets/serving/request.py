@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +62,11 @@ MAX_LOCATIONS = 64
 MAX_LOCATION_NAME = 200
 DEFAULT_LOCATION = "default"
 _HOUR = timedelta(hours=1)
+#: Fields that are 0 or 1 (precipitation seen or not), whatever their bounds allow between.
+FLAG_FIELDS = ("is_rain", "is_snow")
+#: A dew point above the temperature is physically impossible; stations round both, and the
+#: bundled Visual Crossing hours hold one with dew 1.0 above temp, so up to this is kept.
+DEW_ABOVE_TEMP_TOLERANCE = 1.0
 _CONFIG = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
@@ -254,9 +260,27 @@ def _utc_hour(value: datetime) -> datetime:
     return value
 
 
+#: The one accepted spelling: ``YYYY-MM-DDTHH:MM:SS``, optional zero fraction, ``Z`` or
+#: ``+00:00``. Pydantic alone also takes epoch numbers as strings, a space or a lower-case
+#: ``t``/``z``, ``-00:00``, ``+0000`` and rounds nanoseconds away.
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+
+
 def _iso_string(value: Any) -> Any:
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "must be an ISO 8601 string")
+    match = _STAMP.fullmatch(value)
+    if match is None:
+        raise PydanticCustomError(
+            "time_format",
+            "must be an ISO 8601 UTC time like 2014-12-30T00:00:00Z (upper-case T and Z, "
+            "or +00:00)",
+        )
+    fraction, offset = match.groups()
+    if offset not in ("Z", "+00:00"):  # "-00:00" means "offset unknown" (RFC 3339)
+        raise PydanticCustomError("not_utc", "timestamp is not UTC; send 'Z' or '+00:00'")
+    if fraction and fraction.strip(".0"):
+        raise PydanticCustomError("not_on_the_hour", "timestamp is not on the whole hour")
     return value
 
 
@@ -334,11 +358,33 @@ def _hour_model(name: str, doc: str, fields: Sequence[str]) -> type[BaseModel]:
         _refuse_unknown(data, allowed)
         return data
 
+    flags = [f for f in FLAG_FIELDS if f in fields]
+    dew = "dew" in fields and "temp" in fields
+
+    def plausible(hour: Any) -> Any:
+        for flag in flags:
+            if getattr(hour, flag) not in (0.0, 1.0):
+                raise PydanticCustomError(
+                    "not_a_flag",
+                    "{flag} must be 0 or 1, got {got}",
+                    {"flag": flag, "got": getattr(hour, flag)},
+                )
+        if dew and hour.dew > hour.temp + DEW_ABOVE_TEMP_TOLERANCE:
+            raise PydanticCustomError(
+                "dew_above_temp",
+                "dew {dew} is above temp {temp}: a dew point cannot exceed the temperature",
+                {"dew": hour.dew, "temp": hour.temp},
+            )
+        return hour
+
     return create_model(
         name,
         __config__=_CONFIG,
         __doc__=doc,
-        __validators__={"keys": model_validator(mode="before")(staticmethod(keys))},
+        __validators__={
+            "keys": model_validator(mode="before")(staticmethod(keys)),
+            "plausible": model_validator(mode="after")(plausible),
+        },
         time=(UtcHour, ...),
         **_bounded_fields(fields),
     )
@@ -470,6 +516,31 @@ def _problems(exc: ValidationError) -> RequestError:
     return RequestError(400 if syntax else 422, problems, exc.error_count())
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return obj
+
+
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """JSON objects with a repeated key: refused, not silently read as the last value
+    (pydantic's parser keeps the last; two readers of one body could disagree)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        raise RequestError.one(
+            422, "body", f"duplicate key {_quoted([exc.args[0]])} in a JSON object", "duplicate_key"
+        ) from None
+    except ValueError:  # pydantic accepted it, Python's parser did not (e.g. a lone surrogate)
+        pass
+
+
 def parse_request(body: bytes, spec: RequestSpec) -> ValidatedRequest:
     """Decode and validate a /predict body; raise :class:`RequestError` (400/422) if bad.
 
@@ -481,6 +552,7 @@ def parse_request(body: bytes, spec: RequestSpec) -> ValidatedRequest:
         request = request_model(spec).model_validate_json(body)
     except ValidationError as exc:
         raise _problems(exc) from None
+    _refuse_duplicate_keys(body)  # only a body that validated pays for this second pass
     entries = request.locations  # type: ignore[attr-defined]
     n = len(entries) * spec.lookback
     columns = {

@@ -116,8 +116,9 @@ def build_forecast_package(
 
 
 def observation(hour: int, rng: np.random.Generator, start: datetime = START) -> dict[str, Any]:
-    """One plausible hourly observation with every raw field the fixture model needs."""
-    return {
+    """One plausible hourly observation with every raw field the fixture model needs (the
+    dew point never above the temperature: the service refuses that)."""
+    hour_values = {
         "time": (start + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "pm2_5": round(float(rng.uniform(5, 150)), 2),
         "pm10": round(float(rng.uniform(10, 200)), 2),
@@ -125,7 +126,11 @@ def observation(hour: int, rng: np.random.Generator, start: datetime = START) ->
         "o3": round(float(rng.uniform(0, 120)), 2),
         "nh3": round(float(rng.uniform(0, 20)), 2),
         "temp": round(float(rng.uniform(-10, 30)), 1),
-        "dew": round(float(rng.uniform(-20, 15)), 1),
+    }
+    dew = round(float(rng.uniform(-20, 15)), 1)
+    return {
+        **hour_values,
+        "dew": min(dew, hour_values["temp"]),
         "humidity": round(float(rng.uniform(10, 100)), 1),
         "pressure": round(float(rng.uniform(990, 1040)), 1),
         "windspeed": round(float(rng.uniform(0, 40)), 1),

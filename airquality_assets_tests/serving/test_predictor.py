@@ -203,7 +203,7 @@ def test_a_request_with_a_forecast_is_answered_as_training_would(
 
     stormy = json.loads(json.dumps(body))
     for hour in stormy["locations"][0]["forecast"]:
-        hour.update(temp=-30.0, windspeed=80.0, pressure=960.0)
+        hour.update(temp=-30.0, dew=-35.0, windspeed=80.0, pressure=960.0)
     changed = forecast_predictor.predict(forecast_request(forecast_predictor, stormy)).values
     assert not np.allclose(changed[0], result.values[0], atol=1e-3)  # the forecast is read
     np.testing.assert_allclose(changed[1], result.values[1], atol=1e-5)  # per location

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from airquality_assets.serving.integrity import CorruptModel
 from airquality_assets.serving.reload import ChampionWatcher, IncompatibleChampion
 
 
@@ -76,3 +77,19 @@ def test_the_thread_polls_and_stops() -> None:
         time.sleep(0.01)
     watcher.stop()
     assert swapped == ["model<m:2>"]
+
+
+def test_a_corrupt_champion_is_refused_once_and_the_old_one_kept() -> None:
+    swapped: list[str] = []
+    logged: list[str] = []
+    loads: list[str] = []
+
+    def load(tag: str) -> str:
+        loads.append(tag)
+        raise CorruptModel("model.keras (1200 bytes) is not a whole Keras archive")
+
+    watcher = ChampionWatcher("m:1", lambda: "m:5", load, swapped.append, 1.0, logged.append)
+    assert watcher.check_once() == "refused"
+    assert watcher.check_once() == "same"  # refused once, not re-read on every poll
+    assert swapped == [] and watcher.served_tag == "m:1" and loads == ["m:5"]
+    assert "m:5" in logged[-1] and "corrupt" in logged[-1] and "still serving m:1" in logged[-1]

@@ -99,11 +99,22 @@ def test_malformed_documents(body: bytes, status: int, field: str, code: str) ->
         ("dew", -1e308, "greater_than_equal"),
         ("humidity", 140.0, "less_than_equal"),
         ("time", "9999-12-31T23:00:00Z", "out_of_range"),  # its answer overflowed: a 500
-        ("time", "2014-12-30T04:00:00", "timezone_aware"),
+        ("time", "2014-12-30T04:00:00", "time_format"),
         ("time", "2014-12-30T04:00:00+01:00", "not_utc"),
         ("time", "2014-12-30T04:15:00Z", "not_on_the_hour"),
-        ("time", "30/12/2014 04:00", "datetime_from_date_parsing"),
+        ("time", "30/12/2014 04:00", "time_format"),
         ("time", 1419912000, "string_type"),
+        # accepted by pydantic's own parser, not by the documented format
+        ("time", "1419912000", "time_format"),  # epoch seconds as a string
+        ("time", "1419912000000", "time_format"),  # epoch milliseconds
+        ("time", "2014-12-30T04:00:00-00:00", "not_utc"),  # RFC 3339: offset unknown
+        ("time", "2014-12-30T04:00:00+0000", "time_format"),
+        ("time", "2014-12-30 04:00:00Z", "time_format"),
+        ("time", "2014-12-30t04:00:00Z", "time_format"),
+        ("time", "2014-12-30T04:00:00z", "time_format"),
+        ("time", "2014-12-30T04:00Z", "time_format"),
+        ("time", "2014-12-30T04:00:00.000000001Z", "not_on_the_hour"),  # 1 ns off the hour
+        ("time", "2014-12-30T04:00:00.5+00:00", "not_on_the_hour"),
     ],
 )
 def test_every_field_is_typed_and_bounded(field: str, value: Any, code: str) -> None:
@@ -111,6 +122,54 @@ def test_every_field_is_typed_and_bounded(field: str, value: Any, code: str) -> 
     assert error.status == 422
     assert error.problems[0].field == f"locations[1].observations[4].{field}"
     assert error.problems[0].code == code
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2014-12-30T04:00:00Z", "2014-12-30T04:00:00+00:00", "2014-12-30T04:00:00.000Z"]
+)
+def test_the_documented_timestamps_are_accepted(stamp: str) -> None:
+    body = make_body(("beijing",))
+    for h, hour in enumerate(body["locations"][0]["observations"]):
+        hour["time"] = stamp.replace("T04", f"T{h:02d}").replace("12-30", "12-29")
+    request = parse_request(json.dumps(body).encode(), SPEC)
+    assert str(request.times[4]) == "2014-12-29T04:00:00"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("is_rain", 0.5, "not_a_flag"),
+        ("is_snow", 0.25, "not_a_flag"),
+        ("dew", 60.0, "dew_above_temp"),  # the fixture's temp is at most 30
+    ],
+)
+def test_implausible_hours_are_refused(field: str, value: Any, code: str) -> None:
+    error = refused(with_value(field, value))
+    assert (error.status, error.problems[0].code) == (422, code)
+    assert error.problems[0].field == "locations[1].observations[4]"
+    assert field in error.problems[0].reason
+
+
+def test_dew_a_rounding_step_above_temp_is_kept_more_is_refused() -> None:
+    body = with_value("temp", 10.0)
+    body["locations"][1]["observations"][4]["dew"] = 11.0  # the bundled data holds one such
+    parse_request(json.dumps(body).encode(), SPEC)
+    body["locations"][1]["observations"][4]["dew"] = 11.5
+    error = refused(body)
+    assert (error.status, error.problems[0].code) == (422, "dew_above_temp")
+    assert error.problems[0].field == "locations[1].observations[4]"
+    assert "11.5" in error.problems[0].reason and "10.0" in error.problems[0].reason
+
+
+def test_duplicate_keys_are_refused_not_read_as_the_last() -> None:
+    body = json.dumps(make_body(("beijing",)))
+    first = body.index('"pm10"')
+    doubled = body[:first] + '"pm10": 1.0, ' + body[first:]  # same object, key twice
+    error = refused(doubled.encode())
+    assert (error.status, error.problems[0].code) == (422, "duplicate_key")
+    assert '"pm10"' in error.problems[0].reason
+    top = refused(b'{"locations": [], ' + body[1:].encode())
+    assert top.problems[0].code == "duplicate_key"
 
 
 def test_json_non_finite_literals_are_refused_per_field() -> None:
@@ -274,7 +333,7 @@ def test_a_valid_forecast_becomes_arrays_of_the_target_hours() -> None:
         ("windspeed", -0.5, "greater_than_equal"),
         ("pressure", 1e308, "less_than_equal"),
         ("dew", -1e308, "greater_than_equal"),
-        ("time", "2014-12-31T03:00:00", "timezone_aware"),
+        ("time", "2014-12-31T03:00:00", "time_format"),
         ("time", "2014-12-31T03:30:00Z", "not_on_the_hour"),
         ("time", "9999-12-31T23:00:00Z", "out_of_range"),
     ],

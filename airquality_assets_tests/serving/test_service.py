@@ -16,6 +16,7 @@ import asyncio
 import copy
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airquality_assets.ml.package import load_package
+from airquality_assets.serving.openapi import TIME_PATTERN
 from airquality_assets.transforms.features import feature_matrix
 
 from .conftest import (
@@ -261,6 +263,29 @@ def test_openapi_describes_both_methods(client: httpx.Client) -> None:
     assert "ServedModel" in str(spec["paths"]["/metadata"]["post"]["responses"]["200"])
 
 
+def test_openapi_is_valid_30_and_states_the_enforced_rules(client: httpx.Client) -> None:
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+
+    spec = client.get("/docs.json").json()
+    errors = [str(e)[:300] for e in OpenAPIV30SpecValidator(spec).iter_errors()]
+    assert errors == []
+    assert '"type": "null"' not in json.dumps(spec)  # 3.1 spelling: `nullable` in 3.0
+    schemas = spec["components"]["schemas"]
+    time_ = schemas["Observation"]["properties"]["time"]
+    assert time_["pattern"] == TIME_PATTERN
+    for name in ("Observation", "LocationObservations", "PredictInput"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert schemas["Observation"]["properties"]["is_rain"]["enum"] == [0, 1]
+    assert "get" in spec["paths"]["/metadata"] and client.get("/metadata").status_code == 200
+    post = spec["paths"]["/predict"]["post"]
+    assert "431" in post["responses"] and "duplicate_key" in post["description"]
+    assert "1000000 bytes" in spec["info"]["description"]
+    example = post["requestBody"]["content"]["application/json"]["schema"]["example"]
+    stamps = [o["time"] for e in example["locations"] for o in e["observations"]]
+    assert all(re.fullmatch(TIME_PATTERN, t) for t in stamps)
+    assert client.post("/predict", json=example).status_code == 200
+
+
 def bad_requests(body: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, str, str]]:
     """(name, httpx kwargs, status, field substring, code) per bad-input class."""
     json_headers = {"content-type": "application/json"}
@@ -337,8 +362,33 @@ def bad_requests(body: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, s
             "body",
             "json_invalid",
         ),
-        case("naive time", mutated((*obs, "time"), "2014-12-30T04:00:00"), 422, "time", "aware"),
-        case("not iso", mutated((*obs, "time"), "30/12/2014 04:00"), 422, "time", "datetime"),
+        case("naive time", mutated((*obs, "time"), "2014-12-30T04:00:00"), 422, "time", "format"),
+        case("not iso", mutated((*obs, "time"), "30/12/2014 04:00"), 422, "time", "format"),
+        case("epoch string", mutated((*obs, "time"), "1419912000"), 422, "time", "time_format"),
+        case("-00:00", mutated((*obs, "time"), "2014-12-30T04:00:00-00:00"), 422, "time", "utc"),
+        case("space", mutated((*obs, "time"), "2014-12-30 04:00:00Z"), 422, "time", "format"),
+        case(
+            "1 ns off",
+            mutated((*obs, "time"), "2014-12-30T04:00:00.000000001Z"),
+            422,
+            "time",
+            "not_on_the_hour",
+        ),
+        case(
+            "dew above temp",
+            mutated((*obs, "dew"), 60.0),
+            422,
+            at,
+            "dew_above_temp",
+        ),
+        case("rain 0.5", mutated((*obs, "is_rain"), 0.5), 422, at, "not_a_flag"),
+        case(
+            "duplicate key",
+            mutated((*obs, "pm10"), 1.0).replace(b'"pm10"', b'"pm10": 2.0, "pm10"', 1),
+            422,
+            "body",
+            "duplicate_key",
+        ),
         case("off hour", mutated((*obs, "time"), "2014-12-30T04:15:00Z"), 422, "time", "hour"),
         case(
             "not consecutive",
@@ -575,6 +625,42 @@ def test_health_and_metrics(client: httpx.Client) -> None:
 PREDICTED = "airquality_predicted_concentration_ug_m3"
 
 
+def _predictions_total(client: httpx.Client) -> float:
+    lines = client.get("/metrics").text.splitlines()
+    (line,) = [x for x in lines if x.startswith("airquality_predictions_total")]
+    return float(line.split()[-1])
+
+
+def test_a_second_instance_on_the_same_home_keeps_the_first_ones_metrics(
+    client: httpx.Client, body: dict[str, Any], homes: dict[str, Path], tmp_path: Path
+) -> None:
+    """BentoML empties $BENTOML_HOME/prometheus_multiproc_dir at each start: each instance
+    now has a folder of its own."""
+    assert client.post("/predict", json=body).status_code == 200
+    before = _predictions_total(client)
+    assert before >= len(body["locations"])
+    log = tmp_path / "second.log"
+    second, url = start(homes["open"], log)
+    try:
+        wait_ready(second, url, log)
+        assert _predictions_total(client) >= before  # not emptied by the second start
+        with httpx.Client(base_url=url, timeout=30) as other:
+            assert other.post("/predict", json=body).status_code == 200
+            assert _predictions_total(other) == len(body["locations"])  # its own count
+    finally:
+        stop(second)
+    assert _predictions_total(client) >= before
+
+
+def test_request_heads_are_bounded(servers: dict[str, Any]) -> None:
+    """uvicorn as BentoML runs it has no header cap: the service installs one (431)."""
+    big = {"x-pad": "a" * 64_000}
+    response = httpx.get(f"{servers['open']}/livez", headers=big, timeout=30)
+    assert response.status_code == 431
+    assert response.json()["details"][0]["code"] == "headers_too_large"
+    assert httpx.get(f"{servers['open']}/livez", timeout=30).status_code == 200
+
+
 def v8_body(locations: tuple[str, ...] = ("beijing",), seed: int = 1) -> dict[str, Any]:
     """A body for the v8 champion: its fields only, its lookback, and the forecast."""
     return make_forecast_body(
@@ -690,7 +776,7 @@ def forecast_bad_requests() -> list[tuple[str, dict[str, Any], str, str]]:
         ("winddir", changed(set_hour(2, winddir=-1.0)), f"{at}.winddir", "greater_than_equal"),
         ("string", changed(set_hour(2, pressure="low")), f"{at}.pressure", "float_type"),
         ("unknown", changed(set_hour(2, pm2_5=12.0)), at, "unknown_field"),
-        ("naive", changed(set_hour(2, time="2014-12-31T02:00:00")), f"{at}.time", "aware"),
+        ("naive", changed(set_hour(2, time="2014-12-31T02:00:00")), f"{at}.time", "time_format"),
     ]
 
 
@@ -833,6 +919,42 @@ def test_a_champion_promoted_while_serving_is_swapped_in_without_a_failed_reques
         assert client.get("/metadata").json()["model_version"] == "9"
         assert client.post("/predict", json=v8_body()).status_code == 200
 
+        # v11: v9's contract, but its model.keras is cut short in the store (the import
+        # refuses such a package, so it is written into the store directly)
+        store_truncated(homes["auth"], v9, version="11")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "its model is corrupt" not in log.read_text():
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "its model is corrupt" in text and "still serving airquality-lstm:" in text
+        assert text.count("its model is corrupt") == 1  # refused once, not on every poll
+        assert client.get("/metadata").json()["model_version"] == "9"
+        assert client.post("/predict", json=v8_body()).status_code == 200
+
+
+def store_truncated(home: Path, package: Path, version: str) -> None:
+    """Put ``package`` into the store as MLflow ``version`` with a truncated model.keras."""
+    code = "\n".join(
+        [
+            "import sys, json, bentoml, pathlib",
+            "src, version = pathlib.Path(sys.argv[1]), sys.argv[2]",
+            "meta = json.loads((src / 'metadata.json').read_text())",
+            "meta['model_version'] = version",
+            "data = (src / 'model.keras').read_bytes()[:3000]",
+            "with bentoml.models.create('airquality-lstm', metadata={'mlflow_version': version})"
+            " as m:",
+            "    pathlib.Path(m.path_of('metadata.json')).write_text(json.dumps(meta))",
+            "    pathlib.Path(m.path_of('model.keras')).write_bytes(data)",
+        ]
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(package), version],
+        env=server_env(home),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
@@ -901,3 +1023,24 @@ def test_no_model_in_store_fails_start(tmp_path: Path) -> None:
         stop(process)
     assert code != 0
     assert "Run the training job first" in log.read_text()
+
+
+def test_a_truncated_model_stops_the_start_with_one_clear_error(
+    tmp_path: Path, package_dir: Path
+) -> None:
+    """Not a crash loop of workers with Keras' "File not found": one error, and an exit."""
+    home = tmp_path / "home"
+    (tag,) = import_packages(home, package_dir)
+    name, version = tag.split(":")
+    stored = home / "models" / name / version / "model.keras"
+    stored.write_bytes(stored.read_bytes()[:2000])
+    log = tmp_path / "serve.log"
+    process, _ = start(home, log)
+    try:
+        code = process.wait(120)
+    finally:
+        stop(process)
+    text = log.read_text()
+    assert code != 0
+    assert f"cannot serve {tag}" in text and "not a whole Keras archive" in text
+    assert "File not found" not in text
