@@ -2,7 +2,8 @@
 
 The promotion gate compares a retrained model with the champion on the challenger's test
 window cut to what comes after the champion's own training and validation data, leaving out
-windows that touch hours the drift check flags (:mod:`airquality_assets.monitoring.flags`).
+windows that touch hours the drift check flags (:mod:`airquality_assets.monitoring.flags`)
+or a target scale shift against the champion (:mod:`airquality_assets.monitoring.level_shift`).
 It used to move the alias on any lower mean RMSE; it now wants a significant difference
 (:mod:`airquality_assets.ml.promotion`: Diebold-Mariano, one-sided p < 0.05). This replays
 it on the bundled Beijing data without MLflow or Dagster: one champion trained at
@@ -34,10 +35,11 @@ from airquality_assets.ml.baselines import persistence_forecast
 from airquality_assets.ml.evaluation import forecast_metrics
 from airquality_assets.ml.grid import grid_for_profile
 from airquality_assets.ml.model import jit_forward, train_lstm
-from airquality_assets.ml.promotion import decide, gate_evidence
+from airquality_assets.ml.promotion import judge_forecasts
 from airquality_assets.ml.significance import format_p
 from airquality_assets.ml.training_steps import gate_tensors, predict
 from airquality_assets.monitoring.flags import tensor_flags
+from airquality_assets.monitoring.level_shift import tensor_shift_flags
 from airquality_assets.transforms.windowing import (
     SequenceTensors,
     build_sequence_tensors,
@@ -112,10 +114,11 @@ def main() -> None:
         gate = gate_tensors(tensors_at(frame, clock(at)), seen_until)
         _, challenger = train_best(gate, args.profile)
         x, y = windows(gate, "test")
-        evidence = gate_evidence(
-            gate, y, predict(challenger, x), predict(champion, x), tensor_flags(gate, seen_until)
-        )
-        verdict = decide(evidence)
+        # as the gate: the drift check's flags and a target scale shift against the champion
+        evidence, verdict, _ = judge_forecasts(
+            gate, y, predict(challenger, x), predict(champion, x), tensor_flags(gate, seen_until),
+            shift_flags_for=tensor_shift_flags,
+        )  # fmt: skip
         new, old = evidence.challenger_rmse, evidence.champion_rmse
         lower += new < old
         passed += verdict.promote

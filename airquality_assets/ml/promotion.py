@@ -22,6 +22,11 @@ docs/operations.md quote it):
 * **Loss**: per window, the squared error averaged over horizons and pollutants; the test
   (:func:`airquality_assets.ml.significance.diebold_mariano`, HAC lag ``max horizon - 1``,
   HLN-corrected) asks whether the mean loss differential challenger - champion is zero.
+* **Scale shift**: a recalibrated sensor stays inside the range, so the champion's own
+  forecasts of the gate windows are the reference: from a day on which the target sits
+  above (or below) them day after day to the newest day, its hours are flagged too
+  (:mod:`airquality_assets.monitoring.level_shift`), and the degradation that shift
+  explains is the data's: the "champion degraded" rule does not apply.
 * Drift alone does not lower the bar: in this loop a drift ERROR is a data fault (a stuck
   sensor, a unit change) far more often than a changed world, and those hours are exactly
   the ones left out, so a fresher model has nothing to show for it.
@@ -63,6 +68,8 @@ UNTESTED = "untested"
 
 #: Flags per tensor row: reason -> boolean mask over ``tensors.features`` rows.
 RowFlags = Mapping[str, np.ndarray]
+#: ``(gate tensors, actuals, champion forecasts) -> (flags, note)``: a target scale shift.
+ShiftFlagsFor = Callable[[SequenceTensors, np.ndarray, np.ndarray], tuple[RowFlags, str]]
 
 
 def windows_touching(tensors: SequenceTensors, ends: np.ndarray, flagged: np.ndarray) -> np.ndarray:
@@ -222,6 +229,29 @@ def gate_evidence(
     )
 
 
+def judge_forecasts(
+    gate: SequenceTensors,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    flags: RowFlags,
+    degraded_because: str = "",
+    shift_flags_for: ShiftFlagsFor | None = None,
+) -> tuple[GateEvidence, Verdict, str]:
+    """Evidence and verdict, after a look for a target scale shift in the champion's own
+    out-of-sample forecasts (``shift_flags_for``): its rows join the flags, and a found
+    shift means the degradation is the data's (a recalibrated sensor), not a changed world,
+    so the "champion degraded" rule does not lower the bar. Returns the shift's note too."""
+    shift, degraded = "", degraded_because
+    if shift_flags_for is not None:
+        extra, shift = shift_flags_for(gate, y, champion)
+        flags = {**flags, **extra}
+        if extra:
+            degraded = ""
+    evidence = gate_evidence(gate, y, challenger, champion, flags, degraded)
+    return evidence, decide(evidence), shift
+
+
 def rmse_by_horizon(y: np.ndarray, pred: np.ndarray, horizons: list[int]) -> dict[int, float]:
     """RMSE per horizon (averaged over pollutants); empty without windows."""
     if len(y) == 0:
@@ -251,6 +281,7 @@ def promote(
     tags: Mapping[str, str] | None = None,
     *,
     flags_for: Callable[[SequenceTensors, str], RowFlags] | None = None,
+    shift_flags_for: ShiftFlagsFor | None = None,
     degraded_because: str = "",
 ) -> PromotionDecision:
     """Register the tuned model; move ``champion`` only as :func:`decide` says.
@@ -259,6 +290,9 @@ def promote(
     ``flags_for(gate_tensors, champion_seen_until)`` returns the faulty hours per tensor row
     (the Dagster asset passes the drift check's replay); ``degraded_because`` is non-empty
     when the run was asked for because the champion's accuracy degraded. Nothing is
+    ``shift_flags_for(gate_tensors, actuals, champion_forecasts)`` returns the rows of a
+    target scale shift (a recalibrated sensor) and a note; when it finds one, the
+    degradation is the data's, so the "champion degraded" rule does not apply. Nothing is
     registered when the model does not beat persistence (the blocking check on
     ``model_evaluation`` already stops the run then).
     """
@@ -289,15 +323,20 @@ def promote(
         # Each model reads the inputs it was built for, on the same windows: an
         # observations-only champion against a challenger that also reads forecasts.
         champion = _forecasts(champion_uri, gate.inputs)
-        evidence = gate_evidence(
-            gate.tensors, gate.y, gate.challenger, champion, gate.flags, degraded_because
-        )
-        verdict = decide(evidence)
+        evidence, verdict, shift = judge_forecasts(
+            gate.tensors, gate.y, gate.challenger, champion, gate.flags, degraded_because,
+            shift_flags_for,
+        )  # fmt: skip
+        reason = verdict.reason + (f"; scale shift: {shift}" if shift else "")
         return Judgement(
             promote=verdict.promote,
-            reason=verdict.reason,
+            reason=reason,
             champion_score=evidence.champion_rmse,
-            tags={**evidence.tags(), "gate_rule": verdict.rule},
+            tags={
+                **evidence.tags(),
+                "gate_rule": verdict.rule,
+                "gate_scale_shift": shift or "none",
+            },
         )
 
     return register_and_maybe_promote(

@@ -5,6 +5,11 @@ champion's test error at matched horizons. An episode starts when a trigger firs
 ends on the first evaluation where none holds; a request is made at the start of an episode
 unless the last request is younger than the cool-down (then the episode is noted, and a
 request follows once the cool-down has passed while the trigger still holds).
+
+An episode's run answers the triggers that held when it was requested. A trigger that joins
+later (the accuracy degrading days into a drift episode, as after a unit change: the 7-day
+RMSE worse than persistence, and no retrain because the drift request had been made) gets
+one request of its own, after the cool-down, with its own run key.
 """
 
 from __future__ import annotations
@@ -32,13 +37,19 @@ class RetrainState:
     episode_start: str | None = None
     requested_for_episode: bool = False
     last_request_at: str | None = None
+    requested_for: tuple[str, ...] = ()
+    """The triggers the episode's requests answered."""
 
     def to_cursor(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_cursor(cls, cursor: str | None) -> RetrainState:
-        return cls(**json.loads(cursor)) if cursor else cls()
+        if not cursor:
+            return cls()
+        doc = json.loads(cursor)
+        doc["requested_for"] = tuple(doc.get("requested_for", ()))
+        return cls(**doc)
 
 
 @dataclass(frozen=True)
@@ -62,18 +73,37 @@ def decide(
     if not reasons:
         return Decision(False, "no trigger", None, RetrainState(None, False, state.last_request_at))
     new = RetrainState(
-        state.episode_start or now.isoformat(), state.requested_for_episode, state.last_request_at
+        state.episode_start or now.isoformat(),
+        state.requested_for_episode,
+        state.last_request_at,
+        state.requested_for if state.episode_start else (),
     )
-    reason = "+".join(reasons) + (f": {detail}" if detail else "")
-    if new.requested_for_episode:
-        return Decision(False, f"episode since {new.episode_start} already has a run", None, new)
+    if new.requested_for_episode and not new.requested_for:
+        new.requested_for = ("drift",)  # a cursor from before the triggers were recorded
+    joined = [r for r in reasons if r not in new.requested_for]
+    if new.requested_for_episode and not joined:
+        return Decision(
+            False,
+            f"episode since {new.episode_start} already has a run (for "
+            f"{'+'.join(new.requested_for)}); the next request waits for a new trigger",
+            None,
+            new,
+        )
+    asked = joined if new.requested_for_episode else reasons
+    reason = "+".join(asked) + (f": {detail}" if detail else "")
     if state.last_request_at is not None:
         since = now - datetime.fromisoformat(state.last_request_at)
         if since < timedelta(hours=policy.cooldown_hours):
-            return Decision(False, f"cool-down ({since} since the last request)", None, new)
+            return Decision(
+                False, f"{'+'.join(asked)}: cool-down ({since} since the last request)", None, new
+            )
+    key = f"retrain:{new.episode_start}"
+    if new.requested_for_episode:
+        key += ":" + "+".join(asked)
     new.requested_for_episode = True
+    new.requested_for = tuple(sorted({*new.requested_for, *reasons}))
     new.last_request_at = now.isoformat()
-    return Decision(True, reason, f"retrain:{new.episode_start}", new)
+    return Decision(True, reason, key, new)
 
 
 def trigger_detail(drift: Mapping[str, Any], accuracy: Mapping[str, Any]) -> str:

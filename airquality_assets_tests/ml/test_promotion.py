@@ -187,3 +187,32 @@ def test_each_model_reads_the_gate_inputs_it_was_built_for(monkeypatch, gate) ->
     np.testing.assert_array_equal(champion[:, 0, 0], x[:, -1, 0])
     with pytest.raises(ValueError, match="carry none"):
         promotion._forecasts("challenger", [x])  # tensors without a forecast block
+
+
+def test_a_recalibrated_target_is_left_out_and_does_not_lower_the_bar(gate) -> None:
+    """The recalibration run: actuals 1.5x from some day to the newest, neither model
+    follows; the accuracy trigger asked for the retrain. Without the shift detector the
+    degraded rule promoted a challenger no better than the champion."""
+    from airquality_assets.ml.promotion import judge_forecasts
+    from airquality_assets.monitoring.level_shift import tensor_shift_flags
+
+    tensors, y = gate
+    ends = tensors.ends["test"]
+    rng = np.random.default_rng(2)
+    champion = y + _ar_errors(rng, y.shape, 10.0)
+    challenger = y + _ar_errors(rng, y.shape, 10.0)
+    onset = int(tensors.times[ends[-4 * 24]]) // 86400 * 86400
+    faulty_rows = tensors.times >= onset
+    actual = y.copy()
+    actual[tensors.times[ends] + 3600 >= onset] *= 1.5  # windows whose actuals are faulty
+    _, naive_verdict, _ = judge_forecasts(
+        tensors, actual, challenger, champion, {}, "accuracy degraded"
+    )
+    assert naive_verdict.promote and naive_verdict.rule == DEGRADED_NOT_WORSE
+    evidence, verdict, note = judge_forecasts(
+        tensors, actual, challenger, champion, {}, "accuracy degraded", tensor_shift_flags
+    )
+    assert not verdict.promote and verdict.rule == NOT_BETTER
+    assert "pm2_5 x1.4" in note and "since 2014-04-26" in note and not evidence.champion_degraded
+    touched = windows_touching(tensors, ends, faulty_rows)
+    assert evidence.excluded_by["pm2_5 scale shift"] >= int(touched.sum())

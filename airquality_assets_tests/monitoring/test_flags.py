@@ -56,6 +56,17 @@ def test_clean_data_flags_nothing(history: pd.DataFrame) -> None:
     assert _flags(history).counts() == {}
 
 
+def test_one_cold_dry_day_is_not_a_fault(history: pd.DataFrame) -> None:
+    """A real winter day far below the reference range (the bundled data's 2014-02-03,
+    dew point -40 degC): the newest-day rule alerts, but the week is not faulty data."""
+    cold = history.copy()
+    day = cold[TIME].between(
+        pd.Timestamp(FAULT_AT), pd.Timestamp(FAULT_AT) + pd.Timedelta(hours=23)
+    )
+    cold.loc[day, "temp"] = -40.0 + np.arange(int(day.sum())) % 5  # varies: not stuck
+    assert _flags(cold).counts() == {}
+
+
 def test_a_stuck_sensor_flags_exactly_its_frozen_hours(history: pd.DataFrame) -> None:
     stuck = apply_to_frame(history, Fault("stuck", FAULT_AT))
     flags = _flags(stuck)
@@ -77,8 +88,9 @@ def test_a_unit_change_flags_every_hour_of_the_weeks_it_is_seen_in(
     flagged = flags.by_reason["temp out of range"]
     times = shifted[TIME]
     assert flagged[times >= pd.Timestamp(FAULT_AT)].all()
-    # the week of the first evaluation at ERROR (the next midnight) and nothing before it
-    first_error = pd.Timestamp(FAULT_AT).normalize() + pd.Timedelta(days=1)
+    # the week of the first evaluation at ERROR (the first midnight with half a week of
+    # faulty hours: 03-14, 91 h after the change) and nothing before it
+    first_error = pd.Timestamp(FAULT_AT).normalize() + pd.Timedelta(days=4)
     week = times > first_error - pd.Timedelta(days=7)
     assert flagged[week].all() and not flagged[~week].any()
 

@@ -33,6 +33,34 @@ def test_cool_down_delays_the_next_episode_request() -> None:
     assert later.run_key == f"retrain:{(T0 + timedelta(days=2)).isoformat()}"
 
 
+def test_accuracy_degrading_inside_a_drift_episode_gets_its_own_request() -> None:
+    """The unit-change run: drift at ERROR from day 0 (one request), the 7-day RMSE
+    degraded from day 3 on; the accuracy gets one request after the cool-down, not one
+    per day."""
+    state = RetrainState()
+    keys, reasons = [], []
+    for day in range(8):
+        d = decide(T0 + timedelta(days=day), True, day >= 3, state, POLICY)
+        state = RetrainState.from_cursor(d.state.to_cursor())
+        keys.append(d.run_key)
+        reasons.append(d.reason)
+    episode = T0.isoformat()
+    assert keys == [f"retrain:{episode}", None, None, f"retrain:{episode}:accuracy", None,
+                    None, None, None]  # fmt: skip
+    assert "already has a run (for drift)" in reasons[1]
+    assert reasons[3].startswith("accuracy") and "(for accuracy+drift)" in reasons[4]
+    # the next episode starts afresh
+    gap = decide(T0 + timedelta(days=9), False, False, state, POLICY)
+    assert gap.state.requested_for == ()
+
+
+def test_a_cursor_from_before_the_triggers_were_recorded_still_reads() -> None:
+    old = '{"episode_start": "2014-03-01T00:00:00+00:00", "last_request_at": null, ' \
+        '"requested_for_episode": true}'  # fmt: skip
+    d = decide(T0 + timedelta(days=1), True, False, RetrainState.from_cursor(old), POLICY)
+    assert not d.request and "already has a run" in d.reason
+
+
 def test_no_trigger_never_requests() -> None:
     state = RetrainState()
     for day in range(30):

@@ -290,6 +290,7 @@ def champion_model(
 ) -> dg.Output[PromotionDecision]:
     from airquality_assets.ml.promotion import promote
     from airquality_assets.monitoring.flags import tensor_flags
+    from airquality_assets.monitoring.level_shift import tensor_shift_flags
 
     decision = promote(
         sequence_tensors,
@@ -300,6 +301,7 @@ def champion_model(
             context.run.run_id, asset="champion_model", job=context.run.job_name
         ),
         flags_for=tensor_flags,
+        shift_flags_for=tensor_shift_flags,
         degraded_because=_champion_degraded(context.run.tags),
     )
     context.log.info(f"promotion: {decision.reason}")
