@@ -63,3 +63,21 @@ def eager_on_data() -> dg.AutomationCondition:
         .replace("any_deps_updated", any_deps_data_changed())
         .with_label("eager_on_data")
     )
+
+
+def latest_partition_versions(
+    instance: dg.DagsterInstance, asset_names: tuple[str, ...]
+) -> dict[str, str]:
+    """``"<asset>|<partition>" -> data version`` of every materialized partition of the
+    assets, one query per asset (the query Dagster itself uses for input versions)."""
+    from dagster._core.events import DagsterEventType
+
+    out: dict[str, str] = {}
+    for name in asset_names:
+        tags = instance.event_log_storage.get_latest_tags_by_partition(
+            dg.AssetKey(name), DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG]
+        )
+        for partition, found in sorted(tags.items()):
+            if DATA_VERSION_TAG in found:
+                out[f"{name}|{partition}"] = found[DATA_VERSION_TAG]
+    return out
