@@ -364,6 +364,13 @@ class Settings(BaseModel):
         "forecasts, step outputs and MLflow artifacts",
         default_doc="the data dir",
     )
+    raw_history_keep: NonNegativeInt = env_field(
+        12,
+        env="AIRQUALITY_RAW_HISTORY_KEEP",
+        help="superseded pulls kept per raw partition (month, location) under its "
+        "`.history/` folder, newest first; a kept pull can be restored "
+        "(`python -m airquality_assets.programs.restore_pull`); 0: none kept",
+    )
     clients: ClientSettings = ClientSettings()
     ui: UiLinks = UiLinks()
     ops: OpsSettings = OpsSettings()

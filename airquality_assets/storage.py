@@ -184,22 +184,128 @@ def store_raw_span(
     first_hour: datetime,
     last_hour: datetime,
     body: bytes,
+    history_keep: int | None = None,
 ) -> StoragePath:
-    """Write one body atomically, then drop the bodies whose span it covers entirely.
+    """Write one body atomically; the bodies whose span it covers entirely move to history.
 
     A re-pull of a span answers for every hour of the older, covered bodies, so those are
-    superseded (as a re-pulled day replaced its file before); overlapping but not covered
-    bodies stay, and name order makes the newer one win their common hours. Covered bodies
-    go only after the new one is stored, so a failure in between leaves both, never neither.
+    superseded; overlapping but not covered bodies stay, and name order makes the newer one
+    win their common hours. Superseded bodies are kept, not deleted (a model can be traced to
+    the pull it learned from, and :func:`restore_raw_pull` brings one back): they are copied
+    under ``.history/<pull>/`` first, then the new body is written, then they leave the
+    current folder, so a failure at any point leaves every body somewhere. An identical
+    re-pull changes nothing. ``history_keep``: how many superseded pulls a month keeps
+    (None: all).
     """
-    path = atomic_write_bytes(raw_span_path(base_dir, asset, location, first_hour, last_hour), body)
-    for other in raw_month_bodies(base_dir, asset, location, first_hour.date()):
-        if other.name == path.name:
-            continue
-        first, last = raw_span(other)
-        if first_hour <= first and last <= last_hour:
+    target = raw_span_path(base_dir, asset, location, first_hour, last_hour)
+    if target.exists() and target.read_bytes() == body:
+        return target  # an identical re-pull: nothing superseded, nothing to keep
+    month = first_hour.date()
+    covered = [
+        other
+        for other in raw_month_bodies(base_dir, asset, location, month)
+        if first_hour <= raw_span(other)[0] and raw_span(other)[1] <= last_hour
+    ]
+    pull = _pull_stamp(base_dir, asset, location, month) if covered else ""
+    for other in covered:  # copied to the history before anything current changes
+        keep = raw_history_dir(base_dir, asset, location, month) / pull / other.name
+        atomic_write_bytes(keep, other.read_bytes())
+    path = atomic_write_bytes(target, body)
+    for other in covered:
+        if other.name != path.name:
             other.unlink(missing_ok=True)
+    if covered and history_keep is not None:
+        prune_raw_history(base_dir, asset, location, month, history_keep)
     return path
+
+
+# --------------------------------------------------------------------------- superseded pulls
+# ``<month dir>/.history/<pull>/``: the bodies one re-pull superseded, as they were stored.
+# ``<pull>`` is ``<UTC time of the re-pull>-<n>`` (n orders pulls within one second), so
+# name order is age order. The dot keeps the folder out of :func:`raw_month_bodies`.
+
+HISTORY_DIR = ".history"
+
+
+def raw_history_dir(base_dir: StoragePath, asset: str, location: str, month: date) -> StoragePath:
+    """``<base>/raw/<asset>/<location>/<YYYY-MM>/.history/``: superseded pulls of a month."""
+    return raw_month_dir(base_dir, asset, location, month) / HISTORY_DIR
+
+
+def raw_pulls(base_dir: StoragePath, asset: str, location: str, month: date) -> list[str]:
+    """The superseded pulls kept for a month, oldest first (names of ``.history`` folders)."""
+    directory = raw_history_dir(base_dir, asset, location, month)
+    if not directory.is_dir():
+        return []
+    return sorted(p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _pull_stamp(base_dir: StoragePath, asset: str, location: str, month: date) -> str:
+    """A new pull name after every kept one (wall time, not the replay clock: it dates the
+    re-pull itself)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    same_second = [
+        int(name.rsplit("-", 1)[1])
+        for name in raw_pulls(base_dir, asset, location, month)
+        if name.startswith(stamp)
+    ]
+    return f"{stamp}-{max(same_second, default=-1) + 1:03d}"
+
+
+def prune_raw_history(
+    base_dir: StoragePath, asset: str, location: str, month: date, keep: int
+) -> list[str]:
+    """Delete all but the ``keep`` newest superseded pulls of a month; the pulls removed."""
+    pulls = raw_pulls(base_dir, asset, location, month)
+    dropped = pulls[: max(len(pulls) - keep, 0)]
+    history = raw_history_dir(base_dir, asset, location, month)
+    for name in dropped:
+        for body in (history / name).iterdir():
+            body.unlink()
+        (history / name).rmdir()
+    return dropped
+
+
+def restore_raw_pull(
+    base_dir: StoragePath, asset: str, location: str, month: date, pull: str
+) -> list[StoragePath]:
+    """Make a kept pull the month's current bodies again; the current ones become a pull.
+
+    The restored bodies are written over (atomically) before the current ones leave, and
+    those are kept in history first, so a restore is itself undoable and never loses a body.
+    """
+    history = raw_history_dir(base_dir, asset, location, month)
+    source = history / pull
+    if not source.is_dir():
+        raise FileNotFoundError(f"no kept pull {pull!r} for {asset} {location} {month:%Y-%m}")
+    bodies = {p.name: p.read_bytes() for p in source.iterdir() if p.suffix == ".json"}
+    current = raw_month_bodies(base_dir, asset, location, month)
+    if current:
+        stamp = _pull_stamp(base_dir, asset, location, month)
+        for body in current:
+            atomic_write_bytes(history / stamp / body.name, body.read_bytes())
+    directory = raw_month_dir(base_dir, asset, location, month)
+    restored = [atomic_write_bytes(directory / name, data) for name, data in sorted(bodies.items())]
+    for body in current:
+        if body.name not in bodies:
+            body.unlink(missing_ok=True)
+    for body in source.iterdir():
+        body.unlink()
+    source.rmdir()
+    return restored
+
+
+def raw_month_digest(base_dir: StoragePath, asset: str, location: str, month: date) -> str:
+    """SHA-256 over the partition's current bodies (names and bytes, name order): its data
+    version. Same bodies, same digest, whenever and however often they were pulled."""
+    digest = hashlib.sha256()
+    for path in raw_month_bodies(base_dir, asset, location, month) or raw_issue_bodies(
+        base_dir, asset, location, month
+    ):
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def stored_whole_month(base_dir: StoragePath, asset: str, location: str, month: date) -> bool:

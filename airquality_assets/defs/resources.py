@@ -34,6 +34,7 @@ from airquality_assets.storage import (
     raw_issue_bodies,
     raw_issue_time,
     raw_month_bodies,
+    raw_month_digest,
     storage_location,
     store_raw_issue,
     store_raw_span,
@@ -260,13 +261,27 @@ class RawStore(dg.ConfigurableResource):
     """
 
     base_dir: str
+    history_keep: int = 12
+    """Superseded pulls kept per partition (``AIRQUALITY_RAW_HISTORY_KEEP``)."""
 
     @property
     def _root(self) -> StoragePath:
         return storage_location(self.base_dir)
 
     def write_span(self, asset: str, location: str, span: PullSpan, body: bytes) -> StoragePath:
-        return store_raw_span(self._root, asset, location, span.first_hour, span.last_hour, body)
+        return store_raw_span(
+            self._root,
+            asset,
+            location,
+            span.first_hour,
+            span.last_hour,
+            body,
+            history_keep=self.history_keep,
+        )
+
+    def digest(self, asset: str, location: str, month: date) -> str:
+        """The partition's content hash: its Dagster data version."""
+        return raw_month_digest(self._root, asset, location, month)
 
     def month_bodies(self, asset: str, location: str, month: date) -> list[bytes]:
         """Every stored body of the partition, oldest span first."""
@@ -349,7 +364,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
         ),
         **sources,
         # A directory, or an object store (AIRQUALITY_STORAGE_URL): the same code either way.
-        "raw_store": RawStore(base_dir=settings.storage_root),
+        "raw_store": RawStore(
+            base_dir=settings.storage_root, history_keep=settings.raw_history_keep
+        ),
         "io_manager": PartitionedParquetIOManager(base_dir=settings.storage_root),
         "tensors_io_manager": SequenceTensorsIOManager(base_dir=settings.storage_root),
         # Small Python values between steps (candidate summaries, evaluation reports); Dagster's

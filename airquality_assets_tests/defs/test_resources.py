@@ -41,6 +41,7 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_TARGETS": "pm2_5,no2",
         "AIRQUALITY_SPLIT": "fixed",
         "AIRQUALITY_TEST_DAYS": "45",
+        "AIRQUALITY_RAW_HISTORY_KEEP": "3",
         "AIRQUALITY_FORECAST_ISSUE_HOURS": "3",
         "AIRQUALITY_PROFILE": "full",
         "AIRQUALITY_EXECUTOR": "k8s",

@@ -32,6 +32,7 @@ from airquality_assets.defs.partitions import (
     split_key,
 )
 from airquality_assets.defs.resources import DeploymentResource, RawStore
+from airquality_assets.defs.versions import eager_on_data
 from airquality_assets.sources.spans import HOUR, floor_hour, month_bounds
 from airquality_assets.transforms.cleaning import clean_observations, influence_hours
 from airquality_assets.transforms.completeness import measure_completeness, windows_hours
@@ -240,7 +241,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         check_specs=_checks("air_quality_hourly", blocking=False),
         group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_on_data(),
         metadata={"dagster/column_schema": _column_schema(schemas.AirQualityHourlySchema)},
         description="OpenWeatherMap records as a typed frame: one row per (location, UTC hour).",
     )
@@ -266,7 +267,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         check_specs=_checks("weather_hourly", blocking=False),
         group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_on_data(),
         metadata={"dagster/column_schema": _column_schema(schemas.WeatherHourlySchema)},
         description="Visual Crossing hourly records as a typed frame, keyed by epoch (DST-safe).",
     )
@@ -297,7 +298,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
         metadata={"dagster/column_schema": _column_schema(schemas.HourlyObservationsSchema)},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_on_data(),
         description=(
             "Air quality and weather joined per location on a full hourly grid; short gaps "
             "interpolated, long gaps left missing and counted, outliers removed by a documented "
@@ -369,7 +370,7 @@ def frame_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         ],
         group_name=FRAMES_GROUP,
         kinds={"pandas", "parquet"},
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=eager_on_data(),
         metadata={
             "dagster/column_schema": _column_schema(schemas.WeatherForecastsSchema),
             PARTITION_COLUMN: ISSUE_TIME,

@@ -28,7 +28,7 @@ live pull stores the issue due now and nothing older (no archive).
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -45,6 +45,7 @@ from airquality_assets.defs.resources import (
     RawStore,
     WeatherSourceResource,
 )
+from airquality_assets.defs.versions import versioned_materialization
 from airquality_assets.quality import RawBodyVerdict, raw_body_verdict
 from airquality_assets.settings import Settings
 from airquality_assets.sources.base import Location, NotAvailableError, RawResponse, SourceError
@@ -195,14 +196,15 @@ def _pull_partitions(
     fetch: Fetch,
     retries: RetryLog,
     refetch_closed_months: bool = False,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.AssetCheckResult]:
     """Pull and store every partition of the run (a closed month stored whole only if
     ``refetch_closed_months``; otherwise it is recorded as ``already_stored``).
 
-    All stored: one result for the whole range, each partition's event with its own span,
-    records, bytes, URL, request time and retries (the run's totals under ``run``). Some
-    failed: a materialization event for each stored partition, then a failure listing the
-    failed ones (so only those show as failed). A 401 or an open circuit breaker stops at once.
+    All stored: one event per partition with its own span, records, bytes, URL, request time,
+    retries and data version (the content hash of its stored bodies; the run's totals under
+    ``run``), then the body check. Some failed: the same event for each stored partition,
+    then a failure listing the failed ones (so only those show as failed). A 401 or an open
+    circuit breaker stops at once.
     """
     keys = context.partition_keys
     now = settings.clock.now()
@@ -268,33 +270,26 @@ def _pull_partitions(
             "again (run config refetch_closed_months: true pulls them)"
         )
     if not failures:
-        for partition_key, metadata in stored.items():
-            context.add_asset_metadata(metadata, partition_key=partition_key)
         wall_seconds = round(time.perf_counter() - started, 3)
-        return dg.MaterializeResult(
-            metadata={
-                # the run's totals, one value (not a flat line per partition in the Plots tab)
-                "run": dg.MetadataValue.json(
-                    {
-                        "partitions": len(keys),
-                        "already_stored": already_stored,
-                        "records": total_records,
-                        "bytes": total_bytes,
-                        "request_seconds": round(total_seconds, 3),
-                        "wall_seconds": wall_seconds,
-                        **retries.totals(),
-                    }
-                ),
-                "wall_seconds": wall_seconds,  # the run's, read by the pipeline metrics
-            },
-            check_results=[_raw_body_check_result(asset_name, raw_body_verdict(parsed, windows))],
-        )
-    for partition_key, metadata in stored.items():
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=asset_name, partition=partition_key, metadata=metadata
-            )
-        )
+        run_metadata = {
+            # the run's totals, one value (not a flat line per partition in the Plots tab)
+            "run": dg.MetadataValue.json(
+                {
+                    "partitions": len(keys),
+                    "already_stored": already_stored,
+                    "records": total_records,
+                    "bytes": total_bytes,
+                    "request_seconds": round(total_seconds, 3),
+                    "wall_seconds": wall_seconds,
+                    **retries.totals(),
+                }
+            ),
+            "wall_seconds": wall_seconds,  # the run's, read by the pipeline metrics
+        }
+        _log_versioned(context, raw_store, asset_name, stored, run_metadata)
+        yield _raw_body_check_result(asset_name, raw_body_verdict(parsed, windows))
+        return
+    _log_versioned(context, raw_store, asset_name, stored, {})
     description = _failure_text(asset_name, failures, len(keys), len(stored))
     if stop is not None:
         description = f"{stop}\n{description}"
@@ -302,6 +297,24 @@ def _pull_partitions(
         description=description,
         metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
     )
+
+
+def _log_versioned(
+    context: dg.AssetExecutionContext,
+    raw_store: RawStore,
+    asset_name: str,
+    metadata_by_partition: dict[str, dict[str, Any]],
+    run_metadata: dict[str, Any],
+) -> None:
+    """One materialization per partition, tagged with the content hash of what it holds."""
+    for partition_key, metadata in metadata_by_partition.items():
+        month_text, location_name = split_key(partition_key)
+        version = raw_store.digest(asset_name, location_name, date.fromisoformat(month_text))
+        context.log_event(
+            versioned_materialization(
+                context, asset_name, partition_key, version, {**metadata, **run_metadata}
+            )
+        )
 
 
 ForecastFetch = Callable[[Location, datetime], RawResponse]
@@ -397,7 +410,7 @@ def _pull_forecasts(
     raw_store: RawStore,
     fetch: ForecastFetch,
     retries: RetryLog,
-) -> dg.MaterializeResult:
+) -> None:
     """Pull and store the issues of every partition of the run that are not stored yet.
 
     Each partition's event says how many issues were due, already stored and pulled (with
@@ -439,25 +452,18 @@ def _pull_forecasts(
         f"in {wall_seconds} s"
     )
     if not run.failures:
-        for partition_key, meta in run.metadata.items():
-            context.add_asset_metadata(meta, partition_key=partition_key)
         run.totals["request_seconds"] = round(float(run.totals["request_seconds"]), 3)
-        return dg.MaterializeResult(
-            metadata={
-                "run": dg.MetadataValue.json(
-                    {"partitions": len(keys), **run.totals, **retries.totals()}
-                ),
-                "wall_seconds": wall_seconds,
-                "available": run.unavailable is None,
-            }
-        )
-    for partition_key, meta in run.metadata.items():
-        if partition_key not in run.failed:
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=asset_name, partition=partition_key, metadata=meta
-                )
-            )
+        run_metadata = {
+            "run": dg.MetadataValue.json(
+                {"partitions": len(keys), **run.totals, **retries.totals()}
+            ),
+            "wall_seconds": wall_seconds,
+            "available": run.unavailable is None,
+        }
+        _log_versioned(context, raw_store, asset_name, run.metadata, run_metadata)
+        return
+    kept = {k: meta for k, meta in run.metadata.items() if k not in run.failed}
+    _log_versioned(context, raw_store, asset_name, kept, {})
     description = _failure_text(
         asset_name, run.failures, len(keys), len(keys) - len(run.failed), len(run.failed)
     )
@@ -475,6 +481,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
+        output_required=False,  # each partition's event is logged with its data version
         group_name=INGESTION_GROUP,
         kinds={"python", "json"},
         check_specs=[_raw_body_check_spec("raw_air_quality")],
@@ -490,7 +497,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         deployment: DeploymentResource,
         air_pollution_source: AirPollutionSourceResource,
         raw_store: RawStore,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.AssetCheckResult]:
         settings = deployment.settings
         client = air_pollution_source.client(settings.clock)
 
@@ -500,7 +507,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         breaker = air_pollution_source.breaker(client.source_name)
         retries = RetryLog(context.log, "raw_air_quality")
         retries.watch(client)
-        return _pull_partitions(
+        yield from _pull_partitions(
             context,
             "raw_air_quality",
             settings,
@@ -514,6 +521,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
+        output_required=False,  # each partition's event is logged with its data version
         group_name=INGESTION_GROUP,
         kinds={"python", "json"},
         check_specs=[_raw_body_check_spec("raw_weather")],
@@ -529,7 +537,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         deployment: DeploymentResource,
         weather_source: WeatherSourceResource,
         raw_store: RawStore,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.AssetCheckResult]:
         settings = deployment.settings
         client = weather_source.client(settings.clock)
 
@@ -540,7 +548,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         breaker = weather_source.breaker(client.source_name)
         retries = RetryLog(context.log, "raw_weather")
         retries.watch(client)
-        return _pull_partitions(
+        yield from _pull_partitions(
             context,
             "raw_weather",
             settings,
@@ -555,6 +563,7 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         name=RAW_WEATHER_FORECAST,
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
+        output_required=False,  # each partition's event is logged with its data version
         group_name=INGESTION_GROUP,
         kinds={"python", "json"},
         description=(
@@ -571,20 +580,22 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         deployment: DeploymentResource,
         weather_source: WeatherSourceResource,
         raw_store: RawStore,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.AssetCheckResult]:
         settings = deployment.settings
         client = weather_source.client(settings.clock)
         breaker = weather_source.breaker(client.source_name)
         retries = RetryLog(context.log, RAW_WEATHER_FORECAST)
         retries.watch(client)
-        return _pull_forecasts(
+        _pull_forecasts(
             context, RAW_WEATHER_FORECAST, settings, breaker, raw_store, client.forecast, retries
         )
+        yield from ()  # a generator with no output: Dagster adds no event of its own
 
     @dg.asset(
         name=RAW_AIR_POLLUTION_FORECAST,
         partitions_def=partitions.monthly,
         backfill_policy=single_run,
+        output_required=False,  # each partition's event is logged with its data version
         group_name=INGESTION_GROUP,
         kinds={"python", "json"},
         description=(
@@ -599,13 +610,13 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
         deployment: DeploymentResource,
         air_pollution_source: AirPollutionSourceResource,
         raw_store: RawStore,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.AssetCheckResult]:
         settings = deployment.settings
         client = air_pollution_source.client(settings.clock)
         breaker = air_pollution_source.breaker(client.source_name)
         retries = RetryLog(context.log, RAW_AIR_POLLUTION_FORECAST)
         retries.watch(client)
-        return _pull_forecasts(
+        _pull_forecasts(
             context,
             RAW_AIR_POLLUTION_FORECAST,
             settings,
@@ -614,5 +625,6 @@ def ingestion_assets(partitions: DataPartitions) -> list[dg.AssetsDefinition]:
             client.forecast,
             retries,
         )
+        yield from ()  # a generator with no output: Dagster adds no event of its own
 
     return [raw_air_quality, raw_weather, raw_weather_forecast, raw_air_pollution_forecast]

@@ -10,7 +10,10 @@ import pandas as pd
 
 from airquality_assets.catalog import MODEL_GROUP
 from airquality_assets.columns import ISSUE_TIME, TIME
+from airquality_assets.defs.model.lineage import RAW_ASSETS, record_metadata
 from airquality_assets.defs.resources import DeploymentResource
+from airquality_assets.defs.versions import latest_partition_versions
+from airquality_assets.ml.lineage import data_record
 from airquality_assets.settings import Settings
 from airquality_assets.sources.forecast_errors import ForecastErrorModel
 from airquality_assets.transforms.features import EmptyFeatureError, MissingFeatureError
@@ -206,9 +209,17 @@ def sequence_tensors(
             f"{', '.join(tensors.dropped_features)} left out: no value in the training period"
         )
     context.log.info(f"sequence_tensors: {summary}")
+    record = data_record(
+        tensors,
+        latest_partition_versions(context.instance, RAW_ASSETS),
+        config.model_dump(),
+        f"{deployment.settings.storage_root}/tensors/sequence_tensors",
+    )
     yield dg.Output(
         tensors,
+        data_version=dg.DataVersion(record.digest),  # same data, same tensors, same version
         metadata={
+            **record_metadata(record),
             "summary": dg.MetadataValue.json(summary),
             "feature_names": ", ".join(tensors.feature_names),
             "dropped_features": ", ".join(tensors.dropped_features) or "none",

@@ -18,9 +18,11 @@ import dagster as dg
 
 from airquality_assets.catalog import MODEL_GROUP
 from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
+from airquality_assets.defs.model.lineage import tensors_record
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.resources import DeploymentResource
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate, TunedModel
+from airquality_assets.ml.lineage import link_data_record, log_data_record
 from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.registry import PromotionDecision
 from airquality_assets.transforms.windowing import SequenceTensors
@@ -67,6 +69,9 @@ def plan_candidates(
     """
     _target_index(tensors)
     parent = mlflow_run.mlflow_run_id
+    log_data_record(
+        mlflow.client(), parent, tensors_record(context.instance, tensors, context.log), "training"
+    )
     context.log.info(f"MLflow parent run {parent} in experiment {mlflow.experiment_name}")
     context.log.info(
         f"{len(tensors.ends['train'])} training / {len(tensors.ends['validation'])} "
@@ -233,6 +238,8 @@ def model_evaluation(
         client=mlflow.client(),
     )
     context.log.info(f"evaluation took {time.perf_counter() - started:.1f} s")
+    record = tensors_record(context.instance, sequence_tensors, context.log)
+    log_data_record(mlflow.client(), tuned_lstm.best.run_id, record, "evaluation")
     ratio = report.rmse_ratio_vs_persistence
     plot = base64.b64encode(rendered.rmse_by_horizon_png).decode()
     yield dg.Output(
@@ -305,6 +312,13 @@ def champion_model(
         degraded_because=_champion_degraded(context.run.tags),
     )
     context.log.info(f"promotion: {decision.reason}")
+    link_data_record(
+        mlflow.client(),
+        decision.registered_name,
+        decision.new_version,
+        tensors_record(context.instance, sequence_tensors, context.log),
+        model_evaluation.candidate.run_id,
+    )
     pages, name = mlflow.pages(), decision.registered_name
     links: dict[str, object] = {
         "mlflow_registered_model": dg.MetadataValue.url(pages.registered_model(name)),
