@@ -81,17 +81,25 @@ def module_name(file_path: str | Path, package_dir: Path = PACKAGE_DIR) -> str |
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imported_modules(path: Path) -> set[str]:
+def _imported_modules(path: Path) -> frozenset[str]:
     """Every ``airquality_assets...`` module ``path`` imports, at top level or inside functions."""
+    return _imports_in_source(path.read_text(encoding="utf-8"))
+
+
+@cache
+def _imports_in_source(source: str) -> frozenset[str]:
+    """Cached by the source text: every asset's closure shares most modules, and parsing them
+    once each (not once per closure) was over half of a definitions load. An edited file is new
+    text, so it is parsed again."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             # ``from airquality_assets import schemas`` imports a module, not a name
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in found if name.split(".")[0] == PACKAGE}
+    return frozenset(name for name in found if name.split(".")[0] == PACKAGE)
 
 
 def module_closure(module: str, package_dir: Path = PACKAGE_DIR) -> list[Path]:
