@@ -111,3 +111,29 @@ def test_loading_prints_no_beta_or_preview_notices() -> None:
         load_defs()
     noisy = [w for w in caught if issubclass(w.category, (dg.BetaWarning, dg.PreviewWarning))]
     assert not noisy, [str(w.message)[:80] for w in noisy]
+
+
+def test_closure_reads_every_import_form_and_skips_prose(tmp_path: Path) -> None:
+    """Only the package's import statements are parsed (not whole modules): parenthesised
+    over lines, ``import ... as``, indented in a function; a docstring line that reads like
+    an import but is not Python adds nothing."""
+    root = tmp_path / "airquality_assets"
+    (root / "defs").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "defs" / "__init__.py").write_text("")
+    (root / "defs" / "a.py").write_text(
+        '"""Notes.\n\nfrom airquality_assets the rules are imported lazily.\n"""\n'
+        "from airquality_assets.defs.b import (\n    g,\n    h as k,\n)\n"
+        "import airquality_assets.rules as rules\n"
+        "def f():\n    from airquality_assets import c\n"
+    )
+    for name in ("defs/b.py", "rules.py", "c.py", "unrelated.py"):
+        (root / name).write_text("X = 1\n")
+    files = catalog.module_closure("airquality_assets.defs.a", root)
+    assert [p.relative_to(root).as_posix() for p in files] == [
+        "__init__.py",
+        "c.py",
+        "defs/a.py",
+        "defs/b.py",
+        "rules.py",
+    ]

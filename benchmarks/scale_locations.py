@@ -13,6 +13,7 @@ defaults) and data directory serves the bundled station under N names
   plus the frames of that month, as one run each.
 
 Run:  nice -n 10 .venv/bin/python benchmarks/scale_locations.py [--locations 1 10 100]
+      ... --tick-only --locations 100 --against main   (main's code side by side, ratios)
 """
 
 from __future__ import annotations
@@ -169,7 +170,18 @@ def child(n: int, tick_only: bool = False) -> dict[str, float]:
     }
 
 
-def run_one(n: int, tick_only: bool = False) -> dict[str, float]:
+def checkout(ref: str, into: Path) -> Path:
+    """The tree of ``ref`` (e.g. ``main``) as plain files, to run its code side by side."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def run_one(n: int, tick_only: bool = False, tree: Path = ROOT) -> dict[str, float]:
+    """One N in a fresh process running the code of ``tree`` (this checkout, or another
+    ref's files first on the path: its own copy of this script, with its own package)."""
     with tempfile.TemporaryDirectory(prefix=f"scale-{n}-") as tmp:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
@@ -183,17 +195,60 @@ def run_one(n: int, tick_only: bool = False) -> dict[str, float]:
             "AIRQUALITY_END_DATE": YEAR_END,
         }
         env.pop("AIRQUALITY_LOCATIONS", None)
+        if tree != ROOT:
+            env["PYTHONPATH"] = str(tree)
+        script = tree / "benchmarks" / "scale_locations.py"
         out = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", str(n)]
+            [sys.executable, str(script), "--child", str(n)]
             + (["--tick-only"] if tick_only else []),
             env=env,
-            cwd=ROOT,
+            cwd=tree,
             capture_output=True,
             text=True,
         )
         if out.returncode != 0:
             raise SystemExit(f"N={n} failed:\n{out.stderr[-4000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["load_average"] = os.getloadavg()[0]
+        return result
+
+
+def _tick_table(locations: list[int], against: str | None) -> int:
+    """The ``--tick-only`` table; with ``against``, REF's run then this checkout's per N (same
+    machine, minutes apart: the load average at the end of each run is printed beside it)."""
+    print(
+        "| locations | code | definitions load | December back-fill (raw + frames) "
+        "| hourly tick (pull + frames) | load average |"
+    )
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="scale-ref-") as tmp:
+        trees = [(against, checkout(against, Path(tmp)))] if against else []
+        trees.append(("this checkout", ROOT))
+        for n in locations:
+            ticks: dict[str, dict[str, float]] = {}
+            for label, tree in trees:
+                r = run_one(n, tick_only=True, tree=tree)
+                ticks[label] = r
+                tick = r["tick_ingestion_s"] + r["tick_frames_s"]
+                print(
+                    f"| {n} | {label} | {r['load_s']:.1f} s | "
+                    f"{r['ingestion_s'] + r['frames_s']:.1f} s "
+                    f"({r['ingestion_s']:.1f} + {r['frames_s']:.1f}) | {tick:.1f} s "
+                    f"({r['tick_ingestion_s']:.1f} + {r['tick_frames_s']:.1f}) | "
+                    f"{r['load_average']:.1f} |",
+                    flush=True,
+                )
+            if against:
+                new, old = ticks["this checkout"], ticks[against]
+                ratio = (new["tick_ingestion_s"] + new["tick_frames_s"]) / (
+                    old["tick_ingestion_s"] + old["tick_frames_s"]
+                )
+                print(
+                    f"| {n} | ratio (this / {against}) | {new['load_s'] / old['load_s']:.2f}x "
+                    f"| | {ratio:.2f}x | |",
+                    flush=True,
+                )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,24 +259,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="back-fill only December, then time the hourly tick (no year, no baseline)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="with --tick-only: also run REF's code (e.g. main) for each N, alternating, "
+        "and print the ratios (this checkout / REF)",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         print(json.dumps(child(args.child, args.tick_only)))
         return 0
     if args.tick_only:
-        print("| locations | December back-fill (raw + frames) | hourly tick (pull + frames) |")
-        print("|---|---|---|")
-        for n in args.locations:
-            r = run_one(n, tick_only=True)
-            tick = r["tick_ingestion_s"] + r["tick_frames_s"]
-            print(
-                f"| {n} | {r['ingestion_s'] + r['frames_s']:.1f} s "
-                f"({r['ingestion_s']:.1f} + {r['frames_s']:.1f}) | {tick:.1f} s "
-                f"({r['tick_ingestion_s']:.1f} + {r['tick_frames_s']:.1f}) |",
-                flush=True,
-            )
-        return 0
+        return _tick_table(args.locations, args.against)
     print(
         "| locations | ingestion run | frames run | data half | per location | same work, "
         "no Dagster | Dagster bookkeeping | hourly tick (pull + frames) |"

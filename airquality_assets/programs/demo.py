@@ -20,9 +20,6 @@ from airquality_assets.settings import Settings, project_root
 
 # Step-level progress, without Dagster's per-event DEBUG lines (thousands per backfill).
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-# The data jobs' default executor starts a process per step, each importing the definitions
-# again; the demo runs their steps in its own process instead (the same choice the UI offers).
-IN_PROCESS = {**RUN_CONFIG, "execution": {"config": {"in_process": {}}}}
 
 
 def _run(
@@ -79,14 +76,14 @@ def run_data_half(code_location, instance, settings: Settings, start: str, end: 
     if last_month > first_month:
         history = (last_month - timedelta(days=1)).replace(day=1)
         label = f"raw pulls, {count} location(s), months {first_month:%Y-%m}..{history:%Y-%m}"
-        _run(code_location, instance, INGESTION_JOB, tags(first_month, history), label, IN_PROCESS)
+        _run(code_location, instance, INGESTION_JOB, tags(first_month, history), label)
     last = tags(last_month, last_month)
-    _run(code_location, instance, INGESTION_JOB, last, f"raw pulls, {newest}", IN_PROCESS)
+    _run(code_location, instance, INGESTION_JOB, last, f"raw pulls, {newest}")
     whole = tags(first_month, last_month)
-    _run(code_location, instance, FRAMES_JOB, whole, f"hourly frames, {where}", IN_PROCESS)
+    _run(code_location, instance, FRAMES_JOB, whole, f"hourly frames, {where}")
     if last_month > first_month:
         label = f"hourly frames, {newest} (the latest materialization)"
-        _run(code_location, instance, FRAMES_JOB, last, label, IN_PROCESS)
+        _run(code_location, instance, FRAMES_JOB, last, label)
 
 
 def run_training(code_location, instance, settings: Settings) -> None:
