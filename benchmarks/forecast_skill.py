@@ -9,7 +9,12 @@ issue at or before each window's end):
   the code the model half runs), trained ``--seeds`` times with different seeds, and the
   mean of those networks (a seed ensemble);
 * the mean of that ensemble and LightGBM + forecast (the strongest baseline), as a measured
-  candidate only: the service does not serve it;
+  candidate only;
+* **the served forward**: the first seed's LSTM and LightGBM's per-horizon boosters on the
+  same arrays, blended with per-horizon weights fitted on the validation windows
+  (:func:`airquality_assets.ml.ensemble.fit_ensemble`, what ``model_evaluation`` ships),
+  called through ``jit_forward`` as the service calls it; and the same with every seed as
+  members (measured, not served);
 * against persistence, Ridge and LightGBM with and without the forecast, per horizon, with
   Diebold-Mariano p-values (squared error, HAC, two-sided);
 * and the issue's bar: mean RMSE at most 47 and at most 0.90 / 0.70 / 0.60 of persistence

@@ -39,7 +39,12 @@ def run_of(model_uri: str) -> str | None:
         if model_uri.startswith("models:/"):
             parts = model_uri[len("models:/") :].split("/")
             if len(parts) >= 2:
-                return mlflow.MlflowClient().get_model_version(parts[0], parts[1]).run_id
+                version = mlflow.MlflowClient().get_model_version(parts[0], parts[1])
+                if version.run_id:
+                    return version.run_id
+                if version.source and version.source.startswith("models:/"):
+                    return run_of(version.source)  # registered from a logged model's URI
+                return None
             return mlflow.get_logged_model(parts[0]).source_run_id
     except MlflowException:
         return None
