@@ -9,7 +9,12 @@ issue at or before each window's end):
   the code the model half runs), trained ``--seeds`` times with different seeds, and the
   mean of those networks (a seed ensemble);
 * the mean of that ensemble and LightGBM + forecast (the strongest baseline), as a measured
-  candidate only: the service does not serve it;
+  candidate only;
+* **the served forward**: the first seed's LSTM and LightGBM's per-horizon boosters on the
+  same arrays, blended with per-horizon weights fitted on the validation windows
+  (:func:`airquality_assets.ml.ensemble.fit_ensemble`, what ``model_evaluation`` ships),
+  called through ``jit_forward`` as the service calls it; and the same with every seed as
+  members (measured, not served);
 * against persistence, Ridge and LightGBM with and without the forecast, per horizon, with
   Diebold-Mariano p-values (squared error, HAC, two-sided);
 * and the issue's bar: mean RMSE at most 47 and at most 0.90 / 0.70 / 0.60 of persistence
@@ -35,6 +40,7 @@ import numpy as np
 from model_comparison import against_persistence, fit_all, rmse_table, tensors_for
 
 from airquality_assets.ml.comparison import compare
+from airquality_assets.ml.ensemble import fit_ensemble, with_members
 from airquality_assets.ml.evaluation import forecast_metrics
 from airquality_assets.ml.forward import jit_forward
 from airquality_assets.ml.model import LSTMParams, train_lstm
@@ -45,17 +51,18 @@ from airquality_assets.transforms.windowing import SequenceTensors, network_inpu
 BAR_MEAN = 47.0
 BAR_RATIOS = {1: 0.90, 6: 0.70, 24: 0.60}
 SAME_INPUTS = ("LightGBM + forecast", "Ridge + forecast")
+SERVED = "LSTM + LightGBM ensemble, per-horizon weights (served)"
 
 
 def train_seeds(
     tensors: SequenceTensors, params: LSTMParams, seeds: int
-) -> tuple[list[np.ndarray], list[float]]:
-    """Each seed's test forecasts ``(n, horizons, targets)`` and fit seconds."""
+) -> tuple[list[np.ndarray], list[float], list]:
+    """Each seed's test forecasts ``(n, horizons, targets)``, fit seconds and model."""
     (x_tr, y_tr), (x_va, y_va) = (network_inputs(tensors, s) for s in ("train", "validation"))
     x_te, _ = network_inputs(tensors, "test")
     scaler = tensors.scaler
     targets = [tensors.feature_names.index(t) for t in tensors.target_names]
-    forecasts, seconds = [], []
+    forecasts, seconds, models = [], [], []
     for seed in range(seeds):
         model, history, fit = train_lstm(
             params, x_tr[0], y_tr, x_va[0], y_va, target_feature_index=targets,
@@ -65,9 +72,59 @@ def train_seeds(
         )  # fmt: skip
         forecasts.append(np.asarray(predict(jit_forward(model), x_te), dtype=float))
         seconds.append(fit)
+        models.append(model)
         print(f"  LSTM seed {42 + seed}: {len(history['loss'])} epochs in {fit:.0f} s, load "
               f"{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-    return forecasts, seconds
+    return forecasts, seconds, models
+
+
+def served_ensembles(tensors: SequenceTensors, models: list) -> dict[str, np.ndarray]:
+    """The served forward (:func:`airquality_assets.ml.ensemble.fit_ensemble`: the tuned
+    LSTM and LightGBM's per-horizon boosters on the same arrays, weights fitted on the
+    validation windows) and, measured only, the same with every seed as members; test
+    forecasts through ``jit_forward``, exactly as the service calls it."""
+    (x_tr, y_tr), (x_va, y_va) = (network_inputs(tensors, s) for s in ("train", "validation"))
+    x_te, _ = network_inputs(tensors, "test")
+    started = time.perf_counter()
+    served = fit_ensemble(
+        models[:1], x_tr, y_tr, x_va, y_va, tensors.feature_names, tensors.future_names,
+        tensors.target_names, tensors.horizons,
+    )  # fmt: skip
+    print(f"  ensemble boosters and weights in {time.perf_counter() - started:.0f} s; LSTM "
+          f"share per horizon {np.round(served.weights[:, 0], 2).tolist()}; validation "
+          f"RMSE {served.extra['validation_rmse']}", flush=True)  # fmt: skip
+    out = {SERVED: np.asarray(predict(jit_forward(served), x_te), dtype=float)}
+    if len(models) > 1:
+        seeds = with_members(served, models, x_va, y_va)
+        out[f"{len(models)}-seed LSTM + LightGBM, weighted (not served)"] = np.asarray(
+            predict(jit_forward(seeds), x_te), dtype=float
+        )
+    return out
+
+
+def dm_table(y, forecasts, times, tensors: SequenceTensors, name: str) -> str:
+    """Per horizon: the served ensemble's RMSE and DM p against LightGBM and Ridge given the
+    same inputs (two-sided; the sign says who is better)."""
+    result = compare(
+        y, forecasts[name], {b: forecasts[b] for b in SAME_INPUTS}, times,
+        tensors.target_names, tensors.horizons,
+    )  # fmt: skip
+    by = result.by_horizon
+
+    def rmse(model: str):
+        frame = forecast_metrics(y, forecasts[model], tensors.target_names, tensors.horizons)
+        return frame.set_index("horizon")["rmse"]
+
+    served, baselines = rmse(name), {b: rmse(b) for b in SAME_INPUTS}
+    lines = ["| h | served | " + " | ".join(f"{b} | p" for b in SAME_INPUTS) + " |",
+             "|---:|---:|" + "---:|---:|" * len(SAME_INPUTS)]  # fmt: skip
+    for h in tensors.horizons:
+        cells = [f"{h}", f"{served[h]:.2f}"]
+        for b in SAME_INPUTS:
+            row = by[(by["baseline"] == b) & (by["horizon"] == h)].iloc[0]
+            cells += [f"{baselines[b][h]:.2f}", f"{format_p(row['p_value'])} ({verdict(row)})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def versus_same_inputs(y, candidates, forecasts, times, tensors: SequenceTensors) -> str:
@@ -159,7 +216,7 @@ def main() -> None:
           f"scale {args.error_scale:g}", flush=True)  # fmt: skip
     _, y = windows(tensors, "test")
     forecasts, _ = fit_all(tensors)
-    seeds, _ = train_seeds(tensors, params, args.seeds)
+    seeds, _, models = train_seeds(tensors, params, args.seeds)
     forecasts["LSTM + forecast"] = seeds[0]
     candidates = ["LSTM + forecast"]
     if len(seeds) > 1:
@@ -170,6 +227,9 @@ def main() -> None:
         forecasts[candidates[-1]] + forecasts["LightGBM + forecast"]
     ) / 2
     candidates.append("LSTM ensemble + LightGBM + forecast (not served)")
+    ensembles = served_ensembles(tensors, models)
+    forecasts.update(ensembles)
+    candidates.extend(ensembles)
     times = tensors.times[ends]
 
     print("\npm2_5 RMSE (ug/m3) on the test windows\n")
@@ -178,6 +238,8 @@ def main() -> None:
     print(against_persistence(y, forecasts, times, tensors))
     print("\nAgainst the baselines given the same inputs, per horizon 1-24 (DM at 5 %)\n")
     print(versus_same_inputs(y, candidates, forecasts, times, tensors))
+    print("\nThe served ensemble per horizon vs the same inputs (DM, two-sided)\n")
+    print(dm_table(y, forecasts, times, tensors, SERVED))
     print("\nThe bar\n")
     print(bar_table(y, candidates, forecasts, tensors))
     print(f"\n{time.perf_counter() - started:.0f} s wall; load average at the end "

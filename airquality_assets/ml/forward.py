@@ -22,7 +22,13 @@ def jit_forward(model: Any) -> Callable[..., np.ndarray]:
 
     The copy means later training of ``model`` does not change an already-built function.
     JAX compiles once per input shape, so a server pads batches to a few fixed sizes.
+    An :class:`~airquality_assets.ml.ensemble.EnsembleModel` (LSTMs plus LightGBM) gets
+    the same call: its members' jitted functions blended with its boosters.
     """
+    from airquality_assets.ml.ensemble import EnsembleModel, ensemble_forward
+
+    if isinstance(model, EnsembleModel):
+        return ensemble_forward(model)
     import jax
     import jax.numpy as jnp
 

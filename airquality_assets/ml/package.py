@@ -68,18 +68,29 @@ def read_metadata(directory: str | os.PathLike[str]) -> ModelMetadata:
 
 
 def save_package(model: Any, metadata: ModelMetadata, directory: str | os.PathLike[str]) -> Path:
-    """Save a Keras model and its metadata as a package directory."""
+    """Save a Keras model (or an LSTM + LightGBM ensemble) and its metadata as a package
+    directory."""
+    from airquality_assets.ml.ensemble import EnsembleModel, save_ensemble
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / MODEL_FILE)
+    if isinstance(model, EnsembleModel):
+        save_ensemble(model, directory)
+    else:
+        model.save(directory / MODEL_FILE)
     write_metadata(metadata, directory)
     return directory
 
 
 def load_package(directory: str | os.PathLike[str]) -> tuple[Any, ModelMetadata]:
-    """Load ``(keras_model, metadata)`` from a package directory."""
+    """Load ``(keras_model, metadata)`` from a package directory; an ensemble package
+    (``ensemble.json`` beside ``model.keras``) loads as its ``EnsembleModel``."""
     import keras
 
+    from airquality_assets.ml.ensemble import is_ensemble_package, load_ensemble
+
     directory = Path(directory)
+    if is_ensemble_package(directory):
+        return load_ensemble(directory), read_metadata(directory)
     model = keras.saving.load_model(directory / MODEL_FILE)
     return model, read_metadata(directory)

@@ -477,9 +477,8 @@ def read_champion(client: Any, name: str, alias: str = DEFAULT_ALIAS) -> Champio
 def champion_forward(record: ChampionRecord) -> Callable:
     """The jitted forward pass of a pinned version, loaded once per process."""
     if record.uri not in _FORWARDS:
-        import mlflow.keras
-
+        from airquality_assets.ml.logged_model import load_logged_model
         from airquality_assets.ml.model import jit_forward
 
-        _FORWARDS[record.uri] = jit_forward(mlflow.keras.load_model(record.uri))
+        _FORWARDS[record.uri] = jit_forward(load_logged_model(record.uri))
     return _FORWARDS[record.uri]

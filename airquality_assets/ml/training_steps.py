@@ -204,11 +204,10 @@ def inputs_for(forward: Forward, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _load_forward(model_uri: str) -> Forward:
-    import mlflow.keras
-
+    from airquality_assets.ml.logged_model import load_logged_model
     from airquality_assets.ml.model import jit_forward
 
-    return jit_forward(mlflow.keras.load_model(model_uri))
+    return jit_forward(load_logged_model(model_uri))
 
 
 def score_model_uri(tensors: SequenceTensors, model_uri: str) -> float:
@@ -232,9 +231,37 @@ class CandidateScores:
         return {name: float(frame["rmse"].mean()) for name, frame in self.metrics.items()}
 
 
+def ensemble_candidate(
+    tensors: SequenceTensors, candidate: TrainedCandidate, client: Any
+) -> dict[str, Any]:
+    """Make the tuned LSTM the served ensemble: LightGBM's per-horizon boosters on the same
+    inputs (training windows, early-stopped on validation) and per-horizon weights fitted on
+    the validation windows, logged on the candidate's run, so every later load of its model
+    (test scores, the gate, the loop, the bento) runs the blend. Returns what was fitted."""
+    import mlflow.keras
+
+    from airquality_assets.ml.ensemble import fit_ensemble
+    from airquality_assets.ml.logged_model import log_ensemble
+
+    inputs_train, y_train = network_inputs(tensors, "train")
+    inputs_val, y_val = network_inputs(tensors, "validation")
+    lstm = mlflow.keras.load_model(candidate.model_uri)
+    ensemble = fit_ensemble(
+        [lstm], inputs_train, y_train, inputs_val, y_val, tensors.feature_names,
+        tensors.future_names, tensors.target_names, tensors.horizons,
+    )  # fmt: skip
+    log_ensemble(client, candidate.run_id, ensemble)
+    return {
+        "lstm_share_by_horizon": dict(
+            zip(map(int, tensors.horizons), ensemble.weights[:, 0].round(3).tolist(), strict=True)
+        ),
+        **ensemble.extra,
+    }
+
+
 def score_candidate(tensors: SequenceTensors, candidate: TrainedCandidate) -> CandidateScores:
-    """The tuned model (loaded from its logged MLflow model) and every baseline on the test
-    window."""
+    """The tuned model (loaded from its logged MLflow model, the served ensemble when one
+    was logged with it) and every baseline on the test window."""
     from airquality_assets.ml.baselines import baseline_forecasts
 
     y_test, pred, lstm_metrics = _test_metrics(tensors, _load_forward(candidate.model_uri))
@@ -359,7 +386,10 @@ def evaluate_candidate(
     tensors: SequenceTensors, candidate: TrainedCandidate, reports_dir: Path, client: Any
 ) -> tuple[Evaluation, RenderedEvaluation]:
     """Score, render, write the RMSE plot under ``reports_dir`` and log to the candidate's run
-    (through ``client``, an ``MlflowClient``)."""
+    (through ``client``, an ``MlflowClient``). The tuned LSTM becomes the served LSTM +
+    LightGBM ensemble first (:func:`ensemble_candidate`), so what is scored is what serves."""
+    fitted = ensemble_candidate(tensors, candidate, client)
+    client.log_dict(candidate.run_id, fitted, "ensemble/fitted.json")
     scores = score_candidate(tensors, candidate)
     rendered = render_evaluation(tensors, scores)
     plot_path = atomic_write_bytes(

@@ -22,7 +22,8 @@ __all__ = ["NoChampionError", "build_service", "export_champion"]
 def export_champion(registered_name: str, alias: str = DEFAULT_ALIAS) -> dict[str, Any]:
     """Import the current champion into the BentoML store; return tag and versions."""
     import mlflow
-    import mlflow.keras
+
+    from airquality_assets.ml.logged_model import load_logged_model
 
     client = mlflow.MlflowClient()
     try:
@@ -44,7 +45,7 @@ def export_champion(registered_name: str, alias: str = DEFAULT_ALIAS) -> dict[st
         "rmse_ratio_vs_persistence": float(tags.get("rmse_ratio_vs_persistence", "nan")),
         "test_window": json.loads(tags.get("test_window", "{}")),
     }
-    model = mlflow.keras.load_model(uri)
+    model = load_logged_model(uri)  # the LSTM, or the LSTM + LightGBM ensemble it serves
     with tempfile.TemporaryDirectory(prefix="aq-champion-") as tmp:
         package = save_package(model, metadata, Path(tmp) / "package")
         tag = import_model_package(package, registered_name)

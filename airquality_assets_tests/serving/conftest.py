@@ -223,3 +223,32 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def forecast_package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_forecast_package(tmp_path_factory.mktemp("forecast_package") / "pkg")
+
+
+def build_ensemble_package(directory: Path, *, seed: int = 0, n_train: int = 300) -> Path:
+    """The forecast-reading fixture LSTM and LightGBM's boosters as one ensemble package,
+    boosters and weights fitted on seeded synthetic windows (a target that follows its last
+    value and the forecast temperature, so both members have something to learn)."""
+    from airquality_assets.ml.ensemble import fit_ensemble
+    from airquality_assets.ml.package import load_package
+
+    model, metadata = load_package(build_forecast_package(directory.parent / "lstm", seed=seed))
+    rng = np.random.default_rng(seed)
+    features, future = metadata.feature_names, metadata.future_feature_names
+    n_targets, hours = len(metadata.target_pollutants), len(metadata.horizons)
+
+    def split(n: int) -> tuple[list[np.ndarray], np.ndarray]:
+        x = rng.uniform(0, 50, (n, LOOKBACK, len(features))).astype(np.float32)
+        block = rng.uniform(0, 30, (n, hours, len(future))).astype(np.float32)
+        last = x[:, -1, [features.index(t) for t in metadata.target_pollutants]]
+        temp = block[:, :, [future.index("temp")]]
+        y = last[:, None, :] + 0.8 * temp + rng.normal(0, 2, (n, hours, n_targets))
+        return [x, block], y.astype(np.float32)
+
+    (x_tr, y_tr), (x_va, y_va) = split(n_train), split(n_train // 2)
+    ensemble = fit_ensemble(
+        [model], x_tr, y_tr, x_va, y_va, features, future, metadata.target_pollutants,
+        metadata.horizons,
+    )  # fmt: skip
+    metadata.model_version = "12"
+    return save_package(ensemble, metadata, directory)

@@ -226,3 +226,24 @@ def test_metadata_and_model_must_agree_on_the_inputs(
     with pytest.raises(ValueError, match="reads 2 input"):
         Predictor(forecast_predictor.model, replace(forecast_predictor.metadata,
                                                     future_feature_names=[]))  # fmt: skip
+
+
+def test_an_ensemble_package_is_served_through_the_same_forward(tmp_path: Path) -> None:
+    """The LSTM + LightGBM champion: the predictor loads it, warms every bucket, and answers
+    a request with the ensemble's blend (not the LSTM's output alone)."""
+    from airquality_assets.ml.forward import jit_forward
+    from airquality_assets.ml.package import load_package
+
+    from .conftest import build_ensemble_package
+
+    directory = build_ensemble_package(tmp_path / "ensemble")
+    predictor = Predictor.from_package(directory, buckets=(1, 2, 4))
+    predictor.warm_up()
+    request = forecast_request(predictor, make_forecast_body(("beijing", "delhi")))
+    result = predictor.predict(request)
+    model, _ = load_package(directory)
+    arrays = predictor.inputs(request)
+    np.testing.assert_allclose(result.values, np.maximum(jit_forward(model)(*arrays), 0), atol=1e-5)
+    lstm_only = np.maximum(jit_forward(model.members[0])(*arrays), 0)
+    assert not np.allclose(result.values, lstm_only, atol=1e-3)
+    assert result.body["model"]["version"] == "12"

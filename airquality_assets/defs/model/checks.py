@@ -29,13 +29,12 @@ def _answers(model: Any, metadata: ModelMetadata, where: str) -> tuple[str | Non
 
 
 def _champion_answers(mlflow: MlflowResource, name: str) -> tuple[str | None, dict]:
-    import mlflow.keras as mlflow_keras
-
+    from airquality_assets.ml.logged_model import load_logged_model
     from airquality_assets.ml.registry import read_champion
 
     record = read_champion(mlflow.client(), name)
     try:
-        model, metadata = mlflow_keras.load_model(record.uri), record.package_metadata()
+        model, metadata = load_logged_model(record.uri), record.package_metadata()
     except Exception as exc:  # reported by the check, like a status that is not READY
         return f"{record.uri} does not load: {type(exc).__name__}: {exc}", {}
     return _answers(model, metadata, record.uri)

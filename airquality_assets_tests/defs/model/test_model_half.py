@@ -87,6 +87,15 @@ def test_model_half_registers_and_promotes_champion(trained) -> None:
     assert "p " in evaluation.significance_markdown
     decision = result.output_for_node("champion_model")
     assert decision.promoted, decision.reason
+    # the champion is the served LSTM + LightGBM ensemble, weights fitted on validation
+    from airquality_assets.ml.ensemble import EnsembleModel
+    from airquality_assets.ml.logged_model import load_logged_model
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    served = load_logged_model(f"models:/{settings.model_name}/{decision.new_version}")
+    assert isinstance(served, EnsembleModel)
+    assert served.extra["weights_fitted_on"] == "validation"
+    assert ((served.weights >= 0) & (served.weights <= 1)).all()
 
     client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     version = client.get_model_version_by_alias(settings.model_name, "champion")
