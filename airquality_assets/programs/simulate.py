@@ -4,7 +4,9 @@
 clock one simulated day at a time and lets the real schedules, sensors and assets do the
 rest: each day it evaluates the schedules (``build_schedule_context``) and sensors
 (``build_sensor_context``) against the project's Dagster instance, exactly the functions the
-daemon calls, and executes every run they request with that instance, so runs, asset
+daemon calls, records each evaluation as a tick (``programs.ticks``), and executes every run
+they request with that instance, created from the code location's job (``local_runs``), so
+runs (under their jobs and on the timeline), ticks, asset
 materializations, check results, MLflow runs and bentos land where ``dagster dev`` and the
 MLflow UI show them. Alerts go to a receiver this command starts on 127.0.0.1 (and to
 ``--alert-urls`` as well), which counts what arrives. A fault can be injected from a given
@@ -252,6 +254,9 @@ class Simulation:
             tags["dagster/run_key"] = request.run_key
         tags[origin[0]] = origin[1]
         tags[SIMULATION_TAG] = self.simulation_id
+        from airquality_assets.defs.loop.jobs import CLOCK_TAG
+
+        tags.setdefault(CLOCK_TAG, now.isoformat())  # the simulated clock, shown on the run
         run_config = _merge(
             LOG_CONFIG,
             IN_PROCESS,

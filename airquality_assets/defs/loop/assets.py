@@ -35,6 +35,7 @@ from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource, RawStore
 from airquality_assets.monitoring.accuracy import accuracy_verdict
 from airquality_assets.monitoring.alerts import INCONCLUSIVE
+from airquality_assets.monitoring.forecast_preview import forecast_preview
 from airquality_assets.monitoring.forecasting import (
     NO_WEATHER_FORECAST,
     SKIP_REASONS,
@@ -259,6 +260,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
                 "computed_at": now.isoformat(),
                 "model": f"{champion.name} v{champion.version}",
                 "path": dg.MetadataValue.path(str(store.path(location, day))),
+                "preview": dg.MetadataValue.md(forecast_preview(store.read_day(location, day))),
             },
             check_results=[_issued_check(verdict)],
         )
