@@ -27,3 +27,14 @@ def table(
     lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "|".join(rule) + "|"]
     lines.extend("| " + " | ".join(map(cell, row)) + " |" for row in rows)
     return "\n".join(lines)
+
+
+def by_horizon(values: dict[int, float] | dict[str, float], label: str, digits: int = 2) -> str:
+    """Per-horizon values as a two-column table in horizon order (1, 6, 12, 24; never the
+    string order of JSON keys), rounded to ``digits``; a missing value is blank."""
+    ordered = sorted(values.items(), key=lambda kv: int(kv[0]))
+    return table(
+        ["horizon (h)", label],
+        ([int(h), "" if v != v else f"{float(v):.{digits}f}"] for h, v in ordered),
+        right_aligned=(0, 1),
+    )

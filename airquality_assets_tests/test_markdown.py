@@ -27,3 +27,13 @@ def test_a_frame_renders_through_itertuples() -> None:
     frame = pd.DataFrame({"location": ["x", "y"], "pm2_5": [1.5, np.nan]})
     text = table(list(frame.columns), frame.itertuples(index=False))
     assert text.splitlines()[2:] == ["| x | 1.5 |", "| y |  |"]
+
+
+def test_by_horizon_orders_numerically_and_rounds() -> None:
+    from airquality_assets.markdown import by_horizon
+
+    text = by_horizon({"12": 1.23456, "1": 0.5, "24": float("nan"), "6": 2.0}, "ratio")
+    lines = text.splitlines()
+    assert lines[0] == "| horizon (h) | ratio |"
+    assert lines[2:] == ["| 1 | 0.50 |", "| 6 | 2.00 |", "| 12 | 1.23 |", "| 24 |  |"]
+    assert by_horizon({24: 1.0, 1: 2.0}, "x", digits=1).splitlines()[2] == "| 1 | 2.0 |"

@@ -22,6 +22,8 @@ TAG_PARTITION = "dagster.partition"
 TAG_RUN_URL = "dagster.run_url"
 TAG_ASSET_URL = "dagster.asset_url"
 TAG_JOB = "dagster.job"
+#: Query of an MLflow UI address that opens the model-training view (not GenAI).
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def _base(url: str) -> str:
@@ -33,6 +35,12 @@ class MlflowPages:
     """Addresses in the MLflow UI at ``base_url`` (e.g. ``http://127.0.0.1:5000``)."""
 
     base_url: str
+
+    def experiment(self, experiment_id: str) -> str:
+        """The experiment's runs table. MLflow 3.17's UI opens an experiment on its GenAI
+        overview unless the address (or the browser's last choice) asks for the model
+        training view: its ``mlflow.experimentKind`` tag alone does not decide."""
+        return f"{_base(self.base_url)}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING_VIEW}"
 
     def run(self, experiment_id: str, run_id: str) -> str:
         return f"{_base(self.base_url)}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -77,19 +77,33 @@ def default_artifact_location(data_dir: str | os.PathLike[str]) -> str:
     return (Path(data_dir).resolve() / ARTIFACTS_DIR).as_uri()
 
 
+#: MLflow 3's experiment-kind tag; its UI opens a model-development experiment on its runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_KIND = "custom_model_development"
+
+
 def ensure_experiment(client: Any, experiment_name: str, artifact_location: str) -> str:
     """The experiment's id, creating it with its artifacts at ``artifact_location`` if new.
 
     With a SQLite backend MLflow would otherwise put a new experiment's artifacts in
     ``./mlruns`` of whatever the working directory is.
+
+    The experiment is marked a model-development one (``mlflow.experimentKind``): MLflow 3
+    otherwise guesses its kind and may open it on the GenAI (traces) view, not its runs.
     """
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is not None:
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_KIND)
         return experiment.experiment_id
     try:
-        return client.create_experiment(experiment_name, artifact_location=artifact_location)
+        return client.create_experiment(
+            experiment_name,
+            artifact_location=artifact_location,
+            tags={EXPERIMENT_KIND_TAG: MODEL_KIND},
+        )
     except MlflowException:
         # Another process (parallel Dagster step) created it first.
         experiment = client.get_experiment_by_name(experiment_name)

@@ -136,6 +136,8 @@ class FeatureDrift:
     current_mean: float
     reference_mean: float
     status: str
+    decided_by: str = ""
+    """The rule behind ``status`` (e.g. ``stuck 48 h >= 24 h``); empty when ok."""
 
 
 @dataclass
@@ -150,26 +152,48 @@ class DriftResult:
     reason: str = ""
 
     def table_markdown(self) -> str:
+        """Two narrow tables: what decides the status (with the rule that fired), then the
+        statistics shown for reading only, labelled so: a PSI of 1.5 beside "ok" is then no
+        contradiction (one week of weather is a narrow slice of its season)."""
         if not self.features:
             return f"_{self.reason}_"
-        header = ["feature", "status", "out of range", "stuck h", "PSI", "KS", "KS p",
-                  "Wasserstein (sd)", "mean now", "mean ref"]  # fmt: skip
-        rows = (
+        decides = markdown.table(
             [
-                f.feature,
-                f.status,
-                f"{f.out_of_range:.0%}",
-                f.stuck_hours,
-                f"{f.psi:.3f}",
-                f"{f.ks_statistic:.3f}",
-                f"{f.ks_pvalue:.2g}",
-                f"{f.wasserstein_sd:.2f}",
-                f"{f.current_mean:.1f}",
-                f"{f.reference_mean:.1f}",
-            ]
-            for f in self.features
+                "feature",
+                "status",
+                "decided by",
+                "out of range",
+                "last 24 h",
+                "stuck h",
+                "mean (ref)",
+            ],
+            (
+                [
+                    f.feature,
+                    f.status,
+                    f.decided_by or "-",
+                    f"{f.out_of_range:.0%}",
+                    f"{f.recent_out_of_range:.0%}",
+                    f.stuck_hours,
+                    f"{f.current_mean:.1f} ({f.reference_mean:.1f})",
+                ]
+                for f in self.features
+            ),
         )
-        return markdown.table(header, rows)
+        reading = markdown.table(
+            ["feature", "PSI", "KS", "KS p", "Wasserstein (sd)"],
+            (
+                [
+                    f.feature,
+                    f"{f.psi:.2f}",
+                    f"{f.ks_statistic:.2f}",
+                    f"{f.ks_pvalue:.1g}",
+                    f"{f.wasserstein_sd:.2f}",
+                ]
+                for f in self.features
+            ),
+        )
+        return f"{decides}\n\n**For reading only** (these do not decide the status):\n\n{reading}"
 
 
 def out_of_range_share(reference: np.ndarray, current: np.ndarray, q: float) -> float:
@@ -181,13 +205,28 @@ def out_of_range_share(reference: np.ndarray, current: np.ndarray, q: float) -> 
 def _feature_status(
     share: float, recent: float, stuck: int, feature: str, t: DriftThresholds
 ) -> str:
-    if (
-        share >= t.out_of_range_error
-        or recent >= t.recent_out_of_range_error
-        or (feature in t.stuck_features and stuck >= t.stuck_error_hours)
-    ):
-        return ERROR
-    return WARN if share >= t.out_of_range_warn else OK
+    return _decision(share, recent, stuck, feature, t)[0]
+
+
+def _decision(
+    share: float, recent: float, stuck: int, feature: str, t: DriftThresholds
+) -> tuple[str, str]:
+    """The feature's status and the rules that set it (empty when ok)."""
+    fired = []
+    if share >= t.out_of_range_error:
+        fired.append(f"out of range {share:.0%} >= {t.out_of_range_error:.0%}")
+    if recent >= t.recent_out_of_range_error:
+        fired.append(
+            f"last {t.recent_hours} h out of range {recent:.0%} >= "
+            f"{t.recent_out_of_range_error:.0%}"
+        )
+    if feature in t.stuck_features and stuck >= t.stuck_error_hours:
+        fired.append(f"stuck {stuck} h >= {t.stuck_error_hours} h")
+    if fired:
+        return ERROR, "; ".join(fired)
+    if share >= t.out_of_range_warn:
+        return WARN, f"out of range {share:.0%} >= {t.out_of_range_warn:.0%}"
+    return OK, ""
 
 
 def compare(
@@ -248,6 +287,7 @@ def compare(
                 current_mean=float(cur_f.mean()),
                 reference_mean=float(ref_f.mean()),
                 status=_feature_status(share, recent, stuck, feature, t),
+                decided_by=_decision(share, recent, stuck, feature, t)[1],
             )
         )
     if not rows:

@@ -61,11 +61,14 @@ def run_job(
     *,
     tags: Mapping[str, str] | None = None,
     run_config: Mapping[str, Any] | None = None,
+    partition_key: str | None = None,
 ) -> JobExecutionResult:
     """Create a run of ``job_name`` with the location's origin, then execute it here.
 
     The job's own executor is used (so the ``full`` profile's multiprocess executor runs its
     candidates side by side), unlike ``execute_in_process``, which forces one process.
+    A ``partition_key`` (a multi-partition key too) becomes the run's partition tags, as
+    the daemon tags a run request's partition.
     """
     from dagster._core.definitions.selector import JobSubsetSelector
     from dagster._core.execution.api import execute_run
@@ -82,6 +85,16 @@ def run_job(
         )
     )
     config = dict(run_config or {})
+    partition_tags: dict[str, str] = {}
+    if partition_key is not None:
+        partitions_def = (
+            location.get_reconstructable_job(  # type: ignore[attr-defined]
+                repository.name, job_name
+            )
+            .get_definition()
+            .partitions_def
+        )
+        partition_tags = dict(partitions_def.get_tags_for_partition_key(partition_key))
     plan = location.get_execution_plan(
         remote_job, config, step_keys_to_execute=None, known_state=None, instance=instance
     ).execution_plan_snapshot
@@ -96,7 +109,7 @@ def run_job(
         root_run_id=None,
         parent_run_id=None,
         # the process executing it, so run monitoring can tell when it dies
-        tags={**remote_job.tags, **(tags or {}), **this_process_tag()},
+        tags={**remote_job.tags, **partition_tags, **(tags or {}), **this_process_tag()},
         job_snapshot=remote_job.job_snapshot,
         execution_plan_snapshot=plan,
         parent_job_snapshot=remote_job.parent_job_snapshot,

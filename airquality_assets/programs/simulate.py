@@ -4,7 +4,9 @@
 clock one simulated day at a time and lets the real schedules, sensors and assets do the
 rest: each day it evaluates the schedules (``build_schedule_context``) and sensors
 (``build_sensor_context``) against the project's Dagster instance, exactly the functions the
-daemon calls, and executes every run they request with that instance, so runs, asset
+daemon calls, records each evaluation as a tick (``programs.ticks``), and executes every run
+they request with that instance, created from the code location's job (``local_runs``), so
+runs (under their jobs and on the timeline), ticks, asset
 materializations, check results, MLflow runs and bentos land where ``dagster dev`` and the
 MLflow UI show them. Alerts go to a receiver this command starts on 127.0.0.1 (and to
 ``--alert-urls`` as well), which counts what arrives. A fault can be injected from a given
@@ -62,6 +64,8 @@ SIMULATION_TAG = "airquality/simulation_id"
 #: Which step of the simulation launched a run (the daemon's own runs carry a sensor's name).
 STEP_TAG = "airquality/simulation"
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Every step in this process, as ``execute_in_process`` would (no process per step).
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
 RECEIVED: list[dict] = []
@@ -129,7 +133,11 @@ def retrain_outcome(result) -> dict:
     on the gate's window, and the bento it built (the champion's, new only when promoted)."""
     if not result.success:
         return {"promoted": "run failed"}
-    decision = result.output_for_node("champion_model")
+    from airquality_assets.programs.run_outcomes import champion_decision
+
+    decision = champion_decision(result)
+    if decision is None:
+        return {"promoted": "no champion_model"}
     champion = decision.champion_score
     scores = "no champion"
     if champion is not None:
@@ -184,6 +192,14 @@ class Simulation:
         self.defs = load_defs()
         self.repository = self.defs.get_repository_def()
         self.instance = dg.DagsterInstance.get()
+        # Runs created from the code location's jobs (so the UI files them under their jobs
+        # and on the timeline) and ticks filed under its schedules and sensors.
+        from contextlib import ExitStack
+
+        from airquality_assets.programs.local_runs import load_code_location
+
+        self.exit_stack = ExitStack()
+        self.location = self.exit_stack.enter_context(load_code_location(self.instance))
         self.timings = Timings()
         self.fault_start = args.start + timedelta(days=args.fault_day) if args.fault else None
         self.retrains: list[dict] = []
@@ -231,25 +247,31 @@ class Simulation:
         extra_config: dict | None = None,
     ):
         """Execute a run request the way the daemon would launch it, with this instance."""
-        from airquality_assets.deployment import this_process_tag
+        from airquality_assets.programs.local_runs import run_job
 
-        job = self.defs.resolve_job_def(job_name)
         tags = dict(request.tags or {})
         if request.run_key:
             tags["dagster/run_key"] = request.run_key
         tags[origin[0]] = origin[1]
         tags[SIMULATION_TAG] = self.simulation_id
-        tags.update(this_process_tag())  # run monitoring can tell if this process dies
+        from airquality_assets.defs.loop.jobs import CLOCK_TAG
+
+        tags.setdefault(CLOCK_TAG, now.isoformat())  # the simulated clock, shown on the run
         run_config = _merge(
-            LOG_CONFIG, request.run_config or {}, self.clock_config(now), extra_config or {}
+            LOG_CONFIG,
+            IN_PROCESS,
+            request.run_config or {},
+            self.clock_config(now),
+            extra_config or {},
         )
         started = time.perf_counter()
-        result = job.execute_in_process(
-            instance=self.instance,
+        result = run_job(
+            self.location,
+            self.instance,
+            job_name,
+            tags=tags,
             run_config=run_config,
             partition_key=request.partition_key,
-            tags=tags,
-            raise_on_error=False,
         )
         self.timings.add(what, time.perf_counter() - started)
         if not result.success:
@@ -284,7 +306,11 @@ class Simulation:
             resources=self.resources_for(schedule, now),
             repository_def=self.repository,
         ) as context:
-            data = schedule.evaluate_tick(context)
+            try:
+                data = schedule.evaluate_tick(context)
+            except Exception as error:
+                self.record_tick("schedule", name, error=error)
+                raise
         self.timings.add("schedule evaluation", time.perf_counter() - started)
         results = []
         for request in data.run_requests or []:
@@ -300,7 +326,26 @@ class Simulation:
                     extra_config,
                 )
             )
+        self.record_tick("schedule", name, data, results)
         return results
+
+    def record_tick(self, kind: str, name: str, data=None, results=(), error=None) -> None:
+        """File the evaluation as a tick of ``name``, as the daemon does (``programs.ticks``)."""
+        from airquality_assets.programs.ticks import record_tick
+
+        record_tick(
+            self.instance,
+            self.location,
+            kind,
+            name,
+            datetime.now(UTC),  # the tick's wall time, as its runs' (see tick_schedule)
+            run_ids=[r.run_id for r in results],
+            run_keys=[r.run_key for r in (data.run_requests or []) if r.run_key] if data else [],
+            skip_reason=(data.skip_message if data else None)
+            or (None if results else "no run requested"),
+            cursor=getattr(data, "cursor", None),
+            error=error,
+        )
 
     def tick_sensor(self, name: str, now: datetime):
         sensor = self.defs.resolve_sensor_def(name)
@@ -310,12 +355,18 @@ class Simulation:
         with self.dg.build_sensor_context(
             instance=self.instance, cursor=cursor, resources=resources, definitions=self.defs
         ) as context:
-            data = sensor.evaluate_tick(context)
+            try:
+                data = sensor.evaluate_tick(context)
+            except Exception as error:
+                self.record_tick("sensor", name, error=error)
+                raise
         self.timings.add("sensor evaluation", time.perf_counter() - started)
         self.cursors[name] = data.cursor
         requests = [
             r for r in (data.run_requests or []) if not (r.run_key and self.already_ran(r.run_key))
         ]
+        if not requests:  # else the caller records the tick with the runs it launched
+            self.record_tick("sensor", name, data)
         return data, requests
 
     # ------------------------------------------------------------------ the loop
@@ -379,7 +430,9 @@ class Simulation:
             (STEP_TAG, "bootstrap"),
             "training (bootstrap)",
         )
-        decision = result.output_for_node("champion_model") if result.success else None
+        from airquality_assets.programs.run_outcomes import champion_decision
+
+        decision = champion_decision(result) if result.success else None
         print(f"  bootstrap: {decision.reason if decision else 'FAILED'}")
 
     def day(self, d: int, day_start: datetime) -> None:
@@ -400,8 +453,9 @@ class Simulation:
         alerts_before = len(distinct_alerts(RECEIVED))
         self.tick_sensor("check_alert_sensor", morning)
         self.tick_sensor("run_failure_sensor", morning)
-        _, requests = self.tick_sensor("retraining_sensor", morning)
+        retrain_tick, requests = self.tick_sensor("retraining_sensor", morning)
         requested = promoted = ""
+        retrain_runs = []
         for request in requests:
             requested = request.tags.get(RETRAIN_REASON_TAG, "yes")
             result = self.execute(
@@ -411,6 +465,7 @@ class Simulation:
                 ("dagster/sensor_name", "retraining_sensor"),
                 "training",
             )
+            retrain_runs.append(result)
             outcome = retrain_outcome(result)
             promoted = outcome["promoted"]
             self.tick_sensor("check_alert_sensor", morning)
@@ -418,6 +473,8 @@ class Simulation:
             self.retrains.append(
                 {"day": d + 1, "date": f"{day_start:%Y-%m-%d}", "reason": requested, **outcome}
             )
+        if requests:
+            self.record_tick("sensor", "retraining_sensor", retrain_tick, retrain_runs)
         accuracy = self.latest("forecast_accuracy")
         drift = self.latest("drift_report")
         rmse = accuracy.get("rmse_7d_mean")
@@ -589,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--backend-store-uri sqlite:///{directory.resolve() / 'mlflow.db'}"
     )
     server.shutdown()
+    simulation.exit_stack.close()
     return 1 if simulation.failures else code
 
 

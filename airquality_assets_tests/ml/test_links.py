@@ -30,3 +30,10 @@ def test_dagster_tags_point_back_to_run_asset_and_partition() -> None:
         "dagster.run_url": "http://dagster:3000/runs/r-1",
         "dagster.job": "training",
     }
+
+
+def test_the_experiment_link_opens_the_model_training_runs() -> None:
+    pages = MlflowPages("http://mlflow.example:5000/")
+    assert pages.experiment("3") == (
+        "http://mlflow.example:5000/#/experiments/3/runs?workflowType=machine_learning"
+    )

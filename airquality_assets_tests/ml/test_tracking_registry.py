@@ -348,3 +348,19 @@ def test_epoch_metrics_are_logged_live_into_a_run_created_before_training() -> N
     assert on_model["epochs_run"] == 3
     assert on_model["test_rmse_mean"] == pytest.approx(stored.data.metrics["test_rmse_mean"])
     assert not any(k.startswith("test_rmse_pm2_5") and not k.endswith("_mean") for k in on_model)
+
+
+def test_the_experiment_opens_on_its_runs(tmp_path: Path) -> None:
+    """MLflow 3 opens an experiment of unknown kind on its GenAI view: a new experiment is
+    created as a model-development one, and an existing one without the tag gets it."""
+    import mlflow
+
+    from airquality_assets.ml.tracking import EXPERIMENT_KIND_TAG
+
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(tmp_path))
+    new = ensure_experiment(client, "new", f"{default_artifact_location(tmp_path)}/new")
+    assert client.get_experiment(new).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    old = client.create_experiment("old", artifact_location=default_artifact_location(tmp_path))
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags
+    assert ensure_experiment(client, "old", "unused") == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == "custom_model_development"

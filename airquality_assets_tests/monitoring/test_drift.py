@@ -188,3 +188,30 @@ def test_faults_reach_the_api_bodies() -> None:
     ]
     assert hours[0]["temp"] == plain[0]["temp"]
     assert hours[-1]["temp"] == pytest.approx(plain[-1]["temp"] * 9 / 5 + 32, abs=0.05)
+
+
+def test_the_table_says_which_rule_decided_and_sets_the_reading_statistics_apart() -> None:
+    """A stuck sensor is an error at a low out-of-range share: the table names the rule, and
+    PSI / KS stand under "for reading only", so neither contradicts the status."""
+    reference = pd.DataFrame({"pm2_5": _noise(1, 100.0, 2000), "temp": _noise(2, 5.0, 2000)})
+    values = _noise(3, 100.0, 168)
+    values[10:58] = 100.0
+    window = pd.DataFrame({"pm2_5": values, "temp": _noise(4, 5.0, 168)})
+    result = compare(window, reference, 168, features=["pm2_5", "temp"])
+    by_feature = {f.feature: f for f in result.features}
+    assert by_feature["pm2_5"].decided_by == "stuck 48 h >= 24 h"
+    assert by_feature["temp"].decided_by == "" and by_feature["temp"].status == OK
+    decides, reading = result.table_markdown().split("**For reading only**")
+    assert "| pm2_5 | error | stuck 48 h >= 24 h |" in decides
+    assert "PSI" not in decides and "PSI" in reading
+    assert "| temp | ok | - |" in decides
+    widest = max(len(line) for line in result.table_markdown().splitlines())
+    assert widest < 100  # fits beside its label in the asset page
+
+
+def test_an_out_of_range_week_names_its_share_and_the_threshold() -> None:
+    reference = pd.DataFrame({"pm2_5": _noise(1, 100.0, 2000)})
+    shifted = pd.DataFrame({"pm2_5": _noise(3, 100.0, 168) * 1.5})
+    (feature,) = compare(shifted, reference, 168, features=["pm2_5"]).features
+    assert feature.decided_by.startswith("out of range 9")
+    assert ">= 50%" in feature.decided_by and "; last 24 h out of range 9" in feature.decided_by

@@ -26,6 +26,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from airquality_assets import markdown
 from airquality_assets.catalog import OPERATIONS_GROUP
 from airquality_assets.columns import FORECAST_HOURS, LOCATION, TIME
 from airquality_assets.defs.data.ingestion import RAW_AIR_POLLUTION_FORECAST
@@ -34,6 +35,7 @@ from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource, RawStore
 from airquality_assets.monitoring.accuracy import accuracy_verdict
 from airquality_assets.monitoring.alerts import INCONCLUSIVE
+from airquality_assets.monitoring.forecast_preview import forecast_preview
 from airquality_assets.monitoring.forecasting import (
     NO_WEATHER_FORECAST,
     SKIP_REASONS,
@@ -258,6 +260,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
                 "computed_at": now.isoformat(),
                 "model": f"{champion.name} v{champion.version}",
                 "path": dg.MetadataValue.path(str(store.path(location, day))),
+                "preview": dg.MetadataValue.md(forecast_preview(store.read_day(location, day))),
             },
             check_results=[_issued_check(verdict)],
         )
@@ -400,10 +403,13 @@ def forecast_accuracy(
         metadata={
             "clock": now.isoformat(),
             "forecasts_scored": len(forecasts),
-            "rmse_7d_mean": rmse_7d,
-            "persistence_rmse_7d_mean": persistence_7d,
+            "rmse_7d_mean": round(rmse_7d, 2),
+            "persistence_rmse_7d_mean": round(persistence_7d, 2),
             "scores": dg.MetadataValue.md(score_table_markdown(scores, SCORED_HORIZONS)),
             "ratio_to_test_rmse_7d": dg.MetadataValue.json({str(k): v for k, v in ratios.items()}),
+            "ratio_by_horizon": dg.MetadataValue.md(
+                markdown.by_horizon(ratios, "7-day RMSE / test RMSE")
+            ),
             "degraded": bool(exceeded),
             "accuracy_factor": factor,
             "champion_version": champion.version,
@@ -486,7 +492,10 @@ def drift_report(
         metadata={
             "clock": now.isoformat(),
             "status": worst.status,
-            "drift_score": score_value if score_value is not None else float("nan"),
+            # the status's own words beside it: the score is the out-of-range share, while a
+            # stuck sensor or the newest day alone can make the status an error
+            "verdict": worst.reason,
+            "drift_score": round(score_value, 3) if score_value is not None else float("nan"),
             "reference": f"{champion.name} v{champion.version}: its training and validation "
             f"data {champion.training_start():%Y-%m-%d}..{champion.seen_until():%Y-%m-%d}, "
             "same weeks of the year",

@@ -137,6 +137,7 @@ def mlflow_parent_run(context: dg.InitResourceContext) -> Iterator[Any]:
     active = mlflow.active_run()
     assert active is not None  # MlFlow started (or resumed) it
     parent.mlflow_run_id = active.info.run_id
+    name_parent_run(tracking, parent.mlflow_run_id, run)
     if context.instance is not None and _has_failed_step(context.instance, run.run_id):
         tracking.client().set_terminated(parent.mlflow_run_id, status="FAILED")
     try:
@@ -147,6 +148,29 @@ def mlflow_parent_run(context: dg.InitResourceContext) -> Iterator[Any]:
         stack = fluent._active_run_stack.get()
         if stack and stack[-1].info.run_id == parent.mlflow_run_id:
             stack.pop()
+
+
+def name_parent_run(tracking: MlflowResource, mlflow_run_id: str, run: dg.DagsterRun) -> None:
+    """Name the parent run for why the Dagster run ran (``ml.run_names``), tag the reason,
+    and describe it with a clickable link back to the Dagster run."""
+    from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG, TAG_PREFIX
+    from airquality_assets.ml import run_names
+    from airquality_assets.ml.links import dagster_run_url
+
+    reason = run.tags.get(RETRAIN_REASON_TAG)
+    note = run_names.training_run_note(
+        reason,
+        dagster_run_url(tracking.dagster_ui_url, run.run_id),
+        run.job_name,
+        run.tags.get(f"{TAG_PREFIX}retrain_detail"),
+    )
+    client = tracking.client()
+    for key, value in (
+        (run_names.TAG_RUN_NAME, run_names.training_run_name(reason)),
+        (run_names.TAG_REASON, reason or "manual"),
+        (run_names.TAG_NOTE, note),
+    ):
+        client.set_tag(mlflow_run_id, key, value)
 
 
 def _is_last_step(context: dg.HookContext) -> bool:

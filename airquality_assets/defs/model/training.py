@@ -144,7 +144,8 @@ def _mlflow_links(mlflow: MlflowResource, candidate: TrainedCandidate) -> dict[s
     pages = mlflow.pages()
     experiment_id = mlflow.experiment_id()
     links: dict[str, object] = {
-        "mlflow_run": dg.MetadataValue.url(pages.run(experiment_id, candidate.run_id))
+        "mlflow_experiment": dg.MetadataValue.url(pages.experiment(experiment_id)),
+        "mlflow_run": dg.MetadataValue.url(pages.run(experiment_id, candidate.run_id)),
     }
     model_id = _model_id(candidate.model_uri)
     if model_id:

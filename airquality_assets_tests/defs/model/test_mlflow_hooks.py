@@ -198,7 +198,9 @@ def test_candidates_in_other_processes_nest_under_the_parent_the_library_opened(
     success, run_id = _execute(grid_job, ["a", "b"])
     assert success
     parent, others = _runs(settings, run_id)
-    assert parent.info.run_name == "grid"
+    assert parent.info.run_name == "training (manual)"  # no retrain reason on the run
+    assert parent.data.tags["retrain_reason"] == "manual"
+    assert f"]({parent.data.tags['dagster.run_url']})" in parent.data.tags["mlflow.note.content"]
     assert parent.data.tags["dagster.run_id"] == run_id
     assert parent.data.tags["dagster.run_url"].endswith(f"/runs/{run_id}")
     assert parent.data.tags["dagster.job"] == "grid"
@@ -220,3 +222,29 @@ def test_a_step_started_after_a_failure_keeps_the_parent_failed(settings: Settin
     assert parent.info.status == "FAILED"
     assert [r.info.run_name for r in others] == ["late"]
     assert others[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+@dg.op(required_resource_keys={"mlflow_run"})
+def open_parent(context: dg.OpExecutionContext) -> str:
+    return context.resources.mlflow_run.mlflow_run_id
+
+
+def test_the_parent_run_is_named_for_why_the_dagster_run_ran(settings: Settings) -> None:
+    """A drift retrain and the first champion are told apart in MLflow's runs table; the
+    description links back to the Dagster run (a tag's URL is plain text there)."""
+    from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
+
+    one_step = dg.GraphDefinition("one_step", node_defs=[open_parent]).to_job(
+        resource_defs=_mlflow_resources()  # the test's data dir, read now
+    )
+    names = {}
+    for reason in ("drift", "bootstrap"):
+        tags = {RETRAIN_REASON_TAG: reason, "airquality/retrain_detail": "PSI 0.31 at beijing"}
+        result = one_step.execute_in_process(tags=tags)
+        parent, _ = _runs(settings, result.run_id)
+        names[reason] = parent.info.run_name
+        assert parent.data.tags["retrain_reason"] == reason
+        note = parent.data.tags["mlflow.note.content"]
+        url = parent.data.tags["dagster.run_url"]
+        assert f"[{url}]({url})" in note and "PSI 0.31 at beijing" in note
+    assert names == {"drift": "drift retrain", "bootstrap": "first champion"}
