@@ -3,7 +3,7 @@
 # (no Docker engine needed) with compose's own commands, environments (a generated .env),
 # volumes, health checks and start-up order, reachable under compose's host names, then
 # operated end to end through the Dagster webserver's GraphQL API and put through three
-# faults (airquality_assets_tests/stack/). CI runs it after scripts/test.sh.
+# faults (airquality_assets_tests/stack/). scripts/test.sh runs it after the suite (so CI does).
 #
 # Needs root: the stack lives in its own network and mount namespaces (nothing on the
 # machine's ports or /etc/hosts changes), and Debian's PostgreSQL, Prometheus, Pushgateway

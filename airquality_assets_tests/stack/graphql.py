@@ -160,7 +160,9 @@ class DagsterWebserver:
             """query($id: ID!, $limit: Int) {
               logsForRun(runId: $id, limit: $limit) {
                 __typename
-                ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+                ... on EventConnection {
+                  events { __typename ... on MessageEvent { message timestamp } }
+                }
                 ... on PythonError { message }
               }
             }""",

@@ -4,8 +4,8 @@ A failed asset check does not fail its run, so run-failure sensors never see it:
 ``check_alert_sensor`` reads every check evaluation since its cursor and sends one alert per
 failure episode (and one "resolved") through Apprise. ``run_failure_sensor`` alerts once per
 failed run of any job (a forecast or monitoring run that fails is as silent as a training
-one otherwise), including a run that run monitoring marked failed because its process died;
-for a training run it also ends the MLflow runs left RUNNING. The episode logic is
+one otherwise), including a run that run monitoring marked failed because its process died
+(the MLflow runs a failed run left RUNNING are ``mlflow_sweep``'s). The episode logic is
 :mod:`airquality_assets.monitoring.alerts`.
 """
 
@@ -16,7 +16,6 @@ import dagster as dg
 
 from airquality_assets.defs.loop.sensors import latest_metadata
 from airquality_assets.defs.model.jobs import TRAINING_JOB
-from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import split_key
 from airquality_assets.defs.resources import OperationsResource
 from airquality_assets.deployment import run_worker_health
@@ -182,12 +181,10 @@ def root_cause(error) -> str:
         "Sends one alert per failed run of any job to AIRQUALITY_ALERT_URLS, with the failing "
         "step's own error (a run whose process died: run monitoring's reason); for a "
         "training run, names the champion (the alias never moved: the gate is the run's last "
-        "decision) and ends the MLflow runs it left RUNNING as FAILED."
+        "decision)."
     ),
 )
-def run_failure_sensor(
-    context: dg.RunFailureSensorContext, operations: OperationsResource, mlflow: MlflowResource
-) -> None:
+def run_failure_sensor(context: dg.RunFailureSensorContext, operations: OperationsResource) -> None:
     run = context.dagster_run
     champion = None
     if run.job_name == TRAINING_JOB:
@@ -212,36 +209,3 @@ def run_failure_sensor(
         context.log.warning(f"alert sent: {alert.title}")
     else:  # the sensor's cursor moves on: a run fails once, its alert is given up explicitly
         context.log.error(f"alert given up after repeated delivery failures: {alert.title}")
-    # After the alert, never before: a training run often fails because MLflow is down, and
-    # an error here ends the tick (Dagster's cursor still moves on, so the alert was lost).
-    if run.job_name == TRAINING_JOB:
-        try:
-            ended = end_mlflow_runs(mlflow, run.run_id)
-        except Exception as exc:  # MLflow unreachable: its runs stay RUNNING, say so
-            context.log.error(
-                f"could not end the MLflow runs of {run.run_id} left RUNNING: {exc}"[:500]
-            )
-        else:
-            if ended:
-                context.log.warning(f"ended {ended} MLflow run(s) of {run.run_id} left RUNNING")
-
-
-def end_mlflow_runs(mlflow: MlflowResource, dagster_run_id: str) -> int:
-    """End as FAILED every MLflow run of ``dagster_run_id`` still RUNNING (the parent run
-    and its candidates: a killed process runs no end hook); returns how many."""
-    from airquality_assets.ml.links import TAG_RUN_ID
-    from airquality_assets.ml.tracking import DAGSTER_RUN_TAG
-
-    client = mlflow.client()
-    experiment = client.get_experiment_by_name(mlflow.experiment_name)
-    if experiment is None:
-        return 0
-    ended = 0
-    for tag in (DAGSTER_RUN_TAG, TAG_RUN_ID):
-        for found in client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.`{tag}` = '{dagster_run_id}' and attributes.status = 'RUNNING'",
-        ):
-            client.set_terminated(found.info.run_id, status="FAILED")
-            ended += 1
-    return ended
