@@ -250,6 +250,10 @@ class OperationsResource(dg.ConfigurableResource):
     """Retrain when the 7-day RMSE exceeds this multiple of the champion's test RMSE."""
     cooldown_hours: int = 72
     """At most one retraining request per cool-down."""
+    subscriber_alert_urls: str = ""
+    """High-pollution alerts' Apprise URLs (``AIRQUALITY_SUBSCRIBER_ALERT_URLS``, an ``EnvVar``)."""
+    pollution_alert_band: int = 4
+    """OWM band that starts a high-pollution episode (``AIRQUALITY_POLLUTION_ALERT_BAND``)."""
 
 
 class RawStore(dg.ConfigurableResource):
@@ -346,6 +350,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
             # Apprise URLs carry tokens: an EnvVar is resolved at run time, never shown.
             alert_urls=_secret_alert_urls(settings),
             ui_base_url=settings.ui.dagster_ui_url,
+            subscriber_alert_urls=(
+                dg.EnvVar("AIRQUALITY_SUBSCRIBER_ALERT_URLS")
+                if settings.ops.subscriber_alert_urls
+                else ""
+            ),
+            pollution_alert_band=settings.ops.pollution_alert_band,
         ),
         **sources,
         # A directory, or an object store (AIRQUALITY_STORAGE_URL): the same code either way.

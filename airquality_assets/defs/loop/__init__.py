@@ -13,6 +13,7 @@ def definitions(settings: Settings) -> dg.Definitions:
     from airquality_assets.defs.loop.assets import drift_report, forecast_accuracy, forecasts_asset
     from airquality_assets.defs.loop.jobs import forecasts_job, monitoring_job
     from airquality_assets.defs.loop.metrics import pipeline_metrics_sensor
+    from airquality_assets.defs.loop.pollution import pollution_alert_sensor
     from airquality_assets.defs.loop.schedules import schedules
     from airquality_assets.defs.loop.sensors import retraining_sensor
 
@@ -25,5 +26,6 @@ def definitions(settings: Settings) -> dg.Definitions:
             check_alert_sensor,
             run_failure_sensor,
             pipeline_metrics_sensor,
+            pollution_alert_sensor,
         ],
     )
