@@ -4,8 +4,8 @@ The operators' check alerts say the pipeline is unwell; these say the *air* will
 ``pollution_alert_sensor`` hands this module each location's newest stored forecast; an
 *episode* starts at the first issue whose next 24 h reach the configured OWM band
 (default 4, "Poor") for any pollutant with a scale, and ends at the first issue that no
-longer does (after ``clear_after`` consecutive such issues: a forecast that dips just under
-the band for an hour and comes back is one episode, not two). Each start sends one alert
+longer does (after ``clear_after`` consecutive such issues: a forecast that dips under the
+band for a few hours and comes back is one episode, not two). Each start sends one alert
 (location, band, the hours at or above it, the peak and its prediction interval), each
 end one "over"; an issue already seen changes nothing, so re-evaluating the same
 forecast never repeats a message. The state (open episodes, the last issue seen per
@@ -28,8 +28,10 @@ from airquality_assets.aqi import aqi_band, has_aqi_scale
 
 BAND_NAMES = ("Good", "Fair", "Moderate", "Poor", "Very poor")
 DEFAULT_BAND = 4
-#: Issues below the band in a row before an episode is over.
-CLEAR_AFTER = 3
+#: Hourly issues below the band in a row before an episode is over: half a day of forecasts
+#: that no longer reach it (each looking 24 h ahead), so a short clean spell inside a smog
+#: week does not end the episode and start another.
+CLEAR_AFTER = 12
 START, OVER = "high pollution", "over"
 
 

@@ -448,12 +448,12 @@ class Simulation:
             rmse_text = drift_text = "FAILED"
         fault = " (fault)" if self.fault_active(day_start) else ""
         alerts = len(distinct_alerts(RECEIVED)) - alerts_before
-        if pollution:  # subscribers' alerts, sent before the morning's check alerts
-            alerts += len(pollution)
-            fault += " (" + ", ".join(a["title"].split(": ", 1)[-1] for a in pollution) + ")"
+        sent = f"{alerts}"
+        if pollution:  # subscribers' alerts, sent at 23:10, before the morning's check alerts
+            sent = f"{alerts} + " + ", ".join(a["title"].split(": ", 1)[-1] for a in pollution)
         print(
             f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued_text} | {rmse_text} | "
-            f"{drift_text} | {alerts} | {requested or '-'} | {promoted or '-'} |",
+            f"{drift_text} | {sent} | {requested or '-'} | {promoted or '-'} |",
             flush=True,
         )
 

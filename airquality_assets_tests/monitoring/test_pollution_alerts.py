@@ -52,9 +52,13 @@ def test_one_alert_per_episode_and_one_over() -> None:
     peaks = [30, 60, 90, 60, 30, 60, 30, 30, 30, 30]  # a dip of one issue stays one episode
     for hour, peak in enumerate(peaks):
         seen = outlook(issue(f"2014-02-20T{hour:02d}:00Z", float(peak)), threshold=4)
-        outcome = step({"beijing": seen}, state, lambda a: sent.append(a) or True, threshold=4)
+        outcome = step(
+            {"beijing": seen}, state, lambda a: sent.append(a) or True, threshold=4, clear_after=3
+        )
         state = EpisodeState.from_cursor(outcome.state.to_cursor())  # through the cursor
-        again = step({"beijing": seen}, state, lambda a: sent.append(a) or True, threshold=4)
+        again = step(
+            {"beijing": seen}, state, lambda a: sent.append(a) or True, threshold=4, clear_after=3
+        )
         assert again.delivered == []  # the same issue seen twice: nothing new
     assert [a.kind for a in sent] == [START, OVER]
     assert sent[0].outlook.issued_at.startswith("2014-02-20T01:00")
@@ -65,9 +69,9 @@ def test_one_alert_per_episode_and_one_over() -> None:
 
 def test_undelivered_start_is_retried_on_the_next_issue() -> None:
     seen = outlook(issue("2014-02-20T01:00Z", 80.0), threshold=4)
-    failed = step({"beijing": seen}, EpisodeState(), lambda _a: False, threshold=4)
+    failed = step({"beijing": seen}, EpisodeState(), lambda _a: False, threshold=4, clear_after=3)
     assert failed.failed and failed.state.open_since == {} and failed.state.last_issue == {}
-    retried = step({"beijing": seen}, failed.state, lambda _a: True, threshold=4)
+    retried = step({"beijing": seen}, failed.state, lambda _a: True, threshold=4, clear_after=3)
     assert [a.kind for a in retried.delivered] == [START]
 
 
@@ -85,7 +89,7 @@ def test_delivered_to_a_local_receiver_through_apprise(httpserver: HTTPServer) -
     state = EpisodeState()
     for hour, peak in enumerate([60, 60, 20, 20, 20]):
         seen = outlook(issue(f"2014-02-20T{hour:02d}:00Z", float(peak)), threshold=4)
-        state = step({"beijing": seen}, state, notifier, threshold=4).state
+        state = step({"beijing": seen}, state, notifier, threshold=4, clear_after=3).state
     assert [r["title"] for r in received] == [
         "Air quality alert: beijing Poor (band 4)",
         "Air quality alert over: beijing",
