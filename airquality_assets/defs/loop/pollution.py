@@ -19,7 +19,6 @@ from airquality_assets.monitoring.alerts import AppriseNotifier, parse_urls
 from airquality_assets.monitoring.forecasting import ForecastStore
 from airquality_assets.monitoring.pollution_alerts import EpisodeState, Outlook, outlook, step
 
-
 #: How far back a tick reads issues it has not seen (a sensor stopped longer starts afresh).
 CATCH_UP = timedelta(hours=48)
 
