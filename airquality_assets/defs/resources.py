@@ -62,6 +62,8 @@ class DeploymentResource(dg.ConfigurableResource):
     """Training grid: ``demo`` (a few small candidates) or ``full``."""
     alert_urls: str = ""
     """``AIRQUALITY_ALERT_URLS`` as an ``EnvVar`` when set (Apprise URLs carry tokens)."""
+    subscriber_alert_urls: str = ""
+    """``AIRQUALITY_SUBSCRIBER_ALERT_URLS`` likewise."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeploymentResource":
@@ -70,16 +72,20 @@ class DeploymentResource(dg.ConfigurableResource):
             replay_now=settings.replay_now.isoformat(),
             profile=settings.profile,
             alert_urls=_secret_alert_urls(settings),
+            subscriber_alert_urls=_secret_subscriber_urls(settings),
         )
 
     @property
     def settings(self) -> Settings:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
-        alert_urls = self.alert_urls
-        if isinstance(alert_urls, dg.EnvVar):  # outside a run: resolve it as a run would
-            alert_urls = alert_urls.get_value() or ""
-        return Settings.from_config(self.settings_json, ops={"alert_urls": alert_urls}).replace(
+        secrets = {}
+        for name in ("alert_urls", "subscriber_alert_urls"):
+            value = getattr(self, name)
+            if isinstance(value, dg.EnvVar):  # outside a run: resolve it as a run would
+                value = value.get_value() or ""
+            secrets[name] = value
+        return Settings.from_config(self.settings_json, ops=secrets).replace(
             replay_now=to_utc(self.replay_now), profile=self.profile
         )
 
@@ -102,6 +108,13 @@ class DeploymentResource(dg.ConfigurableResource):
             for name in type(self).model_fields
             if (value := getattr(self, name)) is not None
         }
+
+
+def _secret_subscriber_urls(settings: Settings) -> str:
+    """The subscribers' alert URLs, as :func:`_secret_alert_urls`."""
+    if settings.ops.subscriber_alert_urls:
+        return dg.EnvVar("AIRQUALITY_SUBSCRIBER_ALERT_URLS")
+    return ""
 
 
 def _secret_alert_urls(settings: Settings) -> str:
@@ -350,11 +363,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             # Apprise URLs carry tokens: an EnvVar is resolved at run time, never shown.
             alert_urls=_secret_alert_urls(settings),
             ui_base_url=settings.ui.dagster_ui_url,
-            subscriber_alert_urls=(
-                dg.EnvVar("AIRQUALITY_SUBSCRIBER_ALERT_URLS")
-                if settings.ops.subscriber_alert_urls
-                else ""
-            ),
+            subscriber_alert_urls=_secret_subscriber_urls(settings),
             pollution_alert_band=settings.ops.pollution_alert_band,
         ),
         **sources,
