@@ -239,13 +239,33 @@ class OpsSettings(BaseModel):
         "time); unset: the Dagster log only",
         secret=True,
     )
+    subscriber_alert_urls: tuple[str, ...] = env_field(
+        (),
+        env="AIRQUALITY_SUBSCRIBER_ALERT_URLS",
+        help="Apprise URLs of the people subscribed to high-pollution alerts, comma-separated "
+        "(a secret, apart from the operators' `AIRQUALITY_ALERT_URLS`); unset: the log only",
+        secret=True,
+    )
+    pollution_alert_band: Annotated[int, _number(int)] = env_field(
+        4,
+        env="AIRQUALITY_POLLUTION_ALERT_BAND",
+        help="OWM AQI band (1-5) a location's latest forecast must reach within 24 h to "
+        "alert subscribers (4: Poor)",
+    )
 
     @field_validator("pushgateway_url", mode="before")
     @classmethod
     def _strip(cls, value: Any) -> Any:
         return (value.strip() or None) if isinstance(value, str) else value
 
-    @field_validator("alert_urls", mode="before")
+    @field_validator("pollution_alert_band")
+    @classmethod
+    def _band(cls, value: int) -> int:
+        if not 1 <= value <= 5:
+            raise ValueError("must be an OWM AQI band, 1-5")
+        return value
+
+    @field_validator("alert_urls", "subscriber_alert_urls", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return tuple(_csv(value)) if isinstance(value, str) else value
@@ -313,6 +333,12 @@ class Settings(BaseModel):
         env="AIRQUALITY_TARGETS",
         help="target pollutants, comma-separated",
         default_factory=lambda: ["pm2_5"],
+    )
+    interval_level: NonNegativeFloat = env_field(
+        0.8,
+        env="AIRQUALITY_INTERVAL_LEVEL",
+        help="nominal coverage of the prediction intervals calibrated at training time "
+        "(split conformal on validation residuals), between 0 and 1",
     )
     split: Annotated[str, _choice("AIRQUALITY_SPLIT", SPLITS)] = env_field(
         "recent",
@@ -385,6 +411,13 @@ class Settings(BaseModel):
     def _divides_a_day(cls, value: int) -> int:
         if value < 1 or 24 % value:
             raise ValueError("must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)")
+        return value
+
+    @field_validator("interval_level")
+    @classmethod
+    def _a_level(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError("must be between 0 and 1 (0.8: an 80 % interval)")
         return value
 
     @field_validator("test_days")

@@ -63,6 +63,8 @@ class DeploymentResource(dg.ConfigurableResource):
     """Training grid: ``demo`` (a few small candidates) or ``full``."""
     alert_urls: str = ""
     """``AIRQUALITY_ALERT_URLS`` as an ``EnvVar`` when set (Apprise URLs carry tokens)."""
+    subscriber_alert_urls: str = ""
+    """``AIRQUALITY_SUBSCRIBER_ALERT_URLS`` likewise."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeploymentResource":
@@ -71,16 +73,20 @@ class DeploymentResource(dg.ConfigurableResource):
             replay_now=settings.replay_now.isoformat(),
             profile=settings.profile,
             alert_urls=_secret_alert_urls(settings),
+            subscriber_alert_urls=_secret_subscriber_urls(settings),
         )
 
     @property
     def settings(self) -> Settings:
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
-        alert_urls = self.alert_urls
-        if isinstance(alert_urls, dg.EnvVar):  # outside a run: resolve it as a run would
-            alert_urls = alert_urls.get_value() or ""
-        return Settings.from_config(self.settings_json, ops={"alert_urls": alert_urls}).replace(
+        secrets = {}
+        for name in ("alert_urls", "subscriber_alert_urls"):
+            value = getattr(self, name)
+            if isinstance(value, dg.EnvVar):  # outside a run: resolve it as a run would
+                value = value.get_value() or ""
+            secrets[name] = value
+        return Settings.from_config(self.settings_json, ops=secrets).replace(
             replay_now=to_utc(self.replay_now), profile=self.profile
         )
 
@@ -103,6 +109,13 @@ class DeploymentResource(dg.ConfigurableResource):
             for name in type(self).model_fields
             if (value := getattr(self, name)) is not None
         }
+
+
+def _secret_subscriber_urls(settings: Settings) -> str:
+    """The subscribers' alert URLs, as :func:`_secret_alert_urls`."""
+    if settings.ops.subscriber_alert_urls:
+        return dg.EnvVar("AIRQUALITY_SUBSCRIBER_ALERT_URLS")
+    return ""
 
 
 def _secret_alert_urls(settings: Settings) -> str:
@@ -251,6 +264,10 @@ class OperationsResource(dg.ConfigurableResource):
     """Retrain when the 7-day RMSE exceeds this multiple of the champion's test RMSE."""
     cooldown_hours: int = 72
     """At most one retraining request per cool-down."""
+    subscriber_alert_urls: str = ""
+    """High-pollution alerts' Apprise URLs (``AIRQUALITY_SUBSCRIBER_ALERT_URLS``, an ``EnvVar``)."""
+    pollution_alert_band: int = 4
+    """OWM band that starts a high-pollution episode (``AIRQUALITY_POLLUTION_ALERT_BAND``)."""
 
 
 class RawStore(dg.ConfigurableResource):
@@ -361,6 +378,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
             # Apprise URLs carry tokens: an EnvVar is resolved at run time, never shown.
             alert_urls=_secret_alert_urls(settings),
             ui_base_url=settings.ui.dagster_ui_url,
+            subscriber_alert_urls=_secret_subscriber_urls(settings),
+            pollution_alert_band=settings.ops.pollution_alert_band,
         ),
         **sources,
         # A directory, or an object store (AIRQUALITY_STORAGE_URL): the same code either way.

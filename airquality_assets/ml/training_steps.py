@@ -36,6 +36,8 @@ from airquality_assets.ml.evaluation import (
     rmse_by_horizon_plot,
 )
 from airquality_assets.ml.handoffs import Evaluation, TrainedCandidate
+from airquality_assets.ml.intervals import DEFAULT_LEVEL, conformal_intervals
+from airquality_assets.ml.intervals import METADATA_KEY as INTERVALS_KEY
 from airquality_assets.ml.model import LSTMParams
 from airquality_assets.ml.package import ModelMetadata
 from airquality_assets.storage import atomic_write_bytes
@@ -104,6 +106,7 @@ def fit_and_log_candidate(
     client: Any,
     tags: Mapping[str, str] | None = None,
     log: Callable[[str], None] = print,
+    interval_level: float = DEFAULT_LEVEL,
 ) -> TrainedCandidate:
     """Train one candidate, score it on validation, log it (model included) as a run nested
     under ``parent_run_id``.
@@ -111,7 +114,9 @@ def fit_and_log_candidate(
     The run is created before training and each epoch's metrics reach it as the epoch ends,
     so the MLflow UI shows the curves (and an honest duration) while the candidate trains;
     a candidate that fails to train leaves its run FAILED. ``tags`` (e.g. the Dagster run
-    and asset) go on the run and on its logged model.
+    and asset) go on the run and on its logged model. The package metadata carries the
+    ``interval_level`` prediction intervals calibrated on the validation residuals of the
+    forward it serves (:mod:`airquality_assets.ml.intervals`).
     """
     from airquality_assets.ml.model import epoch_progress, jit_forward, train_lstm
     from airquality_assets.ml.tracking import epoch_logger, log_candidate_run, start_candidate_run
@@ -151,6 +156,9 @@ def fit_and_log_candidate(
     val_metrics = forecast_metrics(y_val, val_pred, tensors.target_names, tensors.horizons)
     val_metrics["split"] = "validation"
     metadata = model_metadata(tensors, params, model_name)
+    metadata.extra[INTERVALS_KEY] = conformal_intervals(
+        y_val, val_pred, tensors.target_names, tensors.horizons, interval_level
+    ).to_dict()
     plots = {
         "validation_predicted_vs_actual.png": predicted_vs_actual_plot(
             y_val, val_pred, tensors.target_names, tensors.horizons

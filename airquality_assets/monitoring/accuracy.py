@@ -140,3 +140,29 @@ def accuracy_verdict(
         DEGRADED if exceeded else WORSE, False, "ERROR" if exceeded else "WARN",
         "; ".join(problems), ratios, dm,
     )  # fmt: skip
+
+
+def interval_coverage(
+    forecasts: pd.DataFrame, observations: pd.DataFrame, now: datetime, hours: int
+) -> pd.DataFrame:
+    """Per (pollutant, horizon): how many scored targets of the last ``hours`` fell inside
+    their stored prediction interval (``n``, ``covered``, ``coverage``). Forecasts without
+    an interval (an older champion) are left out rather than counted as misses."""
+    columns = ["pollutant", "horizon", "n", "covered", "coverage"]
+    if forecasts.empty or "lower" not in forecasts.columns:
+        return pd.DataFrame(columns=columns)
+    end = pd.Timestamp(now)
+    paired = pair_with_actuals(forecasts, observations)
+    paired = paired[(paired["target_time"] > end - pd.Timedelta(hours=hours))]
+    paired = paired[paired["target_time"] <= end]
+    paired = paired.dropna(subset=["actual", "lower", "upper"])
+    if paired.empty:
+        return pd.DataFrame(columns=columns)
+    actual = paired["actual"].astype(float)
+    paired = paired.assign(
+        inside=(actual >= paired["lower"].astype(float)) & (actual <= paired["upper"].astype(float))
+    )
+    grouped = paired.groupby(["pollutant", "horizon"])["inside"]
+    out = pd.DataFrame({"n": grouped.size(), "covered": grouped.sum()}).reset_index()
+    out["coverage"] = out["covered"] / out["n"]
+    return out[columns].sort_values(["pollutant", "horizon"]).reset_index(drop=True)

@@ -21,7 +21,8 @@ def accuracy_chart(
     days: int = 7,
 ) -> bytes:
     """PNG: the last ``days`` of observed ``pollutant`` with, for each target hour, the
-    forecasts issued 1, 6 and 24 h earlier (one line per horizon)."""
+    forecasts issued 1, 6 and 24 h earlier (one line per horizon), and the prediction
+    interval of the longest of them as a band where one is stored."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: Dagster workers and CI have no display
@@ -41,6 +42,12 @@ def accuracy_chart(
         & (forecasts["target_time"] <= end)
     ]
     figure, axis = plt.subplots(figsize=(10, 3.5))
+    band = fc[fc["horizon"] == max(horizons)].sort_values("target_time")
+    if "lower" in band.columns and band["lower"].notna().any():
+        axis.fill_between(
+            band["target_time"], band["lower"].astype(float), band["upper"].astype(float),
+            color="tab:green", alpha=0.15, lw=0, label=f"{max(horizons)} h interval",
+        )  # fmt: skip
     axis.plot(obs[TIME], obs[pollutant], color="black", lw=1.4, label="observed")
     for h in horizons:
         rows = fc[fc["horizon"] == h].sort_values("target_time")
@@ -48,7 +55,7 @@ def accuracy_chart(
     axis.set_title(f"{location} {pollutant}: last {days} days, observed vs forecast")
     axis.set_ylabel("µg/m³")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize="small", ncol=len(horizons) + 1)
+    axis.legend(fontsize="small", ncol=len(horizons) + 2)
     figure.autofmt_xdate()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")

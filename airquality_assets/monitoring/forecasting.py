@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from airquality_assets.columns import LOCATION, TIME
+from airquality_assets.ml.intervals import Intervals
 from airquality_assets.monitoring.scoring import FORECAST_COLUMNS, empty_forecasts
 from airquality_assets.storage import (
     StoragePath,
@@ -211,14 +212,20 @@ def forecast_frame(
     model_version: str,
     filled: Sequence[tuple[str, ...]] | None = None,
     computed_at: datetime | None = None,
+    intervals: Intervals | None = None,
 ) -> pd.DataFrame:
     """Long rows (one per issue hour x horizon x pollutant) from ``(n, horizons, targets)``.
 
     ``filled_inputs`` names the inputs filled from their last reading ("" when none);
     ``computed_at`` is when the forecast was made (the clock), beside the hour it is issued
     for: a past day's forecasts computed days later then show as late, not on time.
+    ``lower``/``upper`` come from the champion's calibration ``intervals`` (NaN without).
     """
     n, n_h, n_t = predictions.shape
+    if intervals is not None:
+        low, high = intervals.bounds(predictions, targets, horizons)
+    else:
+        low = high = np.full(predictions.shape, np.nan)
     issue = np.repeat(issued_at.to_numpy(), n_h * n_t)
     horizon = np.tile(np.repeat(np.asarray(horizons, dtype=np.int64), n_t), n)
     pollutant = np.tile(np.asarray(targets, dtype=object), n * n_h)
@@ -235,6 +242,8 @@ def forecast_frame(
             "model_version": str(model_version),
             "filled_inputs": np.repeat(filled_text, n_h * n_t),
             "computed_at": pd.Timestamp(computed_at) if computed_at else pd.NaT,
+            "lower": np.asarray(low, dtype=float).reshape(-1),
+            "upper": np.asarray(high, dtype=float).reshape(-1),
         }
     )
     frame["computed_at"] = pd.to_datetime(frame["computed_at"], utc=True)
@@ -277,6 +286,7 @@ def issue(
     weather_forecasts: pd.DataFrame | None = None,
     computed_at: datetime | None = None,
     fill_limit_hours: int = FILL_LIMIT_HOURS,
+    intervals: Intervals | None = None,
 ) -> tuple[pd.DataFrame, IssueReport]:
     """Forecasts for every issue hour whose inputs are complete or fillable; and the report
     (skipped hours by reason, :data:`SKIP_REASONS`).
@@ -317,7 +327,7 @@ def issue(
     predictions = np.asarray(forward(*(a[ok] for a in model_inputs)))
     frame = forecast_frame(
         location, hours[ok], predictions, inputs.last[ok], targets, horizons, model_name,
-        model_version, filled, computed_at,
+        model_version, filled, computed_at, intervals,
     )  # fmt: skip
     return frame, report
 

@@ -72,6 +72,7 @@ def provider_forecast_rows(
     rows["filled_inputs"] = ""  # the provider's inputs are its own
     rows["computed_at"] = pd.NaT  # not stated in its body
     rows["computed_at"] = pd.to_datetime(rows["computed_at"], utc=True)
+    rows["lower"] = rows["upper"] = np.nan  # the provider states no interval
     return rows[list(FORECAST_COLUMNS)]
 
 

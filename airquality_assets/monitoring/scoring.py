@@ -4,8 +4,9 @@ A stored forecast row is ``(location, pollutant, issued_at, target_time, horizon
 last_observed, model_name, model_version, filled_inputs, computed_at)``: ``last_observed``
 is the value at issue time, so persistence is scored on exactly the same (issue, target)
 pairs as the model; ``filled_inputs`` names inputs taken from their last reading and
-``computed_at`` is when it was computed (rows stored before these columns existed read
-them as missing).
+``computed_at`` is when it was computed; ``lower``/``upper`` bound the champion's
+prediction interval (:mod:`airquality_assets.ml.intervals`; rows stored before these
+columns existed, or by a model without a calibration, read them as missing).
 
 A window is judged by the target hour: the "7 d" score of horizon h covers the targets of the
 last 7 days. With one forecast issued per hour there are ``window_hours`` possible pairs per
@@ -36,6 +37,8 @@ FORECAST_COLUMNS: tuple[str, ...] = (
     "model_version",
     "filled_inputs",
     "computed_at",
+    "lower",
+    "upper",
 )
 
 #: Rolling windows scored, by name and length in hours.
@@ -47,7 +50,7 @@ def empty_forecasts() -> pd.DataFrame:
     for c in ("issued_at", "target_time", "computed_at"):
         frame[c] = pd.to_datetime(frame[c], utc=True)
     frame["horizon"] = frame["horizon"].astype("int64")
-    for c in ("forecast", "last_observed"):
+    for c in ("forecast", "last_observed", "lower", "upper"):
         frame[c] = frame[c].astype(float)
     return frame
 

@@ -27,6 +27,8 @@ Per simulated day D (clock in UTC):
    here requested directly, see docs/operations.md);
 3. 23:10  ``hourly_forecast_schedule``   -> ``forecasts`` of (D, location): the 24 hourly
    forecasts of the day, each from the observations up to its issue hour;
+   then ``pollution_alert_sensor`` on the day's newest forecast (subscribers' alerts go to
+   the same receiver, under ``/subscribers``);
 4. D+1 00:30 ``daily_monitoring_schedule`` -> ``forecast_accuracy`` and ``drift_report``;
 5.        ``check_alert_sensor`` and ``retraining_sensor``; a requested retrain runs the
    model half at this clock.
@@ -69,6 +71,12 @@ IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 
 
 RECEIVED: list[dict] = []
+
+
+def pollution_alerts(received: list[dict]) -> list[dict]:
+    """The subscribers' high-pollution alerts among what the receiver got."""
+    return [a for a in distinct_alerts(received) if str(a.get("title", "")).startswith(
+        "Air quality alert")]  # fmt: skip
 
 
 def distinct_alerts(received: list[dict]) -> list[dict]:
@@ -447,12 +455,16 @@ class Simulation:
         at = day_start + timedelta(hours=23, minutes=10)
         forecast_runs = self.tick_schedule("hourly_forecast_schedule", at, "forecasts")
         issued_text = forecasts_issued(forecast_runs)
+        pollution_before = len(pollution_alerts(RECEIVED))
+        self.tick_sensor("pollution_alert_sensor", at)  # the day's newest forecast (23:00)
+        pollution = pollution_alerts(RECEIVED)[pollution_before:]
         morning = day_start + timedelta(days=1, minutes=30)
         monitoring = self.tick_schedule("daily_monitoring_schedule", morning, "monitoring")
         monitoring_failed = any(not r.success for r in monitoring)
         alerts_before = len(distinct_alerts(RECEIVED))
         self.tick_sensor("check_alert_sensor", morning)
         self.tick_sensor("run_failure_sensor", morning)
+        self.tick_sensor("mlflow_run_sweep_sensor", morning)  # a failed run's MLflow runs
         retrain_tick, requests = self.tick_sensor("retraining_sensor", morning)
         requested = promoted = ""
         retrain_runs = []
@@ -470,6 +482,7 @@ class Simulation:
             promoted = outcome["promoted"]
             self.tick_sensor("check_alert_sensor", morning)
             self.tick_sensor("run_failure_sensor", morning)
+            self.tick_sensor("mlflow_run_sweep_sensor", morning)  # a failed run's MLflow runs
             self.retrains.append(
                 {"day": d + 1, "date": f"{day_start:%Y-%m-%d}", "reason": requested, **outcome}
             )
@@ -494,9 +507,12 @@ class Simulation:
             rmse_text = drift_text = "FAILED"
         fault = " (fault)" if self.fault_active(day_start) else ""
         alerts = len(distinct_alerts(RECEIVED)) - alerts_before
+        sent = f"{alerts}"
+        if pollution:  # subscribers' alerts, sent at 23:10, before the morning's check alerts
+            sent = f"{alerts} + " + ", ".join(a["title"].split(": ", 1)[-1] for a in pollution)
         print(
             f"| {d + 1} | {day_start:%Y-%m-%d}{fault} | {issued_text} | {rmse_text} | "
-            f"{drift_text} | {alerts} | {requested or '-'} | {promoted or '-'} |",
+            f"{drift_text} | {sent} | {requested or '-'} | {promoted or '-'} |",
             flush=True,
         )
 
@@ -606,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     server, url = start_receiver()
     os.environ["AIRQUALITY_ALERT_URLS"] = ",".join([url, *parse_urls(args.alert_urls)])
     print(f"alerts: local receiver {url}" + (f" and {args.alert_urls}" if args.alert_urls else ""))
+    os.environ["AIRQUALITY_SUBSCRIBER_ALERT_URLS"] = url.replace("/alerts", "/subscribers")
     import warnings
 
     import dagster as dg
@@ -635,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
         if retrain.get("gate"):
             print(f"    gate: {retrain['gate']}")
     received = distinct_alerts(RECEIVED)
+    pollution = pollution_alerts(RECEIVED)
+    print(f"high-pollution alerts to subscribers: {len(pollution)}")
+    for alert in pollution:
+        print(f"  - {alert.get('title')}: {alert.get('message')}")
     print(f"alerts received: {len(received)}")
     for alert in received:
         print(f"  - {alert.get('title', alert)}")

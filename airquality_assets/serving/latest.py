@@ -109,6 +109,7 @@ def forecast_body(rows: pd.DataFrame) -> dict[str, Any]:
         known = np.isfinite(values)
         rounded = [round(float(v), 4) if ok else None for v, ok in zip(values, known, strict=True)]
         entry: dict[str, Any] = {"values": rounded, "aqi": None}
+        entry.update(_interval(mine, horizons))
         if has_aqi_scale(pollutant):
             band = aqi_band(pollutant, np.where(known, values, np.nan))
             bands[pollutant] = band
@@ -126,6 +127,18 @@ def forecast_body(rows: pd.DataFrame) -> dict[str, Any]:
         "pollutants": pollutants,
         "aqi": None if overall is None else [int(b) if b else None for b in overall],
     }
+
+
+def _interval(rows: pd.DataFrame, horizons: list[int]) -> dict[str, Any]:
+    """``lower``/``upper`` per horizon as stored (null where unknown); nothing for a
+    forecast stored without an interval (an older champion, an older store)."""
+    if "lower" not in rows.columns or not rows["lower"].notna().any():
+        return {}
+    out: dict[str, Any] = {}
+    for side in ("lower", "upper"):
+        series = rows.set_index("horizon")[side].astype(float).reindex(horizons)
+        out[side] = [round(float(v), 4) if np.isfinite(v) else None for v in series]
+    return out
 
 
 def etag_for(body: bytes) -> str:

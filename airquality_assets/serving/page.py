@@ -1,10 +1,12 @@
 """``GET /forecast/page``: the stored forecasts as a page for people, rendered on the server.
 
 One section per location: the newest forecast's next 24 hours drawn as inline SVG over the
-OWM AQI bands of its pollutant, a table of the same values and bands, and the last 7 days
-of stored forecasts issued 1 and 24 hours ahead against what was observed, with the model
-version and issue time. Plain HTML and SVG: no script, no stylesheet or font from
-anywhere, so it renders the same offline, behind a proxy or in a test.
+OWM AQI bands of its pollutant with its prediction interval as a band, a table of the same
+values, intervals and bands, the last 7 days of stored forecasts issued 1 and 24 hours
+ahead against what was observed, their accuracy by horizon (and the share inside the
+interval), with the model version and issue time. Plain HTML and SVG: no script, no
+stylesheet or font from anywhere, so it renders the same offline, behind a proxy or in a
+test.
 
 What was observed comes from the store itself: every stored issue keeps the value observed
 at its issue hour (``last_observed``), so the observation of hour T is what the issue at T
@@ -129,7 +131,7 @@ def next_24h_svg(body: dict[str, Any], pollutant: str) -> str:
     values = body["pollutants"][pollutant]["values"]
     bands = body["pollutants"][pollutant]["aqi"] or [None] * len(values)
     issued = pd.Timestamp(body["issued_at"])
-    scale = Scale(issued, times[-1], _nice_top(values))
+    scale = Scale(issued, times[-1], _nice_top([*values, *(entry_upper(body, pollutant))]))
     ticks = [issued + pd.Timedelta(hours=h) for h in range(0, int(body["horizons"][-1]) + 1, 6)]
     series = [
         (scale.x(t), scale.y(v) if v is not None else float("nan"))
@@ -149,9 +151,100 @@ def next_24h_svg(body: dict[str, Any], pollutant: str) -> str:
     return _svg(
         f"{pollutant} forecast for the next {body['horizons'][-1]} h",
         _band_rects(pollutant, scale)
+        + _interval_band(times, body["pollutants"][pollutant], scale)
         + _axes(scale, ticks, "%H:%M")
         + _polyline(series, "forecast", "#222")
         + "".join(dots),
+    )
+
+
+def entry_upper(body: dict[str, Any], pollutant: str) -> list[float]:
+    """The interval's upper bounds (none stored: empty), so the axis holds the band."""
+    return [v for v in body["pollutants"][pollutant].get("upper") or [] if v is not None]
+
+
+def _interval_band(times: Sequence[pd.Timestamp], entry: dict[str, Any], scale: Scale) -> str:
+    """The prediction interval as a shaded polygon (nothing for a forecast without one)."""
+    lower, upper = entry.get("lower"), entry.get("upper")
+    if not lower or not upper:
+        return ""
+    known = [(t, lo, hi) for t, lo, hi in zip(times, lower, upper, strict=True)
+             if lo is not None and hi is not None]  # fmt: skip
+    if len(known) < 2:
+        return ""
+    top = [f"{scale.x(t):.1f},{scale.y(hi):.1f}" for t, _, hi in known]
+    bottom = [f"{scale.x(t):.1f},{scale.y(lo):.1f}" for t, lo, _ in reversed(known)]
+    level = entry.get("level")
+    name = f"{level:.0%} prediction interval" if level else "prediction interval"
+    return (
+        f'<polygon class="interval" points="{" ".join(top + bottom)}" fill="#2f6db5" '
+        f'fill-opacity="0.22" stroke="none"><title>{name}</title></polygon>'
+    )
+
+
+def accuracy_by_horizon(history: pd.DataFrame, pollutant: str, now: pd.Timestamp) -> pd.DataFrame:
+    """Per horizon over the stored week: pairs, MAE and RMSE of the forecast and of
+    persistence against what was observed at the target hour (the value the issue at that
+    hour recorded), and the share inside the stored interval (NaN without intervals)."""
+    mine = history[history["pollutant"].astype(str) == pollutant]
+    columns = ["horizon", "n", "mae", "rmse", "persistence_rmse", "coverage"]
+    if mine.empty:
+        return pd.DataFrame(columns=columns)
+    issued = pd.to_datetime(mine["issued_at"], utc=True)
+    observed = (mine.assign(issued_at=issued).drop_duplicates("issued_at").set_index("issued_at"))[
+        "last_observed"
+    ].astype(float)
+    target = pd.to_datetime(mine["target_time"], utc=True)
+    actual = observed.reindex(target).to_numpy()
+    frame = pd.DataFrame(
+        {
+            "horizon": mine["horizon"].astype(int).to_numpy(),
+            "error": np.maximum(mine["forecast"].astype(float).to_numpy(), 0.0) - actual,
+            "naive": mine["last_observed"].astype(float).to_numpy() - actual,
+            "lower": mine["lower"].astype(float).to_numpy() if "lower" in mine else np.nan,
+            "upper": mine["upper"].astype(float).to_numpy() if "upper" in mine else np.nan,
+            "actual": actual,
+        }
+    )
+    frame = frame[np.isfinite(frame["actual"]) & (target <= now).to_numpy()]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for horizon, g in frame.groupby("horizon"):
+        bounded = g.dropna(subset=["lower", "upper"])
+        inside = (bounded["actual"] >= bounded["lower"]) & (bounded["actual"] <= bounded["upper"])
+        rows.append(
+            {
+                "horizon": int(horizon),
+                "n": len(g),
+                "mae": float(g["error"].abs().mean()),
+                "rmse": float(np.sqrt((g["error"] ** 2).mean())),
+                "persistence_rmse": float(np.sqrt((g["naive"] ** 2).mean())),
+                "coverage": float(inside.mean()) if len(bounded) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+#: The horizons the accuracy table shows (all 24 would be a wall of numbers).
+ACCURACY_HORIZONS = (1, 3, 6, 12, 18, 24)
+
+
+def _accuracy_table(scores: pd.DataFrame, pollutant: str) -> str:
+    shown = scores[scores["horizon"].isin(ACCURACY_HORIZONS)]
+    if shown.empty:
+        return '<p class="no-accuracy">No forecast of the last 7 days can be scored yet.</p>'
+    rows = "".join(
+        f"<tr><td>+{r.horizon} h</td><td>{r.n}</td><td>{r.mae:.1f}</td><td>{r.rmse:.1f}</td>"
+        f"<td>{r.persistence_rmse:.1f}</td><td>"
+        + ("-" if not np.isfinite(r.coverage) else f"{r.coverage:.0%}")
+        + "</td></tr>"
+        for r in shown.itertuples()
+    )
+    return (
+        f'<table class="accuracy"><caption>{escape(pollutant)}: accuracy by horizon, last 7 '
+        "days (ug/m3)</caption><tr><th>ahead</th><th>pairs</th><th>MAE</th><th>RMSE</th>"
+        f"<th>persistence RMSE</th><th>in interval</th></tr>{rows}</table>"
     )
 
 
@@ -213,6 +306,7 @@ def _table(body: dict[str, Any], pollutant: str) -> str:
         body["horizons"], body["times"], entry["values"], bands, strict=True
     ):
         shown = "-" if value is None else f"{value:.1f}"
+        interval = _range(entry, len(rows))
         cell = (
             f'<td class="aqi" style="background:{BAND_COLOURS[band - 1]}">{BAND_NAMES[band - 1]}'
             "</td>"
@@ -221,12 +315,25 @@ def _table(body: dict[str, Any], pollutant: str) -> str:
         )
         rows.append(
             f"<tr><td>+{horizon} h</td><td>{escape(pd.Timestamp(at).strftime('%d %b %H:%M'))}"
-            f"</td><td>{shown}</td>{cell}</tr>"
+            f"</td><td>{shown}</td><td>{interval}</td>{cell}</tr>"
         )
     return (
         f"<table><caption>{escape(pollutant)}, ug/m3</caption><tr><th>ahead</th>"
-        f"<th>hour (UTC)</th><th>value</th><th>AQI</th></tr>{''.join(rows)}</table>"
+        f"<th>hour (UTC)</th><th>value</th><th>{_interval_heading(entry)}</th><th>AQI</th></tr>"
+        f"{''.join(rows)}</table>"
     )
+
+
+def _interval_heading(entry: dict[str, Any]) -> str:
+    level = entry.get("level")
+    return f"{level:.0%} interval" if level else "interval"
+
+
+def _range(entry: dict[str, Any], i: int) -> str:
+    lower, upper = entry.get("lower") or [], entry.get("upper") or []
+    if i >= len(lower) or lower[i] is None or upper[i] is None:
+        return "-"
+    return f"{lower[i]:.0f}-{upper[i]:.0f}"
 
 
 def _legend() -> str:
@@ -284,6 +391,7 @@ def _section(
                 '<p class="no-observations">No observations stored with the forecasts of '
                 "the last 7 days, so there is nothing to compare them with.</p>"
             )
+        parts.append(_accuracy_table(accuracy_by_horizon(history, pollutant, now), pollutant))
     return "".join(parts) + "</section>"
 
 
@@ -331,7 +439,8 @@ def render_page(
         more = f"<p>{len(stored) - MAX_LOCATIONS} more locations: {_index(stored)}</p>"
     intro = (
         f'<p class="meta">Clock: {clock:%Y-%m-%d %H:%M} UTC. Values in ug/m3, as the '
-        "loop issued them. No prediction intervals yet.</p>"
+        "loop issued them; the shaded band is the prediction interval calibrated when the "
+        "model was trained.</p>"
     )
     return 200, _html("Air-quality forecast", intro + _legend() + "".join(sections) + more)
 

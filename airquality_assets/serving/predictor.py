@@ -27,6 +27,8 @@ import numpy as np
 
 from airquality_assets.aqi import aqi_band, has_aqi_scale, overall_aqi
 from airquality_assets.ml.forward import jit_forward
+from airquality_assets.ml.intervals import METADATA_KEY as INTERVALS_KEY
+from airquality_assets.ml.intervals import intervals_of
 from airquality_assets.ml.package import ModelMetadata, load_package
 from airquality_assets.serving.request import (
     ValidatedRequest,
@@ -177,6 +179,9 @@ class Predictor:
         meta = self.metadata
         values = np.maximum(np.asarray(raw, dtype=np.float64), 0.0)
         horizons = list(meta.horizons)
+        calibration = intervals_of(meta.extra)
+        if calibration is not None:  # the interval around the raw forward, as the loop stores
+            lower, upper = calibration.bounds(raw, meta.target_pollutants, horizons)
         forecasts = []
         for index, location in enumerate(request.locations):
             last = request.last_times[index]
@@ -185,6 +190,10 @@ class Predictor:
             for j, pollutant in enumerate(meta.target_pollutants):
                 series = values[index, :, j]
                 entry: dict[str, Any] = {"values": _json_floats(series), "aqi": None}
+                if calibration is not None:
+                    entry["lower"] = _json_floats(lower[index, :, j])
+                    entry["upper"] = _json_floats(upper[index, :, j])
+                    entry["level"] = calibration.level
                 if has_aqi_scale(pollutant):  # OWM gives NH3 and NO no band
                     bands[pollutant] = aqi_band(pollutant, series)
                     entry["aqi"] = bands[pollutant].tolist()
@@ -226,6 +235,7 @@ class Predictor:
             "lookback": meta.lookback,
             "horizons": list(meta.horizons),
             "test_metrics": meta.test_metrics or {},
+            "intervals": meta.extra.get(INTERVALS_KEY),
         }
 
 

@@ -587,6 +587,11 @@ def parse_request(body: bytes, spec: RequestSpec) -> ValidatedRequest:
 class PollutantForecast(BaseModel):
     values: list[float | None] = Field(description="ug/m3 per horizon, clipped at 0")
     aqi: list[int] | None = Field(description="OWM band 1-5 per horizon; null: no scale")
+    lower: list[float | None] | None = Field(
+        None, description="prediction interval's lower bound per horizon (ug/m3)"
+    )
+    upper: list[float | None] | None = Field(None, description="its upper bound per horizon")
+    level: float | None = Field(None, description="the interval's nominal coverage, e.g. 0.8")
 
 
 class LocationForecast(BaseModel):

@@ -61,6 +61,9 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_DAGSTER_UI_URL": "http://dagster.example:3000",
         "AIRQUALITY_PUSHGATEWAY_URL": "http://pushgateway:9091",
         "AIRQUALITY_ALERT_URLS": ALERTS,
+        "AIRQUALITY_SUBSCRIBER_ALERT_URLS": "json://subscribers.example/alerts",
+        "AIRQUALITY_POLLUTION_ALERT_BAND": "5",
+        "AIRQUALITY_INTERVAL_LEVEL": "0.9",
         "OPENWEATHER_API_KEY": "owm-key",
         "VISUAL_CROSSING_API_KEY": "vc-key",
         # the service's own

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from airquality_assets.monitoring.accuracy import (
     CANNOT_JUDGE,
@@ -84,3 +85,29 @@ def test_no_pairs_is_warming_up_at_first_and_a_blind_spot_later() -> None:
     assert "forecasts stopped or actuals missing" in late.description
     none = _verdict(empty_forecasts(), obs)
     assert none.status == WARMING_UP and none.inconclusive
+
+
+def test_interval_coverage_counts_hours_inside_the_stored_interval() -> None:
+    """Per horizon, the share of the week's targets inside [lower, upper]; forecasts stored
+    without an interval are left out, not counted as misses."""
+    from airquality_assets.ml.intervals import Intervals
+    from airquality_assets.monitoring.accuracy import interval_coverage
+
+    now = pd.Timestamp("2014-03-10T00:00Z")
+    issued = pd.date_range(now - pd.Timedelta(days=7), now - pd.Timedelta(hours=2), freq="h")
+    calibration = Intervals(0.8, ["pm2_5"], [1, 2], [[-5.0, -5.0]], [[5.0, 5.0]], n=100)
+    values = np.full((len(issued), 2, 1), 50.0)
+    frame = forecast_frame("beijing", issued, values, np.full((len(issued), 1), 50.0),
+                           ["pm2_5"], [1, 2], "m", "1", intervals=calibration)  # fmt: skip
+    hours = pd.date_range(issued[0], now, freq="h")
+    actual = np.where(np.arange(len(hours)) % 4 == 0, 80.0, 52.0)  # every 4th hour outside
+    observations = pd.DataFrame({"location": "beijing", "time": hours, "pm2_5": actual})
+    without = frame.assign(
+        lower=np.nan, upper=np.nan, issued_at=frame["issued_at"] - pd.Timedelta(days=1)
+    )
+    table = interval_coverage(
+        pd.concat([frame, without]), observations, now.to_pydatetime(), 24 * 7
+    )
+    assert table["horizon"].tolist() == [1, 2]
+    assert table["n"].tolist() == [len(issued)] * 2
+    assert table["coverage"].tolist() == pytest.approx([0.75, 0.75], abs=0.01)

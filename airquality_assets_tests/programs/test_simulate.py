@@ -62,3 +62,16 @@ def test_a_stuck_sensor_is_alerted_and_retrained_on(
 
     alerts = out[out.index("alerts received:") :]
     assert alerts.count("- ERROR check failed: drift_report.drift_within_limits") == 1, alerts
+
+
+def test_the_summary_tells_subscribers_alerts_from_the_operators() -> None:
+    """The receiver gets both kinds; the subscribers' are counted apart, each once."""
+    from airquality_assets.programs.simulate import pollution_alerts
+
+    received = [
+        {"title": "Air quality alert: beijing Poor (band 4)", "message": "a"},
+        {"title": "Air quality alert: beijing Poor (band 4)", "message": "a"},  # redelivery
+        {"title": "forecasts_issued failed on forecasts", "message": "b"},
+        {"title": "Air quality alert over: beijing", "message": "c"},
+    ]
+    assert [a["message"] for a in pollution_alerts(received)] == ["a", "c"]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airquality_assets.ml.intervals import Intervals
 from airquality_assets.ml.package import ModelMetadata, save_package
 from airquality_assets.monitoring.forecasting import ForecastStore, forecast_frame
 from airquality_assets.transforms.features import default_feature_names
@@ -191,6 +192,11 @@ ISSUED = pd.Timestamp("2014-12-30T18:00Z")
 #: What :func:`store_issue` stores: two pollutants (one without an AQI scale), 3 horizons.
 STORED_TARGETS = ("pm2_5", "nh3")
 STORED_HORIZONS = (1, 6, 24)
+#: A calibration for the stored issues: 80 % intervals widening with the horizon.
+STORED_INTERVALS = Intervals(
+    0.8, list(STORED_TARGETS), list(STORED_HORIZONS),
+    [[-4.0, -10.0, -20.0], [-0.5, -1.0, -1.5]], [[6.0, 18.0, 45.0], [0.5, 1.0, 2.0]], n=500,
+)  # fmt: skip
 
 
 def store_issue(
@@ -199,9 +205,11 @@ def store_issue(
     issued: pd.Timestamp,
     values: Sequence[Sequence[float]],
     version: str = "7",
+    intervals: Intervals | None = None,
     **columns: object,
 ) -> None:
-    """Append one issue, (horizons, targets) values, the way the loop's asset does."""
+    """Append one issue, (horizons, targets) values, the way the loop's asset does (with the
+    champion's calibrated ``intervals`` when given)."""
     frame = forecast_frame(
         location,
         pd.DatetimeIndex([issued]),
@@ -211,6 +219,7 @@ def store_issue(
         STORED_HORIZONS,
         "airquality-lstm",
         version,
+        intervals=intervals,
     ).assign(**columns)
     ForecastStore(base).append(location, issued.date(), frame)
 

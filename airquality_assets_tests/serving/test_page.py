@@ -59,7 +59,7 @@ def test_the_next_24_hours_in_band_colours_and_the_week_against_observations(
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     assert 'id="beijing"' in html and "version <b>7</b>" in html
     assert "Issued <time>2014-12-30T18:00:00Z</time>" in html
-    assert "No prediction intervals yet" in html and "Stale" not in html
+    assert "prediction interval" in html and "Stale" not in html
 
     charts = {svg.get("aria-label"): svg for svg in svgs(html)}
     pm_next = charts["pm2_5 forecast for the next 24 h"]

@@ -110,6 +110,30 @@ def test_response_shape_times_and_bands(predictor: Predictor) -> None:
     assert described["lookback"] == LOOKBACK and described["horizons"] == list(HORIZONS)
 
 
+def test_the_interval_calibrated_at_training_is_returned_around_the_forecast(
+    predictor: Predictor,
+) -> None:
+    """A package whose metadata carries intervals answers with lower/upper per horizon:
+    the raw forward plus the stored offsets, clipped at 0 (no interval: no such keys)."""
+    from airquality_assets.ml.intervals import Intervals
+
+    n_h = len(HORIZONS)
+    calibration = Intervals(
+        0.8, list(TARGETS), list(HORIZONS), [[-8.0] * n_h] * len(TARGETS),
+        [[float(h) for h in HORIZONS]] * len(TARGETS), n=300,
+    )  # fmt: skip
+    meta = replace(predictor.metadata, extra={"intervals": calibration.to_dict()})
+    banded = Predictor(predictor.model, meta)
+    request = validated(predictor, "beijing")
+    raw = predictor.forward(*predictor.inputs(request))
+    pm10 = banded.respond(request, raw).body["forecasts"][0]["pollutants"]["pm10"]
+    np.testing.assert_allclose(pm10["lower"], np.maximum(raw[0, :, 1] - 8.0, 0.0), atol=1e-3)
+    np.testing.assert_allclose(pm10["upper"], raw[0, :, 1] + np.asarray(HORIZONS), atol=1e-3)
+    assert pm10["level"] == 0.8 and banded.describe()["intervals"]["n"] == 300
+    plain = predictor.respond(request, raw).body["forecasts"][0]["pollutants"]["pm10"]
+    assert "lower" not in plain and predictor.describe()["intervals"] is None
+
+
 # --- A model that reads the weather forecast of its target hours -------------------------
 
 

@@ -42,6 +42,7 @@ from airquality_assets.transforms.features import feature_matrix
 from .conftest import (
     ISSUED,
     LOOKBACK,
+    STORED_INTERVALS,
     build_forecast_package,
     build_package,
     make_body,
@@ -169,7 +170,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The deployment's data dir: forecasts of a fresh and a stale location, as stored."""
     directory = tmp_path_factory.mktemp("data")
     store_issue(directory, "beijing", ISSUED - pd.Timedelta(hours=1), [[5.0, 1.0]] * 3, "6")
-    store_issue(directory, "beijing", ISSUED, [[12.5, 2.0], [30.0, 2.5], [90.0, 3.0]])
+    store_issue(directory, "beijing", ISSUED, [[12.5, 2.0], [30.0, 2.5], [90.0, 3.0]],
+                intervals=STORED_INTERVALS)  # fmt: skip
     store_issue(directory, "delhi", ISSUED - pd.Timedelta(hours=6), [[40.0, 1.0]] * 3)
     return directory
 
@@ -487,7 +489,12 @@ def test_get_forecast_reads_the_store_with_validators(client: httpx.Client, data
     assert (body["location"], body["issued_at"]) == ("beijing", "2014-12-30T18:00:00Z")
     assert body["computed_at"] is None  # this store records none
     assert body["horizons"] == [1, 6, 24] and body["times"][-1] == "2014-12-31T18:00:00Z"
-    assert body["pollutants"]["pm2_5"] == {"values": [12.5, 30.0, 90.0], "aqi": [2, 3, 5]}
+    assert body["pollutants"]["pm2_5"] == {
+        "values": [12.5, 30.0, 90.0],
+        "aqi": [2, 3, 5],
+        "lower": [8.5, 20.0, 70.0],  # the stored 80 % interval
+        "upper": [18.5, 48.0, 135.0],
+    }
     assert body["pollutants"]["nh3"]["aqi"] is None and body["aqi"] == [2, 3, 5]
     etag = response.headers["etag"]
     assert response.headers["last-modified"] == "Tue, 30 Dec 2014 18:00:00 GMT"
@@ -516,7 +523,8 @@ def test_get_forecast_reads_the_store_with_validators(client: httpx.Client, data
     assert client.post("/forecast?location=beijing").status_code == 405
 
     # The loop issues the next hour while the service runs: the next GET has it.
-    store_issue(data_dir, "beijing", ISSUED + pd.Timedelta(hours=1), [[60.0, 1.0]] * 3, "8")
+    store_issue(data_dir, "beijing", ISSUED + pd.Timedelta(hours=1), [[60.0, 1.0]] * 3, "8",
+                intervals=STORED_INTERVALS)  # fmt: skip
     newer = client.get("/forecast?location=beijing", headers={"If-None-Match": etag})
     assert newer.status_code == 200 and newer.headers["etag"] != etag
     assert (newer.json()["issued_at"], newer.json()["model"]["version"]) == (
@@ -586,6 +594,11 @@ def test_the_forecast_page_renders_in_chromium(servers: dict[str, Any], tmp_path
             )
             assert fills == expected_css  # each point in its AQI band's colour
             assert page.locator("svg polyline.observed").count() == 2
+            # The 80 % interval as a band around the next 24 h, for both pollutants, and
+            # the accuracy-by-horizon table.
+            assert page.locator("svg polygon.interval").count() == 2
+            assert page.locator("table.accuracy, p.no-accuracy").count() == 2
+            assert page.get_by_text("40-105").count() == 1  # pm2_5 +24 h: 60 - 20 .. 60 + 45
             version = latest["model"]["version"]
             assert page.get_by_text(f"version {version}").count() == 1
             page.screenshot(path=str(tmp_path / "forecast_page.png"), full_page=True)

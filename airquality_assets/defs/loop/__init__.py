@@ -14,6 +14,7 @@ def definitions(settings: Settings) -> dg.Definitions:
     from airquality_assets.defs.loop.jobs import forecasts_job, monitoring_job
     from airquality_assets.defs.loop.metrics import pipeline_metrics_sensor
     from airquality_assets.defs.loop.mlflow_sweep import mlflow_run_sweep_sensor
+    from airquality_assets.defs.loop.pollution import pollution_alert_sensor
     from airquality_assets.defs.loop.schedules import schedules
     from airquality_assets.defs.loop.sensors import retraining_sensor
 
@@ -27,5 +28,6 @@ def definitions(settings: Settings) -> dg.Definitions:
             run_failure_sensor,
             pipeline_metrics_sensor,
             mlflow_run_sweep_sensor,
+            pollution_alert_sensor,
         ],
     )

@@ -33,7 +33,8 @@ from airquality_assets.defs.data.ingestion import RAW_AIR_POLLUTION_FORECAST
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource, RawStore
-from airquality_assets.monitoring.accuracy import accuracy_verdict
+from airquality_assets.ml.intervals import intervals_of
+from airquality_assets.monitoring.accuracy import accuracy_verdict, interval_coverage
 from airquality_assets.monitoring.alerts import INCONCLUSIVE
 from airquality_assets.monitoring.forecast_preview import forecast_preview
 from airquality_assets.monitoring.forecasting import (
@@ -48,7 +49,12 @@ from airquality_assets.monitoring.forecasting import (
 )
 from airquality_assets.monitoring.metrics import PipelineMetrics
 from airquality_assets.monitoring.provider_forecasts import provider_forecast_rows
-from airquality_assets.monitoring.scoring import degradation, score, score_table_markdown
+from airquality_assets.monitoring.scoring import (
+    WINDOWS,
+    degradation,
+    score,
+    score_table_markdown,
+)
 from airquality_assets.settings import Settings
 from airquality_assets.storage import months_touched, read_weather_forecasts, storage_location
 
@@ -211,6 +217,7 @@ def forecasts_asset(settings: Settings) -> dg.AssetsDefinition:
             future_feature_names=future_names,
             weather_forecasts=weather,
             computed_at=now,
+            intervals=intervals_of(meta.extra),
         )
         added, kept = store.append(location, day, frame)
         issued_hours = frame["issued_at"].nunique() if len(frame) else 0
@@ -298,6 +305,22 @@ def provider_scores(
         ),
         "openweathermap_rmse_7d_mean": float(week["rmse"].mean()) if len(week) else float("nan"),
         "openweathermap_scores": dg.MetadataValue.md(score_table_markdown(scores, SCORED_HORIZONS)),
+    }
+
+
+def coverage_metadata(coverage: pd.DataFrame) -> dict[str, Any]:
+    """The 7-day interval coverage: overall and per horizon (in horizon order)."""
+    if coverage.empty:
+        return {"interval_coverage_7d": "no forecast with an interval scored yet"}
+    shown = coverage[coverage["horizon"].isin(SCORED_HORIZONS)]
+    rows = "\n".join(
+        f"| {r.pollutant} | {r.horizon} | {r.n} | {r.coverage:.1%} |" for r in shown.itertuples()
+    )
+    return {
+        "interval_coverage_7d": round(float(coverage["covered"].sum() / coverage["n"].sum()), 3),
+        "interval_coverage_by_horizon": dg.MetadataValue.md(
+            "| pollutant | horizon | pairs | coverage |\n|---|---:|---:|---:|\n" + rows
+        ),
     }
 
 
@@ -413,6 +436,7 @@ def forecast_accuracy(
             "degraded": bool(exceeded),
             "accuracy_factor": factor,
             "champion_version": champion.version,
+            **coverage_metadata(interval_coverage(forecasts, obs, now, WINDOWS["7d"])),
             **provider_scores(settings, raw_store, obs, now, champion.package_metadata().horizons),
             **charts,
         },

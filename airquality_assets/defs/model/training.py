@@ -117,6 +117,7 @@ def train_candidate(
             client=mlflow.client(),
             tags=mlflow.dagster_tags(context.run_id, asset="tuned_lstm", job=context.job_name),
             log=context.log.info,
+            interval_level=deployment.settings.interval_level,
         )
     except dg.Failure:
         raise
