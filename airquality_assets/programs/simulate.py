@@ -265,9 +265,11 @@ class Simulation:
         from airquality_assets.defs.loop.jobs import CLOCK_TAG
 
         tags.setdefault(CLOCK_TAG, now.isoformat())  # the simulated clock, shown on the run
+        # The data jobs already run in one process (their executor takes no such choice).
+        executor = self.defs.resolve_job_def(job_name).executor_def
         run_config = _merge(
             LOG_CONFIG,
-            IN_PROCESS,
+            {} if executor.name == "in_process" else IN_PROCESS,
             request.run_config or {},
             self.clock_config(now),
             extra_config or {},

@@ -73,6 +73,8 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_MAX_BODY_BYTES": "2000",
         "AIRQUALITY_MAX_LOCATIONS": "8",
         "AIRQUALITY_BODY_TIMEOUT_S": "2.5",
+        "AIRQUALITY_MAX_HEADER_BYTES": "8192",
+        "AIRQUALITY_HEADER_TIMEOUT_S": "5",
         "AIRQUALITY_BATCHING": "0",
         "AIRQUALITY_XLA_THREADS": "0",
         "AIRQUALITY_ACCESS_LOG": "1",

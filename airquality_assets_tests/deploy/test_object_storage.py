@@ -170,9 +170,17 @@ def test_span_store_on_s3_supersedes_covered_bodies(s3) -> None:
     bodies = raw_month_bodies(root, "raw_air_quality", "beijing", month)
     assert [p.read_bytes() for p in bodies] == [b"a", b"b"]  # overlapping: both kept, in order
     store_raw_span(root, "raw_air_quality", "beijing", hour(1, 0), hour(2, 23), b"c")
-    assert _keys(s3) == {
-        "prod/raw/raw_air_quality/beijing/2014-03/2014-03-01T00_2014-03-02T23.json"
+    month_prefix = "prod/raw/raw_air_quality/beijing/2014-03/"
+    keys = _keys(s3)
+    assert {k for k in keys if "/.history/" not in k} == {
+        month_prefix + "2014-03-01T00_2014-03-02T23.json"
     }
+    # the superseded bodies are kept, not deleted: one pull's copy in the month's history
+    kept = sorted(k.rsplit("/", 1)[-1] for k in keys if k.startswith(month_prefix + ".history/"))
+    assert kept == ["2014-03-01T00_2014-03-01T05.json", "2014-03-01T03_2014-03-01T09.json"]
+    assert [
+        p.read_bytes() for p in raw_month_bodies(root, "raw_air_quality", "beijing", month)
+    ] == [b"c"]
     assert stored_through(root, "raw_air_quality", "beijing", date(2014, 4, 1)) is None
 
 
