@@ -429,21 +429,7 @@ def save_tensors(
 
 def _save_tensors_local(tensors: SequenceTensors, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {
-        "features": tensors.features,
-        "targets": tensors.targets,
-        "times": tensors.times,
-        "location_codes": tensors.location_codes,
-        "feature_mean": tensors.scaler.feature_mean,
-        "feature_std": tensors.scaler.feature_std,
-        "target_mean": tensors.scaler.target_mean,
-        "target_std": tensors.scaler.target_std,
-    }
-    arrays.update({f"ends_{name}": ends for name, ends in tensors.ends.items()})
-    if tensors.future is not None:
-        arrays["future"] = tensors.future
-        arrays["future_mean"] = tensors.scaler.future_mean  # type: ignore[assignment]
-        arrays["future_std"] = tensors.scaler.future_std  # type: ignore[assignment]
+    arrays = tensors.arrays()
     with atomic_path(target / TENSOR_ARRAYS_FILE) as tmp_npz:
         with tmp_npz.open("wb") as handle:
             np.savez(handle, **arrays)

@@ -30,21 +30,8 @@ RUN_TAG = "data.run_id"
 def tensors_digest(tensors: SequenceTensors) -> str:
     """SHA-256 of the arrays and the fields that define them: equal iff bit-exact."""
     digest = hashlib.sha256()
-    arrays: dict[str, np.ndarray | None] = {
-        "features": tensors.features,
-        "targets": tensors.targets,
-        "times": tensors.times,
-        "location_codes": tensors.location_codes,
-        "feature_mean": tensors.scaler.feature_mean,
-        "feature_std": tensors.scaler.feature_std,
-        "target_mean": tensors.scaler.target_mean,
-        "target_std": tensors.scaler.target_std,
-        "future": tensors.future,
-        **{f"ends_{name}": ends for name, ends in sorted(tensors.ends.items())},
-    }
+    arrays = tensors.arrays()
     for name, array in arrays.items():
-        if array is None:
-            continue
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{name}|{contiguous.dtype.str}|{contiguous.shape}|".encode())
         digest.update(contiguous.tobytes())

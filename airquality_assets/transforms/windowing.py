@@ -250,6 +250,26 @@ class SequenceTensors:
     # stand-ins): recorded with every model trained on these tensors.
     forecast_origin: dict[str, Any] = field(default_factory=dict)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that define these tensors, by name: what is stored, and what their
+        digest covers (one list, so the two cannot drift apart)."""
+        arrays: dict[str, np.ndarray] = {
+            "features": self.features,
+            "targets": self.targets,
+            "times": self.times,
+            "location_codes": self.location_codes,
+            "feature_mean": self.scaler.feature_mean,
+            "feature_std": self.scaler.feature_std,
+            "target_mean": self.scaler.target_mean,
+            "target_std": self.scaler.target_std,
+        }
+        arrays.update({f"ends_{name}": ends for name, ends in sorted(self.ends.items())})
+        if self.future is not None:
+            arrays["future"] = self.future
+            arrays["future_mean"] = self.scaler.future_mean  # type: ignore[assignment]
+            arrays["future_std"] = self.scaler.future_std  # type: ignore[assignment]
+        return arrays
+
     @property
     def target_columns(self) -> list[int | None]:
         """Index of each target within ``features`` (None if the target is not a feature)."""
