@@ -45,6 +45,7 @@ docker info --format 'engine {{.ServerVersion}}, storage {{.Driver}}'
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   step "base image from Debian's packages (debootstrap bookworm)"
   rootfs="$(mktemp -d)"
+  chmod 755 "$rootfs"  # mktemp makes it 0700: the image's / would shut out its non-root user
   debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates \
     bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
   # python:3.11-slim's interface: `python` and `pip` on PATH, pip allowed to install
