@@ -2,7 +2,7 @@
 # webserver and daemon, the MLflow server and the BentoML service. Dependencies are
 # installed before the source is copied, so a code change rebuilds only the last layers.
 # Nothing here needs BuildKit: Debian's docker.io builds it with its classic builder too.
-# BASE_IMAGE: any image with Python 3.11 as `python` and `pip` (scripts/docker_stack.sh
+# BASE_IMAGE: any image with Python 3.11 as `python` and `pip` (scripts/docker_image.sh
 # makes one from Debian's packages where no image registry is reachable).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}

@@ -69,8 +69,10 @@ docker build --network host --build-arg BASE_IMAGE="$BASE" -t airquality-assets:
 docker image inspect airquality-assets:latest --format 'image {{.Id}} {{.Size}} bytes'
 
 step "container: the code location loads"
-docker run --rm --network none airquality-assets:latest \
-  dagster definitions validate -m airquality_assets.definitions 2>&1 | tail -2
+# (an empty instance folder: the image's own dagster.yaml wants compose's PostgreSQL settings)
+docker run --rm --network none airquality-assets:latest sh -c \
+  'mkdir -p /tmp/instance && DAGSTER_HOME=/tmp/instance dagster definitions validate -m airquality_assets.definitions' \
+  2>&1 | tail -1
 
 step "container: compose's mlflow command, compose's health check"
 docker rm -f airquality-mlflow >/dev/null 2>&1 || true
