@@ -57,6 +57,9 @@ _aq_pg_setup() {
 SELECT 'CREATE ROLE $role LOGIN CREATEDB'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') \gexec
 ALTER ROLE $role WITH LOGIN CREATEDB PASSWORD '$password';
+-- DROP DATABASE ... WITH (FORCE) at a test's end must be able to end a connection that is
+-- still starting up (a run process finishing late has no role yet, so owning it is not enough).
+GRANT pg_signal_backend TO $role;
 SQL
   export AIRQUALITY_TEST_POSTGRES_URL="postgresql://$role:$password@127.0.0.1:$port/postgres"
   echo "==> postgres: PostgreSQL $version cluster $cluster online on 127.0.0.1:$port;" \

@@ -9,6 +9,7 @@ server is a failure, so CI can never go green by skipping them.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -78,10 +79,27 @@ def new_database(postgres_server: str) -> Iterator[Callable[[str], str]]:
     yield create
     connection = psycopg2.connect(postgres_server)
     connection.autocommit = True
-    with connection.cursor() as cursor:
+    try:
         for name in created:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    connection.close()
+            _drop(connection, name)
+    finally:
+        connection.close()
+
+
+def _drop(connection, name: str, attempts: int = 20) -> None:
+    """Drop a test database, retrying while a process that outlived the test (a launched
+    run writing its last events) is still connecting: FORCE cannot end a backend mid-start."""
+    import psycopg2
+
+    for attempt in range(attempts):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def query(url: str, sql: str, *params: object) -> list[tuple]:
