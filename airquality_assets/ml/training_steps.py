@@ -260,11 +260,18 @@ def ensemble_candidate(
     )  # fmt: skip
     log_ensemble(client, candidate.run_id, ensemble)
     return {
-        "lstm_share_by_horizon": dict(
-            zip(map(int, tensors.horizons), ensemble.weights[:, 0].round(3).tolist(), strict=True)
-        ),
+        **{
+            f"{component}_share_by_horizon": _by_horizon(
+                tensors.horizons, ensemble.share(component)[:, 0]
+            )
+            for component in ensemble.components
+        },
         **ensemble.extra,
     }
+
+
+def _by_horizon(horizons: Sequence[int], values: np.ndarray) -> dict[int, float]:
+    return {int(h): round(float(v), 3) for h, v in zip(horizons, values, strict=True)}
 
 
 def score_candidate(tensors: SequenceTensors, candidate: TrainedCandidate) -> CandidateScores:

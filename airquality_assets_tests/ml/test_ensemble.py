@@ -33,15 +33,49 @@ def inputs(model: EnsembleModel, batch: int, seed: int) -> list[np.ndarray]:
     return [x, future.astype(np.float32)]
 
 
-def test_fit_weights_recovers_the_mix_and_stays_in_range() -> None:
+def test_fit_weights_recovers_the_mix_and_stays_on_the_simplex() -> None:
     rng = np.random.default_rng(0)
-    a, b = rng.normal(0, 10, (2, 500, 3, 1))
-    y = 0.3 * a + 0.7 * b
-    np.testing.assert_allclose(fit_weights(a, b, y)[:, 0], 0.3, atol=1e-6)
-    assert fit_weights(a, b, 2 * a - b)[0, 0] == 1.0  # extrapolation clipped to [0, 1]
-    y_missing = y.copy()
+    a, b, c = rng.normal(0, 10, (3, 500, 3, 1))
+    parts = np.stack([a, b, c], axis=-1)
+    w = fit_weights(parts, 0.2 * a + 0.5 * b + 0.3 * c)
+    np.testing.assert_allclose(w[:, 0], [[0.2, 0.5, 0.3]] * 3, atol=1e-4)
+    # extrapolation (2a - b) is not a mix: the weights stay in [0, 1] and sum to 1
+    w = fit_weights(parts[..., :2], 2 * a - b)
+    assert ((w >= 0) & (w <= 1)).all()
+    np.testing.assert_allclose(w.sum(axis=-1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(w[0, 0], [1.0, 0.0], atol=1e-4)
+    y_missing = 0.3 * a + 0.7 * b
     y_missing[:10] = np.nan  # missing targets are left out, not propagated
-    assert np.isfinite(fit_weights(a, b, y_missing)).all()
+    w = fit_weights(parts[..., :2], y_missing)
+    assert np.isfinite(w).all()
+    np.testing.assert_allclose(w[:, 0], [[0.3, 0.7]] * 3, atol=1e-4)
+
+
+def test_residual_boosters_learn_what_the_member_misses() -> None:
+    """Boosters fitted to a biased forecast's residuals take the bias out (validation
+    windows early-stop them; the test rows are never seen)."""
+    from airquality_assets.ml.ensemble import fit_boosters
+
+    names, future_names = ["pm2_5", "temp"], ["temp"]
+    rng = np.random.default_rng(3)
+
+    def split(n: int):
+        x = rng.uniform(0, 50, (n, 24, 2)).astype(np.float32)
+        future = rng.uniform(0, 30, (n, 2, 1)).astype(np.float32)
+        y = (x[:, -1:, :1] + future[:, :, :1]).astype(np.float32)
+        return [x, future], y, (y - 5.0 - 0.3 * future[:, :, :1]).astype(np.float32)
+
+    (x_tr, y_tr, f_tr), (x_va, y_va, f_va), (x_te, y_te, f_te) = split(3000), split(500), split(500)
+    boosters = fit_boosters(x_tr, y_tr, x_va, y_va, names, future_names, ["pm2_5"], [1, 2],
+                            forecasts=(f_tr, f_va))  # fmt: skip
+    model = EnsembleModel(
+        members=[], boosters={}, weights=np.zeros((2, 1, 1), np.float32), feature_names=names,
+        future_names=future_names, target_names=["pm2_5"], horizons=[1, 2],
+        residual_boosters=boosters,
+    )  # fmt: skip
+    corrected = model.residual(f_te, *x_te)
+    before, after = np.abs(f_te - y_te).mean(), np.abs(corrected - y_te).mean()
+    assert after < 0.25 * before, (before, after)
 
 
 def test_weights_are_the_validation_optimum(ensemble_dir: Path) -> None:
@@ -85,12 +119,11 @@ def test_fit_ensemble_reads_no_window_but_train_and_validation() -> None:
     again = fit_ensemble([lstm], x_tr, y_tr, x_va, y_va, *args)
     np.testing.assert_array_equal(first.weights, again.weights)  # deterministic
     lstm_val = jit_forward(lstm)(*x_va)
-    np.testing.assert_allclose(
-        first.weights, fit_weights(lstm_val, first.lightgbm(*x_va), y_va), atol=1e-6
-    )
+    assert first.components == ["lstm", "lstm_residual", "lightgbm"]
+    np.testing.assert_allclose(first.weights, fit_weights(first.parts(*x_va), y_va), atol=1e-6)
     # Other validation targets, other weights: they are what the weights are fitted on.
     shifted = with_members(first, [lstm], x_va, lstm_val + rng.normal(0, 0.1, lstm_val.shape))
-    assert (shifted.weights > 0.9).all()
+    assert (shifted.share("lstm") > 0.9).all()
 
 
 def test_package_round_trip_gives_identical_predictions(ensemble_dir: Path, tmp_path: Path) -> None:
@@ -105,10 +138,39 @@ def test_package_round_trip_gives_identical_predictions(ensemble_dir: Path, tmp_
     np.testing.assert_array_equal(jit_forward(again)(*arrays), before)
     np.testing.assert_array_equal(again.weights, model.weights)
     assert meta_again == read_metadata(ensemble_dir)
-    # The blend is what the forward returns: members and boosters weighted per horizon.
+    # The blend is what the forward returns: each component weighted per horizon.
     lstm = jit_forward(model.members[0])(*arrays)
-    w = model.weights[None]
-    np.testing.assert_allclose(before, w * lstm + (1 - w) * model.lightgbm(*arrays), rtol=1e-6)
+    expected = (
+        model.share("lstm")[None] * lstm
+        + model.share("lstm_residual")[None] * model.residual(lstm, *arrays)
+        + model.share("lightgbm")[None] * model.lightgbm(*arrays)
+    )
+    np.testing.assert_allclose(before, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_package_from_before_the_residual_member_loads_and_blends_as_it_did(
+    ensemble_dir: Path, tmp_path: Path
+) -> None:
+    """Champions registered before the residual member keep serving: a 2-D ``weights``
+    (the LSTM's share) and no residual boosters load as the two-part blend."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(ensemble_dir, old)
+    spec = json.loads((old / "ensemble.json").read_text())
+    lstm_share = np.full((len(spec["horizons"]), len(spec["target_names"])), 0.25)
+    spec["weights"] = lstm_share.tolist()
+    for key in ("components", "residual_boosters"):
+        spec.pop(key)
+    (old / "ensemble.json").write_text(json.dumps(spec))
+    model, _ = load_package(old)
+    assert model.components == ["lstm", "lightgbm"] and not model.residual_boosters
+    arrays = inputs(model, 4, 1)
+    lstm = jit_forward(model.members[0])(*arrays)
+    np.testing.assert_allclose(
+        jit_forward(model)(*arrays), 0.25 * lstm + 0.75 * model.lightgbm(*arrays), rtol=1e-5
+    )
 
 
 def test_forward_keeps_its_signature_and_is_thread_safe(ensemble_dir: Path) -> None:
