@@ -116,12 +116,12 @@ def _weather_forecasts_for(
 
 
 def daily_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
-    """(UTC day x location) over the configured range: one issue day per partition."""
+    """(UTC day x location) from the loop's first issue day: one issue day per partition."""
     end = settings.end_date.isoformat() if settings.end_date else None
     return dg.MultiPartitionsDefinition(
         {
             DATE_DIMENSION: dg.DailyPartitionsDefinition(
-                start_date=settings.start_date.isoformat(),
+                start_date=settings.forecasts_start.isoformat(),
                 end_date=end,
                 end_offset=0 if end else 1,
             ),
