@@ -38,3 +38,17 @@ def by_horizon(values: dict[int, float] | dict[str, float], label: str, digits: 
         ([int(h), "" if v != v else f"{float(v):.{digits}f}"] for h, v in ordered),
         right_aligned=(0, 1),
     )
+
+
+#: Dagster renders Markdown metadata inline only below this length (longer ones hide behind
+#: "[Show Markdown]"), so a chart is a short image link, never a base64 data URI.
+INLINE_LIMIT = 1000
+
+
+def image(title: str, url: str) -> str:
+    """A Markdown image of ``url``, short enough for Dagster to show inline."""
+    alt = title.replace("[", "").replace("]", "")
+    text = f"![{alt}]({url.replace(')', '%29').replace(' ', '%20')})"
+    if len(text) >= INLINE_LIMIT:
+        raise ValueError(f"image link of {len(text)} characters would not render inline")
+    return text

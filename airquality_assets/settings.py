@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -311,6 +311,15 @@ class Settings(BaseModel):
         keep_blank=True,
         default_doc=f"`{REPLAY_END_DATE}` (replay); none (live)",
     )
+    forecasts_start_date: OptionalDate = env_field(
+        None,
+        env="AIRQUALITY_FORECASTS_START_DATE",
+        help="first day of the `forecasts` partitions (the loop's issue days; days before "
+        "it could issue none would show as missing); empty: the day before the replay "
+        "clock's (replay), `AIRQUALITY_START_DATE` (live)",
+        keep_blank=True,
+        default_doc="empty",
+    )
     replay_now: datetime = env_field(
         REPLAY_DEFAULT_NOW,
         env="AIRQUALITY_REPLAY_NOW",
@@ -489,6 +498,17 @@ class Settings(BaseModel):
             if loc.name == name:
                 return loc
         raise KeyError(f"unknown location {name!r}; configured: {self.location_names}")
+
+    @property
+    def forecasts_start(self) -> date:
+        """The first issue day of the loop's ``forecasts`` partitions: a replay deployment's
+        loop starts at its clock (the demo issues the day before it), so earlier days are
+        not a wall of partitions that can never be issued."""
+        if self.forecasts_start_date is not None:
+            return self.forecasts_start_date
+        if self.source == "replay":
+            return max(self.start_date, (self.replay_now - timedelta(days=1)).date())
+        return self.start_date
 
     @property
     def clock(self) -> Clock:

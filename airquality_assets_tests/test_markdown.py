@@ -2,8 +2,9 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from airquality_assets.markdown import table
+from airquality_assets.markdown import INLINE_LIMIT, image, table
 
 
 def test_a_table_has_a_header_a_rule_and_one_line_per_row() -> None:
@@ -37,3 +38,11 @@ def test_by_horizon_orders_numerically_and_rounds() -> None:
     assert lines[0] == "| horizon (h) | ratio |"
     assert lines[2:] == ["| 1 | 0.50 |", "| 6 | 2.00 |", "| 12 | 1.23 |", "| 24 |  |"]
     assert by_horizon({24: 1.0, 1: 2.0}, "x", digits=1).splitlines()[2] == "| 1 | 2.0 |"
+
+
+def test_an_image_is_a_short_link_dagster_renders_inline() -> None:
+    text = image("beijing [pm2_5]", "http://mlflow:5000/get-artifact?path=a b.png&run_uuid=r")
+    assert text == "![beijing pm2_5](http://mlflow:5000/get-artifact?path=a%20b.png&run_uuid=r)"
+    assert len(text) < INLINE_LIMIT
+    with pytest.raises(ValueError, match="would not render inline"):
+        image("chart", "data:image/png;base64," + "A" * INLINE_LIMIT)

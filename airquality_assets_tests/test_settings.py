@@ -153,3 +153,18 @@ def test_a_live_deployment_has_no_default_end_and_an_empty_end_means_none(tmp_pa
     assert Settings.from_env({**base, "AIRQUALITY_END_DATE": ""}).end_date is None
     with pytest.raises(ValueError, match="AIRQUALITY_STORAGE_URL='bucket' must be a URL"):
         Settings.from_env({**base, "AIRQUALITY_STORAGE_URL": "bucket"})
+
+
+def test_the_forecasts_partitions_start_where_the_loop_can_issue() -> None:
+    """Not a wall of missing issue days since 2010: a replay deployment's loop starts at its
+    clock (the demo issues the day before it), a live one on the first day, or as set."""
+    from airquality_assets.defs.loop.assets import daily_partitions
+
+    replay = Settings.from_env({"AIRQUALITY_REPLAY_NOW": "2014-12-31T00:00:00Z"})
+    assert replay.forecasts_start == date(2014, 12, 30)
+    days = daily_partitions(replay).get_partitions_def_for_dimension("date")
+    assert days.get_partition_keys() == ["2014-12-30", "2014-12-31"]
+    live = Settings.from_env({"AIRQUALITY_SOURCE": "live", "AIRQUALITY_START_DATE": "2024-01-01"})
+    assert live.forecasts_start == date(2024, 1, 1)
+    chosen = {"AIRQUALITY_FORECASTS_START_DATE": "2014-03-01"}
+    assert Settings.from_env(chosen).forecasts_start == date(2014, 3, 1)

@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,8 @@ def tensors_digest(tensors: SequenceTensors) -> str:
 
 
 def split_ranges(tensors: SequenceTensors) -> dict[str, dict[str, Any]]:
-    """Per split: how many windows, and the UTC hours of the first and last window's end."""
+    """Per split: how many windows, and the UTC hours of the first and last window's end
+    (ISO text, as a person reads them on the MLflow run's dataset, not epoch seconds)."""
     times = np.asarray(tensors.times)
     out: dict[str, dict[str, Any]] = {}
     for name, ends in tensors.ends.items():
@@ -57,8 +59,12 @@ def split_ranges(tensors: SequenceTensors) -> dict[str, dict[str, Any]]:
             out[name] = {"windows": 0}
             continue
         first, last = times[int(np.min(ends))], times[int(np.max(ends))]
-        out[name] = {"windows": len(ends), "first_end": str(first), "last_end": str(last)}
+        out[name] = {"windows": len(ends), "first_end": _utc(first), "last_end": _utc(last)}
     return out
+
+
+def _utc(epoch_seconds: Any) -> str:
+    return datetime.fromtimestamp(int(epoch_seconds), UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,14 @@ class MlflowPages:
     def model_version(self, name: str, version: str | int) -> str:
         return f"{self.registered_model(name)}/versions/{version}"
 
+    def artifact(self, run_id: str, path: str) -> str:
+        """The raw bytes of a run's artifact as the tracking server serves them (the route
+        the MLflow UI's artifact viewer loads): a browser can show a PNG from here inline,
+        which is how Dagster's metadata shows a chart (a short Markdown image link; a
+        base64 image is too long for Dagster to render inline)."""
+        query = f"path={quote(path, safe='/')}&run_uuid={quote(run_id, safe='')}"
+        return f"{_base(self.base_url)}/get-artifact?{query}"
+
 
 def dagster_run_url(base_url: str, run_id: str) -> str:
     return f"{_base(base_url)}/runs/{run_id}"

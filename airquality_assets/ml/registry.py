@@ -397,6 +397,9 @@ class ChampionRecord:
     metadata: ModelMetadata | None
     tags: Mapping[str, str]
     metrics: Mapping[str, float]
+    #: The MLflow run the version was logged from (its evaluation run), where the loop
+    #: keeps the charts of how the version forecasts in operation.
+    run_id: str | None = None
 
     def seen_until(self) -> datetime:
         """End of what the model trained and was selected on (its test window's start)."""
@@ -461,6 +464,7 @@ def _read_version(client: Any, name: str, version: str) -> ChampionRecord:
             metadata=metadata,
             tags=dict(mv.tags or {}),
             metrics=dict(metrics),
+            run_id=mv.run_id or None,
         )
     return _RECORDS[key]
 

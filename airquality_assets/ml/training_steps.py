@@ -44,6 +44,8 @@ from airquality_assets.storage import atomic_write_bytes
 from airquality_assets.transforms.windowing import SequenceTensors, network_inputs
 
 SCORE_NAME = "test_rmse_mean"
+#: Where the candidate run keeps its test RMSE-by-horizon chart (model_evaluation shows it).
+RMSE_BY_HORIZON_ARTIFACT = "evaluation/rmse_by_horizon.png"
 #: Baselines the tuned model should beat at *every* horizon, significantly (a non-blocking
 #: check reports where it does not): the blocking bar and the two learned ones, which read
 #: the same inputs as the network.
@@ -351,9 +353,7 @@ def log_evaluation(
     client.log_text(run_id, rendered.significance_markdown, "evaluation/significance.md")
     records = json.dumps(_per_model_records(scores), default=float)
     client.log_text(run_id, records, "evaluation/metrics.json")
-    client.log_image(
-        run_id, _png_array(rendered.rmse_by_horizon_png), "evaluation/rmse_by_horizon.png"
-    )
+    client.log_image(run_id, _png_array(rendered.rmse_by_horizon_png), RMSE_BY_HORIZON_ARTIFACT)
     client.log_image(
         run_id,
         _png_array(rendered.predicted_vs_actual_png),

@@ -10,6 +10,11 @@ import pandas as pd
 
 from airquality_assets.columns import LOCATION, TIME
 
+#: Figure size (inches) and resolution: ~540 px wide, the width of a metadata value cell
+#: in the Dagster UI, which shows the image at its own size (a wider one is cut off).
+FIGSIZE = (6.0, 2.8)
+DPI = 90
+
 
 def accuracy_chart(
     observations: pd.DataFrame,
@@ -41,7 +46,7 @@ def accuracy_chart(
         & (forecasts["target_time"] > start)
         & (forecasts["target_time"] <= end)
     ]
-    figure, axis = plt.subplots(figsize=(10, 3.5))
+    figure, axis = plt.subplots(figsize=FIGSIZE)
     band = fc[fc["horizon"] == max(horizons)].sort_values("target_time")
     if "lower" in band.columns and band["lower"].notna().any():
         axis.fill_between(
@@ -52,12 +57,49 @@ def accuracy_chart(
     for h in horizons:
         rows = fc[fc["horizon"] == h].sort_values("target_time")
         axis.plot(rows["target_time"], rows["forecast"], lw=1, label=f"issued {h} h earlier")
-    axis.set_title(f"{location} {pollutant}: last {days} days, observed vs forecast")
+    axis.set_title(f"{location} {pollutant}: last {days} days, observed vs forecast", fontsize=10)
     axis.set_ylabel("µg/m³")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize="small", ncol=len(horizons) + 2)
+    axis.legend(fontsize="x-small", ncol=3)
     figure.autofmt_xdate()
+    return _png(figure)
+
+
+def _png(figure: object) -> bytes:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")  # type: ignore[attr-defined]
     plt.close(figure)
     return buffer.getvalue()
+
+
+def trend_chart(points: pd.DataFrame, title: str, ylabel: str) -> bytes:
+    """PNG: each numeric column of ``points`` over its ``clock`` column, the deployment's
+    clock (a replay instant, or the wall clock when live). Dagster's own plots put a value
+    at the time its event was written, so twelve simulated days run in five minutes of
+    them; this one puts it at the time the value is about."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = points.assign(clock=pd.to_datetime(points["clock"], utc=True)).sort_values("clock")
+    figure, axis = plt.subplots(figsize=FIGSIZE)
+    drawn = False
+    for column in ordered.columns.drop("clock"):
+        values = pd.to_numeric(ordered[column], errors="coerce")
+        axis.plot(ordered["clock"], values, marker="o", ms=3, lw=1.2, label=column)
+        drawn = drawn or bool(values.notna().any())
+    if len(ordered):  # the clocks' span, also when no value is drawn (warming up)
+        pad = pd.Timedelta(hours=12)
+        axis.set_xlim(ordered["clock"].min() - pad, ordered["clock"].max() + pad)
+    if not drawn:
+        axis.text(0.5, 0.5, "no values yet", transform=axis.transAxes, ha="center")
+    axis.set_title(title, fontsize=10)
+    axis.set_xlabel("deployment clock (UTC)")
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="x-small")
+    figure.autofmt_xdate()
+    return _png(figure)

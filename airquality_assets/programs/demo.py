@@ -177,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         run_data_half(location, instance, settings, args.start, args.end)
         if not args.data_only:
             run_training(location, instance, settings)
-            run_forecasts(location, instance, settings, date.fromisoformat(args.end))
+            day = date.fromisoformat(args.end)
+            if day >= settings.forecasts_start:
+                run_forecasts(location, instance, settings, day)
+            else:  # an --end before the loop's first issue day: no such forecasts partition
+                first = settings.forecasts_start
+                print(f"  forecasts: {day} is before the loop's first issue day {first}")
+                print("  (AIRQUALITY_FORECASTS_START_DATE sets it); none issued")
     print(f"done in {time.perf_counter() - started:.1f} s.")
     print("Look at it:")
     print(f"  Dagster UI:  DAGSTER_HOME={home} .venv/bin/dg dev   # http://127.0.0.1:3000")

@@ -37,3 +37,11 @@ def test_the_experiment_link_opens_the_model_training_runs() -> None:
     assert pages.experiment("3") == (
         "http://mlflow.example:5000/#/experiments/3/runs?workflowType=machine_learning"
     )
+
+
+def test_an_artifact_link_is_the_tracking_servers_raw_artifact_route() -> None:
+    pages = MlflowPages("http://mlflow.example:5000/")
+    assert pages.artifact("abc123", "monitoring/2014-12-31T0030Z/chart beijing.png") == (
+        "http://mlflow.example:5000/get-artifact"
+        "?path=monitoring/2014-12-31T0030Z/chart%20beijing.png&run_uuid=abc123"
+    )

@@ -109,3 +109,25 @@ def test_accuracy_chart_is_a_png() -> None:
     )
     png = accuracy_chart(obs, forecasts, "x", "pm2_5", NOW.to_pydatetime())
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    # shown at its own size in a Dagster metadata cell (~560 px wide): a wider one is cut off
+    assert _png_width(png) <= 560
+
+
+def _png_width(png: bytes) -> int:
+    return int.from_bytes(png[16:20], "big")  # the IHDR chunk's width
+
+
+def test_a_trend_chart_draws_values_over_the_deployment_clock() -> None:
+    from airquality_assets.monitoring.chart import trend_chart
+
+    points = pd.DataFrame(
+        {
+            "clock": ["2014-12-29T00:30:00+00:00", "2014-12-27T00:30:00+00:00"],
+            "rmse": [30.0, 25.0],
+            "persistence": [float("nan"), 40.0],
+        }
+    )
+    png = trend_chart(points, "7-day RMSE", "ug/m3")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and _png_width(png) <= 560
+    empty = trend_chart(points.assign(rmse=float("nan"), persistence=float("nan")), "t", "y")
+    assert empty.startswith(b"\x89PNG\r\n\x1a\n")  # warming up: an empty chart, no error

@@ -47,6 +47,9 @@ def test_the_champions_tensors_are_rebuilt_bit_exact_from_its_recorded_data(
     record = tensors_record(instance, tensors)
     assert len(record.partitions) == 3 * 4  # three raw assets x four months
     assert set(record.splits) == {"train", "validation", "test"}
+    # the split ranges as a person reads them on the MLflow run, not epoch seconds
+    first, last = record.splits["train"]["first_end"], record.splits["test"]["last_end"]
+    assert first.startswith("2014-01-") and first.endswith("Z") and last.startswith("2014-0")
 
     client = MlflowClient(settings.mlflow_tracking_uri)
     experiment = client.create_experiment("lineage")

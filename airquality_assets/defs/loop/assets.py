@@ -30,6 +30,7 @@ from airquality_assets import markdown
 from airquality_assets.catalog import OPERATIONS_GROUP
 from airquality_assets.columns import FORECAST_HOURS, LOCATION, TIME
 from airquality_assets.defs.data.ingestion import RAW_AIR_POLLUTION_FORECAST
+from airquality_assets.defs.loop.charts import chart_metadata, monitoring_folder, trend_points
 from airquality_assets.defs.model.mlflow import MlflowResource
 from airquality_assets.defs.partitions import DATE_DIMENSION, LOCATION_DIMENSION, split_key
 from airquality_assets.defs.resources import DeploymentResource, OperationsResource, RawStore
@@ -60,6 +61,8 @@ from airquality_assets.storage import months_touched, read_weather_forecasts, st
 
 DRIFT_WINDOW_HOURS = 24 * 7
 SCORED_HORIZONS = (1, 6, 12, 24)
+#: forecast_accuracy's headline figures its trend chart draws over the deployment clock.
+TREND_COLUMNS = ("rmse_7d_mean", "persistence_rmse_7d_mean")
 
 # Day D's forecasts need the observations of D and of the day before (the look-back), i.e.
 # the months holding D-1 and D.
@@ -113,12 +116,12 @@ def _weather_forecasts_for(
 
 
 def daily_partitions(settings: Settings) -> dg.MultiPartitionsDefinition:
-    """(UTC day x location) over the configured range: one issue day per partition."""
+    """(UTC day x location) from the loop's first issue day: one issue day per partition."""
     end = settings.end_date.isoformat() if settings.end_date else None
     return dg.MultiPartitionsDefinition(
         {
             DATE_DIMENSION: dg.DailyPartitionsDefinition(
-                start_date=settings.start_date.isoformat(),
+                start_date=settings.forecasts_start.isoformat(),
                 end_date=end,
                 end_offset=0 if end else 1,
             ),
@@ -371,7 +374,7 @@ def forecast_accuracy(
     raw_store: RawStore,
     hourly_observations: pd.DataFrame,
 ) -> dg.MaterializeResult:
-    from airquality_assets.monitoring.chart import accuracy_chart
+    from airquality_assets.monitoring.chart import accuracy_chart, trend_chart
 
     settings = deployment.settings
     now = _clock_now(deployment)
@@ -395,11 +398,29 @@ def forecast_accuracy(
     week = scores[(scores["window"] == "7d") & (scores["status"] == "ok")]
     rmse_7d = float(week["rmse"].mean()) if len(week) else float("nan")
     persistence_7d = float(week["persistence_rmse"].mean()) if len(week) else float("nan")
-    charts = {
-        f"chart_{loc}_{p}": _png_md(f"{loc} {p}", accuracy_chart(obs, forecasts, loc, p, now))
+    pngs = {
+        f"chart_{loc}_{p}": (
+            f"{loc} {p}: observed vs forecast",
+            accuracy_chart(obs, forecasts, loc, p, now),
+        )
         for loc in settings.location_names
         for p in settings.targets
     }
+    headline = {
+        "clock": now.isoformat(),
+        "rmse_7d_mean": round(rmse_7d, 2),
+        "persistence_rmse_7d_mean": round(persistence_7d, 2),
+    }
+    trend = trend_points(context.instance, "forecast_accuracy", TREND_COLUMNS, headline)
+    pngs["trend_rmse_7d"] = (
+        "7-day RMSE over the deployment clock",
+        trend_chart(trend, "7-day mean RMSE, champion vs persistence", "µg/m³"),
+    )
+    charts = (
+        chart_metadata(mlflow, champion.run_id, monitoring_folder(now), pngs)
+        if champion.run_id
+        else {key: _png_md(title, png) for key, (title, png) in pngs.items()}
+    )
     verdict = accuracy_verdict(scores, forecasts, obs, now, test_rmse, factor)
     context.log.info(
         f"7-day RMSE {rmse_7d:.1f} vs persistence {persistence_7d:.1f}; ratio to test RMSE "
@@ -424,10 +445,8 @@ def forecast_accuracy(
             )
         ],
         metadata={
-            "clock": now.isoformat(),
+            **headline,
             "forecasts_scored": len(forecasts),
-            "rmse_7d_mean": round(rmse_7d, 2),
-            "persistence_rmse_7d_mean": round(persistence_7d, 2),
             "scores": dg.MetadataValue.md(score_table_markdown(scores, SCORED_HORIZONS)),
             "ratio_to_test_rmse_7d": dg.MetadataValue.json({str(k): v for k, v in ratios.items()}),
             "ratio_by_horizon": dg.MetadataValue.md(
@@ -466,6 +485,7 @@ def forecast_accuracy(
     ),
 )
 def drift_report(
+    context: dg.AssetExecutionContext,
     deployment: DeploymentResource,
     operations: OperationsResource,
     mlflow: MlflowResource,
@@ -473,6 +493,7 @@ def drift_report(
 ):
     # scipy.stats costs seconds to import: only runs that compute drift pay for it.
     from airquality_assets.monitoring import drift as drift_stats
+    from airquality_assets.monitoring.chart import trend_chart
     from airquality_assets.monitoring.flags import recent_flags
 
     settings = deployment.settings
@@ -511,15 +532,21 @@ def drift_report(
     worst = max(results.values(), key=lambda r: (order[r.status], np.nan_to_num(r.score)))
     score_value = max((r.score for r in results.values() if np.isfinite(r.score)), default=None)
     reasons = {loc: r.reason for loc, r in results.items()}
+    headline = {
+        "clock": now.isoformat(),
+        "drift_score": round(score_value, 3) if score_value is not None else float("nan"),
+    }
+    trend = trend_points(context.instance, "drift_report", ["drift_score"], headline)
+    png = trend_chart(trend, "drift score (out-of-range share of the week)", "share of hours")
+    chart = ("drift score over the deployment clock", png)
     yield dg.Output(
         None,
         metadata={
-            "clock": now.isoformat(),
+            **headline,
             "status": worst.status,
             # the status's own words beside it: the score is the out-of-range share, while a
             # stuck sensor or the newest day alone can make the status an error
             "verdict": worst.reason,
-            "drift_score": round(score_value, 3) if score_value is not None else float("nan"),
             "reference": f"{champion.name} v{champion.version}: its training and validation "
             f"data {champion.training_start():%Y-%m-%d}..{champion.seen_until():%Y-%m-%d}, "
             "same weeks of the year",
@@ -528,6 +555,13 @@ def drift_report(
                 f"table_{loc}": dg.MetadataValue.md(r.table_markdown())
                 for loc, r in results.items()
             },
+            **(
+                chart_metadata(
+                    mlflow, champion.run_id, monitoring_folder(now), {"trend_drift_score": chart}
+                )
+                if champion.run_id
+                else {"trend_drift_score": _png_md(*chart)}
+            ),
         },
     )
     # Resolved only when the week is clean: hours an earlier evaluation flagged keep it open.

@@ -7,7 +7,6 @@ lowest validation loss. Keras, JAX and MLflow are imported inside the steps only
 these definitions (the UI, sensors, the data half) never pays their start-up.
 """
 
-import base64
 import dataclasses
 import json
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from airquality_assets import markdown
 from airquality_assets.catalog import MODEL_GROUP
 from airquality_assets.defs.loop.jobs import RETRAIN_REASON_TAG
 from airquality_assets.defs.model.lineage import tensors_record
@@ -230,10 +230,10 @@ def model_evaluation(
     tuned_lstm: TunedModel,
     sequence_tensors: SequenceTensors,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    from airquality_assets.ml.training_steps import evaluate_candidate
+    from airquality_assets.ml.training_steps import RMSE_BY_HORIZON_ARTIFACT, evaluate_candidate
 
     started = time.perf_counter()
-    report, rendered = evaluate_candidate(
+    report, _ = evaluate_candidate(
         sequence_tensors,
         tuned_lstm.best,
         reports_dir=deployment.settings.reports_dir,
@@ -243,7 +243,6 @@ def model_evaluation(
     record = tensors_record(context.instance, sequence_tensors, context.log)
     log_data_record(mlflow.client(), tuned_lstm.best.run_id, record, "evaluation")
     ratio = report.rmse_ratio_vs_persistence
-    plot = base64.b64encode(rendered.rmse_by_horizon_png).decode()
     yield dg.Output(
         report,
         metadata={
@@ -255,8 +254,12 @@ def model_evaluation(
             "significance": dg.MetadataValue.md(report.significance_markdown),
             "test_windows": int(report.test_window["windows"]),
             "test_window": f"{report.test_window['start']} .. {report.test_window['end']}",
+            # the chart the candidate run keeps, by link: short enough to show inline
             "rmse_by_horizon": dg.MetadataValue.md(
-                f"![RMSE by horizon](data:image/png;base64,{plot})"
+                markdown.image(
+                    "test RMSE by horizon",
+                    mlflow.pages().artifact(report.candidate.run_id, RMSE_BY_HORIZON_ARTIFACT),
+                )
             ),
             "plot_path": dg.MetadataValue.path(report.plot_path),
             **_mlflow_links(mlflow, report.candidate),

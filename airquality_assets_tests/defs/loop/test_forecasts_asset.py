@@ -71,6 +71,7 @@ def _forward(reads_forecast: bool, calls: list[int]):
 @pytest.fixture
 def replay_month(settings: Settings):
     """March 2014 pulled and framed from the replay data (its stand-in forecasts too)."""
+    settings = settings.replace(forecasts_start_date=date(2014, 3, 1))  # the loop's first day
     partitions = build_partitions(settings)
     data = [*ingestion_assets(partitions), *frame_assets(partitions)]
     resources = build_resources(settings)
