@@ -79,8 +79,14 @@ class Parser:
         connection) in the lane of its size (:mod:`airquality_assets.serving.fairness`)."""
         if len(body) <= self.inline_bytes:
             return parse_request(body, self.spec)
-        lane = self.lanes.lane_for(len(body))
-        return await lane.run(flow, len(body), parse_request, body, self.spec)
+        lane = self.lanes.lane_for(len(body), flow)
+        try:
+            validated = await lane.run(flow, len(body), parse_request, body, self.spec)
+        except RequestError:
+            self.lanes.judged(flow, valid=False)  # its next bodies: the bulk lane
+            raise
+        self.lanes.judged(flow, valid=True)
+        return validated
 
     def close(self) -> None:
         self.lanes.close()

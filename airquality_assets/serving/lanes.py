@@ -10,6 +10,13 @@ larger one, and within a lane it waits for at most one body of its class. The bu
 process also runs at a lower CPU priority (``bulk_nice``): a flood of near-limit bodies gets
 the cycles left over, not a share taken from the event loop and the batch lane; a legitimate
 bulk request is slower only while the machine is busy.
+
+Junk sized for the batch lane (120 KB) still cost a batch client more than half its rate
+(0.45 of idle): it shared the lane's process with every junk body. So a connection whose
+last body was refused has its next ones validated in the bulk lane, until one is valid:
+a client that keeps sending junk on a kept-alive connection gets the left-over cycles,
+whatever the size of its bodies. (A client that reconnects for each body escapes this; it
+then pays for a connection per body.)
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +36,8 @@ from airquality_assets.serving.fairness import FairQueue
 T = TypeVar("T")
 #: Niceness added to the bulk lane's process (Linux: weight ~1/10 of a normal process).
 BULK_NICE = 10
+#: Connections remembered as having sent a refused body (the oldest forgotten first).
+MAX_DEMOTED = 4_096
 
 
 def _lower_priority(increment: int) -> None:  # the process initializer: top level, picklable
@@ -77,9 +87,25 @@ class SizeLanes:
         self.batch_bytes = batch_bytes
         self.batch = Lane("batch")
         self.bulk = Lane("bulk", nice=bulk_nice)
+        self._demoted: OrderedDict[Hashable, None] = OrderedDict()
 
-    def lane_for(self, size: int) -> Lane:
-        return self.batch if size <= self.batch_bytes else self.bulk
+    def lane_for(self, size: int, flow: Hashable = None) -> Lane:
+        """The bulk lane for a large body, or any body of a flow whose last was refused."""
+        if size > self.batch_bytes or (flow is not None and flow in self._demoted):
+            return self.bulk
+        return self.batch
+
+    def judged(self, flow: Hashable, valid: bool) -> None:
+        """Remember whether ``flow``'s latest body was valid (an unknown flow: nothing)."""
+        if flow is None:
+            return
+        if valid:
+            self._demoted.pop(flow, None)
+            return
+        self._demoted[flow] = None
+        self._demoted.move_to_end(flow)
+        if len(self._demoted) > MAX_DEMOTED:
+            self._demoted.popitem(last=False)
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start both processes and wait until each has run ``fn(*args)`` (its imports)."""

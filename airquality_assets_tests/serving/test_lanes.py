@@ -8,7 +8,7 @@ import json
 import os
 
 from airquality_assets.serving.gate import Parser
-from airquality_assets.serving.lanes import BULK_NICE, SizeLanes
+from airquality_assets.serving.lanes import BULK_NICE, MAX_DEMOTED, SizeLanes
 from airquality_assets.serving.request import RequestError, RequestSpec, ValidatedRequest
 from airquality_assets.transforms.features import default_feature_names
 
@@ -94,3 +94,36 @@ def test_a_dead_lane_process_is_replaced() -> None:
     finally:
         lanes.close()
     assert first != second and second != os.getpid()
+
+
+def test_a_connection_that_sent_junk_is_validated_in_the_bulk_lane_until_a_valid_body() -> None:
+    parser = Parser(SPEC, inline_bytes=1_000, batch_bytes=100_000)
+    lanes = parser.lanes
+    bad = ONE.replace(b'"temp"', b'"tmp"')  # batch-sized, refused (unknown field)
+
+    async def scenario() -> list[str]:
+        seen = []
+        for body in (ONE, bad, bad, ONE, ONE):
+            seen.append(lanes.lane_for(len(body), "client-1").name)
+            try:
+                await parser.parse(body, "client-1")
+            except RequestError as error:
+                assert error.status == 422
+        seen.append(lanes.lane_for(len(bad), "client-2").name)  # another connection
+        return seen
+
+    try:
+        seen = asyncio.run(scenario())
+    finally:
+        parser.close()
+    assert seen == ["batch", "batch", "bulk", "bulk", "batch", "batch"]
+
+
+def test_demoted_connections_are_bounded_and_an_unknown_flow_is_never_demoted() -> None:
+    lanes = SizeLanes(batch_bytes=100_000)
+    lanes.judged(None, valid=False)
+    assert lanes.lane_for(10_000, None) is lanes.batch
+    for i in range(MAX_DEMOTED + 1):
+        lanes.judged(("127.0.0.1", i), valid=False)
+    assert lanes.lane_for(10_000, ("127.0.0.1", 0)) is lanes.batch  # the oldest, forgotten
+    assert lanes.lane_for(10_000, ("127.0.0.1", MAX_DEMOTED)) is lanes.bulk
