@@ -58,7 +58,7 @@ import bentoml  # noqa: E402
 import yaml  # noqa: E402
 from bentoml._internal.service.openapi.specification import OpenAPISpecification  # noqa: E402
 
-from airquality_assets.serving import http_limits, instance  # noqa: E402
+from airquality_assets.serving import gc_pauses, http_limits, instance  # noqa: E402
 
 # A metrics folder of this instance's own (another on the same BENTOML_HOME would empty a
 # shared one), and limits on request heads, both before BentoML starts its workers.
@@ -469,6 +469,7 @@ class AirQualityForecast:
             CONFIG.forecast_max_age_hours,
             "replay" if DEPLOYMENT.clock.is_replay else "wall",
         )
+        gc_pauses.settle()  # start-up's objects out of every later full collection
 
     def _swap(self, served: Served) -> None:
         old = self.served.predictor.metadata
@@ -477,6 +478,7 @@ class AirQualityForecast:
         self.metrics.set_model(
             (old.model_name, str(old.model_version)), (new.model_name, str(new.model_version))
         )
+        gc_pauses.settle()
 
     def __is_ready__(self) -> bool:
         return self.served.predictor.ready

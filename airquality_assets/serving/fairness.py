@@ -10,8 +10,9 @@ flow sending 1 MB bodies is charged 1 MB per body, a batch client 24 KB, so the 
 client's next body is served before the junk flow's next one: it waits for the body being
 validated, not for a queue of junk. A flow is a connection, not an address: behind a proxy,
 or in a local benchmark, every client has the same address. Measured
-(``benchmarks/serving/fairness.py``), this alone does not keep a batch client at half its
-idle rate under 2 junk clients: see docs/serving.md.
+(``benchmarks/serving/fairness.py``), this alone did not keep a batch client at half its
+idle rate under 2 junk clients (it still waited for the junk body being validated), so
+each size class now has a queue and a process of its own (:mod:`.lanes`).
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ the body size limit (checked on ``Content-Length`` before a byte is read, and ag
 reading), a deadline for the body (a stalled or short body is answered 408 and the
 connection closed, never a 504), then parsing and validation.
 Small bodies are validated inline (a one-location body takes well under a millisecond);
-larger ones in a separate process, so a client sending megabytes of junk burns another
-core rather than the event loop every other client needs, and they take turns there by
-size per connection (:mod:`airquality_assets.serving.fairness`), so it cannot make a batch
-client wait behind a queue of its junk. A valid request reaches the API
+larger ones in separate processes, so a client sending megabytes of junk burns another
+core rather than the event loop every other client needs: one process for batch-sized
+bodies and one (at a lower CPU priority) for larger ones
+(:mod:`airquality_assets.serving.lanes`), where they take turns by size per connection
+(:mod:`airquality_assets.serving.fairness`), so junk cannot make a batch client wait
+behind it. A valid request reaches the API
 method already parsed (``VALIDATED_KEY`` in the ASGI scope); every refusal gets the one
 error body of :mod:`airquality_assets.serving.request`.
 
@@ -23,15 +25,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import multiprocessing
 import os
 from collections.abc import Awaitable, Callable, Hashable, Iterable, MutableMapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from airquality_assets.serving.fairness import FairQueue
+from airquality_assets.serving.lanes import SizeLanes
 from airquality_assets.serving.request import (
     RequestError,
     RequestSpec,
@@ -52,50 +51,45 @@ METADATA_PATH = "/metadata"
 FORECAST_PATH = "/forecast"
 FORECAST_PAGE_PATH = "/forecast/page"
 PROTECTED_PATHS = (PREDICT_PATH, METADATA_PATH, FORECAST_PATH, FORECAST_PAGE_PATH)
+#: Bodies up to this size (about 20 locations) have a validation lane of their own.
+BATCH_PARSE_BYTES = 131_072
 
 
 class Parser:
-    """Runs :func:`parse_request` inline below ``inline_bytes``, else in one spawned process.
+    """Runs :func:`parse_request` inline up to ``inline_bytes``, else in the lane of its size
+    (:class:`~airquality_assets.serving.lanes.SizeLanes`: up to ``batch_bytes``, or bulk).
 
-    The process starts in :meth:`warm_up` (the service's start-up; not at import, which
-    ``bentoml serve`` also does in its parent) or on first use, and is replaced if it dies.
+    The processes start in :meth:`warm_up` (the service's start-up; not at import, which
+    ``bentoml serve`` also does in its parent) or on first use, and are replaced if they die.
     """
 
-    def __init__(self, spec: RequestSpec, inline_bytes: int) -> None:
+    def __init__(
+        self, spec: RequestSpec, inline_bytes: int, batch_bytes: int = BATCH_PARSE_BYTES
+    ) -> None:
         self.spec = spec
         self.inline_bytes = inline_bytes
-        self._pool: ProcessPoolExecutor | None = None
-        self._fair = FairQueue(slots=1)  # one body in the process at a time, chosen fairly
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")  # never fork a process running XLA
-            self._pool = ProcessPoolExecutor(1, mp_context=context)
-        return self._pool
+        self.lanes = SizeLanes(max(batch_bytes, inline_bytes))
 
     def warm_up(self) -> None:
-        """Start the process and wait until it has imported everything (a few seconds)."""
-        self._executor().submit(parse_request, b"{}", self.spec).exception()
+        """Start the processes and wait until they have imported everything (a few seconds)."""
+        self.lanes.warm_up(parse_request, b"{}", self.spec)
 
     async def parse(self, body: bytes, flow: Hashable = None) -> ValidatedRequest:
-        """Validate ``body``; a large one waits its fair turn (:class:`FairQueue`) among
-        ``flow``s (the client connection) for the validation process."""
+        """Validate ``body``; a large one waits its fair turn among ``flow``s (the client
+        connection) in the lane of its size (:mod:`airquality_assets.serving.fairness`)."""
         if len(body) <= self.inline_bytes:
             return parse_request(body, self.spec)
-        return await self._fair.run(flow, len(body), lambda: self._in_process(body))
-
-    async def _in_process(self, body: bytes) -> ValidatedRequest:
-        loop = asyncio.get_running_loop()
+        lane = self.lanes.lane_for(len(body), flow)
         try:
-            return await loop.run_in_executor(self._executor(), parse_request, body, self.spec)
-        except BrokenProcessPool:
-            self._pool = None
-            return await loop.run_in_executor(self._executor(), parse_request, body, self.spec)
+            validated = await lane.run(flow, len(body), parse_request, body, self.spec)
+        except RequestError:
+            self.lanes.judged(flow, valid=False)  # its next bodies: the bulk lane
+            raise
+        self.lanes.judged(flow, valid=True)
+        return validated
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self.lanes.close()
 
 
 @dataclass
@@ -107,6 +101,7 @@ class GatePolicy:
     max_body_bytes: int = 1_000_000
     body_timeout_s: float = 10.0
     inline_bytes: int = 16_384
+    batch_bytes: int = BATCH_PARSE_BYTES
     parser: Parser | None = None  # started by the service; else created on first request
     on_refused: Callable[[RequestError], None] = field(default=lambda _error: None)
 
@@ -159,7 +154,7 @@ class RequestGate:
         if self._policy is None:
             self._policy = self._policy_factory()
             self._parser = self._policy.parser or Parser(
-                self._policy.spec, self._policy.inline_bytes
+                self._policy.spec, self._policy.inline_bytes, self._policy.batch_bytes
             )
         return self._policy
 

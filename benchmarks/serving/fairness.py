@@ -1,7 +1,7 @@
 """A 4-location batch client alone and while 2 clients send ~1 MB junk, side by side:
 this checkout's service and another checkout's (e.g. before fair validation).
 
-    python benchmarks/serving/fairness.py [--baseline DIR] [--requests 200]
+    python benchmarks/serving/fairness.py [--baseline DIR] [--requests 200] [--junk-bytes N]
 
 ``--baseline`` is a directory holding another checkout of the project (``git worktree
 add`` or ``git archive``): its ``bento/service.py`` and ``airquality_assets`` serve the
@@ -9,7 +9,8 @@ same model in the same way, one server at a time. A 4-location body (~24 KB) is 
 inline validation limit (16 KB), so it goes through the validation process the junk goes
 through. The goal: under junk at least half the idle rate. Printed: idle and under-junk
 req/s and p50 per checkout, and the ratio. Uses the same model, load generator and junk as
-``run.py``; the load generator is pinned to the last CPU.
+``run.py`` (``--junk-bytes``: junk of another size, e.g. 120000 for junk that shares the
+batch clients' validation lane); the load generator is pinned to the last CPU.
 """
 
 from __future__ import annotations
@@ -40,12 +41,10 @@ def batch_body() -> bytes:
     ).encode()
 
 
-def measure(port: int, body: bytes, requests: int) -> dict[str, Any]:
+def measure(port: int, body: bytes, requests: int, junk: bytes) -> dict[str, Any]:
     asyncio.run(run_load("127.0.0.1", port, body, clients=1, requests_per_client=20))  # warm
     idle = asyncio.run(run_load("127.0.0.1", port, body, clients=1, requests_per_client=requests))
-    legit, statuses = asyncio.run(
-        run_under_junk("127.0.0.1", port, body, bench.junk_body(), requests=requests)
-    )
+    legit, statuses = asyncio.run(run_under_junk("127.0.0.1", port, body, junk, requests=requests))
     out = {"idle": idle.summary(), "under_junk": legit.summary(), "junk_requests": len(statuses)}
     out["rate_ratio_under_junk"] = round(
         out["under_junk"]["req_per_s"] / out["idle"]["req_per_s"], 2
@@ -69,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--junk-bytes", type=int, default=bench.JUNK_BYTES)
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[-1]})
@@ -90,13 +90,19 @@ def main() -> None:
     )  # fmt: skip
     body = batch_body()
     checkouts = {"this": bench.REPO, **({"baseline": args.baseline} if args.baseline else {})}
-    results: dict[str, Any] = {"cpus": len(cpus), "body_bytes": len(body), "load": os.getloadavg()}
+    junk = bench.junk_body(args.junk_bytes)
+    results: dict[str, Any] = {
+        "cpus": len(cpus),
+        "body_bytes": len(body),
+        "junk_bytes": len(junk),
+        "load": os.getloadavg(),
+    }
     try:
         for name, repo in checkouts.items():
             process, port = serve(repo.resolve(), env, cpus)
             try:
                 bench.wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-                results[name] = measure(port, body, args.requests)
+                results[name] = measure(port, body, args.requests, junk)
             finally:
                 bench.stop(process)
             print(name, json.dumps(results[name]), flush=True)
