@@ -37,6 +37,7 @@ def live_environment(tmp_path: Path) -> dict[str, str]:
         "AIRQUALITY_LOCATIONS": "paris:48.85:2.35,london:51.5:-0.12",
         "AIRQUALITY_START_DATE": "2023-01-01",
         "AIRQUALITY_END_DATE": "2024-06-01",
+        "AIRQUALITY_FORECASTS_START_DATE": "2023-03-01",
         "AIRQUALITY_REPLAY_NOW": "2013-02-03T04:00:00Z",
         "AIRQUALITY_TARGETS": "pm2_5,no2",
         "AIRQUALITY_SPLIT": "fixed",
