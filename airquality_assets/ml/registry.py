@@ -469,6 +469,12 @@ def _read_version(client: Any, name: str, version: str) -> ChampionRecord:
     return _RECORDS[key]
 
 
+def read_version(client: Any, name: str, version: str) -> ChampionRecord:
+    """One version's record, read once per process: e.g. the one that issued a stored
+    forecast, whose test RMSE its forecasts are judged against."""
+    return _read_version(client, name, str(version))
+
+
 def read_champion(client: Any, name: str, alias: str = DEFAULT_ALIAS) -> ChampionRecord:
     """The champion now: the alias is resolved on every call (it moves), the version's
     record read once per process. Raises :class:`NoChampionError` when there is none."""

@@ -6,8 +6,10 @@ nothing to say while forecasting had stopped. The verdict, on the last 7 days:
 
 * **degraded** (ERROR): the 7-day RMSE above ``factor`` x the champion's own test RMSE at a
   matched horizon (for a version the gate judged, its RMSE on the gate's clean windows:
-  ``ChampionRecord.test_rmse_by_horizon``): the retraining sensor's accuracy trigger, the
-  same condition;
+  ``ChampionRecord.test_rmse_by_horizon``; the lowest of it and that of every other version
+  whose forecasts are scored in the week: :mod:`airquality_assets.monitoring.reference`, so
+  a promotion does not "resolve" the old champion's degraded week): the retraining sensor's
+  accuracy trigger, the same condition;
 * **worse than persistence** (WARN): the champion's squared error over the issues of the
   week significantly above persistence's on the same (issue, target) pairs
   (Diebold-Mariano, one-sided p < ``alpha``; 0.01, as the check runs every day and a

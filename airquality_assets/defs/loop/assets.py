@@ -342,6 +342,27 @@ def _issued_check(verdict: IssuingVerdict) -> dg.AssetCheckResult:
     )
 
 
+def _week_reference(
+    mlflow: MlflowResource, champion: Any, forecasts: pd.DataFrame, now: datetime
+) -> dict[int, float]:
+    """The strictest test RMSE among the champion and the versions that issued the week's
+    forecasts (:mod:`airquality_assets.monitoring.reference`): a promotion never resolves
+    a degradation the old champion's forecasts still show."""
+    from airquality_assets.ml.registry import read_version
+    from airquality_assets.monitoring.reference import strictest_reference, window_issuers
+
+    references = [champion.test_rmse_by_horizon()]
+    for name, version in window_issuers(forecasts, now, WINDOWS["7d"]):
+        if (name, version) != (champion.name, str(champion.version)):
+            try:
+                references.append(
+                    read_version(mlflow.client(), name, version).test_rmse_by_horizon()
+                )
+            except Exception:  # a version deleted from the registry: its bar is gone
+                continue
+    return strictest_reference(references)
+
+
 @dg.asset(
     deps=["forecasts"],
     group_name=OPERATIONS_GROUP,
@@ -383,7 +404,7 @@ def forecast_accuracy(
     forecasts = store.read(now - timedelta(days=32), now, settings.location_names)
     scores = score(forecasts, obs, now)
     champion = _champion(mlflow, settings.model_name)
-    test_rmse = champion.test_rmse_by_horizon()
+    test_rmse = _week_reference(mlflow, champion, forecasts, now)
     factor = operations.accuracy_factor
     exceeded, ratios = degradation(scores, test_rmse, factor=factor)
     metrics = PipelineMetrics()
