@@ -104,10 +104,33 @@ class EnsembleModel:
 
     def lightgbm(self, *arrays: np.ndarray) -> np.ndarray:
         """The boosters' forecasts (n, n_horizons, n_targets), real units, float32."""
+        x, per_h = self._features(arrays)
+        return self._direct(x, per_h)
+
+    def residual(self, lstm: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
+        """``lstm`` (n, n_horizons, n_targets) corrected by the residual boosters."""
+        return self._corrected(lstm, self._features(arrays)[1])
+
+    def parts(self, *arrays: np.ndarray, lstm: np.ndarray | None = None) -> np.ndarray:
+        """Every component's forecast, stacked on a last axis in :attr:`components` order;
+        ``lstm``: the members' forecast when the caller has it. The boosters' features are
+        computed once for both booster families."""
+        if lstm is None:
+            lstm = _members_forward(self)(*arrays)
+        x, per_h = self._features(arrays)
+        by_name = {"lstm": lstm, "lightgbm": self._direct(x, per_h)}
+        if "lstm_residual" in self.components:
+            by_name["lstm_residual"] = self._corrected(lstm, per_h)
+        return np.stack([by_name[c] for c in self.components], axis=-1)
+
+    def _features(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         x = np.asarray(arrays[0], dtype=np.float32)
         future = np.asarray(arrays[1], dtype=np.float32) if len(arrays) > 1 else None
         per_h = array_features(x, future, self.feature_names, self.future_names,
                                self.target_names, self.horizons)  # fmt: skip
+        return x, per_h
+
+    def _direct(self, x: np.ndarray, per_h: list[np.ndarray]) -> np.ndarray:
         last = _last_targets(x, self.feature_names, self.target_names)
         out = np.empty((len(x), len(self.horizons), len(self.target_names)), np.float32)
         for j, h in enumerate(self.horizons):
@@ -116,26 +139,13 @@ class EnsembleModel:
                 out[:, j, k] = last[:, k] + change
         return out
 
-    def residual(self, lstm: np.ndarray, *arrays: np.ndarray) -> np.ndarray:
-        """``lstm`` (n, n_horizons, n_targets) corrected by the residual boosters."""
-        x = np.asarray(arrays[0], dtype=np.float32)
-        future = np.asarray(arrays[1], dtype=np.float32) if len(arrays) > 1 else None
-        per_h = array_features(x, future, self.feature_names, self.future_names,
-                               self.target_names, self.horizons)  # fmt: skip
+    def _corrected(self, lstm: np.ndarray, per_h: list[np.ndarray]) -> np.ndarray:
         out = np.asarray(lstm, np.float32).copy()
         for j, h in enumerate(self.horizons):
             for k in range(len(self.target_names)):
                 rows = _with_forecast(per_h[j], lstm[:, j, k])
                 out[:, j, k] += self.residual_boosters[(k, int(h))].predict(rows, num_threads=1)
         return out
-
-    def parts(self, *arrays: np.ndarray) -> np.ndarray:
-        """Every component's forecast, stacked on a last axis in :attr:`components` order."""
-        lstm = _members_forward(self)(*arrays)
-        by_name = {"lstm": lstm, "lightgbm": self.lightgbm(*arrays)}
-        if "lstm_residual" in self.components:
-            by_name["lstm_residual"] = self.residual(lstm, *arrays)
-        return np.stack([by_name[c] for c in self.components], axis=-1)
 
 
 def _with_forecast(rows: np.ndarray, forecast: np.ndarray) -> np.ndarray:
@@ -324,7 +334,7 @@ def fit_ensemble(
     ensemble.residual_boosters = fit_boosters(
         inputs_train, y_train, inputs_val, y_val, *names, forecasts=(lstm_train, lstm_val)
     )
-    parts = ensemble.parts(*inputs_val)
+    parts = ensemble.parts(*inputs_val, lstm=lstm_val)
     ensemble.weights = fit_weights(parts, y_val)
     blended = _blend(ensemble.weights, parts)
     ensemble.extra = {
@@ -379,16 +389,12 @@ def ensemble_forward(ensemble: EnsembleModel) -> Callable[..., np.ndarray]:
     boosters' read-only prediction; nothing is mutated, so threads may share it."""
     members = _members_forward(ensemble)
     n_inputs = len(ensemble.inputs)
-    weights, components = ensemble.weights.copy(), list(ensemble.components)
+    weights = ensemble.weights.copy()
 
     def forward(*arrays: np.ndarray) -> np.ndarray:
         if len(arrays) != n_inputs:
             raise ValueError(f"the model reads {n_inputs} input(s), got {len(arrays)}")
-        lstm = members(*arrays)
-        by_name = {"lstm": lstm, "lightgbm": ensemble.lightgbm(*arrays)}
-        if "lstm_residual" in components:
-            by_name["lstm_residual"] = ensemble.residual(lstm, *arrays)
-        return _blend(weights, np.stack([by_name[c] for c in components], axis=-1))
+        return _blend(weights, ensemble.parts(*arrays, lstm=members(*arrays)))
 
     forward.n_inputs = n_inputs  # type: ignore[attr-defined]
     return forward

@@ -16,7 +16,6 @@
 observations at or before it are used: a replay deployment's frames may hold later hours.
 """
 
-import base64
 import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -94,12 +93,6 @@ def _clock_now(deployment: DeploymentResource) -> datetime:
 
 def _upto(observations: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return observations[observations[TIME] <= pd.Timestamp(now)]
-
-
-def _png_md(title: str, png: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(
-        f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
-    )
 
 
 def _weather_forecasts_for(
@@ -437,11 +430,7 @@ def forecast_accuracy(
         "7-day RMSE over the deployment clock",
         trend_chart(trend, "7-day mean RMSE, champion vs persistence", "µg/m³"),
     )
-    charts = (
-        chart_metadata(mlflow, champion.run_id, monitoring_folder(now), pngs)
-        if champion.run_id
-        else {key: _png_md(title, png) for key, (title, png) in pngs.items()}
-    )
+    charts = chart_metadata(mlflow, champion.run_id, monitoring_folder(now), pngs)
     verdict = accuracy_verdict(scores, forecasts, obs, now, test_rmse, factor)
     context.log.info(
         f"7-day RMSE {rmse_7d:.1f} vs persistence {persistence_7d:.1f}; ratio to test RMSE "
@@ -576,12 +565,8 @@ def drift_report(
                 f"table_{loc}": dg.MetadataValue.md(r.table_markdown())
                 for loc, r in results.items()
             },
-            **(
-                chart_metadata(
-                    mlflow, champion.run_id, monitoring_folder(now), {"trend_drift_score": chart}
-                )
-                if champion.run_id
-                else {"trend_drift_score": _png_md(*chart)}
+            **chart_metadata(
+                mlflow, champion.run_id, monitoring_folder(now), {"trend_drift_score": chart}
             ),
         },
     )

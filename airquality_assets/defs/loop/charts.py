@@ -4,9 +4,11 @@ Dagster renders Markdown metadata inline only when it is short, so a base64 PNG 
 behind "[Show Markdown]". Each chart is logged instead as an artifact of the champion's
 MLflow run (under ``monitoring/<clock>/``, one folder per materialization, so an old
 event keeps its own chart) and the metadata holds a short image link to the tracking
-server's artifact route, which the browser loads.
+server's artifact route, which the browser loads. Without a champion run to log to, the
+chart is embedded (base64) as before.
 """
 
+import base64
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -28,11 +30,23 @@ def monitoring_folder(clock: datetime) -> str:
     return f"{MONITORING_ARTIFACTS}/{clock:%Y-%m-%dT%H%MZ}"
 
 
+def embedded_png(title: str, png: bytes) -> dg.MetadataValue:
+    """A PNG as a base64 Markdown image (Dagster shows it behind "[Show Markdown]")."""
+    return dg.MetadataValue.md(
+        f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+    )
+
+
 def chart_metadata(
-    mlflow: MlflowResource, run_id: str, folder: str, charts: dict[str, tuple[str, bytes]]
+    mlflow: MlflowResource,
+    run_id: str | None,
+    folder: str,
+    charts: dict[str, tuple[str, bytes]],
 ) -> dict[str, dg.MetadataValue]:
     """Log ``charts`` (metadata key -> (title, PNG)) to ``run_id`` under ``folder`` and
-    return their metadata: an inline image each."""
+    return their metadata: an inline image each; embedded images when there is no run."""
+    if not run_id:
+        return {key: embedded_png(title, png) for key, (title, png) in charts.items()}
     client, pages = mlflow.client(), mlflow.pages()
     out: dict[str, dg.MetadataValue] = {}
     with tempfile.TemporaryDirectory() as tmp:
